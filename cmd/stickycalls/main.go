@@ -1,0 +1,52 @@
+// Command stickycalls is the Sticky Calls caller-memory service.
+//
+//	stickycalls [serve]                              run the service (default)
+//	stickycalls keys create --tenant T --mode test|prod
+//	stickycalls keys list
+//	stickycalls keys revoke KEY_ID
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stickycalls:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  stickycalls [serve]                                  run the service
+  stickycalls keys create --tenant NAME --mode test|prod
+  stickycalls keys list
+  stickycalls keys revoke KEY_ID
+`
+
+// run is the whole program; main only turns its error into an exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, getenv, stdout)
+	case "keys":
+		return keys(ctx, args, getenv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/stickycalls/stickycalls/config"
+	"github.com/stickycalls/stickycalls/context/boltstore"
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/greetings"
+	"github.com/stickycalls/stickycalls/httpapi"
+)
+
+// serve runs the service until ctx is done, then drains it.
+func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(stdout, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	store, err := boltstore.Open(cfg.DataPath, time.Second)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() { defer close(swept); store.Run(sweepCtx, cfg.SweepInterval, time.Now) }()
+	defer func() { stopSweep(); <-swept }()
+
+	calls, err := newService(cfg, store)
+	if err != nil {
+		return err
+	}
+	if err := firstKey(ctx, calls, stdout); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := httpapi.NewHandler(logger, calls, reg, nil)
+	return listenAndServe(ctx, cfg, handler, logger)
+}
+
+// newService wires the domain service from the configuration.
+func newService(cfg config.Config, store callcontext.Store) (*callcontext.Service, error) {
+	policies, err := policiesOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	greeter, err := newGreeter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return callcontext.NewService(store, callcontext.NoLookup{}, greeter, time.Now, policies, callcontext.Durations{}), nil
+}
+
+// policiesOf turns each configured tenant into the service's policy.
+func policiesOf(cfg config.Config) (map[string]callcontext.Policy, error) {
+	out := map[string]callcontext.Policy{}
+	for name, t := range cfg.Tenants {
+		p := callcontext.DefaultPolicy()
+		if err := identity.Apply(&p.Weights, &p.Thresholds, t.Scoring.Weights, t.Scoring.Thresholds); err != nil {
+			return nil, fmt.Errorf("tenant %s: %w", name, err)
+		}
+		p.Plans = map[callcontext.Mode]callcontext.Plan{}
+		for mode, plan := range t.Plans {
+			p.Plans[callcontext.Mode(mode)] = callcontext.Plan{RateLimitPerMinute: plan.RateLimitPerMinute, MonthlyQuota: int64(plan.MonthlyQuota)}
+		}
+		p.OwnNumbers = map[string]bool{}
+		for number, n := range cfg.Numbers {
+			if n.Tenant == name {
+				p.OwnNumbers[number] = true
+			}
+		}
+		out[name] = p
+	}
+	return out, nil
+}
+
+func newGreeter(cfg config.Config) (*greetings.Greeter, error) {
+	sets := map[string]greetings.Set{}
+	for name, g := range cfg.Greetings {
+		sets[name] = greetings.Set{
+			Language: g.Language, Voice: g.Voice, DetailsMinConfidence: g.DetailsMinConfidence,
+			Reuse: g.Reuse, ReuseIntent: g.ReuseIntent, Confirm: g.Confirm, Ignore: g.Ignore, Fallback: g.Fallback,
+		}
+	}
+	numbers := map[string]string{}
+	for number, n := range cfg.Numbers {
+		numbers[number] = n.Greetings
+	}
+	return greetings.New(sets, numbers)
+}
+
+// firstKey gives a newcomer a key: on an empty store it creates tenant
+// default's first test key and prints it once.
+func firstKey(ctx context.Context, calls *callcontext.Service, stdout io.Writer) error {
+	keys, err := calls.Keys(ctx)
+	if err != nil || len(keys) > 0 {
+		return err
+	}
+	secret, k, err := calls.CreateKey(ctx, config.DefaultTenant, callcontext.Test)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Created tenant %q and its first test key (id %s). It is shown only once:\n\n    %s\n\n", k.Tenant, k.ID, secret)
+	return nil
+}
+
+// listenAndServe serves until ctx is done, then finishes in-flight requests.
+func listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler, logger zerolog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	logger.Info().Str("addr", ln.Addr().String()).Msg("listening")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	logger.Info().Msg("stopped")
+	return err
+}

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// file is the YAML file as written (API.md §10). Its field names are a contract.
+type file struct {
+	PublicURL string                  `yaml:"public_url"`
+	Tenants   map[string]tenantFile   `yaml:"tenants"`
+	Numbers   map[string]numberFile   `yaml:"numbers"`
+	Greetings map[string]greetingFile `yaml:"greetings"`
+}
+
+type tenantFile struct {
+	Plans   map[string]planFile `yaml:"plans"`
+	Twilio  twilioFile          `yaml:"twilio"`
+	Scoring scoringFile         `yaml:"scoring"`
+}
+
+type planFile struct {
+	RateLimitPerMinute int `yaml:"rate_limit_per_minute"`
+	MonthlyQuota       int `yaml:"monthly_quota"`
+}
+
+// twilioFile names the environment variables that hold the secrets: the file
+// never holds a secret itself.
+type twilioFile struct {
+	AccountSID           string `yaml:"account_sid"`
+	AuthTokenEnv         string `yaml:"auth_token_env"`
+	PreviousAuthTokenEnv string `yaml:"previous_auth_token_env"`
+	APIKeyEnv            string `yaml:"api_key_env"`
+	APISecretEnv         string `yaml:"api_secret_env"`
+}
+
+type scoringFile struct {
+	Weights    map[string]float64 `yaml:"weights"`
+	Thresholds map[string]float64 `yaml:"thresholds"`
+}
+
+type numberFile struct {
+	Tenant    string     `yaml:"tenant"`
+	Greetings string     `yaml:"greetings"`
+	Next      actionFile `yaml:"next"`
+	Fallback  actionFile `yaml:"fallback"`
+}
+
+type actionFile struct {
+	Dial     string `yaml:"dial"`
+	Stream   string `yaml:"stream"`
+	Redirect string `yaml:"redirect"`
+}
+
+type greetingFile struct {
+	Language             string   `yaml:"language"`
+	Voice                string   `yaml:"voice"`
+	DetailsMinConfidence *float64 `yaml:"details_min_confidence"` // nil: the default
+	Reuse                string   `yaml:"reuse"`
+	ReuseIntent          string   `yaml:"reuse_intent"`
+	Confirm              string   `yaml:"confirm"`
+	Ignore               string   `yaml:"ignore"`
+	Fallback             string   `yaml:"fallback"`
+}
+
+// file reads and decodes the YAML file at path. An empty path means no file.
+func (l *loader) file(path string) file {
+	if path == "" {
+		return file{}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		l.add("STICKYCALLS_CONFIG", "cannot read config file: %v", err) // err names the file
+		return file{}
+	}
+	return l.decode(path, data)
+}
+
+// decode decodes data strictly: a field the file format does not define is a
+// problem. An empty document is an empty file.
+func (l *loader) decode(path string, data []byte) file {
+	var f file
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(&f)
+	var typeErr *yaml.TypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return file{}
+	case errors.As(err, &typeErr):
+		// yaml.v3 still decodes the rest, so f is checked too and every
+		// problem is listed at once.
+		for _, e := range typeErr.Errors {
+			l.addYAML(path, e)
+		}
+	case err != nil:
+		l.addYAML(path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return file{}
+	}
+	if err := dec.Decode(new(yaml.Node)); !errors.Is(err, io.EOF) {
+		l.add(path, "must hold exactly one YAML document")
+	}
+	return f
+}
+
+// addYAML records a problem reported by the YAML library, as path:line when
+// the library gives the line, and names unknown fields in the file's terms
+// rather than in Go's.
+func (l *loader) addYAML(path, msg string) {
+	where := path
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if line, m, ok := strings.Cut(rest, ": "); ok {
+			where, msg = path+":"+line, m
+		}
+	}
+	var field, typ string
+	if n, _ := fmt.Sscanf(msg, "field %s not found in type %s", &field, &typ); n == 2 {
+		msg = fmt.Sprintf("unknown field %q in %s", field, section(typ))
+	}
+	l.add(where, "%s", msg)
+}
+
+// section names the part of the file that the Go type typ decodes.
+func section(typ string) string {
+	switch strings.TrimPrefix(typ, "config.") {
+	case "tenantFile":
+		return "a tenant (plans, twilio, scoring)"
+	case "planFile":
+		return "a plan (rate_limit_per_minute, monthly_quota)"
+	case "twilioFile":
+		return "twilio (account_sid, auth_token_env, previous_auth_token_env, api_key_env, api_secret_env)"
+	case "scoringFile":
+		return "scoring (weights, thresholds)"
+	case "numberFile":
+		return "a number (tenant, greetings, next, fallback)"
+	case "actionFile":
+		return "an action (dial, stream, redirect)"
+	case "greetingFile":
+		return "a greeting set (language, voice, details_min_confidence, reuse, reuse_intent, confirm, ignore, fallback)"
+	}
+	return "the top level (public_url, tenants, numbers, greetings)"
+}

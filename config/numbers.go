@@ -1,0 +1,94 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// numbers checks the file's numbers against the tenants and greeting sets
+// already in cfg.
+func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number {
+	out := make(map[string]Number, len(in))
+	for key, nf := range in {
+		where := fmt.Sprintf("numbers[%q]", key)
+		if !isE164(key) {
+			l.add(where, "a number is + then 8 to 15 digits, the first not 0")
+		}
+		n := Number{
+			Tenant:    cmp.Or(nf.Tenant, DefaultTenant),
+			Greetings: nf.Greetings,
+			Next:      Action(nf.Next),
+			Fallback:  Action(nf.Fallback),
+		}
+		if _, ok := cfg.Tenants[n.Tenant]; !ok {
+			l.add(where+".tenant", "no tenant %q", n.Tenant)
+		}
+		if _, ok := cfg.Greetings[n.Greetings]; n.Greetings != "" && !ok {
+			l.add(where+".greetings", "no greeting set %q", n.Greetings)
+		}
+		l.action(where+".next", n.Next)
+		if n.Fallback != (Action{}) {
+			l.action(where+".fallback", n.Fallback)
+		}
+		out[key] = n
+	}
+	return out
+}
+
+// action checks that exactly one field of a is set, and that it is valid.
+// Dial targets are not echoed: they are phone numbers.
+func (l *loader) action(where string, a Action) {
+	set := 0
+	for _, s := range []string{a.Dial, a.Stream, a.Redirect} {
+		if s != "" {
+			set++
+		}
+	}
+	switch {
+	case set != 1:
+		l.add(where, "exactly one of dial, stream, redirect")
+	case a.Dial != "" && !isE164(a.Dial) && !isSIP(a.Dial):
+		l.add(where+".dial", "must be an E.164 number (+ then 8 to 15 digits) or a sip: URI")
+	case a.Stream != "" && !isURL(a.Stream, "ws", "wss"):
+		l.add(where+".stream", "must be a ws:// or wss:// URL, got %q", a.Stream)
+	case a.Redirect != "" && !isURL(a.Redirect, "http", "https"):
+		l.add(where+".redirect", "must be an http:// or https:// URL, got %q", a.Redirect)
+	}
+}
+
+// isE164 reports whether s is "+" then 8 to 15 digits, the first not 0.
+func isE164(s string) bool {
+	digits, ok := strings.CutPrefix(s, "+")
+	if !ok || len(digits) < 8 || len(digits) > 15 || digits[0] == '0' {
+		return false
+	}
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isSIP reports whether s is a "sip:" URI with something after the scheme
+// and no white space.
+func isSIP(s string) bool {
+	rest, ok := strings.CutPrefix(s, "sip:")
+	return ok && rest != "" && !strings.ContainsAny(rest, " \t\r\n")
+}
+
+// isURL reports whether s is an absolute URL with a host and one of schemes.
+func isURL(s string, schemes ...string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	for _, scheme := range schemes {
+		if u.Scheme == scheme {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,135 @@
+// Package boltstore is the embedded store: every customer, call, key and
+// counter in one bbolt file. It serves one process at a time (the file is
+// locked while open); each Store method is one transaction, fsynced on
+// commit. Expired data is filtered on read and swept in the background.
+//
+// Layout: top-level buckets "keys" (id → key) and "keyhash" (hash → id),
+// and one bucket per scope ("tenant\x00mode") holding "customers" (ref →
+// record), "anis" (ANI → links and line type), "owners" (external id →
+// owner), "calls" (call id → call record), "idem" (op:key → idempotency
+// record) and "usage" (period → counters). Values are JSON.
+package boltstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+var _ callcontext.Store = (*Store)(nil)
+
+// ErrLocked means another process holds the file.
+var ErrLocked = errors.New("the data file is locked by another process (is a stickycalls server running? stop it first)")
+
+// Store is a callcontext.Store in one bbolt file.
+type Store struct {
+	db *bolt.DB
+}
+
+var (
+	bucketKeys    = []byte("keys")
+	bucketKeyHash = []byte("keyhash")
+	bucketScopes  = []byte("scopes")
+)
+
+// Sub-buckets of a scope.
+var (
+	subCustomers = []byte("customers")
+	subANIs      = []byte("anis")
+	subOwners    = []byte("owners")
+	subCalls     = []byte("calls")
+	subIdem      = []byte("idem")
+	subUsage     = []byte("usage")
+)
+
+// Open opens or creates the store at path. It fails with ErrLocked within
+// lockWait when another process has the file open.
+func Open(path string, lockWait time.Duration) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKeys, bucketKeyHash, bucketScopes} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping reports whether the file is open.
+func (s *Store) Ping(context.Context) error {
+	return s.db.View(func(*bolt.Tx) error { return nil })
+}
+
+// scope is one scope's buckets inside a transaction.
+type scope struct {
+	customers, anis, owners, calls, idem, usage *bolt.Bucket
+}
+
+func scopeName(sc callcontext.Scope) []byte { return []byte(sc.Tenant + "\x00" + string(sc.Mode)) }
+
+// writeScope returns the scope's buckets, creating them.
+func writeScope(tx *bolt.Tx, sc callcontext.Scope) (scope, error) {
+	b, err := tx.Bucket(bucketScopes).CreateBucketIfNotExists(scopeName(sc))
+	if err != nil {
+		return scope{}, err
+	}
+	subs := make([]*bolt.Bucket, 6)
+	for i, name := range [][]byte{subCustomers, subANIs, subOwners, subCalls, subIdem, subUsage} {
+		if subs[i], err = b.CreateBucketIfNotExists(name); err != nil {
+			return scope{}, err
+		}
+	}
+	return scope{subs[0], subs[1], subs[2], subs[3], subs[4], subs[5]}, nil
+}
+
+// readScope returns the scope's buckets, or ok false if it has none yet.
+func readScope(tx *bolt.Tx, sc callcontext.Scope) (scope, bool) {
+	b := tx.Bucket(bucketScopes).Bucket(scopeName(sc))
+	if b == nil {
+		return scope{}, false
+	}
+	return scope{b.Bucket(subCustomers), b.Bucket(subANIs), b.Bucket(subOwners), b.Bucket(subCalls), b.Bucket(subIdem), b.Bucket(subUsage)}, true
+}
+
+// get decodes the JSON value of key into v and reports whether it existed.
+func get(b *bolt.Bucket, key string, v any) (bool, error) {
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func put(b *bolt.Bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), raw)
+}
+
+func jsonDecode(raw []byte, v any) error { return json.Unmarshal(raw, v) }

@@ -1,0 +1,283 @@
+package boltstore
+
+import (
+	"context"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// idemRecord remembers an Idempotency-Key: the request it was used with.
+type idemRecord struct {
+	Print   string    `json:"print"`
+	CallID  string    `json:"call_id"`
+	Expires time.Time `json:"expires"`
+}
+
+func idemKey(op callcontext.Op, key string) string { return string(op) + ":" + key }
+
+// opState is one op's part of a call record.
+type opState struct {
+	done       bool
+	print      string
+	response   []byte
+	lease      time.Time
+	leasePrint string
+}
+
+func stateOf(c callcontext.CallRecord, op callcontext.Op) opState {
+	if op == callcontext.OpStart {
+		return opState{len(c.StartResponse) > 0, c.StartPrint, c.StartResponse, c.StartLease, c.StartLeasePrint}
+	}
+	return opState{len(c.EndResponse) > 0, c.EndPrint, c.EndResponse, c.EndLease, c.EndLeasePrint}
+}
+
+func setLease(c *callcontext.CallRecord, op callcontext.Op, until time.Time, print string) {
+	if op == callcontext.OpStart {
+		c.StartLease, c.StartLeasePrint = until, print
+		return
+	}
+	c.EndLease, c.EndLeasePrint = until, print
+}
+
+// Claim implements callcontext.Store.
+func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+	var res callcontext.ClaimResult
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := writeScope(tx, sc)
+		if err != nil {
+			return err
+		}
+		res, err = claim(b, c)
+		return err
+	})
+	return res, err
+}
+
+func claim(b scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+	if c.Key != "" {
+		res, decided, err := claimByKey(b, c)
+		if decided || err != nil {
+			return res, err
+		}
+	}
+	call, _, err := liveCall(b, c.CallID, c.Now)
+	if err != nil {
+		return callcontext.ClaimResult{}, err
+	}
+	st := stateOf(call, c.Op)
+	switch {
+	case st.done && st.print == c.Fingerprint && (c.Op == callcontext.OpEnd || call.Started.Add(c.Replay).After(c.Now)):
+		return callcontext.ClaimResult{Outcome: callcontext.Replay, Response: st.response}, nil
+	case st.done:
+		return callcontext.ClaimResult{Outcome: callcontext.Conflict}, nil
+	case st.lease.After(c.Now) && st.leasePrint == c.Fingerprint:
+		return callcontext.ClaimResult{Outcome: callcontext.InFlight}, nil
+	case st.lease.After(c.Now):
+		return callcontext.ClaimResult{Outcome: callcontext.Conflict}, nil
+	}
+	u, err := usage(b, c.Period)
+	if err != nil {
+		return callcontext.ClaimResult{}, err
+	}
+	if c.Quota > 0 && u.Requests >= c.Quota {
+		return callcontext.ClaimResult{Outcome: callcontext.OverQuota}, nil
+	}
+	u.Requests++
+	if err := put(b.usage, c.Period, u); err != nil {
+		return callcontext.ClaimResult{}, err
+	}
+	before := call
+	if call.ID == "" {
+		call = callcontext.CallRecord{ID: c.CallID, Expires: c.Now.Add(c.Retention)}
+	}
+	setLease(&call, c.Op, c.Now.Add(c.Lease), c.Fingerprint)
+	if err := put(b.calls, c.CallID, call); err != nil {
+		return callcontext.ClaimResult{}, err
+	}
+	if c.Key != "" {
+		rec := idemRecord{Print: c.Fingerprint, CallID: c.CallID, Expires: c.Now.Add(c.KeyTTL)}
+		if err := put(b.idem, idemKey(c.Op, c.Key), rec); err != nil {
+			return callcontext.ClaimResult{}, err
+		}
+	}
+	return callcontext.ClaimResult{Outcome: callcontext.Claimed, Call: before}, nil
+}
+
+// claimByKey applies the Idempotency-Key rules; decided is false when the
+// key is new (or its request died) and the call_id rules apply.
+func claimByKey(b scope, c callcontext.Claim) (callcontext.ClaimResult, bool, error) {
+	var rec idemRecord
+	ok, err := get(b.idem, idemKey(c.Op, c.Key), &rec)
+	if err != nil || !ok || !rec.Expires.After(c.Now) {
+		return callcontext.ClaimResult{}, false, err
+	}
+	if rec.Print != c.Fingerprint {
+		return callcontext.ClaimResult{Outcome: callcontext.KeyReused}, true, nil
+	}
+	call, _, err := liveCall(b, rec.CallID, c.Now)
+	if err != nil {
+		return callcontext.ClaimResult{}, false, err
+	}
+	switch st := stateOf(call, c.Op); {
+	case st.done:
+		return callcontext.ClaimResult{Outcome: callcontext.Replay, Response: st.response}, true, nil
+	case st.lease.After(c.Now):
+		return callcontext.ClaimResult{Outcome: callcontext.InFlight}, true, nil
+	}
+	return callcontext.ClaimResult{}, false, nil
+}
+
+func liveCall(b scope, id string, now time.Time) (callcontext.CallRecord, bool, error) {
+	var call callcontext.CallRecord
+	ok, err := get(b.calls, id, &call)
+	if err != nil || !ok || !call.Expires.After(now) {
+		return callcontext.CallRecord{}, false, err
+	}
+	return call, true, nil
+}
+
+func usage(b scope, period string) (callcontext.UsageCount, error) {
+	var u callcontext.UsageCount
+	_, err := get(b.usage, period, &u)
+	return u, err
+}
+
+// Release implements callcontext.Store.
+func (s *Store) Release(_ context.Context, sc callcontext.Scope, c callcontext.Claim) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := writeScope(tx, sc)
+		if err != nil {
+			return err
+		}
+		call, ok, err := liveCall(b, c.CallID, c.Now)
+		if err != nil || !ok {
+			return err
+		}
+		if st := stateOf(call, c.Op); st.done || st.leasePrint != c.Fingerprint {
+			return nil // not ours to release
+		}
+		setLease(&call, c.Op, time.Time{}, "")
+		if err := releaseCall(b, call); err != nil {
+			return err
+		}
+		if c.Key != "" {
+			if err := b.idem.Delete([]byte(idemKey(c.Op, c.Key))); err != nil {
+				return err
+			}
+		}
+		u, err := usage(b, c.Period)
+		if err != nil {
+			return err
+		}
+		u.Requests = max(u.Requests-1, 0)
+		return put(b.usage, c.Period, u)
+	})
+}
+
+// releaseCall stores call, or deletes it when nothing but the lease made it.
+func releaseCall(b scope, call callcontext.CallRecord) error {
+	if call.Started.IsZero() && call.Ended.IsZero() && call.StartLease.IsZero() && call.EndLease.IsZero() {
+		return b.calls.Delete([]byte(call.ID))
+	}
+	return put(b.calls, call.ID, call)
+}
+
+// SaveStart implements callcontext.Store.
+func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st callcontext.StartCommit) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := writeScope(tx, sc)
+		if err != nil {
+			return err
+		}
+		var call callcontext.CallRecord
+		if _, err := get(b.calls, st.Call.ID, &call); err != nil {
+			return err
+		}
+		mergeStart(&call, st.Call)
+		if err := put(b.calls, call.ID, call); err != nil {
+			return err
+		}
+		if err := rememberLineType(b, st); err != nil {
+			return err
+		}
+		return count(b, st.Period, st.Billable)
+	})
+}
+
+// mergeStart copies the start's fields, leaving any end untouched.
+func mergeStart(dst *callcontext.CallRecord, src callcontext.CallRecord) {
+	ended, endPrint, endResp, endLease, endLeasePrint := dst.Ended, dst.EndPrint, dst.EndResponse, dst.EndLease, dst.EndLeasePrint
+	*dst = src
+	dst.StartLease, dst.StartLeasePrint = time.Time{}, ""
+	dst.Ended, dst.EndPrint, dst.EndResponse, dst.EndLease, dst.EndLeasePrint = ended, endPrint, endResp, endLease, endLeasePrint
+}
+
+// mergeEnd copies the end's fields, leaving any start untouched.
+func mergeEnd(dst *callcontext.CallRecord, src callcontext.CallRecord) {
+	if dst.ID == "" {
+		*dst = src
+	}
+	dst.Ended, dst.EndPrint, dst.EndResponse = src.Ended, src.EndPrint, src.EndResponse
+	dst.EndLease, dst.EndLeasePrint = time.Time{}, ""
+}
+
+func rememberLineType(b scope, st callcontext.StartCommit) error {
+	if st.Call.ANI == "" || st.LineType == "" || st.LineType == "unknown" {
+		return nil
+	}
+	var e aniEntry
+	if _, err := get(b.anis, st.Call.ANI, &e); err != nil {
+		return err
+	}
+	e.LineType = st.LineType
+	e.LineTypeExpires = st.Call.Started.Add(st.LinkTTL)
+	return put(b.anis, st.Call.ANI, e)
+}
+
+func count(b scope, period string, billable bool) error {
+	u, err := usage(b, period)
+	if err != nil {
+		return err
+	}
+	if billable {
+		u.Billable++
+	} else {
+		u.NonBillable++
+	}
+	return put(b.usage, period, u)
+}
+
+// Call implements callcontext.Store.
+func (s *Store) Call(_ context.Context, sc callcontext.Scope, id string) (callcontext.CallRecord, error) {
+	var call callcontext.CallRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, ok := readScope(tx, sc)
+		if !ok {
+			return callcontext.ErrNotFound
+		}
+		found, err := get(b.calls, id, &call)
+		if err == nil && !found {
+			return callcontext.ErrNotFound
+		}
+		return err
+	})
+	return call, err
+}
+
+// Usage implements callcontext.Store.
+func (s *Store) Usage(_ context.Context, sc callcontext.Scope, period string) (callcontext.UsageCount, error) {
+	var u callcontext.UsageCount
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, ok := readScope(tx, sc)
+		if !ok {
+			return nil
+		}
+		var err error
+		u, err = usage(b, period)
+		return err
+	})
+	return u, err
+}

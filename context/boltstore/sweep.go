@@ -1,0 +1,130 @@
+package boltstore
+
+import (
+	"context"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// Sweep deletes everything that expired before now, in every scope.
+func (s *Store) Sweep(now time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketScopes).ForEach(func(name, _ []byte) error {
+			sb := tx.Bucket(bucketScopes).Bucket(name)
+			b := scope{sb.Bucket(subCustomers), sb.Bucket(subANIs), sb.Bucket(subOwners), sb.Bucket(subCalls), sb.Bucket(subIdem), sb.Bucket(subUsage)}
+			return sweepScope(b, now)
+		})
+	})
+}
+
+func sweepScope(b scope, now time.Time) error {
+	var dead []string
+	err := b.customers.ForEach(func(k, _ []byte) error {
+		var r callcontext.Record
+		if _, err := get(b.customers, string(k), &r); err != nil {
+			return err
+		}
+		if !r.Expires.After(now) {
+			dead = append(dead, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ref := range dead {
+		var r callcontext.Record
+		if _, err := get(b.customers, ref, &r); err != nil {
+			return err
+		}
+		if err := deleteCustomer(b, ref, r); err != nil {
+			return err
+		}
+	}
+	if err := sweepExpired(b.calls, now, func(v []byte) (time.Time, error) {
+		var c callcontext.CallRecord
+		return c.Expires, jsonDecode(v, &c)
+	}); err != nil {
+		return err
+	}
+	if err := sweepExpired(b.idem, now, func(v []byte) (time.Time, error) {
+		var r idemRecord
+		return r.Expires, jsonDecode(v, &r)
+	}); err != nil {
+		return err
+	}
+	if err := sweepExpired(b.owners, now, func(v []byte) (time.Time, error) {
+		var o owner
+		return o.Expires, jsonDecode(v, &o)
+	}); err != nil {
+		return err
+	}
+	return sweepANIs(b, now)
+}
+
+// sweepExpired deletes the entries of b whose expiry is not after now.
+func sweepExpired(b *bolt.Bucket, now time.Time, expires func([]byte) (time.Time, error)) error {
+	var dead [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		t, err := expires(v)
+		if err != nil {
+			return err
+		}
+		if !t.After(now) {
+			dead = append(dead, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range dead {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sweepANIs(b scope, now time.Time) error {
+	var keys []string
+	err := b.anis.ForEach(func(k, _ []byte) error {
+		keys = append(keys, string(k))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ani := range keys {
+		e, err := liveANI(b, ani, now)
+		if err != nil {
+			return err
+		}
+		if len(e.Links) == 0 && e.LineType == "" {
+			err = b.anis.Delete([]byte(ani))
+		} else {
+			err = put(b.anis, ani, e)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run sweeps every interval until ctx is done.
+func (s *Store) Run(ctx context.Context, interval time.Duration, now func() time.Time) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.Sweep(now()) // a failed sweep is retried at the next tick
+		}
+	}
+}

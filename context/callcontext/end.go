@@ -1,0 +1,228 @@
+package callcontext
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// maxEndAttempts bounds how often an end is recomputed when a customer
+// changed under it.
+const maxEndAttempts = 8
+
+// End saves what happened on a call. key is the Idempotency-Key, or "".
+func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string) (Reply, error) {
+	now := s.now().UTC()
+	c := s.newClaim(sc, OpEnd, req.CallID, key, Fingerprint(req), now)
+	call, reply, err := s.claim(ctx, sc, c)
+	if reply != nil || err != nil {
+		return derefReply(reply), err
+	}
+	for range maxEndAttempts {
+		var body []byte
+		body, err = s.end(ctx, sc, req, call, c)
+		if !errors.Is(err, ErrVersion) {
+			if err != nil {
+				break
+			}
+			return Reply{Body: body}, nil
+		}
+	}
+	s.release(ctx, sc, c)
+	return Reply{}, err
+}
+
+// ending is what one attempt of an end has worked out.
+type ending struct {
+	req     EndRequest
+	call    CallRecord
+	c       Claim
+	pol     Policy
+	found   Found
+	ref     string
+	anis    []string
+	ids     []ExternalID
+	commit  EndCommit
+	created bool
+}
+
+func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRecord, c Claim) ([]byte, error) {
+	e := &ending{req: req, call: call, c: c, pol: s.policy(sc.Tenant)}
+	ref, err := s.target(ctx, sc, e)
+	if err != nil {
+		return nil, err
+	}
+	e.ref = ref
+	e.collectHints()
+	e.found, err = s.store.Resolve(ctx, sc, Query{ExternalIDs: e.ids, CustomerRef: ref}, c.Now)
+	if err != nil {
+		return nil, fmt.Errorf("read customer: %w", err)
+	}
+	e.moveExternalIDs(s.d)
+	res, err := e.save(s.d)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode end: %w", err)
+	}
+	e.commit.Call = e.callRecord(body, s.d)
+	e.commit.Period = c.Period
+	e.commit.Counted = call.Started.IsZero()
+	e.commit.Billable = e.created
+	if err := s.store.CommitEnd(ctx, sc, e.commit); err != nil {
+		return nil, fmt.Errorf("commit end: %w", err)
+	}
+	return body, nil
+}
+
+// target picks the customer to save to: the body's ref, else the start's,
+// else for a standalone end the customer its hints match at reuse, else a
+// new one.
+func (s *Service) target(ctx context.Context, sc Scope, e *ending) (string, error) {
+	switch {
+	case e.req.CustomerRef != "":
+		return e.req.CustomerRef, nil
+	case e.call.CustomerRef != "":
+		return e.call.CustomerRef, nil
+	case e.req.Hints == nil || e.req.Hints.empty():
+		v := &ValidationError{}
+		v.add("required: the call was not started, so name the customer_ref or send identity_hints", "customer_ref")
+		return "", v
+	}
+	h := *e.req.Hints
+	q := Query{ANI: linkable(h.ANI, e.pol), ExternalIDs: externalIDList(h.ExternalIDs), CustomerRef: h.CustomerRef}
+	found, err := s.store.Resolve(ctx, sc, q, e.c.Now)
+	if err != nil {
+		return "", fmt.Errorf("resolve: %w", err)
+	}
+	res := resolve(found, h, q.ANI, e.c.Now)
+	res.Signals.LineType = cmpLine(found.ANI.LineType)
+	m := identity.Assess(res.Signals, e.pol.Weights, e.pol.Thresholds)
+	if m.Recommendation == identity.Reuse && res.Record != nil {
+		return res.Record.Ref, nil
+	}
+	return cmpOr(h.CustomerRef, NewRef()), nil
+}
+
+func cmpLine(lt identity.LineType) identity.LineType {
+	if lt == "" {
+		return identity.Unknown
+	}
+	return lt
+}
+
+// collectHints gathers what the call links: the start's ANI and external
+// ids, and those of this body.
+func (e *ending) collectHints() {
+	add := func(ani string) {
+		if ani = linkable(ani, e.pol); ani != "" && !slices.Contains(e.anis, ani) {
+			e.anis = append(e.anis, ani)
+		}
+	}
+	add(e.call.ANI)
+	ids := map[string]string{}
+	for _, id := range e.call.ExternalIDs {
+		ids[id.Key] = id.Value
+	}
+	if h := e.req.Hints; h != nil {
+		add(h.ANI)
+		for k, v := range h.ExternalIDs {
+			ids[k] = v
+		}
+	}
+	for k, v := range e.req.ExternalIDs {
+		ids[k] = v
+	}
+	e.ids = externalIDList(ids)
+}
+
+// moveExternalIDs takes each external id away from another customer that
+// holds it: an external id belongs to one customer.
+func (e *ending) moveExternalIDs(d Durations) {
+	moved := map[string]*Record{}
+	for _, id := range e.ids {
+		owner := e.found.Owners[id.String()]
+		if owner == "" || owner == e.ref {
+			continue
+		}
+		r, ok := moved[owner]
+		if !ok {
+			rec, exists := e.found.Customers[owner]
+			if !exists {
+				continue
+			}
+			r = &rec
+			moved[owner] = r
+		}
+		delete(r.ExternalIDs, id.String())
+	}
+	for _, ref := range sortedKeys(moved) {
+		r := moved[ref]
+		prev := r.Version
+		r.prune(e.c.Now, d)
+		r.Version++
+		e.commit.Writes = append(e.commit.Writes, Write{Record: *r, Prev: prev, Delete: !r.alive(e.c.Now)})
+	}
+}
+
+// save applies the end to the target customer and returns the response.
+func (e *ending) save(d Durations) (EndResult, error) {
+	now := e.c.Now
+	r, exists := e.found.Customers[e.ref]
+	prev := r.Version
+	if !exists || !r.alive(now) {
+		r = Record{Ref: e.ref, Created: now, Version: prev}
+		e.created = true
+	}
+	r.prune(now, d)
+	link := Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
+	for _, ani := range e.anis {
+		r.link(ani, nil, link)
+		e.commit.ANILinks = append(e.commit.ANILinks, ANILink{ANI: ani, Ref: e.ref, Link: link})
+	}
+	r.link("", e.ids, link)
+	for _, id := range e.ids {
+		e.commit.Owners = append(e.commit.Owners, Owner{ID: id, Ref: e.ref, Expires: link.Expires})
+	}
+	res := EndResult{CallID: e.req.CallID, CustomerRef: e.ref, CallEnd: Timestamp(now), Billable: e.created}
+	if e.req.Intent != "" {
+		r.applyIntent(e.req.Intent, e.req.Status, now)
+		res.IntentsUpdated = 1
+	}
+	res.VariablesUpdated = r.applyVariables(e.req.Variables, e.req.CallID, now.Add(e.req.VariableTTL))
+	if n := len(r.Variables); n > maxVariables {
+		v := &ValidationError{}
+		v.add(fmt.Sprintf("a customer keeps at most %d variables; this end would leave %d", maxVariables, n), "variables")
+		return EndResult{}, v
+	}
+	if !e.call.Started.IsZero() {
+		res.CallStart = optTimestamp(e.call.Started)
+		res.DurationSeconds = int64(now.Sub(e.call.Started) / time.Second)
+	}
+	if r.FirstCall.IsZero() {
+		r.FirstCall = now
+	}
+	r.LastCall = now
+	r.Calls = append(r.Calls, CallRef{ID: e.req.CallID, At: now})
+	r.prune(now, d)
+	r.Version = prev + 1
+	e.commit.Writes = append(e.commit.Writes, Write{Record: r, Prev: prev, Delete: !r.alive(now)})
+	return res, nil
+}
+
+func (e *ending) callRecord(body []byte, d Durations) CallRecord {
+	call := e.call
+	if call.ID == "" {
+		call = CallRecord{ID: e.req.CallID, Expires: e.c.Now.Add(d.CallRetention)}
+	}
+	call.Ended, call.EndPrint, call.EndResponse = e.c.Now, e.c.Fingerprint, body
+	call.EndLease, call.EndLeasePrint = time.Time{}, ""
+	return call
+}

@@ -1,0 +1,159 @@
+package callcontext
+
+import (
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// prune drops what has expired from r as of now: links, variables, open
+// intents without a call for too long (closed as abandoned), old history
+// and call references. It then recomputes r.Expires.
+func (r *Record) prune(now time.Time, d Durations) {
+	maps.DeleteFunc(r.ANIs, func(_ string, l Link) bool { return !l.Expires.After(now) })
+	maps.DeleteFunc(r.ExternalIDs, func(_ string, l Link) bool { return !l.Expires.After(now) })
+	maps.DeleteFunc(r.Variables, func(_ string, v Variable) bool { return !v.Expires.After(now) })
+	open := r.Intents[:0:0]
+	for _, in := range r.Intents {
+		if in.LastCall.Add(d.IntentTTL).After(now) {
+			open = append(open, in)
+			continue
+		}
+		r.close(in, "abandoned", in.LastCall.Add(d.IntentTTL))
+	}
+	r.Intents = open
+	r.History = slices.DeleteFunc(r.History, func(in Intent) bool { return !in.Closed.Add(d.HistoryTTL).After(now) })
+	if n := len(r.History); n > maxHistory {
+		r.History = r.History[n-maxHistory:]
+	}
+	r.Calls = slices.DeleteFunc(r.Calls, func(c CallRef) bool { return !c.At.Add(d.CallRetention).After(now) })
+	r.Expires = r.latestExpiry(d)
+}
+
+func (r *Record) latestExpiry(d Durations) time.Time {
+	var t time.Time
+	later := func(u time.Time) {
+		if u.After(t) {
+			t = u
+		}
+	}
+	for _, l := range r.ANIs {
+		later(l.Expires)
+	}
+	for _, l := range r.ExternalIDs {
+		later(l.Expires)
+	}
+	for _, v := range r.Variables {
+		later(v.Expires)
+	}
+	for _, in := range r.Intents {
+		later(in.LastCall.Add(d.IntentTTL))
+	}
+	return t
+}
+
+// alive reports whether the customer still exists at now: a live link, an
+// open intent or a live variable.
+func (r *Record) alive(now time.Time) bool { return r.Ref != "" && r.Expires.After(now) }
+
+func (r *Record) close(in Intent, status string, at time.Time) {
+	in.Status, in.Closed = status, at
+	r.History = append(r.History, in)
+}
+
+// applyIntent records one call's intent. Open counts the call on an open
+// intent; resolved and abandoned close it, or record it in history.
+func (r *Record) applyIntent(name, status string, now time.Time) {
+	i := slices.IndexFunc(r.Intents, func(in Intent) bool { return in.Name == name })
+	switch {
+	case status == "open" && i >= 0:
+		r.Intents[i].Attempts++
+		r.Intents[i].LastCall = now
+	case status == "open":
+		r.Intents = append(r.Intents, Intent{Name: name, Status: "open", Attempts: 1, Opened: now, LastCall: now})
+		if len(r.Intents) > maxOpenIntents {
+			r.close(r.Intents[0], "abandoned", now)
+			r.Intents = r.Intents[1:]
+		}
+	case i >= 0:
+		in := r.Intents[i]
+		r.Intents = slices.Delete(r.Intents, i, i+1)
+		r.close(in, status, now)
+	default:
+		r.close(Intent{Name: name, Opened: now, LastCall: now}, status, now)
+	}
+}
+
+// applyVariables merges vars into r and returns how many changed.
+func (r *Record) applyVariables(vars map[string]*string, source string, expires time.Time) int {
+	if r.Variables == nil {
+		r.Variables = map[string]Variable{}
+	}
+	n := 0
+	for k, v := range vars {
+		if v == nil {
+			if _, ok := r.Variables[k]; ok {
+				delete(r.Variables, k)
+				n++
+			}
+			continue
+		}
+		r.Variables[k] = Variable{Value: *v, Source: source, Expires: expires}
+		n++
+	}
+	return n
+}
+
+func (r *Record) link(ani string, ids []ExternalID, l Link) {
+	if ani != "" {
+		if r.ANIs == nil {
+			r.ANIs = map[string]Link{}
+		}
+		r.ANIs[ani] = l
+	}
+	for _, id := range ids {
+		if r.ExternalIDs == nil {
+			r.ExternalIDs = map[string]Link{}
+		}
+		r.ExternalIDs[id.String()] = l
+	}
+}
+
+// name is the stored name variable, if any.
+func (r *Record) name() string { return r.Variables["name"].Value }
+
+func (r *Record) view(now time.Time) CustomerView {
+	v := CustomerView{
+		CustomerRef: r.Ref, FirstCallAt: optTimestamp(r.FirstCall), LastCallAt: optTimestamp(r.LastCall),
+		Links:       LinksView{ANIs: []ANILinkView{}, ExternalIDs: []ExtLinkView{}},
+		OpenIntents: intentViews(r), ClosedIntents: []ClosedIntentView{},
+		Variables: map[string]StoredVariableView{},
+	}
+	for _, ani := range slices.Sorted(maps.Keys(r.ANIs)) {
+		l := r.ANIs[ani]
+		v.Links.ANIs = append(v.Links.ANIs, ANILinkView{ANI: ani, LastCallAt: Timestamp(l.LastCall), ExpiresAt: Timestamp(l.Expires)})
+	}
+	for _, id := range slices.Sorted(maps.Keys(r.ExternalIDs)) {
+		l := r.ExternalIDs[id]
+		key, value, _ := strings.Cut(id, ":")
+		v.Links.ExternalIDs = append(v.Links.ExternalIDs, ExtLinkView{Key: key, Value: value, LastCallAt: Timestamp(l.LastCall), ExpiresAt: Timestamp(l.Expires)})
+	}
+	for _, in := range r.History {
+		v.ClosedIntents = append(v.ClosedIntents, ClosedIntentView{Intent: in.Name, Status: in.Status, AttemptCount: in.Attempts, ClosedAt: Timestamp(in.Closed)})
+	}
+	for k, x := range r.Variables {
+		v.Variables[k] = StoredVariableView{VariableView{x.Value, x.Source, secondsLeft(x.Expires, now)}, Timestamp(x.Expires)}
+	}
+	return v
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

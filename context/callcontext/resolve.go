@@ -1,0 +1,108 @@
+package callcontext
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// resolution is the customer a call's hints resolve to, with the signals
+// that score it.
+type resolution struct {
+	Record     *Record // nil when nothing matched
+	Signals    identity.Signals
+	Candidates []string // refs sharing the line, most recent first
+}
+
+// resolve picks the customer: a customer_ref that exists wins; else the
+// customer with most matching external ids (ties: most recent call); else
+// the customer whose link to the ANI had the most recent call. An index
+// entry counts only when the customer's own record holds the link.
+func resolve(f Found, h Hints, ani string, now time.Time) resolution {
+	live := func(ref string) *Record {
+		r, ok := f.Customers[ref]
+		if !ok || !r.alive(now) {
+			return nil
+		}
+		return &r
+	}
+	aniRefs := lineRefs(f, ani, now, live)
+	owners := map[string]int{} // ref → matching external ids
+	for _, id := range externalIDList(h.ExternalIDs) {
+		ref := f.Owners[id.String()]
+		if r := live(ref); r != nil && r.ExternalIDs[id.String()].Expires.After(now) {
+			owners[ref]++
+		}
+	}
+	var res resolution
+	switch r := live(h.CustomerRef); {
+	case r != nil:
+		res.Record = r
+		res.Signals.CustomerRefMatch = true
+	case len(owners) > 0:
+		res.Record = mostIDs(owners, live)
+	case len(aniRefs) > 0:
+		res.Record = live(aniRefs[0])
+	default:
+		res.Signals.DaysSinceLastCall = -1
+		return res
+	}
+	ref := res.Record.Ref
+	s := &res.Signals
+	s.ANIMatch = slices.Contains(aniRefs, ref)
+	s.ANIShared = s.ANIMatch && len(aniRefs) >= 2
+	s.ANIConflict = len(aniRefs) > 0 && !s.ANIMatch
+	s.ExternalIDMatch = owners[ref] > 0
+	s.ExternalIDConflict = len(owners) > 1 || (len(owners) == 1 && owners[ref] == 0)
+	s.DaysSinceLastCall = -1
+	if !res.Record.LastCall.IsZero() {
+		s.DaysSinceLastCall = int(now.Sub(res.Record.LastCall) / (24 * time.Hour))
+	}
+	if s.ANIShared && !s.ExternalIDMatch && !s.CustomerRefMatch {
+		res.Candidates = aniRefs
+	}
+	return res
+}
+
+// lineRefs lists the customers verifiably linked to ani, most recent first.
+func lineRefs(f Found, ani string, now time.Time, live func(string) *Record) []string {
+	if ani == "" {
+		return nil
+	}
+	var refs []string
+	for ref, l := range f.ANI.Links {
+		if r := live(ref); r != nil && l.Expires.After(now) && r.ANIs[ani].Expires.After(now) {
+			refs = append(refs, ref)
+		}
+	}
+	slices.SortFunc(refs, func(a, b string) int {
+		if c := f.ANI.Links[b].LastCall.Compare(f.ANI.Links[a].LastCall); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return refs
+}
+
+func mostIDs(owners map[string]int, live func(string) *Record) *Record {
+	var best *Record
+	for _, ref := range sortedKeys(owners) {
+		r := live(ref)
+		if best == nil || owners[ref] > owners[best.Ref] ||
+			(owners[ref] == owners[best.Ref] && r.LastCall.After(best.LastCall)) {
+			best = r
+		}
+	}
+	return best
+}
+
+// externalIDList turns a hints map into a sorted list.
+func externalIDList(m map[string]string) []ExternalID {
+	ids := make([]ExternalID, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		ids = append(ids, ExternalID{Key: k, Value: m[k]})
+	}
+	return ids
+}

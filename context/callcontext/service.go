@@ -1,0 +1,288 @@
+package callcontext
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// Service starts and ends calls. It is safe for concurrent use.
+type Service struct {
+	store    Store
+	lines    LineTyper
+	greeter  Greeter
+	now      func() time.Time
+	policies map[string]Policy
+	d        Durations
+}
+
+// NewService returns a service over store. lines must not be nil (pass
+// NoLookup); policies holds each tenant's configuration, and a tenant
+// without one gets the defaults.
+func NewService(store Store, lines LineTyper, greeter Greeter, now func() time.Time, policies map[string]Policy, d Durations) *Service {
+	return &Service{store: store, lines: lines, greeter: greeter, now: now, policies: policies, d: d.withDefaults()}
+}
+
+// DefaultPolicy is the policy of a tenant with no configuration.
+func DefaultPolicy() Policy {
+	return Policy{Weights: identity.DefaultWeights(), Thresholds: identity.DefaultThresholds()}
+}
+
+func (s *Service) policy(tenant string) Policy {
+	if p, ok := s.policies[tenant]; ok {
+		return p
+	}
+	return DefaultPolicy()
+}
+
+// Plan returns the plan of a scope.
+func (s *Service) Plan(sc Scope) Plan { return s.policy(sc.Tenant).Plans[sc.Mode] }
+
+// Reply is a response body, and whether it replays an earlier one.
+type Reply struct {
+	Body     []byte
+	Replayed bool
+}
+
+// claim asks the store to do op, and turns every outcome but Claimed into
+// a reply or an error.
+func (s *Service) claim(ctx context.Context, sc Scope, c Claim) (CallRecord, *Reply, error) {
+	res, err := s.store.Claim(ctx, sc, c)
+	if err != nil {
+		return CallRecord{}, nil, fmt.Errorf("claim %s: %w", c.Op, err)
+	}
+	switch res.Outcome {
+	case Claimed:
+		return res.Call, nil, nil
+	case Replay:
+		return CallRecord{}, &Reply{Body: res.Response, Replayed: true}, nil
+	case KeyReused:
+		return CallRecord{}, nil, ErrKeyReused
+	case InFlight:
+		return CallRecord{}, nil, ErrInFlight
+	case OverQuota:
+		return CallRecord{}, nil, ErrOverQuota
+	}
+	return CallRecord{}, nil, ErrConflict
+}
+
+func (s *Service) newClaim(sc Scope, op Op, callID, key, print string, now time.Time) Claim {
+	return Claim{
+		Op: op, CallID: callID, Key: key, Fingerprint: print, Now: now,
+		Lease: s.d.Lease, Replay: s.d.ReplayWindow, KeyTTL: s.d.ReplayWindow, Retention: s.d.CallRetention,
+		Quota: s.Plan(sc).MonthlyQuota, Period: Period(now),
+	}
+}
+
+// release undoes a claim whose work failed. It runs even when the request's
+// context is done, so a crash of the work never holds the lease for long.
+func (s *Service) release(ctx context.Context, sc Scope, c Claim) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_ = s.store.Release(ctx, sc, c) // the lease expires by itself if this fails
+}
+
+// Start identifies the caller and returns what is remembered. key is the
+// Idempotency-Key header, or "".
+func (s *Service) Start(ctx context.Context, sc Scope, req StartRequest, key string) (Reply, error) {
+	now := s.now().UTC()
+	c := s.newClaim(sc, OpStart, req.CallID, key, Fingerprint(req), now)
+	_, reply, err := s.claim(ctx, sc, c)
+	if reply != nil || err != nil {
+		return derefReply(reply), err
+	}
+	body, err := s.start(ctx, sc, req, c)
+	if err != nil {
+		s.release(ctx, sc, c)
+		return Reply{}, err
+	}
+	return Reply{Body: body}, nil
+}
+
+func derefReply(r *Reply) Reply {
+	if r == nil {
+		return Reply{}
+	}
+	return *r
+}
+
+func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim) ([]byte, error) {
+	pol := s.policy(sc.Tenant)
+	ani := linkable(req.Hints.ANI, pol)
+	ids := externalIDList(req.Hints.ExternalIDs)
+	found, err := s.store.Resolve(ctx, sc, Query{ANI: ani, ExternalIDs: ids, CustomerRef: req.Hints.CustomerRef}, c.Now)
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	lt, ltSource := s.lineType(ctx, sc, req, ani, found.ANI.LineType)
+	res := resolve(found, req.Hints, ani, c.Now)
+	res.Signals.LineType, res.Signals.Attestation = lt, req.Attestation
+	m := identity.Assess(res.Signals, pol.Weights, pol.Thresholds)
+	result := s.result(req, res, m, found, c.Now)
+	result.Identity.LineType, result.Identity.LineTypeSource = lt, ltSource
+	result.Greeting = s.greeter.Greet(&result)
+	body, err := json.Marshal(result)
+	if err != nil {
+		return nil, fmt.Errorf("encode start: %w", err)
+	}
+	remember := identity.Unknown
+	if ltSource == "request" || ltSource == "lookup" {
+		remember = lt
+	}
+	call := CallRecord{
+		ID: req.CallID, Started: c.Now, StartPrint: c.Fingerprint, StartResponse: body,
+		CustomerRef: result.CustomerRef, Recommendation: m.Recommendation,
+		ANI: ani, DNIS: req.Hints.DNIS, ExternalIDs: ids, Expires: c.Now.Add(s.d.CallRetention),
+	}
+	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable}
+	if err := s.store.SaveStart(ctx, sc, commit); err != nil {
+		return nil, fmt.Errorf("save start: %w", err)
+	}
+	return body, nil
+}
+
+// linkable returns the ANI if it may be matched and linked: not withheld
+// and not one of the tenant's own numbers.
+func linkable(ani string, pol Policy) string {
+	if pol.OwnNumbers[ani] {
+		return ""
+	}
+	return ani
+}
+
+// lineType picks the line type: the request's, else Lookup's, else the
+// one remembered for the ANI, else unknown.
+func (s *Service) lineType(ctx context.Context, sc Scope, req StartRequest, ani string, remembered identity.LineType) (identity.LineType, string) {
+	if req.LineType != "" {
+		return req.LineType, "request"
+	}
+	if ani == "" {
+		return identity.Unknown, "unavailable"
+	}
+	if lt, err := s.lines.LineType(ctx, sc.Tenant, ani); err == nil && lt != identity.Unknown {
+		return lt, "lookup"
+	}
+	if remembered != "" && remembered != identity.Unknown {
+		return remembered, "remembered"
+	}
+	return identity.Unknown, "unavailable"
+}
+
+// result builds the start's answer. On ignore nothing about a weakly
+// matched customer is revealed, and the ref is fresh.
+func (s *Service) result(req StartRequest, res resolution, m identity.Match, found Found, now time.Time) StartResult {
+	out := StartResult{
+		CallID: req.CallID, CallStart: Timestamp(now), DNIS: req.Hints.DNIS,
+		Identity: IdentityView{
+			Confidence: m.Score(), Level: m.Level, Recommendation: m.Recommendation,
+			Sources: m.Sources, Candidates: []Candidate{},
+		},
+		OpenIntents: []IntentView{}, Variables: map[string]VariableView{},
+	}
+	if m.Recommendation == identity.Ignore || res.Record == nil {
+		out.CustomerRef = cmpOr(req.Hints.CustomerRef, NewRef())
+		out.Billable = true
+		return out
+	}
+	r := res.Record
+	r.prune(now, s.d)
+	out.CustomerRef, out.Name = r.Ref, r.name()
+	out.OpenIntents = intentViews(r)
+	flat := map[string]string{}
+	for k, v := range r.Variables {
+		out.Variables[k] = VariableView{Value: v.Value, Source: v.Source, TTLSeconds: secondsLeft(v.Expires, now)}
+		flat[k] = v.Value
+	}
+	for _, ref := range res.Candidates {
+		cand := found.Customers[ref]
+		out.Identity.Candidates = append(out.Identity.Candidates, Candidate{CustomerRef: ref, Name: cand.name()})
+	}
+	out.Match = &MatchView{CustomerRef: r.Ref, OpenIntents: out.OpenIntents, Variables: flat}
+	score := m.Score()
+	out.Confidence = &score
+	return out
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// NewRef returns a fresh customer ref.
+func NewRef() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "cust_" + hex.EncodeToString(b[:])
+}
+
+// Customer returns everything stored about a customer, or ErrNotFound.
+func (s *Service) Customer(ctx context.Context, sc Scope, ref string) (CustomerView, error) {
+	now := s.now().UTC()
+	got, err := s.store.Customers(ctx, sc, []string{ref})
+	if err != nil {
+		return CustomerView{}, fmt.Errorf("read customer: %w", err)
+	}
+	r, ok := got[ref]
+	if !ok || !r.alive(now) {
+		return CustomerView{}, ErrNotFound
+	}
+	r.prune(now, s.d)
+	return r.view(now), nil
+}
+
+// Erase deletes a customer and everything that points at it.
+func (s *Service) Erase(ctx context.Context, sc Scope, ref string) error {
+	if err := s.store.Erase(ctx, sc, ref); err != nil {
+		return fmt.Errorf("erase customer: %w", err)
+	}
+	return nil
+}
+
+// Call returns the stored start response of a call, or ErrNotFound.
+func (s *Service) Call(ctx context.Context, sc Scope, callID string) ([]byte, error) {
+	c, err := s.store.Call(ctx, sc, callID)
+	if err != nil {
+		return nil, fmt.Errorf("read call: %w", err)
+	}
+	if len(c.StartResponse) == 0 || !c.Expires.After(s.now()) {
+		return nil, ErrNotFound
+	}
+	return c.StartResponse, nil
+}
+
+// Usage reports a scope's use of the current period.
+func (s *Service) Usage(ctx context.Context, sc Scope) (UsageView, error) {
+	now := s.now().UTC()
+	u, err := s.store.Usage(ctx, sc, Period(now))
+	if err != nil {
+		return UsageView{}, fmt.Errorf("read usage: %w", err)
+	}
+	start, end := periodBounds(now)
+	plan := s.Plan(sc)
+	v := UsageView{
+		Tenant: sc.Tenant, Mode: sc.Mode, Period: PeriodView{Timestamp(start), Timestamp(end)},
+		Requests: u.Requests, Calls: CallsView{u.Billable, u.NonBillable},
+	}
+	if plan.MonthlyQuota > 0 {
+		left := max(plan.MonthlyQuota-u.Requests, 0)
+		v.Quota, v.Remaining = &plan.MonthlyQuota, &left
+	}
+	if plan.RateLimitPerMinute > 0 {
+		v.RateLimitPerMinute = &plan.RateLimitPerMinute
+	}
+	return v, nil
+}
+
+// Ready reports whether the store answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// IsUnavailable reports whether err means the store could not be reached.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }

@@ -1,0 +1,255 @@
+package callcontext
+
+import (
+	"context"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// Store keeps customers, calls, keys and usage. Each method is one atomic
+// step; every method that touches customer data takes a Scope; time is always
+// passed in. context/storetest defines what each promise means.
+type Store interface {
+	// Resolve returns the customers the hints point at, read in one step.
+	Resolve(ctx context.Context, sc Scope, q Query, now time.Time) (Found, error)
+	// Customers returns the named customers that exist; missing ones are absent.
+	Customers(ctx context.Context, sc Scope, refs []string) (map[string]Record, error)
+	// Claim marks a start or end of a call in flight, or reports a replay,
+	// a conflict, an in-flight twin or a spent quota. On Claimed it reserves
+	// one request of the quota and returns the call's record (zero if none).
+	Claim(ctx context.Context, sc Scope, c Claim) (ClaimResult, error)
+	// Release undoes a Claim whose work failed: the lease, the idempotency
+	// key and the quota reservation.
+	Release(ctx context.Context, sc Scope, c Claim) error
+	// SaveStart stores a started call's record and response, remembers the
+	// ANI's line type and counts the call, clearing the start lease.
+	SaveStart(ctx context.Context, sc Scope, s StartCommit) error
+	// CommitEnd applies an end: customer writes (each checked against its
+	// version; ErrVersion if any changed), links, the call record with its
+	// response and the usage count, all or nothing.
+	CommitEnd(ctx context.Context, sc Scope, e EndCommit) error
+	// Call returns a call record or ErrNotFound.
+	Call(ctx context.Context, sc Scope, callID string) (CallRecord, error)
+	// Erase deletes a customer, every index entry and call record that
+	// points at it. ErrNotFound if absent.
+	Erase(ctx context.Context, sc Scope, ref string) error
+	// Usage returns the counters of a period.
+	Usage(ctx context.Context, sc Scope, period string) (UsageCount, error)
+
+	PutKey(ctx context.Context, k APIKey) error
+	// KeyByHash returns the key with that hash or ErrNotFound.
+	KeyByHash(ctx context.Context, hash string) (APIKey, error)
+	Keys(ctx context.Context) ([]APIKey, error)
+	// RevokeKey marks a key revoked. ErrNotFound if absent.
+	RevokeKey(ctx context.Context, id string, now time.Time) error
+	TouchKey(ctx context.Context, id string, now time.Time) error
+
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+}
+
+// Query is what a start's hints ask the store for. ANI is empty when
+// withheld or one of the tenant's own numbers.
+type Query struct {
+	ANI         string
+	ExternalIDs []ExternalID
+	CustomerRef string
+}
+
+// ExternalID is one identifier a client's own systems use for a customer.
+type ExternalID struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+func (e ExternalID) String() string { return e.Key + ":" + e.Value }
+
+// Found is what a store knows about a query's hints.
+type Found struct {
+	Customers map[string]Record // every customer the hints point at
+	ANI       ANIEntry          // the ANI's index entry
+	Owners    map[string]string // ExternalID.String() → owner ref
+}
+
+// ANIEntry is what is remembered about one ANI.
+type ANIEntry struct {
+	LineType identity.LineType `json:"line_type,omitempty"`
+	Links    map[string]Link   `json:"links,omitempty"` // customer ref → link
+}
+
+// Link ties an ANI or external id to a customer until Expires.
+type Link struct {
+	LastCall time.Time `json:"last_call"`
+	Expires  time.Time `json:"expires"`
+}
+
+// Record is everything remembered about one customer. It is not called
+// Context: in Go that word means context.Context.
+type Record struct {
+	Ref         string              `json:"ref"`
+	Version     int64               `json:"version"`
+	Created     time.Time           `json:"created"`
+	FirstCall   time.Time           `json:"first_call"`
+	LastCall    time.Time           `json:"last_call"`
+	ANIs        map[string]Link     `json:"anis,omitempty"`
+	ExternalIDs map[string]Link     `json:"external_ids,omitempty"` // ExternalID.String() → link
+	Intents     []Intent            `json:"intents,omitempty"`      // open, oldest first
+	History     []Intent            `json:"history,omitempty"`      // closed, oldest first
+	Variables   map[string]Variable `json:"variables,omitempty"`
+	Calls       []CallRef           `json:"calls,omitempty"` // recent calls, for erasure
+	// Expires is when the record is gone unless something refreshes it:
+	// the latest expiry of its links, open intents and variables.
+	Expires time.Time `json:"expires"`
+}
+
+// Intent is one reason a customer called.
+type Intent struct {
+	Name     string    `json:"name"`
+	Status   string    `json:"status"`
+	Attempts int       `json:"attempts"`
+	Opened   time.Time `json:"opened"`
+	LastCall time.Time `json:"last_call"`
+	Closed   time.Time `json:"closed,omitzero"`
+}
+
+// Variable is one saved value with the call that wrote it.
+type Variable struct {
+	Value   string    `json:"value"`
+	Source  string    `json:"source"`
+	Expires time.Time `json:"expires"`
+}
+
+// CallRef names a call of a customer.
+type CallRef struct {
+	ID string    `json:"id"`
+	At time.Time `json:"at"`
+}
+
+// Op is the kind of request a claim is for.
+type Op string
+
+// Ops.
+const (
+	OpStart Op = "start"
+	OpEnd   Op = "end"
+)
+
+// Claim asks to do a start or end of a call.
+type Claim struct {
+	Op          Op
+	CallID      string
+	Key         string // Idempotency-Key, may be empty
+	Fingerprint string
+	Now         time.Time
+	Lease       time.Duration
+	Replay      time.Duration // how long a finished start replays
+	KeyTTL      time.Duration // how long an idempotency key is kept
+	Retention   time.Duration // how long a new call record is kept
+	Quota       int64         // 0 = unlimited
+	Period      string
+}
+
+// Outcome is what a Claim found.
+type Outcome int
+
+// Outcomes of a Claim.
+const (
+	Claimed Outcome = iota
+	Replay
+	Conflict
+	KeyReused
+	InFlight
+	OverQuota
+)
+
+// ClaimResult is a Claim's answer: on Replay the stored response, on
+// Claimed the call's record as it stood.
+type ClaimResult struct {
+	Outcome  Outcome
+	Response []byte
+	Call     CallRecord
+}
+
+// CallRecord is what a call's start and end left for replays and for a
+// later end. A zero Started means the call has no start.
+type CallRecord struct {
+	ID              string                  `json:"id"`
+	Started         time.Time               `json:"started,omitzero"`
+	StartPrint      string                  `json:"start_print,omitempty"`
+	StartResponse   []byte                  `json:"start_response,omitempty"`
+	StartLease      time.Time               `json:"start_lease,omitzero"`
+	StartLeasePrint string                  `json:"start_lease_print,omitempty"`
+	CustomerRef     string                  `json:"customer_ref,omitempty"`
+	Recommendation  identity.Recommendation `json:"recommendation,omitempty"`
+	ANI             string                  `json:"ani,omitempty"` // linkable ANI only
+	DNIS            string                  `json:"dnis,omitempty"`
+	ExternalIDs     []ExternalID            `json:"external_ids,omitempty"`
+	Ended           time.Time               `json:"ended,omitzero"`
+	EndPrint        string                  `json:"end_print,omitempty"`
+	EndResponse     []byte                  `json:"end_response,omitempty"`
+	EndLease        time.Time               `json:"end_lease,omitzero"`
+	EndLeasePrint   string                  `json:"end_lease_print,omitempty"`
+	Expires         time.Time               `json:"expires"`
+}
+
+// StartCommit is what a finished start stores.
+type StartCommit struct {
+	Call     CallRecord
+	LineType identity.LineType // remembered for Call.ANI unless Unknown
+	LinkTTL  time.Duration     // how long a remembered line type lives
+	Period   string
+	Billable bool
+}
+
+// EndCommit is one end's whole effect.
+type EndCommit struct {
+	Call       CallRecord
+	Writes     []Write   // customers to create, update or delete
+	ANILinks   []ANILink // index entries to set
+	ANIUnlinks []ANILink
+	Owners     []Owner // external id index entries to set
+	Period     string
+	Counted    bool // the end counts as a call in usage (it had no start)
+	Billable   bool
+}
+
+// Write changes one customer. Prev is the version read (0: must not exist).
+type Write struct {
+	Record Record
+	Prev   int64
+	Delete bool
+}
+
+// ANILink is one (ANI, customer) index entry.
+type ANILink struct {
+	ANI  string
+	Ref  string
+	Link Link
+}
+
+// Owner makes ref the owner of an external id.
+type Owner struct {
+	ID      ExternalID
+	Ref     string
+	Expires time.Time
+}
+
+// UsageCount is a scope's counters for one period.
+type UsageCount struct {
+	Requests    int64 `json:"requests"`
+	Billable    int64 `json:"billable"`
+	NonBillable int64 `json:"non_billable"`
+}
+
+// APIKey is a stored API key. Only a hash of the secret is kept.
+type APIKey struct {
+	ID       string    `json:"id"`
+	Tenant   string    `json:"tenant"`
+	Mode     Mode      `json:"mode"`
+	Hash     string    `json:"hash"`
+	Prefix   string    `json:"prefix"` // the key's first 12 characters
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+	Revoked  time.Time `json:"revoked,omitzero"`
+}

@@ -1,0 +1,260 @@
+// Package identity scores how likely it is that a caller is a customer on
+// file. It is pure: no clock, no I/O. Callers pass everything in Signals.
+package identity
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// LineType is the kind of telephone line a number belongs to.
+type LineType string
+
+// Line types, as Twilio Lookup and API clients name them.
+const (
+	Unknown  LineType = "unknown"
+	Mobile   LineType = "mobile"
+	Landline LineType = "landline"
+	VoIP     LineType = "voip"
+)
+
+// ParseLineType reports the line type named s and whether s names one.
+func ParseLineType(s string) (LineType, bool) {
+	switch lt := LineType(s); lt {
+	case Unknown, Mobile, Landline, VoIP:
+		return lt, true
+	}
+	return Unknown, false
+}
+
+// Attestation is a STIR/SHAKEN verification result.
+type Attestation string
+
+// Attestation values. None is also what an absent attestation means.
+const (
+	AttestA      Attestation = "A"
+	AttestB      Attestation = "B"
+	AttestC      Attestation = "C"
+	AttestFailed Attestation = "failed"
+	AttestNone   Attestation = "none"
+)
+
+// ParseAttestation reports the attestation named s and whether s names one.
+func ParseAttestation(s string) (Attestation, bool) {
+	switch a := Attestation(s); a {
+	case AttestA, AttestB, AttestC, AttestFailed, AttestNone:
+		return a, true
+	}
+	return AttestNone, false
+}
+
+// Level is the coarse band a confidence falls in.
+type Level string
+
+// Levels, from most to least sure.
+const (
+	VeryHigh Level = "very_high"
+	High     Level = "high"
+	Medium   Level = "medium"
+	Low      Level = "low"
+)
+
+// Recommendation tells a client what to do with the remembered context.
+type Recommendation string
+
+// Recommendations.
+const (
+	Reuse   Recommendation = "reuse"
+	Confirm Recommendation = "confirm"
+	Ignore  Recommendation = "ignore"
+)
+
+// Signals is what is known about the resolved customer for one call.
+type Signals struct {
+	ANIMatch           bool     // the caller's ANI is linked to the resolved customer
+	LineType           LineType // of the ANI; "" means Unknown
+	ANIShared          bool     // the ANI is linked to two or more customers
+	ANIConflict        bool     // the ANI points only at other customers
+	ExternalIDMatch    bool     // an external id is linked to the resolved customer
+	ExternalIDConflict bool     // an external id points at another customer
+	CustomerRefMatch   bool     // a customer_ref hint named an existing customer
+	Attestation        Attestation
+	// DaysSinceLastCall is the whole days since the resolved customer's last
+	// call, or a negative number when it has none.
+	DaysSinceLastCall int
+}
+
+// Weights are the contributions of each signal, in hundredths.
+type Weights struct {
+	ANIMobile, ANILandline, ANIUnknown, ANIVoIP int
+	SharedFactor                                int // percent applied to the ANI contribution on a shared line
+	StirFailed, StirA                           int
+	ExternalID, CustomerRef                     int
+	Recency                                     int
+	RecencyDays                                 int // a last call within this many days earns Recency
+}
+
+// Thresholds are the band boundaries, in hundredths.
+type Thresholds struct {
+	Reuse, Confirm         int
+	VeryHigh, High, Medium int
+}
+
+// DefaultWeights are the documented default contributions.
+func DefaultWeights() Weights {
+	return Weights{
+		ANIMobile: 50, ANILandline: 40, ANIUnknown: 40, ANIVoIP: 25,
+		SharedFactor: 75, StirFailed: 30, StirA: 5,
+		ExternalID: 40, CustomerRef: 50, Recency: 5, RecencyDays: 7,
+	}
+}
+
+// DefaultThresholds are the documented default bands.
+func DefaultThresholds() Thresholds {
+	return Thresholds{Reuse: 50, Confirm: 30, VeryHigh: 90, High: 70, Medium: 50}
+}
+
+// Match is the outcome of scoring. Confidence is in hundredths so that no
+// float arithmetic lands a score beside a threshold.
+type Match struct {
+	Confidence     int
+	Level          Level
+	Recommendation Recommendation
+	Sources        []string
+}
+
+// Score is the confidence as a number with two decimals, as the API shows it.
+func (m Match) Score() float64 { return float64(m.Confidence) / 100 }
+
+// Assess scores the signals with the given weights and thresholds.
+func Assess(s Signals, w Weights, t Thresholds) Match {
+	m := Match{Sources: []string{}}
+	ani := 0
+	if s.ANIMatch {
+		lt := s.LineType
+		if lt == "" {
+			lt = Unknown
+		}
+		ani = aniWeight(lt, w)
+		m.Sources = append(m.Sources, "ani:"+string(lt))
+		if s.ANIShared {
+			ani = roundPercent(ani, w.SharedFactor)
+			m.Sources = append(m.Sources, "ani:shared")
+		}
+		if s.Attestation == AttestFailed {
+			ani = max(ani-w.StirFailed, 0)
+			m.Sources = append(m.Sources, "stir:failed")
+		}
+		if s.Attestation == AttestA {
+			ani += w.StirA
+			m.Sources = append(m.Sources, "stir:A")
+		}
+	}
+	if s.ANIConflict {
+		m.Sources = append(m.Sources, "ani:conflict")
+	}
+	c := ani
+	if s.ExternalIDMatch {
+		c += w.ExternalID
+		m.Sources = append(m.Sources, "external_id")
+	}
+	if s.ExternalIDConflict {
+		m.Sources = append(m.Sources, "external_id:conflict")
+	}
+	if s.CustomerRefMatch {
+		c += w.CustomerRef
+		m.Sources = append(m.Sources, "customer_ref")
+	}
+	matched := s.ANIMatch || s.ExternalIDMatch || s.CustomerRefMatch
+	if matched && s.DaysSinceLastCall >= 0 && s.DaysSinceLastCall < w.RecencyDays {
+		c += w.Recency
+		m.Sources = append(m.Sources, "recency:"+strconv.Itoa(max(s.DaysSinceLastCall, 1))+"day")
+	}
+	m.Confidence = min(max(c, 0), 100)
+	m.Level = t.level(m.Confidence)
+	m.Recommendation = t.recommend(m.Confidence)
+	// A shared line alone cannot tell the household's members apart.
+	aniAlone := s.ANIMatch && !s.ExternalIDMatch && !s.CustomerRefMatch
+	if s.ANIShared && aniAlone && m.Recommendation == Reuse {
+		m.Recommendation = Confirm
+	}
+	if !matched {
+		m = Match{Level: Low, Recommendation: Ignore, Sources: []string{}}
+	}
+	return m
+}
+
+func aniWeight(lt LineType, w Weights) int {
+	switch lt {
+	case Mobile:
+		return w.ANIMobile
+	case Landline:
+		return w.ANILandline
+	case VoIP:
+		return w.ANIVoIP
+	}
+	return w.ANIUnknown
+}
+
+// roundPercent returns v×pct/100 rounded half up (v and pct are non-negative).
+func roundPercent(v, pct int) int { return (v*pct + 50) / 100 }
+
+func (t Thresholds) level(c int) Level {
+	switch {
+	case c >= t.VeryHigh:
+		return VeryHigh
+	case c >= t.High:
+		return High
+	case c >= t.Medium:
+		return Medium
+	}
+	return Low
+}
+
+func (t Thresholds) recommend(c int) Recommendation {
+	switch {
+	case c >= t.Reuse:
+		return Reuse
+	case c >= t.Confirm:
+		return Confirm
+	}
+	return Ignore
+}
+
+// Hundredths converts a configured fraction such as 0.25 to hundredths.
+func Hundredths(f float64) int {
+	if f < 0 {
+		return -Hundredths(-f)
+	}
+	return int(f*100 + 0.5)
+}
+
+// Apply overrides weights and thresholds by their configuration names
+// (ani_mobile, reuse, ...). It reports an unknown name as an error.
+func Apply(w *Weights, t *Thresholds, weights, thresholds map[string]float64) error {
+	wf := map[string]*int{
+		"ani_mobile": &w.ANIMobile, "ani_landline": &w.ANILandline, "ani_unknown": &w.ANIUnknown,
+		"ani_voip": &w.ANIVoIP, "ani_shared_factor": &w.SharedFactor, "stir_failed": &w.StirFailed,
+		"stir_a": &w.StirA, "external_id": &w.ExternalID, "customer_ref": &w.CustomerRef, "recency": &w.Recency,
+	}
+	tf := map[string]*int{"reuse": &t.Reuse, "confirm": &t.Confirm, "very_high": &t.VeryHigh, "high": &t.High, "medium": &t.Medium}
+	for name, v := range weights {
+		if name == "recency_days" {
+			w.RecencyDays = int(v)
+			continue
+		}
+		p, ok := wf[name]
+		if !ok {
+			return fmt.Errorf("unknown scoring weight %q", name)
+		}
+		*p = Hundredths(v)
+	}
+	for name, v := range thresholds {
+		p, ok := tf[name]
+		if !ok {
+			return fmt.Errorf("unknown scoring threshold %q", name)
+		}
+		*p = Hundredths(v)
+	}
+	return nil
+}

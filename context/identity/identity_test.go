@@ -1,0 +1,97 @@
+package identity
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestAssess(t *testing.T) {
+	const none = -1
+	tests := []struct {
+		name    string
+		in      Signals
+		conf    int
+		level   Level
+		rec     Recommendation
+		sources []string
+	}{
+		{"new caller", Signals{DaysSinceLastCall: none}, 0, Low, Ignore, []string{}},
+		{"new caller with attestation A", Signals{Attestation: AttestA, DaysSinceLastCall: none}, 0, Low, Ignore, []string{}},
+		{"mobile and external id", Signals{ANIMatch: true, LineType: Mobile, ExternalIDMatch: true, DaysSinceLastCall: none},
+			90, VeryHigh, Reuse, []string{"ani:mobile", "external_id"}},
+		{"mobile only", Signals{ANIMatch: true, LineType: Mobile, DaysSinceLastCall: none}, 50, Medium, Reuse, []string{"ani:mobile"}},
+		{"no telco", Signals{ANIMatch: true, DaysSinceLastCall: none}, 40, Low, Confirm, []string{"ani:unknown"}},
+		{"landline", Signals{ANIMatch: true, LineType: Landline, DaysSinceLastCall: 30}, 40, Low, Confirm, []string{"ani:landline"}},
+		{"voip", Signals{ANIMatch: true, LineType: VoIP, DaysSinceLastCall: none}, 25, Low, Ignore, []string{"ani:voip"}},
+		{"shared mobile", Signals{ANIMatch: true, LineType: Mobile, ANIShared: true, DaysSinceLastCall: none},
+			38, Low, Confirm, []string{"ani:mobile", "ani:shared"}},
+		{"failed attestation", Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestFailed, DaysSinceLastCall: none},
+			20, Low, Ignore, []string{"ani:mobile", "stir:failed"}},
+		{"failed attestation never below zero", Signals{ANIMatch: true, LineType: VoIP, Attestation: AttestFailed, DaysSinceLastCall: none},
+			0, Low, Ignore, []string{"ani:voip", "stir:failed"}},
+		{"shared before failed", Signals{ANIMatch: true, LineType: Mobile, ANIShared: true, Attestation: AttestFailed, DaysSinceLastCall: none},
+			8, Low, Ignore, []string{"ani:mobile", "ani:shared", "stir:failed"}},
+		{"attestation A", Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestA, DaysSinceLastCall: none},
+			55, Medium, Reuse, []string{"ani:mobile", "stir:A"}},
+		{"attestation A without ANI", Signals{ExternalIDMatch: true, Attestation: AttestA, DaysSinceLastCall: none},
+			40, Low, Confirm, []string{"external_id"}},
+		{"mobile and external id yesterday", Signals{ANIMatch: true, LineType: Mobile, ExternalIDMatch: true, DaysSinceLastCall: 1},
+			95, VeryHigh, Reuse, []string{"ani:mobile", "external_id", "recency:1day"}},
+		{"mobile yesterday", Signals{ANIMatch: true, LineType: Mobile, DaysSinceLastCall: 1}, 55, Medium, Reuse, []string{"ani:mobile", "recency:1day"}},
+		{"no telco yesterday", Signals{ANIMatch: true, DaysSinceLastCall: 1}, 45, Low, Confirm, []string{"ani:unknown", "recency:1day"}},
+		{"shared yesterday", Signals{ANIMatch: true, LineType: Mobile, ANIShared: true, DaysSinceLastCall: 1},
+			43, Low, Confirm, []string{"ani:mobile", "ani:shared", "recency:1day"}},
+		{"failed yesterday", Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestFailed, DaysSinceLastCall: 1},
+			25, Low, Ignore, []string{"ani:mobile", "stir:failed", "recency:1day"}},
+		{"same day counts as one day", Signals{ANIMatch: true, LineType: Mobile, DaysSinceLastCall: 0}, 55, Medium, Reuse, []string{"ani:mobile", "recency:1day"}},
+		{"six days", Signals{ANIMatch: true, LineType: Mobile, DaysSinceLastCall: 6}, 55, Medium, Reuse, []string{"ani:mobile", "recency:6day"}},
+		{"seven days is too old", Signals{ANIMatch: true, LineType: Mobile, DaysSinceLastCall: 7}, 50, Medium, Reuse, []string{"ani:mobile"}},
+		{"everything clamps to one", Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestA, ExternalIDMatch: true, CustomerRefMatch: true, DaysSinceLastCall: 1},
+			100, VeryHigh, Reuse, []string{"ani:mobile", "stir:A", "external_id", "customer_ref", "recency:1day"}},
+		{"external id with ANI conflict", Signals{ExternalIDMatch: true, ANIConflict: true, DaysSinceLastCall: none},
+			40, Low, Confirm, []string{"ani:conflict", "external_id"}},
+		{"customer ref with external id conflict", Signals{CustomerRefMatch: true, ExternalIDConflict: true, DaysSinceLastCall: none},
+			50, Medium, Reuse, []string{"external_id:conflict", "customer_ref"}},
+		{"shared line with external id may reuse", Signals{ANIMatch: true, LineType: Mobile, ANIShared: true, ExternalIDMatch: true, DaysSinceLastCall: none},
+			78, High, Reuse, []string{"ani:mobile", "ani:shared", "external_id"}},
+		{"shared landline with attestation A stays confirm", Signals{ANIMatch: true, LineType: Mobile, ANIShared: true, Attestation: AttestA, DaysSinceLastCall: 1},
+			48, Low, Confirm, []string{"ani:mobile", "ani:shared", "stir:A", "recency:1day"}},
+	}
+	for _, tt := range tests {
+		got := Assess(tt.in, DefaultWeights(), DefaultThresholds())
+		if got.Confidence != tt.conf || got.Level != tt.level || got.Recommendation != tt.rec || !slices.Equal(got.Sources, tt.sources) {
+			t.Errorf("%s: Assess(%+v) = %d %s %s %q, want %d %s %s %q", tt.name, tt.in,
+				got.Confidence, got.Level, got.Recommendation, got.Sources, tt.conf, tt.level, tt.rec, tt.sources)
+		}
+	}
+}
+
+func TestSharedCapsReuse(t *testing.T) {
+	w := DefaultWeights()
+	w.ANIMobile = 90 // 90 × 0.75 = 68: reuse by score, but the line is shared
+	got := Assess(Signals{ANIMatch: true, LineType: Mobile, ANIShared: true, DaysSinceLastCall: -1}, w, DefaultThresholds())
+	if got.Recommendation != Confirm || got.Confidence != 68 {
+		t.Errorf("shared line alone = %d %s, want 68 confirm", got.Confidence, got.Recommendation)
+	}
+}
+
+func TestApply(t *testing.T) {
+	w, th := DefaultWeights(), DefaultThresholds()
+	if err := Apply(&w, &th, map[string]float64{"ani_voip": 0.2, "recency_days": 3}, map[string]float64{"reuse": 0.6}); err != nil {
+		t.Fatal(err)
+	}
+	if w.ANIVoIP != 20 || w.RecencyDays != 3 || th.Reuse != 60 {
+		t.Errorf("Apply = voip %d, days %d, reuse %d; want 20, 3, 60", w.ANIVoIP, w.RecencyDays, th.Reuse)
+	}
+	if err := Apply(&w, &th, map[string]float64{"bogus": 1}, nil); err == nil {
+		t.Error("Apply(bogus weight) = nil, want an error")
+	}
+}
+
+func TestHundredths(t *testing.T) {
+	for in, want := range map[float64]int{0.29: 29, 0.57: 57, 0.1: 10, 1: 100, 0: 0} {
+		if got := Hundredths(in); got != want {
+			t.Errorf("Hundredths(%v) = %d, want %d", in, got, want)
+		}
+	}
+}

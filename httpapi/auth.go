@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+type scopeKey struct{}
+
+func withScope(ctx context.Context, sc callcontext.Scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, sc)
+}
+
+// scopeOf is the tenant and mode of the request's key.
+func scopeOf(ctx context.Context) callcontext.Scope {
+	sc, _ := ctx.Value(scopeKey{}).(callcontext.Scope)
+	return sc
+}
+
+// touchEvery bounds how often a key's last use is written.
+const touchEvery = time.Minute
+
+// requireKey checks the bearer key and puts its scope in the context.
+func requireKey(logger zerolog.Logger, calls *callcontext.Service) func(http.Handler) http.Handler {
+	var mu sync.Mutex
+	touched := map[string]time.Time{}
+	return func(next http.Handler) http.Handler {
+		return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
+			secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok {
+				return errUnauthorized
+			}
+			k, err := calls.Authenticate(r.Context(), strings.TrimSpace(secret))
+			if err != nil {
+				return err
+			}
+			sc := callcontext.Scope{Tenant: k.Tenant, Mode: k.Mode}
+			noteScope(r.Context(), sc)
+			mu.Lock()
+			stale := time.Since(touched[k.ID]) > touchEvery
+			if stale {
+				touched[k.ID] = time.Now()
+			}
+			mu.Unlock()
+			if stale {
+				_ = calls.TouchKey(r.Context(), k.ID) // last use is informational
+			}
+			next.ServeHTTP(w, r.WithContext(withScope(r.Context(), sc)))
+			return nil
+		})
+	}
+}

@@ -1,0 +1,152 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+const maxIdempotencyKey = 255
+
+// idempotencyKey reads the Idempotency-Key header.
+func idempotencyKey(r *http.Request) (string, error) {
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey {
+		return "", &callcontext.ValidationError{Issues: []callcontext.Issue{
+			{Path: []string{"headers", "Idempotency-Key"}, Message: "at most 255 characters"}}}
+	}
+	return key, nil
+}
+
+// reply writes a start or end body, marking replays.
+func reply(w http.ResponseWriter, rep callcontext.Reply) {
+	if rep.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeRaw(w, http.StatusOK, rep.Body)
+}
+
+func handleCallStart(calls *callcontext.Service, m *metrics) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		body, err := readBody(w, r, smallBody)
+		if err != nil {
+			return err
+		}
+		key, keyErr := idempotencyKey(r)
+		req, err := callcontext.ParseStart(body)
+		if err = joinIssues(err, keyErr); err != nil {
+			return err
+		}
+		noteCall(r.Context(), req.CallID, req.Hints.ANI)
+		rep, err := calls.Start(r.Context(), scopeOf(r.Context()), req, key)
+		if err != nil {
+			return err
+		}
+		m.replay(rep.Replayed)
+		reply(w, rep)
+		return nil
+	}
+}
+
+func handleCallEnd(calls *callcontext.Service, m *metrics) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		body, err := readBody(w, r, endBody)
+		if err != nil {
+			return err
+		}
+		key, keyErr := idempotencyKey(r)
+		req, err := callcontext.ParseEnd(body)
+		if err = joinIssues(err, keyErr); err != nil {
+			return err
+		}
+		noteCall(r.Context(), req.CallID, "")
+		rep, err := calls.End(r.Context(), scopeOf(r.Context()), req, key)
+		if err != nil {
+			return err
+		}
+		m.replay(rep.Replayed)
+		reply(w, rep)
+		return nil
+	}
+}
+
+// joinIssues merges the issues of two validation errors into one list.
+func joinIssues(errs ...error) error {
+	var all callcontext.ValidationError
+	for _, err := range errs {
+		var v *callcontext.ValidationError
+		if errors.As(err, &v) {
+			all.Issues = append(all.Issues, v.Issues...)
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(all.Issues) == 0 {
+		return nil
+	}
+	return &all
+}
+
+func handleCallGet(calls *callcontext.Service) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		body, err := calls.Call(r.Context(), scopeOf(r.Context()), r.PathValue("call_id"))
+		if err != nil {
+			return err
+		}
+		writeRaw(w, http.StatusOK, body)
+		return nil
+	}
+}
+
+func handleCustomerGet(calls *callcontext.Service) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := calls.Customer(r.Context(), scopeOf(r.Context()), r.PathValue("customer_ref"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
+func handleCustomerDelete(calls *callcontext.Service) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := calls.Erase(r.Context(), scopeOf(r.Context()), r.PathValue("customer_ref")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+}
+
+func handleUsage(calls *callcontext.Service) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		v, err := calls.Usage(r.Context(), scopeOf(r.Context()))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	}
+}
+
+func handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+func handleReadyz(calls *callcontext.Service) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := calls.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}

@@ -1,0 +1,121 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// logFields collects what a request's one log line says. Handlers fill it
+// in as they learn things; nothing in it is a phone number in clear.
+type logFields struct {
+	requestID string
+	scope     callcontext.Scope
+	callID    string
+	ani       callcontext.Phone
+	err       error
+}
+
+type fieldsKey struct{}
+
+func fieldsOf(ctx context.Context) *logFields {
+	f, _ := ctx.Value(fieldsKey{}).(*logFields)
+	if f == nil {
+		return &logFields{} // a handler used outside logRequests
+	}
+	return f
+}
+
+func requestID(ctx context.Context) string                { return fieldsOf(ctx).requestID }
+func noteScope(ctx context.Context, sc callcontext.Scope) { fieldsOf(ctx).scope = sc }
+func noteError(ctx context.Context, err error)            { fieldsOf(ctx).err = err }
+
+func noteCall(ctx context.Context, callID, ani string) {
+	f := fieldsOf(ctx)
+	f.callID, f.ani = callID, callcontext.Phone(ani)
+}
+
+func newRequestID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (WebSockets).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests gives each request an id and writes one log line for it,
+// and turns a panic into a 500 that carries no internals.
+func logRequests(logger zerolog.Logger, m *metrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		f := &logFields{requestID: newRequestID()}
+		w.Header().Set("X-Request-Id", f.requestID)
+		sw := &statusWriter{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), fieldsKey{}, f))
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				f.err = panicError{p}
+				if sw.status == 0 {
+					writeError(sw, r, f.err)
+				}
+			}
+			d := time.Since(start)
+			m.observe(r, sw.status, d)
+			logLine(logger, r, f, sw.status, d)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string { return "panic in handler" }
+
+func logLine(logger zerolog.Logger, r *http.Request, f *logFields, status int, d time.Duration) {
+	ev := logger.Info()
+	if status >= 500 {
+		ev = logger.Error().AnErr("err", f.err)
+	}
+	ev = ev.Str("request_id", f.requestID).Str("method", r.Method).Str("path", r.URL.Path).
+		Int("status", status).Dur("duration_ms", d)
+	if f.scope.Tenant != "" {
+		ev = ev.Str("tenant", f.scope.Tenant).Str("mode", string(f.scope.Mode))
+	}
+	if f.callID != "" {
+		ev = ev.Str("call_id", f.callID)
+	}
+	if f.ani != "" {
+		ev = ev.Stringer("ani", f.ani)
+	}
+	ev.Msg("request")
+}
