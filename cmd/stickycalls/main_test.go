@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 		full[k] = v
 	}
 	out := &syncBuffer{}
-	ctx, cancel := contextWithCancel(t)
+	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, nil, func(k string) string { return full[k] }, out, io.Discard) }()
 	t.Cleanup(func() {
