@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/voice"
 )
 
 // Body limits of the routes that take one.
@@ -18,19 +19,24 @@ const (
 	endBody   = 512 << 10
 )
 
-// Extra routes a caller mounts beside the API (the voice webhooks).
-type Extra map[string]http.Handler
-
 // NewHandler returns the whole HTTP surface. reg collects the metrics that
-// /metrics serves; extra adds routes owned by other packages.
-func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, extra Extra) http.Handler {
+// /metrics serves; a nil tw leaves the Twilio voice webhooks out.
+func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, tw *voice.Config) http.Handler {
 	m := newMetrics(reg)
 	mux := http.NewServeMux()
 	addRoutes(mux, logger, calls, m, reg)
-	for pattern, h := range extra {
-		mux.Handle(pattern, h)
+	if tw != nil {
+		addVoiceRoutes(mux, logger, calls, *tw)
 	}
 	return logRequests(logger, m, jsonErrors(logger, mux))
+}
+
+func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, tw voice.Config) {
+	twilio := voice.RequireSignature(tw) // the token of the AccountSid's tenant, and its previous one
+	mux.Handle("POST /voice/incoming", twilio(voice.HandleIncoming(logger, calls, tw)))
+	mux.Handle("POST /voice/confirm", twilio(voice.HandleConfirm(logger, calls, tw)))
+	mux.Handle("POST /voice/status", twilio(voice.HandleStatus(logger, calls, tw)))
+	mux.Handle("POST /voice/whisper", twilio(voice.HandleWhisper(calls, tw)))
 }
 
 func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, m *metrics, reg *prometheus.Registry) {

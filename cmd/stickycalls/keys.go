@@ -32,7 +32,11 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	defer store.Close()
-	calls, err := newService(cfg, store)
+	greeter, err := newGreeter(cfg)
+	if err != nil {
+		return err
+	}
+	calls, err := newService(cfg, store, greeter)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@
 //	stickycalls keys create --tenant T --mode test|prod
 //	stickycalls keys list
 //	stickycalls keys revoke KEY_ID
+//	stickycalls call --from NUMBER --to NUMBER [--digits 1]
 package main
 
 import (
@@ -30,6 +31,7 @@ const usage = `usage:
   stickycalls keys create --tenant NAME --mode test|prod
   stickycalls keys list
   stickycalls keys revoke KEY_ID
+  stickycalls call --from +14155551234 --to +18005550100 [--digits 1] [--url http://localhost:8080]
 `
 
 // run is the whole program; main only turns its error into an exit code.
@@ -43,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, getenv, stdout)
 	case "keys":
 		return keys(ctx, args, getenv, stdout)
+	case "call":
+		return call(ctx, args, getenv, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
+	"github.com/stickycalls/stickycalls/voice"
 )
 
 // serve runs the service until ctx is done, then drains it.
@@ -41,7 +42,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	go func() { defer close(swept); store.Run(sweepCtx, cfg.SweepInterval, time.Now) }()
 	defer func() { stopSweep(); <-swept }()
 
-	calls, err := newService(cfg, store)
+	greeter, err := newGreeter(cfg)
+	if err != nil {
+		return err
+	}
+	calls, err := newService(cfg, store, greeter)
 	if err != nil {
 		return err
 	}
@@ -50,17 +55,14 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	handler := httpapi.NewHandler(logger, calls, reg, nil)
+	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
+	handler := httpapi.NewHandler(logger, calls, reg, &tw)
 	return listenAndServe(ctx, cfg, handler, logger)
 }
 
 // newService wires the domain service from the configuration.
-func newService(cfg config.Config, store callcontext.Store) (*callcontext.Service, error) {
+func newService(cfg config.Config, store callcontext.Store, greeter callcontext.Greeter) (*callcontext.Service, error) {
 	policies, err := policiesOf(cfg)
-	if err != nil {
-		return nil, err
-	}
-	greeter, err := newGreeter(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +105,19 @@ func newGreeter(cfg config.Config) (*greetings.Greeter, error) {
 		numbers[number] = n.Greetings
 	}
 	return greetings.New(sets, numbers)
+}
+
+// voiceConfig is what the Twilio webhooks need from the configuration.
+func voiceConfig(cfg config.Config, greeter *greetings.Greeter, m *voice.Metrics) voice.Config {
+	tw := voice.Config{PublicURL: cfg.PublicURL, Numbers: map[string]voice.Number{}, Deadline: cfg.WebhookDeadline, Greeter: greeter, Metrics: m}
+	for name, t := range cfg.Tenants {
+		tw.Accounts = append(tw.Accounts, voice.Account{Tenant: name, AccountSID: t.Twilio.AccountSID,
+			AuthToken: t.Twilio.AuthToken, PreviousAuthToken: t.Twilio.PreviousAuthToken})
+	}
+	for number, n := range cfg.Numbers {
+		tw.Numbers[number] = voice.Number{Tenant: n.Tenant, Next: voice.Action(n.Next), Fallback: voice.Action(n.Fallback)}
+	}
+	return tw
 }
 
 // firstKey gives a newcomer a key: on an empty store it creates tenant

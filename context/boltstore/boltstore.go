@@ -59,7 +59,7 @@ func Open(path string, lockWait time.Duration) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKeys, bucketKeyHash, bucketScopes} {
+		for _, b := range [][]byte{bucketKeys, bucketKeyHash, bucketScopes, bucketLookup} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

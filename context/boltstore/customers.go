@@ -144,7 +144,11 @@ func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e callcontext
 		if _, err := get(b.calls, e.Call.ID, &call); err != nil {
 			return err
 		}
-		mergeEnd(&call, e.Call)
+		if e.Completion {
+			mergeCompletion(&call, e.Call)
+		} else {
+			mergeEnd(&call, e.Call)
+		}
 		if err := put(b.calls, call.ID, call); err != nil {
 			return err
 		}

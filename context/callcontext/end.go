@@ -12,8 +12,9 @@ import (
 )
 
 // maxEndAttempts bounds how often an end is recomputed when a customer
-// changed under it.
-const maxEndAttempts = 8
+// changed under it. Each ErrVersion means another end committed in between,
+// so n concurrent ends of one customer need at most n attempts each.
+const maxEndAttempts = 32
 
 // End saves what happened on a call. key is the Idempotency-Key, or "".
 func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string) (Reply, error) {
@@ -64,6 +65,9 @@ func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRe
 		return nil, fmt.Errorf("read customer: %w", err)
 	}
 	e.moveExternalIDs(s.d)
+	if err := s.moveCompletion(ctx, sc, e); err != nil {
+		return nil, err
+	}
 	res, err := e.save(s.d)
 	if err != nil {
 		return nil, err
@@ -170,6 +174,32 @@ func (e *ending) moveExternalIDs(d Durations) {
 		r.Version++
 		e.commit.Writes = append(e.commit.Writes, Write{Record: *r, Prev: prev, Delete: !r.alive(e.c.Now)})
 	}
+}
+
+// moveCompletion takes the ANI link a completion made away from its
+// customer when the end names another; a customer the completion created
+// and that has nothing else left is removed.
+func (s *Service) moveCompletion(ctx context.Context, sc Scope, e *ending) error {
+	from := e.call.CompletedRef
+	if from == "" || from == e.ref || e.call.ANI == "" {
+		return nil
+	}
+	got, err := s.store.Customers(ctx, sc, []string{from})
+	if err != nil {
+		return fmt.Errorf("read customer: %w", err)
+	}
+	r, ok := got[from]
+	if !ok {
+		return nil
+	}
+	prev := r.Version
+	delete(r.ANIs, e.call.ANI)
+	r.prune(e.c.Now, s.d)
+	r.Version++
+	gone := !r.alive(e.c.Now) || (e.call.CompletionCreated && len(r.ANIs) == 0 && len(r.ExternalIDs) == 0 && len(r.Intents) == 0 && len(r.Variables) == 0)
+	e.commit.Writes = append(e.commit.Writes, Write{Record: r, Prev: prev, Delete: gone})
+	e.commit.ANIUnlinks = append(e.commit.ANIUnlinks, ANILink{ANI: e.call.ANI, Ref: from})
+	return nil
 }
 
 // save applies the end to the target customer and returns the response.

@@ -21,13 +21,7 @@ type resolution struct {
 // the customer whose link to the ANI had the most recent call. An index
 // entry counts only when the customer's own record holds the link.
 func resolve(f Found, h Hints, ani string, now time.Time) resolution {
-	live := func(ref string) *Record {
-		r, ok := f.Customers[ref]
-		if !ok || !r.alive(now) {
-			return nil
-		}
-		return &r
-	}
+	live := liveIn(f, now)
 	aniRefs := lineRefs(f, ani, now, live)
 	owners := map[string]int{} // ref → matching external ids
 	for _, id := range externalIDList(h.ExternalIDs) {
@@ -64,6 +58,17 @@ func resolve(f Found, h Hints, ani string, now time.Time) resolution {
 		res.Candidates = aniRefs
 	}
 	return res
+}
+
+// liveIn looks up the customers of f that exist at now.
+func liveIn(f Found, now time.Time) func(string) *Record {
+	return func(ref string) *Record {
+		r, ok := f.Customers[ref]
+		if !ok || !r.alive(now) {
+			return nil
+		}
+		return &r
+	}
 }
 
 // lineRefs lists the customers verifiably linked to ani, most recent first.

@@ -29,6 +29,9 @@ type Store interface {
 	// version; ErrVersion if any changed), links, the call record with its
 	// response and the usage count, all or nothing.
 	CommitEnd(ctx context.Context, sc Scope, e EndCommit) error
+	// ConfirmCall records a caller's answer to the voice confirm question on
+	// the call's record. ErrNotFound if the call has no record.
+	ConfirmCall(ctx context.Context, sc Scope, callID string, c Confirmation) error
 	// Call returns a call record or ErrNotFound.
 	Call(ctx context.Context, sc Scope, callID string) (CallRecord, error)
 	// Erase deletes a customer, every index entry and call record that
@@ -44,6 +47,11 @@ type Store interface {
 	// RevokeKey marks a key revoked. ErrNotFound if absent.
 	RevokeKey(ctx context.Context, id string, now time.Time) error
 	TouchKey(ctx context.Context, id string, now time.Time) error
+
+	// CachedLineType returns a number's cached Lookup answer, if live at now.
+	CachedLineType(ctx context.Context, e164 string, now time.Time) (identity.LineType, bool, error)
+	// CacheLineType caches a number's Lookup answer until expires.
+	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
 
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
@@ -185,12 +193,26 @@ type CallRecord struct {
 	ANI             string                  `json:"ani,omitempty"` // linkable ANI only
 	DNIS            string                  `json:"dnis,omitempty"`
 	ExternalIDs     []ExternalID            `json:"external_ids,omitempty"`
+	Confirmed       bool                    `json:"confirmed,omitempty"` // the caller said yes to the confirm question
 	Ended           time.Time               `json:"ended,omitzero"`
 	EndPrint        string                  `json:"end_print,omitempty"`
 	EndResponse     []byte                  `json:"end_response,omitempty"`
 	EndLease        time.Time               `json:"end_lease,omitzero"`
 	EndLeasePrint   string                  `json:"end_lease_print,omitempty"`
-	Expires         time.Time               `json:"expires"`
+	// Completion: set once, by the voice status callback.
+	Completed         time.Time `json:"completed,omitzero"`
+	CompletionStatus  string    `json:"completion_status,omitempty"`
+	CompletedRef      string    `json:"completed_ref,omitempty"`      // the customer completion linked the ANI to
+	CompletionCreated bool      `json:"completion_created,omitempty"` // completion created that customer
+	Expires           time.Time `json:"expires"`
+}
+
+// Confirmation is a caller's answer to the confirm question: the customer
+// and recommendation the call continues with.
+type Confirmation struct {
+	Confirmed      bool
+	CustomerRef    string
+	Recommendation identity.Recommendation
 }
 
 // StartCommit is what a finished start stores.
@@ -211,6 +233,9 @@ type EndCommit struct {
 	Owners     []Owner // external id index entries to set
 	Period     string
 	Counted    bool // the end counts as a call in usage (it had no start)
+	// Completion marks a voice completion: the store merges Call's
+	// completion fields instead of its end fields.
+	Completion bool
 	Billable   bool
 }
 

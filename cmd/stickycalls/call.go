@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/stickycalls/stickycalls/voice"
+)
+
+// call plays one Twilio call against a running server: it signs and sends
+// the webhooks Twilio would send and prints the TwiML that comes back, so
+// the voice path can be seen without a Twilio account.
+func call(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("call", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	from := fs.String("from", "+14155551234", "caller number")
+	to := fs.String("to", "+18005550100", "number called (one of the configured numbers)")
+	digits := fs.String("digits", "", "what the caller presses when asked to confirm (1 = yes)")
+	verstat := fs.String("verstat", "", "StirVerstat, such as TN-Validation-Passed-A")
+	status := fs.String("status", "completed", "final CallStatus sent to /voice/status; empty sends none")
+	base := fs.String("url", "http://localhost:8080", "where the server listens")
+	public := fs.String("public-url", getenv("STICKYCALLS_PUBLIC_URL"), "the public URL the server validates signatures against (default: -url)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("call: %w", err)
+	}
+	token := getenv("TWILIO_AUTH_TOKEN")
+	if token == "" {
+		return errors.New("call: set TWILIO_AUTH_TOKEN to the auth token the server checks signatures with")
+	}
+	c := &caller{http: &http.Client{Timeout: 5 * time.Second}, base: strings.TrimRight(*base, "/"),
+		public: strings.TrimRight(cmpOr(*public, *base), "/"), token: token, out: stdout}
+	form := url.Values{
+		"CallSid": {"CA" + randomHex(16)}, "AccountSid": {cmpOr(getenv("TWILIO_ACCOUNT_SID"), "AC"+strings.Repeat("0", 32))},
+		"From": {*from}, "To": {*to}, "CallStatus": {"ringing"}, "Direction": {"inbound"}, "ApiVersion": {"2010-04-01"},
+	}
+	fmt.Fprintf(stdout, "call_id %s\n\n", form.Get("CallSid"))
+	if *verstat != "" {
+		form.Set("StirVerstat", *verstat)
+	}
+	twiml, err := c.post(ctx, "/voice/incoming", form)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(twiml, "<Gather") && *digits != "" {
+		confirm := cloneWith(form, "Digits", *digits)
+		confirm.Set("CallStatus", "in-progress")
+		if _, err := c.post(ctx, "/voice/confirm", confirm); err != nil {
+			return err
+		}
+	}
+	if *status == "" {
+		return nil
+	}
+	done := cloneWith(form, "CallStatus", *status)
+	done.Set("CallDuration", "42")
+	_, err = c.post(ctx, "/voice/status", done)
+	return err
+}
+
+type caller struct {
+	http         *http.Client
+	base, public string
+	token        string
+	out          io.Writer
+}
+
+// post sends a signed form and prints what came back.
+func (c *caller) post(ctx context.Context, path string, form url.Values) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", c.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", voice.Sign(c.token, c.public+path, form))
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("call %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Fprintf(c.out, "POST %s -> %d\n%s\n\n", path, resp.StatusCode, body)
+	if resp.StatusCode/100 != 2 {
+		return "", fmt.Errorf("call %s: status %d", path, resp.StatusCode)
+	}
+	return string(body), nil
+}
+
+func cloneWith(v url.Values, key, value string) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	out.Set(key, value)
+	return out
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

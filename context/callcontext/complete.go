@@ -1,0 +1,127 @@
+package callcontext
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// Confirm records the caller's answer to "Am I speaking with ...?" on a
+// call that started at confirm. Yes continues as reuse with the matched
+// customer; anything else continues as a new caller's call under a fresh
+// ref, so neither an end without a customer_ref nor the completion links
+// the ANI to the guessed customer. It returns the start result as the call
+// now stands.
+func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, yes bool) (StartResult, error) {
+	call, err := s.store.Call(ctx, sc, callID)
+	if err != nil {
+		return StartResult{}, fmt.Errorf("read call: %w", err)
+	}
+	var res StartResult
+	if err := json.Unmarshal(call.StartResponse, &res); err != nil || call.Started.IsZero() {
+		return StartResult{}, ErrNotFound
+	}
+	c := Confirmation{Confirmed: yes, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse}
+	if !yes {
+		c.CustomerRef, c.Recommendation = NewRef(), identity.Ignore
+	}
+	if call.Recommendation != identity.Confirm {
+		return res, nil // only a confirm-tier call can change its mind
+	}
+	if err := s.store.ConfirmCall(ctx, sc, callID, c); err != nil {
+		return StartResult{}, fmt.Errorf("confirm call: %w", err)
+	}
+	res.CustomerRef, res.Identity.Recommendation = c.CustomerRef, c.Recommendation
+	if res.Match != nil {
+		res.Name = res.Match.Variables["name"]
+	}
+	return res, nil
+}
+
+// Final call statuses Twilio reports.
+const StatusCompleted = "completed"
+
+// Complete records the end of a call as the phone network reports it. On
+// "completed" it links the ANI: to the start's customer if the start was
+// reuse or a confirmed confirm; to a new customer (the call's fresh ref) if
+// the ANI had no link at all; otherwise to nobody. Other statuses record the
+// end only. It is idempotent, and never overrides an end that came first.
+func (s *Service) Complete(ctx context.Context, sc Scope, callID, status string) error {
+	now := s.now().UTC()
+	for range maxEndAttempts {
+		err := s.complete(ctx, sc, callID, status, now)
+		if !errors.Is(err, ErrVersion) {
+			return err
+		}
+	}
+	return fmt.Errorf("complete: %w", ErrVersion)
+}
+
+func (s *Service) complete(ctx context.Context, sc Scope, callID, status string, now time.Time) error {
+	call, err := s.store.Call(ctx, sc, callID)
+	if err != nil {
+		return fmt.Errorf("read call: %w", err)
+	}
+	if !call.Completed.IsZero() {
+		return nil // Twilio's retries are harmless
+	}
+	call.Completed, call.CompletionStatus = now, status
+	commit := EndCommit{Call: call, Completion: true}
+	ref := s.completionTarget(call)
+	if status == StatusCompleted && call.Ended.IsZero() && call.ANI != "" && ref != "" {
+		created, err := s.linkCompletion(ctx, sc, &commit, ref, now)
+		if err != nil {
+			return err
+		}
+		commit.Call.CompletedRef, commit.Call.CompletionCreated = ref, created
+	}
+	if err := s.store.CommitEnd(ctx, sc, commit); err != nil {
+		return fmt.Errorf("commit completion: %w", err)
+	}
+	return nil
+}
+
+// completionTarget is the customer a completed call may link its ANI to:
+// the start's on reuse or a confirmed confirm, else the call's own fresh
+// ref (linked only when the ANI has no link at all).
+func (s *Service) completionTarget(call CallRecord) string {
+	if call.Recommendation == identity.Confirm && !call.Confirmed {
+		return ""
+	}
+	return call.CustomerRef
+}
+
+// linkCompletion adds the customer write and index link of a completion.
+func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommit, ref string, now time.Time) (bool, error) {
+	found, err := s.store.Resolve(ctx, sc, Query{ANI: commit.Call.ANI, CustomerRef: ref}, now)
+	if err != nil {
+		return false, fmt.Errorf("resolve: %w", err)
+	}
+	known := len(lineRefs(found, commit.Call.ANI, now, liveIn(found, now))) > 0
+	if commit.Call.Recommendation == identity.Ignore && known {
+		return false, nil // an unrecognized call on a known line does not multiply customers
+	}
+	r, exists := found.Customers[ref]
+	prev := r.Version
+	created := !exists || !r.alive(now)
+	if created {
+		r = Record{Ref: ref, Created: now, Version: prev}
+	}
+	r.prune(now, s.d)
+	link := Link{LastCall: now, Expires: now.Add(s.d.LinkTTL)}
+	r.link(commit.Call.ANI, nil, link)
+	if r.FirstCall.IsZero() {
+		r.FirstCall = now
+	}
+	r.LastCall = now
+	r.Calls = append(r.Calls, CallRef{ID: commit.Call.ID, At: now})
+	r.prune(now, s.d)
+	r.Version = prev + 1
+	commit.Writes = append(commit.Writes, Write{Record: r, Prev: prev})
+	commit.ANILinks = append(commit.ANILinks, ANILink{ANI: commit.Call.ANI, Ref: ref, Link: link})
+	return created, nil
+}

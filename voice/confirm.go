@@ -1,0 +1,87 @@
+package voice
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/twilio/twilio-go/twiml"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// yesWords is what a caller says for yes.
+var yesWords = regexp.MustCompile(`(?i)^\s*(yes|yeah|yep|yup|correct|right|that's me|that is me|it is|speaking|sure|si|oui)\b`)
+
+// saidYes reports whether the caller pressed 1 or said yes.
+func saidYes(digits, speech string) bool {
+	return digits == "1" || (digits == "" && yesWords.MatchString(strings.TrimSpace(speech)))
+}
+
+// HandleConfirm takes the answer to the confirm question: yes continues as
+// reuse, anything else (silence included) as a new caller, and the call is
+// then not linked to the guessed customer.
+func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.deadline())
+		defer cancel()
+		r.ParseForm()
+		req := startRequest(r.PostForm)
+		num, ok := cfg.Numbers[req.Hints.DNIS]
+		if !ok || num.Tenant != tenantOf(r.Context()) {
+			cfg.degrade(w, r, logger, num, req, "unknown_number")
+			return
+		}
+		yes := saidYes(r.PostForm.Get("Digits"), r.PostForm.Get("SpeechResult"))
+		res, err := calls.Confirm(ctx, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID, yes)
+		if err != nil {
+			cfg.degrade(w, r, logger, num, req, reason(ctx, err))
+			return
+		}
+		if !yes {
+			cfg.degrade(w, r, logger, num, req, "not_confirmed")
+			return
+		}
+		res.Identity.Recommendation = identity.Reuse
+		res.Greeting = cfg.Greeter.Greet(&res)
+		verbs := []twiml.Element{say(cfg.Greeter.SetFor(req.Hints.DNIS), res.Greeting.Text)}
+		verbs = append(verbs, cfg.next(r, num.Next, res.CallID, res.CustomerRef, string(identity.Reuse))...)
+		writeTwiML(w, verbs)
+	})
+}
+
+// HandleStatus takes Twilio's status callback: a final status completes
+// the call (see callcontext.Service.Complete). It answers 204 once the
+// completion is stored, and 503 when it could not be, so Twilio retries.
+func HandleStatus(logger zerolog.Logger, calls *callcontext.Service, cfg Config) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		req := startRequest(r.PostForm)
+		status := r.PostForm.Get("CallStatus")
+		num, ok := cfg.Numbers[req.Hints.DNIS]
+		if !ok || num.Tenant != tenantOf(r.Context()) || !final(status) {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		err := calls.Complete(r.Context(), callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID, status)
+		switch {
+		case err == nil, errorsIsNotFound(err):
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			logger.Error().Err(err).Str("call_sid", req.CallID).Msg("complete call")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+}
+
+func final(status string) bool {
+	switch status {
+	case callcontext.StatusCompleted, "busy", "failed", "no-answer", "canceled":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,133 @@
+package voice
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/twilio/twilio-go/twiml"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// attestation maps Twilio's StirVerstat to an attestation: a verified
+// PASSporT gives its level, a failed one "failed", anything else none.
+func attestation(verstat string) identity.Attestation {
+	if rest, ok := strings.CutPrefix(verstat, "TN-Validation-Passed-"); ok && rest != "" {
+		if a, ok := identity.ParseAttestation(rest[:1]); ok {
+			return a
+		}
+	}
+	if strings.HasPrefix(verstat, "TN-Validation-Failed") {
+		return identity.AttestFailed
+	}
+	return identity.AttestNone
+}
+
+// startRequest turns an incoming-call webhook into a start.
+func startRequest(f url.Values) callcontext.StartRequest {
+	ani, withheld, ok := callcontext.NormalizeANI(f.Get("From"))
+	if !ok {
+		ani, withheld = "", true // client:alice, sip: and the like are never matched
+	}
+	dnis, _, _ := callcontext.NormalizeANI(f.Get("To"))
+	return callcontext.StartRequest{
+		CallID:      f.Get("CallSid"),
+		Hints:       callcontext.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
+		Attestation: attestation(f.Get("StirVerstat")),
+		Channel:     "phone",
+	}
+}
+
+// HandleIncoming answers Twilio's "a call comes in" webhook. It always
+// answers 200 with valid TwiML within the deadline: on any failure, an
+// unknown number or a deadline hit the caller hears the generic greeting
+// and the next action runs.
+func HandleIncoming(logger zerolog.Logger, calls *callcontext.Service, cfg Config) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.deadline())
+		defer cancel()
+		r.ParseForm() // the signature check has read and restored the body
+		req := startRequest(r.PostForm)
+		num, ok := cfg.Numbers[req.Hints.DNIS]
+		if !ok || num.Tenant != tenantOf(r.Context()) || req.CallID == "" {
+			cfg.degrade(w, r, logger, num, req, "unknown_number")
+			return
+		}
+		res, err := startWithin(ctx, calls, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req)
+		if err != nil {
+			cfg.degrade(w, r, logger, num, req, reason(ctx, err))
+			return
+		}
+		cfg.Metrics.tier(string(res.Greeting.Tier))
+		writeTwiML(w, cfg.answer(r, num, req.Hints.DNIS, res))
+	})
+}
+
+// startWithin starts the call but gives up when ctx is done, even if the
+// store does not honour ctx: the start then finishes on its own, bounded
+// by the store's own timeouts, and a Twilio retry replays it.
+func startWithin(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, req callcontext.StartRequest) (callcontext.StartResult, error) {
+	type outcome struct {
+		rep callcontext.Reply
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		rep, err := calls.Start(ctx, sc, req, "")
+		done <- outcome{rep, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return callcontext.StartResult{}, ctx.Err()
+	case o := <-done:
+		if o.err != nil {
+			return callcontext.StartResult{}, o.err
+		}
+		var res callcontext.StartResult
+		if err := json.Unmarshal(o.rep.Body, &res); err != nil {
+			return callcontext.StartResult{}, fmt.Errorf("decode start: %w", err)
+		}
+		return res, nil
+	}
+}
+
+func reason(ctx context.Context, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return "deadline"
+	case callcontext.IsUnavailable(err):
+		return "store_unavailable"
+	}
+	return "start_failed"
+}
+
+// degrade answers with the generic greeting and the next action.
+func (c Config) degrade(w http.ResponseWriter, r *http.Request, logger zerolog.Logger, num Number, req callcontext.StartRequest, why string) {
+	c.Metrics.fallback(why)
+	logger.Warn().Str("call_sid", req.CallID).Str("reason", why).Msg("voice fallback")
+	set := c.Greeter.SetFor(req.Hints.DNIS)
+	verbs := []twiml.Element{say(set, c.Greeter.Generic(req.Hints.DNIS).Text)}
+	verbs = append(verbs, c.next(r, num.Next, req.CallID, "", string(identity.Ignore))...)
+	writeTwiML(w, verbs)
+}
+
+// answer renders the start's tier: reuse and ignore speak the greeting and
+// run the next action; confirm asks first.
+func (c Config) answer(r *http.Request, num Number, dnis string, res callcontext.StartResult) []twiml.Element {
+	set := c.Greeter.SetFor(dnis)
+	if res.Greeting.Tier == identity.Confirm {
+		return []twiml.Element{&twiml.VoiceGather{
+			Input: "dtmf speech", NumDigits: "1", Timeout: "5", Language: set.Language,
+			Action: c.baseURL(r) + "/voice/confirm", Method: "POST", ActionOnEmptyResult: "true",
+			InnerElements: []twiml.Element{say(set, res.Greeting.Text)},
+		}}
+	}
+	verbs := []twiml.Element{say(set, res.Greeting.Text)}
+	return append(verbs, c.next(r, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))...)
+}

@@ -1,0 +1,63 @@
+package voice
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/twilio/twilio-go/twiml"
+
+	"github.com/stickycalls/stickycalls/greetings"
+)
+
+// say speaks text in the number's greeting set.
+func say(set greetings.Set, text string) twiml.Element {
+	return &twiml.VoiceSay{Message: text, Voice: set.Voice, Language: set.Language}
+}
+
+// next renders a number's next action for a call.
+func (c Config) next(r *http.Request, a Action, callID, ref, recommendation string) []twiml.Element {
+	base := c.baseURL(r)
+	whisper := base + "/voice/whisper?" + url.Values{"call_id": {callID}}.Encode()
+	switch {
+	case strings.HasPrefix(a.Dial, "sip:"):
+		return []twiml.Element{&twiml.VoiceDial{InnerElements: []twiml.Element{&twiml.VoiceSip{SipUrl: a.Dial, Url: whisper}}}}
+	case a.Dial != "":
+		return []twiml.Element{&twiml.VoiceDial{InnerElements: []twiml.Element{&twiml.VoiceNumber{PhoneNumber: a.Dial, Url: whisper}}}}
+	case a.Redirect != "":
+		q := url.Values{"call_id": {callID}, "customer_ref": {ref}, "recommendation": {recommendation}}
+		sep := "?"
+		if strings.Contains(a.Redirect, "?") {
+			sep = "&"
+		}
+		return []twiml.Element{&twiml.VoiceRedirect{Url: a.Redirect + sep + q.Encode(), Method: "POST"}}
+	case a.Stream != "":
+		return c.stream(base, callID)
+	}
+	return nil
+}
+
+// stream connects the call to this service's relay, which reaches the AI
+// agent; the relay finds the agent from the call record.
+func (c Config) stream(base, callID string) []twiml.Element {
+	wss := "wss://" + strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://") + "/voice/stream"
+	return []twiml.Element{&twiml.VoiceConnect{InnerElements: []twiml.Element{
+		&twiml.VoiceStream{Url: wss, InnerElements: []twiml.Element{
+			&twiml.VoiceParameter{Name: "call_id", Value: callID},
+		}},
+	}}}
+}
+
+// writeTwiML sends verbs as a TwiML document with 200. If rendering fails
+// the caller still gets a valid, empty response rather than an error page.
+func writeTwiML(w http.ResponseWriter, verbs []twiml.Element) {
+	doc, err := twiml.Voice(verbs)
+	if err != nil {
+		doc = `<?xml version="1.0" encoding="UTF-8"?><Response/>`
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(doc))) // Twilio mishandles chunked TwiML
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(doc))
+}

@@ -1,0 +1,97 @@
+// Package voice answers Twilio's voice webhooks: it recognizes the caller,
+// speaks a greeting chosen by tier and runs the number's next action. It
+// degrades to the generic greeting within a deadline whatever fails, so a
+// caller is never dropped or delayed because of this service.
+package voice
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stickycalls/stickycalls/greetings"
+)
+
+// Account is one tenant's Twilio account as the webhooks need it.
+type Account struct {
+	Tenant            string
+	AccountSID        string // empty: every account no other tenant claims
+	AuthToken         string
+	PreviousAuthToken string // still accepted during a rotation
+}
+
+// Action is what happens after the greeting: exactly one field is set.
+type Action struct {
+	Dial     string // E.164 number or sip: URI
+	Stream   string // wss:// URL of the AI agent
+	Redirect string // the operator's TwiML app
+}
+
+// Number is how calls to one of the operator's numbers are answered.
+type Number struct {
+	Tenant   string
+	Next     Action
+	Fallback Action // after a stream ends or fails
+}
+
+// Config is everything the webhooks need.
+type Config struct {
+	PublicURL string // scheme and host Twilio calls; empty: taken from the request
+	Accounts  []Account
+	Numbers   map[string]Number // by E.164
+	Deadline  time.Duration     // whole-webhook deadline, default 800ms
+	Greeter   *greetings.Greeter
+	Metrics   *Metrics
+}
+
+func (c Config) deadline() time.Duration {
+	if c.Deadline <= 0 {
+		return 800 * time.Millisecond
+	}
+	return c.Deadline
+}
+
+// baseURL is the public scheme and host of the service for r.
+func (c Config) baseURL(r *http.Request) string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// Metrics count what the webhooks did.
+type Metrics struct {
+	fallbacks *prometheus.CounterVec
+	tiers     *prometheus.CounterVec
+}
+
+// NewMetrics registers the voice metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stickycalls_voice_fallbacks_total", Help: "Calls answered with the generic greeting because something failed, by reason.",
+		}, []string{"reason"}),
+		tiers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stickycalls_voice_greetings_total", Help: "Incoming calls answered, by greeting tier.",
+		}, []string{"tier"}),
+	}
+	reg.MustRegister(m.fallbacks, m.tiers)
+	return m
+}
+
+func (m *Metrics) fallback(reason string) {
+	if m != nil {
+		m.fallbacks.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) tier(t string) {
+	if m != nil {
+		m.tiers.WithLabelValues(t).Inc()
+	}
+}
