@@ -33,8 +33,9 @@ func requireKey(logger zerolog.Logger, calls *callcontext.Service) func(http.Han
 	touched := map[string]time.Time{}
 	return func(next http.Handler) http.Handler {
 		return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
-			secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok {
+			// The scheme name is case-insensitive (RFC 7235).
+			scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") {
 				return errUnauthorized
 			}
 			k, err := calls.Authenticate(r.Context(), strings.TrimSpace(secret))

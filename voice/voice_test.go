@@ -126,6 +126,8 @@ func newEnv(t *testing.T, next voice.Action) *env {
 	}
 	signed := voice.RequireSignature(cfg)
 	mux.Handle("POST /voice/incoming", signed(voice.HandleIncoming(zerolog.Nop(), calls, cfg)))
+	mux.Handle("POST /voice/confirm", signed(voice.HandleConfirm(zerolog.Nop(), calls, cfg)))
+	mux.Handle("POST /voice/status", signed(voice.HandleStatus(zerolog.Nop(), calls, cfg)))
 	return e
 }
 

@@ -243,7 +243,11 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	r.Calls = append(r.Calls, CallRef{ID: e.req.CallID, At: now})
 	r.prune(now, d)
 	r.Version = prev + 1
-	e.commit.Writes = append(e.commit.Writes, Write{Record: r, Prev: prev, Delete: !r.alive(now)})
+	gone := !r.alive(now)
+	e.commit.Writes = append(e.commit.Writes, Write{Record: r, Prev: prev, Delete: gone})
+	// An end that leaves nothing to remember creates no customer to bill.
+	e.created = e.created && !gone
+	res.Billable = e.created
 	return res, nil
 }
 

@@ -457,10 +457,10 @@ func parseTTL(m map[string]json.RawMessage, v *ValidationError) time.Duration {
 		v.add("must be a whole number of seconds", "variable_ttl_seconds")
 		return defVariableTTL
 	}
-	ttl := time.Duration(secs) * time.Second
-	if ttl < minVariableTTL || ttl > maxVariableTTL {
+	// Compare seconds before converting: a huge number must not wrap.
+	if secs < int64(minVariableTTL/time.Second) || secs > int64(maxVariableTTL/time.Second) {
 		v.add("must be between 86400 (1 day) and 7776000 (90 days)", "variable_ttl_seconds")
 		return defVariableTTL
 	}
-	return ttl
+	return time.Duration(secs) * time.Second
 }

@@ -1,0 +1,129 @@
+package voice_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/voice"
+)
+
+var prod = callcontext.Scope{Tenant: "default", Mode: callcontext.Prod}
+
+// startRef reads the customer_ref a call's start answered.
+func (e *env) startRef(callID string) string {
+	e.t.Helper()
+	body, err := e.calls.Call(context.Background(), prod, callID)
+	if err != nil {
+		e.t.Fatalf("read call %s: %v", callID, err)
+	}
+	var res callcontext.StartResult
+	if err := json.Unmarshal(body, &res); err != nil {
+		e.t.Fatal(err)
+	}
+	return res.CustomerRef
+}
+
+func (e *env) status(callSid, from, status string) {
+	e.t.Helper()
+	form := incomingForm(callSid, from, number)
+	form.Set("CallStatus", status)
+	form.Set("CallDuration", "30")
+	if code, body := e.post("/voice/status", token, form); code != 204 {
+		e.t.Fatalf("status %s: %d %s, want 204", status, code, body)
+	}
+}
+
+func (e *env) end(body string) (callcontext.EndResult, error) {
+	e.t.Helper()
+	req, err := callcontext.ParseEnd([]byte(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rep, err := e.calls.End(context.Background(), prod, req, "")
+	var res callcontext.EndResult
+	if err == nil {
+		err = json.Unmarshal(rep.Body, &res)
+	}
+	return res, err
+}
+
+// A new caller's completed call links the ANI to a new customer, so the
+// caller is recognized next time though no agent saved anything; twice is
+// once; a later end for the same call still saves.
+func TestStatusCompletesNewCaller(t *testing.T) {
+	e := newEnv(t, voice.Action{Dial: agent})
+	e.incoming("CA5001", "+14155555555")
+	ref := e.startRef("CA5001")
+	e.status("CA5001", "+14155555555", "completed")
+	e.status("CA5001", "+14155555555", "completed")
+	cust, err := e.calls.Customer(context.Background(), prod, ref)
+	if err != nil || len(cust.Links.ANIs) != 1 || cust.Links.ANIs[0].ANI != "+14155555555" {
+		t.Fatalf("after completion Customer(%s) = %+v, %v; want the ANI linked", ref, cust.Links, err)
+	}
+	res, err := e.end(`{"call_id":"CA5001","variables":{"name":"Sam Poe"},"intent":"billing","intent_status":"open"}`)
+	if err != nil || res.CustomerRef != ref || res.VariablesUpdated != 1 {
+		t.Fatalf("end after completion = %+v, %v; want saved to %s", res, err, ref)
+	}
+	cust, _ = e.calls.Customer(context.Background(), prod, ref)
+	if len(cust.OpenIntents) != 1 || cust.OpenIntents[0].AttemptCount != 1 {
+		t.Errorf("open intents = %+v, want billing counted once", cust.OpenIntents)
+	}
+	n := e.incoming("CA5002", "+14155555555")
+	if g, ok := n.find("Gather"); !ok || !strings.Contains(g.Nodes[0].Text, "Sam Poe") {
+		t.Errorf("next call TwiML = %+v, want the confirm question for Sam Poe", n)
+	}
+}
+
+// An unrecognized call on a known line does not make another customer.
+func TestStatusKnownLineNoNewCustomer(t *testing.T) {
+	e := newEnv(t, voice.Action{Dial: agent})
+	e.remember("CA6000", "+14155556666", "Ann Lee", "voip") // voip: 0.25+0.05 → confirm
+	e.incoming("CA6001", "+14155556666")
+	e.post("/voice/confirm", token, withDigits(incomingForm("CA6001", "+14155556666", number), "2"))
+	e.status("CA6001", "+14155556666", "completed")
+	// Had the completion linked the ANI to a new customer, the line would
+	// now be shared by two.
+	req, _ := callcontext.ParseStart([]byte(`{"call_id":"REST6002","identity_hints":{"ani":"+14155556666"}}`))
+	rep, err := e.calls.Start(context.Background(), prod, req, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res callcontext.StartResult
+	json.Unmarshal(rep.Body, &res)
+	if len(res.Identity.Candidates) != 0 || strings.Contains(strings.Join(res.Identity.Sources, ","), "shared") {
+		t.Errorf("after a denied call the line has sources %v candidates %v, want one customer only", res.Identity.Sources, res.Identity.Candidates)
+	}
+}
+
+func withDigits(f map[string][]string, d string) map[string][]string {
+	f["Digits"] = []string{d}
+	return f
+}
+
+func TestConfirm(t *testing.T) {
+	e := newEnv(t, voice.Action{Dial: agent})
+	e.remember("CA7000", "+14155557777", "Jane Roe", "unknown")
+
+	e.incoming("CA7001", "+14155557777")
+	code, body := e.post("/voice/confirm", token, withDigits(incomingForm("CA7001", "+14155557777", number), "1"))
+	if code != 200 || !strings.Contains(body, "Welcome back, Jane Roe") || !strings.Contains(body, "<Dial") {
+		t.Errorf("confirm yes: %d %s, want the personal greeting and the dial", code, body)
+	}
+
+	e.incoming("CA7002", "+14155557777")
+	form := incomingForm("CA7002", "+14155557777", number)
+	form.Set("SpeechResult", "No, this is her brother.")
+	code, body = e.post("/voice/confirm", token, form)
+	if code != 200 || strings.Contains(body, "Jane") || !strings.Contains(body, "<Dial") {
+		t.Errorf("confirm no: %d %s, want the generic greeting and the dial", code, body)
+	}
+	// The agent's wrap-up without a customer_ref saves to a new customer,
+	// not to the guessed one.
+	res, err := e.end(`{"call_id":"CA7002","variables":{"name":"Jim Roe"}}`)
+	if err != nil || res.CustomerRef == e.startRef("CA7001") || !res.Billable {
+		t.Errorf("end after a no = %+v, %v; want a new customer", res, err)
+	}
+}
