@@ -27,8 +27,9 @@ func scopeOf(ctx context.Context) callcontext.Scope {
 // touchEvery bounds how often a key's last use is written.
 const touchEvery = time.Minute
 
-// requireKey checks the bearer key and puts its scope in the context.
-func requireKey(logger zerolog.Logger, calls *callcontext.Service) func(http.Handler) http.Handler {
+// requireKey checks the bearer key, puts its scope in the context, then
+// applies limit: auth comes first, the rate limit second.
+func requireKey(logger zerolog.Logger, calls *callcontext.Service, limit func(http.ResponseWriter, *http.Request, callcontext.Scope) error) func(http.Handler) http.Handler {
 	var mu sync.Mutex
 	touched := map[string]time.Time{}
 	return func(next http.Handler) http.Handler {
@@ -52,6 +53,9 @@ func requireKey(logger zerolog.Logger, calls *callcontext.Service) func(http.Han
 			mu.Unlock()
 			if stale {
 				_ = calls.TouchKey(r.Context(), k.ID) // last use is informational
+			}
+			if err := limit(w, r, sc); err != nil {
+				return err
 			}
 			next.ServeHTTP(w, r.WithContext(withScope(r.Context(), sc)))
 			return nil

@@ -77,7 +77,7 @@ func newEnv(tb testing.TB, policies map[string]callcontext.Policy) *env {
 	e.testKey = e.createKey(tb, "default", callcontext.Test)
 	e.prodKey = e.createKey(tb, "default", callcontext.Prod)
 	e.otherKey = e.createKey(tb, "other", callcontext.Test)
-	e.srv = httptest.NewServer(httpapi.NewHandler(zerolog.New(e.logs), calls, prometheus.NewRegistry(), nil))
+	e.srv = httptest.NewServer(httpapi.NewHandler(zerolog.New(e.logs), calls, prometheus.NewRegistry(), nil, callcontext.NewMemoryLimiter()))
 	tb.Cleanup(e.srv.Close)
 	return e
 }

@@ -13,6 +13,8 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	replays  prometheus.Counter
+	// limiterErrors counts requests let through because the limiter failed.
+	limiterErrors prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -27,8 +29,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		replays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "stickycalls_idempotent_replays_total", Help: "Start and end requests answered from a stored response.",
 		}),
+		limiterErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stickycalls_rate_limiter_errors_total", Help: "Requests let through unlimited because the rate limiter did not answer.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.replays)
+	reg.MustRegister(m.requests, m.duration, m.replays, m.limiterErrors)
 	return m
 }
 

@@ -106,6 +106,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "Request body too large"
 	case errors.Is(err, errMediaType):
 		return http.StatusUnsupportedMediaType, "Content-Type must be application/json"
+	case errors.Is(err, errRateLimited):
+		return http.StatusTooManyRequests, "Rate limit exceeded for this mode; retry after the Retry-After seconds"
 	case errors.Is(err, callcontext.ErrKeyReused):
 		return http.StatusUnprocessableEntity, "Idempotency-Key was already used with another body"
 	case errors.Is(err, callcontext.ErrUnavailable), errors.Is(err, callcontext.ErrVersion):

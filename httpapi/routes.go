@@ -20,11 +20,12 @@ const (
 )
 
 // NewHandler returns the whole HTTP surface. reg collects the metrics that
-// /metrics serves; a nil tw leaves the Twilio voice webhooks out.
-func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, tw *voice.Config) http.Handler {
+// /metrics serves; a nil tw leaves the Twilio voice webhooks out; limiter
+// enforces the plans' rate limits (nil: none).
+func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, tw *voice.Config, limiter callcontext.Limiter) http.Handler {
 	m := newMetrics(reg)
 	mux := http.NewServeMux()
-	addRoutes(mux, logger, calls, m, reg)
+	addRoutes(mux, logger, calls, m, reg, limiter)
 	if tw != nil {
 		addVoiceRoutes(mux, logger, calls, *tw)
 	}
@@ -39,8 +40,8 @@ func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 	mux.Handle("POST /voice/whisper", twilio(voice.HandleWhisper(calls, tw)))
 }
 
-func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, m *metrics, reg *prometheus.Registry) {
-	api := requireKey(logger, calls)
+func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, m *metrics, reg *prometheus.Registry, limiter callcontext.Limiter) {
+	api := requireKey(logger, calls, rateLimit(calls, limiter, m))
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(calls))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -56,7 +56,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
-	handler := httpapi.NewHandler(logger, calls, reg, &tw)
+	handler := httpapi.NewHandler(logger, calls, reg, &tw, callcontext.NewMemoryLimiter())
 	return listenAndServe(ctx, cfg, handler, logger)
 }
 
