@@ -32,6 +32,7 @@ const usage = `usage:
   stickycalls keys list
   stickycalls keys revoke KEY_ID
   stickycalls call --from +14155551234 --to +18005550100 [--digits 1] [--url http://localhost:8080]
+  stickycalls health [--url http://127.0.0.1:8080/readyz]   exit 0 when ready (container health checks)
 `
 
 // run is the whole program; main only turns its error into an exit code.
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return keys(ctx, args, getenv, stdout)
 	case "call":
 		return call(ctx, args, getenv, stdout)
+	case "health":
+		return health(ctx, args)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

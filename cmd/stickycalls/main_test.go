@@ -123,6 +123,16 @@ func (s *server) do(method, path, body string, headers ...string) (int, http.Hea
 	return resp.StatusCode, resp.Header, m
 }
 
+func TestHealthCommand(t *testing.T) {
+	s := startServer(t, nil)
+	if err := run(context.Background(), []string{"health", "--url", s.base + "/readyz"}, func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+		t.Errorf("health against a running server = %v, want nil", err)
+	}
+	if err := run(context.Background(), []string{"health", "--url", s.base + "/nope"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+		t.Error("health against a 404 = nil, want an error")
+	}
+}
+
 // The guide's own integration test, as its client code sends it.
 func TestGuideIntegration(t *testing.T) {
 	s := startServer(t, nil)

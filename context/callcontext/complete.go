@@ -125,3 +125,15 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 	commit.ANILinks = append(commit.ANILinks, ANILink{ANI: commit.Call.ANI, Ref: ref, Link: link})
 	return created, nil
 }
+
+// CallRecord returns what is stored about a call, or ErrNotFound.
+func (s *Service) CallRecord(ctx context.Context, sc Scope, callID string) (CallRecord, error) {
+	c, err := s.store.Call(ctx, sc, callID)
+	if err != nil {
+		return CallRecord{}, fmt.Errorf("read call: %w", err)
+	}
+	if !c.Expires.After(s.now()) {
+		return CallRecord{}, ErrNotFound
+	}
+	return c, nil
+}
