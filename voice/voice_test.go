@@ -101,6 +101,13 @@ type env struct {
 
 func newEnv(t *testing.T, next voice.Action) *env {
 	t.Helper()
+	return newEnvWith(t, next, nil)
+}
+
+// newEnvWith builds the env with a LineTyper made over its store (nil:
+// no Lookup).
+func newEnvWith(t *testing.T, next voice.Action, lines func(callcontext.Store) callcontext.LineTyper) *env {
+	t.Helper()
 	bolt, err := boltstore.Open(filepath.Join(t.TempDir(), "voice.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +118,11 @@ func newEnv(t *testing.T, next voice.Action) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := callcontext.NewService(store, callcontext.NoLookup{}, g, time.Now, nil, callcontext.Durations{})
+	var lt callcontext.LineTyper = callcontext.NoLookup{}
+	if lines != nil {
+		lt = lines(store)
+	}
+	calls := callcontext.NewService(store, lt, g, time.Now, nil, callcontext.Durations{})
 	e := &env{t: t, store: store, calls: calls}
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)

@@ -36,7 +36,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	calls, err := newService(cfg, store, greeter)
+	calls, err := newService(cfg, store, greeter, callcontext.NoLookup{})
 	if err != nil {
 		return err
 	}

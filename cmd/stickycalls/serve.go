@@ -19,6 +19,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
+	"github.com/stickycalls/stickycalls/lookup"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -46,7 +47,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	calls, err := newService(cfg, store, greeter)
+	lines := lineTyper(cfg, store, logger)
+	calls, err := newService(cfg, store, greeter, lines)
 	if err != nil {
 		return err
 	}
@@ -61,12 +63,29 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 }
 
 // newService wires the domain service from the configuration.
-func newService(cfg config.Config, store callcontext.Store, greeter callcontext.Greeter) (*callcontext.Service, error) {
+func newService(cfg config.Config, store callcontext.Store, greeter callcontext.Greeter, lines callcontext.LineTyper) (*callcontext.Service, error) {
 	policies, err := policiesOf(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return callcontext.NewService(store, callcontext.NoLookup{}, greeter, time.Now, policies, callcontext.Durations{}), nil
+	return callcontext.NewService(store, lines, greeter, time.Now, policies, callcontext.Durations{}), nil
+}
+
+// lineTyper is Twilio Lookup for the tenants with Lookup credentials (an
+// account SID with its auth token or an API key and secret), answers cached
+// in the store; without any, line types come from requests and memory.
+func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger) callcontext.LineTyper {
+	creds := map[string]lookup.Credentials{}
+	for name, t := range cfg.Tenants {
+		tw := t.Twilio
+		if tw.AccountSID != "" && (tw.AuthToken != "" || tw.APIKey != "") {
+			creds[name] = lookup.Credentials{AccountSID: tw.AccountSID, AuthToken: tw.AuthToken, APIKey: tw.APIKey, APISecret: tw.APISecret}
+		}
+	}
+	if len(creds) == 0 {
+		return callcontext.NoLookup{}
+	}
+	return lookup.NewClient(creds, store, lookup.Options{Timeout: cfg.LookupTimeout, Now: time.Now, Logger: logger})
 }
 
 // policiesOf turns each configured tenant into the service's policy.
