@@ -3,6 +3,7 @@ package voice_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -125,5 +126,19 @@ func TestConfirm(t *testing.T) {
 	res, err := e.end(`{"call_id":"CA7002","variables":{"name":"Jim Roe"}}`)
 	if err != nil || res.CustomerRef == e.startRef("CA7001") || !res.Billable {
 		t.Errorf("end after a no = %+v, %v; want a new customer", res, err)
+	}
+}
+
+func TestWhisper(t *testing.T) {
+	e := newEnv(t, voice.Action{Dial: agent})
+	e.mux.Handle("POST /voice/whisper", e.signed(voice.HandleWhisper(e.calls, e.cfg)))
+	e.remember("CAW000", "+14155550777", "Ana Diaz", "mobile")
+	e.incoming("CAW001", "+14155550777")
+	code, body := e.post("/voice/whisper?call_id=CAW001", token, url.Values{"CallSid": {"CAW001"}, "AccountSid": {"AC" + strings.Repeat("1", 32)}})
+	if code != 200 || !strings.Contains(body, "Returning caller, Ana Diaz.") || !strings.Contains(body, "refund request, 1 calls") {
+		t.Errorf("whisper: %d %s, want the name and the open issue for the agent", code, body)
+	}
+	if strings.Contains(body, "0.") {
+		t.Errorf("whisper %s speaks a confidence number", body)
 	}
 }

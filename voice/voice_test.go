@@ -94,6 +94,8 @@ func (s *countingStore) Claim(ctx context.Context, sc callcontext.Scope, c callc
 
 type env struct {
 	t     *testing.T
+	mux   *http.ServeMux
+	cfg   voice.Config
 	srv   *httptest.Server
 	store *countingStore
 	calls *callcontext.Service
@@ -135,12 +137,15 @@ func newEnvWith(t *testing.T, next voice.Action, lines func(callcontext.Store) c
 		Greeter:   g,
 		Metrics:   voice.NewMetrics(prometheus.NewRegistry()),
 	}
+	e.mux, e.cfg = mux, cfg
 	signed := voice.RequireSignature(cfg)
 	mux.Handle("POST /voice/incoming", signed(voice.HandleIncoming(zerolog.Nop(), calls, cfg)))
 	mux.Handle("POST /voice/confirm", signed(voice.HandleConfirm(zerolog.Nop(), calls, cfg)))
 	mux.Handle("POST /voice/status", signed(voice.HandleStatus(zerolog.Nop(), calls, cfg)))
 	return e
 }
+
+func (e *env) signed(h http.Handler) http.Handler { return voice.RequireSignature(e.cfg)(h) }
 
 // post sends a form signed with tok and returns the status and body.
 func (e *env) post(path, tok string, form url.Values) (int, string) {

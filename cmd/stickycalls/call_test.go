@@ -1,0 +1,31 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+)
+
+// The README's voice walk-through: the call command against a running
+// server with the example configuration.
+func TestCallCommand(t *testing.T) {
+	env := map[string]string{"TWILIO_AUTH_TOKEN": "localtesttoken", "STICKYCALLS_CONFIG": "../../examples/config.yaml"}
+	s := startServer(t, env)
+	var out bytes.Buffer
+	args := []string{"call", "--url", s.base, "--from", "+14155551234", "--to", "+18005550100"}
+	if err := run(context.Background(), args, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+		t.Fatalf("call = %v\n%s", err, out.String())
+	}
+	got := out.String()
+	for _, want := range []string{"POST /voice/incoming -> 200", "<Say", "<Dial><Number", "+14155550000</Number>", "POST /voice/status -> 204"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("call output lacks %q:\n%s", want, got)
+		}
+	}
+	wrong := map[string]string{"TWILIO_AUTH_TOKEN": "anothertoken"}
+	if err := run(context.Background(), args, func(k string) string { return wrong[k] }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("call signed with the wrong token = %v, want a 403", err)
+	}
+}
