@@ -46,19 +46,22 @@ func sweepScope(b scope, now time.Time) error {
 	}
 	if err := sweepExpired(b.calls, now, func(v []byte) (time.Time, error) {
 		var c callcontext.CallRecord
-		return c.Expires, jsonDecode(v, &c)
+		err := jsonDecode(v, &c) // before reading c.Expires: operand order is unspecified
+		return c.Expires, err
 	}); err != nil {
 		return err
 	}
 	if err := sweepExpired(b.idem, now, func(v []byte) (time.Time, error) {
 		var r idemRecord
-		return r.Expires, jsonDecode(v, &r)
+		err := jsonDecode(v, &r) // before reading r.Expires: operand order is unspecified
+		return r.Expires, err
 	}); err != nil {
 		return err
 	}
 	if err := sweepExpired(b.owners, now, func(v []byte) (time.Time, error) {
 		var o owner
-		return o.Expires, jsonDecode(v, &o)
+		err := jsonDecode(v, &o) // before reading o.Expires: operand order is unspecified
+		return o.Expires, err
 	}); err != nil {
 		return err
 	}

@@ -1,0 +1,211 @@
+package boltstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storetest"
+)
+
+func openStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "stickycalls.db"), time.Second)
+	if err != nil {
+		t.Fatalf("Open() error %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) callcontext.Store { return openStore(t) })
+}
+
+func TestOpenLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stickycalls.db")
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatalf("Open(%s) error %v", path, err)
+	}
+	if _, err := Open(path, 50*time.Millisecond); !errors.Is(err, ErrLocked) {
+		t.Errorf("second Open(%s) while open: error %v, want ErrLocked", path, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() error %v", err)
+	}
+	again, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatalf("Open(%s) after Close error %v, want nil", path, err)
+	}
+	again.Close()
+}
+
+func TestOpenNotADatabase(t *testing.T) {
+	path := t.TempDir() // a directory cannot be opened as a file
+	if s, err := Open(path, 50*time.Millisecond); err == nil || errors.Is(err, ErrLocked) {
+		if s != nil {
+			s.Close()
+		}
+		t.Errorf("Open(%s) on a directory: error %v, want an error that is not ErrLocked", path, err)
+	}
+}
+
+var (
+	t0        = time.Date(2026, 2, 7, 10, 30, 0, 0, time.UTC)
+	day       = 24 * time.Hour
+	testScope = callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+type greeter struct{}
+
+func (greeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
+	return callcontext.Greeting{Tier: res.Identity.Recommendation, Text: "Hello!"}
+}
+
+// keysOf lists the keys of one of the test scope's buckets.
+func keysOf(t *testing.T, s *Store, sub []byte) []string {
+	t.Helper()
+	var keys []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketScopes).Bucket(scopeName(testScope))
+		if b == nil {
+			return nil
+		}
+		return b.Bucket(sub).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatalf("read bucket %s: %v", sub, err)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func TestSweep(t *testing.T) {
+	s := openStore(t)
+	c := &clock{t: t0}
+	svc := callcontext.NewService(s, callcontext.NoLookup{}, greeter{}, c.now, nil, callcontext.Durations{})
+	ctx := context.Background()
+	call := func(id, ani, crm, ref, key string, vars string) {
+		t.Helper()
+		start, err := callcontext.ParseStart([]byte(`{"call_id":"` + id + `","identity_hints":{"ani":"` + ani + `","external_ids":{"crm":"` + crm + `"}},"telco":{"line_type":"mobile"}}`))
+		if err != nil {
+			t.Fatalf("ParseStart(%s) error %v", id, err)
+		}
+		if _, err := svc.Start(ctx, testScope, start, key); err != nil {
+			t.Fatalf("Start(%s) error %v", id, err)
+		}
+		end, err := callcontext.ParseEnd([]byte(`{"call_id":"` + id + `","customer_ref":"` + ref + `","variables":` + vars + `}`))
+		if err != nil {
+			t.Fatalf("ParseEnd(%s) error %v", id, err)
+		}
+		if _, err := svc.End(ctx, testScope, end, ""); err != nil {
+			t.Fatalf("End(%s) error %v", id, err)
+		}
+	}
+	call("call_old", "+14155550101", "1", "cust_old", "idem-old", `{}`)
+	c.t = t0.Add(80 * day)
+	call("call_new", "+14155550102", "2", "cust_new", "idem-new", `{"name":"New"}`)
+	before, err := svc.Customer(ctx, testScope, "cust_new")
+	if err != nil {
+		t.Fatalf("Customer(cust_new) error %v", err)
+	}
+	c.t = t0.Add(90*day + 12*time.Hour)
+	call("call_live", "+14155550103", "3", "cust_live", "idem-live", `{}`)
+
+	// Everything of the first call has expired 91 days later; the second
+	// call's record (7 days) and key (1 day) have too, but not its customer;
+	// nothing of the third call has.
+	c.t = t0.Add(91 * day)
+	if err := s.Sweep(c.t); err != nil {
+		t.Fatalf("Sweep() error %v", err)
+	}
+	want := map[string][]string{
+		"customers": {"cust_live", "cust_new"},
+		"anis":      {"+14155550102", "+14155550103"},
+		"owners":    {"crm:2", "crm:3"},
+		"calls":     {"call_live"},
+		"idem":      {idemKey(callcontext.OpStart, "idem-live")},
+		"usage":     {"2026-02", "2026-04", "2026-05"},
+	}
+	for sub, keys := range want {
+		if diff := cmp.Diff(keys, keysOf(t, s, []byte(sub))); diff != "" {
+			t.Errorf("bucket %s after Sweep: diff (-want +got):\n%s", sub, diff)
+		}
+	}
+	after, err := svc.Customer(ctx, testScope, "cust_new")
+	if err != nil {
+		t.Fatalf("Customer(cust_new) after Sweep error %v", err)
+	}
+	if diff := cmp.Diff(before, after, cmp.FilterPath(func(p cmp.Path) bool {
+		return p.Last().String() == ".TTLSeconds"
+	}, cmp.Ignore())); diff != "" {
+		t.Errorf("Customer(cust_new) changed by Sweep: diff (-before +after):\n%s", diff)
+	}
+	start, _ := callcontext.ParseStart([]byte(`{"call_id":"call_3","identity_hints":{"ani":"+14155550102"}}`))
+	reply, err := svc.Start(ctx, testScope, start, "")
+	if err != nil {
+		t.Fatalf("Start(call_3) after Sweep error %v", err)
+	}
+	var res callcontext.StartResult
+	if err := json.Unmarshal(reply.Body, &res); err != nil || res.CustomerRef != "cust_new" {
+		t.Errorf("Start(call_3) after Sweep: customer_ref %q, %v; want cust_new", res.CustomerRef, err)
+	}
+
+	// Sweeping again, or an empty store, is harmless.
+	if err := s.Sweep(c.t); err != nil {
+		t.Errorf("second Sweep() error %v", err)
+	}
+	if err := openStore(t).Sweep(c.t); err != nil {
+		t.Errorf("Sweep() of an empty store error %v", err)
+	}
+}
+
+func TestRunSweepsUntilCancelled(t *testing.T) {
+	s := openStore(t)
+	e := callcontext.EndCommit{
+		Call: callcontext.CallRecord{ID: "call_1", Ended: t0, EndResponse: []byte(`{}`), Expires: t0.Add(7 * day)},
+		Writes: []callcontext.Write{{Record: callcontext.Record{
+			Ref: "cust_1", Version: 1, Expires: t0.Add(day),
+			Variables: map[string]callcontext.Variable{"name": {Value: "x", Expires: t0.Add(day)}},
+		}}},
+	}
+	if err := s.CommitEnd(context.Background(), testScope, e); err != nil {
+		t.Fatalf("CommitEnd() error %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		s.Run(ctx, time.Millisecond, func() time.Time { return t0.Add(8 * day) })
+		close(done)
+	}()
+	deadline := time.After(10 * time.Second)
+	for len(keysOf(t, s, subCustomers)) > 0 || len(keysOf(t, s, subCalls)) > 0 {
+		select {
+		case <-deadline:
+			t.Fatal("Run() did not sweep the expired customer and call within 10s")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run() did not return after its context was cancelled")
+	}
+}

@@ -1,0 +1,138 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+func concurrencyTests() []storeTest {
+	return []storeTest{
+		{"identical ends of one call have one effect", testConcurrentIdenticalEnds},
+		{"identical starts of one call have one effect", testConcurrentIdenticalStarts},
+		{"ends of different calls for one customer all count", testConcurrentDifferentEnds},
+	}
+}
+
+// result is one goroutine's answer.
+type result struct {
+	reply callcontext.Reply
+	err   error
+}
+
+// parallel runs f n times at once and returns every answer.
+func parallel(n int, f func(i int) (callcontext.Reply, error)) []result {
+	out := make([]result, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			r, err := f(i)
+			out[i] = result{r, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+// oneEffect checks that every answer is the same body or ErrInFlight, and
+// that exactly one answer was not a replay.
+func oneEffect(t *testing.T, what string, results []result) {
+	t.Helper()
+	var body []byte
+	fresh := 0
+	for i, r := range results {
+		if r.err != nil {
+			if !errors.Is(r.err, callcontext.ErrInFlight) {
+				t.Errorf("%s #%d: error %v, want a body or ErrInFlight", what, i, r.err)
+			}
+			continue
+		}
+		if !r.reply.Replayed {
+			fresh++
+		}
+		if body == nil {
+			body = r.reply.Body
+		} else if !bytes.Equal(r.reply.Body, body) {
+			t.Errorf("%s #%d: body %s, want the same body as the others, %s", what, i, r.reply.Body, body)
+		}
+	}
+	if fresh != 1 {
+		t.Errorf("%s: %d answers were not replays, want exactly 1", what, fresh)
+	}
+}
+
+func testConcurrentIdenticalEnds(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	ctx := context.Background()
+	h.start(`{"call_id":"call_c","identity_hints":{"ani":"+14155550199"}}`)
+	body := `{"call_id":"call_c","customer_ref":"cust_c","intent":"x","intent_status":"open","variables":{"name":"C"}}`
+	req := parseEnd(t, body)
+	results := parallel(50, func(int) (callcontext.Reply, error) { return h.svc.End(ctx, acmeTest, req, "") })
+	oneEffect(t, "End(call_c) ×50", results)
+
+	v := h.customer("cust_c")
+	if len(v.OpenIntents) != 1 || v.OpenIntents[0].AttemptCount != 1 {
+		t.Errorf("Customer(cust_c).OpenIntents after 50 identical ends = %+v, want x with attempt_count 1", v.OpenIntents)
+	}
+	u, err := h.svc.Usage(ctx, acmeTest)
+	if err != nil || u.Requests != 2 {
+		t.Errorf("Usage().Requests after a start and 50 identical ends = %d, %v; want 2", u.Requests, err)
+	}
+}
+
+func testConcurrentIdenticalStarts(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	ctx := context.Background()
+	req := parseStart(t, `{"call_id":"call_c","identity_hints":{"ani":"+14155550199"}}`)
+	results := parallel(50, func(int) (callcontext.Reply, error) { return h.svc.Start(ctx, acmeTest, req, "idem-c") })
+	oneEffect(t, "Start(call_c) ×50", results)
+	u, err := h.svc.Usage(ctx, acmeTest)
+	if err != nil || u.Requests != 1 || u.Calls != (callcontext.CallsView{Billable: 1}) {
+		t.Errorf("Usage() after 50 identical starts = requests %d, calls %+v, %v; want 1, {1 0}", u.Requests, u.Calls, err)
+	}
+}
+
+func testConcurrentDifferentEnds(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	ctx := context.Background()
+	const n = 20
+	reqs := make([]callcontext.EndRequest, n)
+	for i := range reqs {
+		reqs[i] = parseEnd(t, fmt.Sprintf(`{"call_id":"call_%02d","customer_ref":"cust_many","intent":"x","intent_status":"open"}`, i))
+	}
+	results := parallel(n, func(i int) (callcontext.Reply, error) { return h.svc.End(ctx, acmeTest, reqs[i], "") })
+	created := 0
+	for i, r := range results {
+		if r.err != nil {
+			t.Errorf("End(call_%02d) error %v, want success", i, r.err)
+			continue
+		}
+		var res callcontext.EndResult
+		if err := json.Unmarshal(r.reply.Body, &res); err != nil {
+			t.Fatalf("End(call_%02d) body %s: %v", i, r.reply.Body, err)
+		}
+		if res.Billable {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d of %d concurrent ends report billable (created the customer), want 1", created, n)
+	}
+	v := h.customer("cust_many")
+	if len(v.OpenIntents) != 1 || v.OpenIntents[0].AttemptCount != n {
+		t.Errorf("Customer(cust_many).OpenIntents after %d ends = %+v, want x with attempt_count %d", n, v.OpenIntents, n)
+	}
+	u, err := h.svc.Usage(ctx, acmeTest)
+	if err != nil || u.Requests != n || u.Calls != (callcontext.CallsView{Billable: 1, NonBillable: n - 1}) {
+		t.Errorf("Usage() after %d standalone ends = requests %d, calls %+v, %v; want %d, {1 %d}", n, u.Requests, u.Calls, err, n, n-1)
+	}
+}
