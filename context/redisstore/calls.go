@@ -1,0 +1,246 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// callBase is the part of a call record that no script reads or changes,
+// stored as JSON in the call hash's "base" field.
+type callBase struct {
+	ID          string                   `json:"id"`
+	ANI         string                   `json:"ani,omitempty"`
+	DNIS        string                   `json:"dnis,omitempty"`
+	ExternalIDs []callcontext.ExternalID `json:"external_ids,omitempty"`
+}
+
+func baseOf(c callcontext.CallRecord) string {
+	b, _ := json.Marshal(callBase{c.ID, c.ANI, c.DNIS, c.ExternalIDs})
+	return string(b)
+}
+
+// callHash is a call record as the fields of its hash: "base"; "ref",
+// "rec", "cf" (customer, recommendation, confirmed); "st", "sp", "sr",
+// "sl", "slp" (started, start print, response, lease, lease print); the
+// same with "e" for the end ("en" is ended); "co", "cs", "cr", "cc"
+// (completion time, status, customer, created); "exp". Flags are "1" or
+// "", times are ts encoded, and "" is the zero value.
+func callHash(c callcontext.CallRecord) map[string]string {
+	return map[string]string{
+		"base": baseOf(c), "ref": c.CustomerRef, "rec": string(c.Recommendation), "cf": flag(c.Confirmed),
+		"st": ts(c.Started), "sp": c.StartPrint, "sr": string(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
+		"en": ts(c.Ended), "ep": c.EndPrint, "er": string(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
+		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated),
+		"exp": ts(c.Expires),
+	}
+}
+
+// Field groups of a call hash.
+var (
+	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "exp"}
+	startFields = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "co", "cs", "cr", "cc", "exp"}
+	endFields   = []string{"en", "ep", "er", "el", "elp"}
+	doneFields  = []string{"co", "cs", "cr", "cc"}
+)
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return ""
+}
+
+// pairs lists the named fields of h as field, value pairs.
+func pairs(h map[string]string, names []string) []any {
+	out := make([]any, 0, 2*len(names))
+	for _, f := range names {
+		out = append(out, f, h[f])
+	}
+	return out
+}
+
+// decodeCall rebuilds a call record from its hash; no fields is the zero
+// record.
+func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
+	var c callcontext.CallRecord
+	if len(m) == 0 {
+		return c, nil
+	}
+	var b callBase
+	if err := json.Unmarshal([]byte(m["base"]), &b); err != nil {
+		return c, fmt.Errorf("decode call record: %w", err)
+	}
+	c.ID, c.ANI, c.DNIS, c.ExternalIDs = b.ID, b.ANI, b.DNIS, b.ExternalIDs
+	c.CustomerRef, c.Recommendation, c.Confirmed = m["ref"], identity.Recommendation(m["rec"]), m["cf"] == "1"
+	c.StartPrint, c.StartResponse, c.StartLeasePrint = m["sp"], bytesOf(m["sr"]), m["slp"]
+	c.EndPrint, c.EndResponse, c.EndLeasePrint = m["ep"], bytesOf(m["er"]), m["elp"]
+	c.CompletionStatus, c.CompletedRef, c.CompletionCreated = m["cs"], m["cr"], m["cc"] == "1"
+	times := map[string]*time.Time{"st": &c.Started, "sl": &c.StartLease, "en": &c.Ended, "el": &c.EndLease, "co": &c.Completed, "exp": &c.Expires}
+	for f, dst := range times {
+		t, err := parseTS(m[f])
+		if err != nil {
+			return c, fmt.Errorf("decode call record: %w", err)
+		}
+		*dst = t
+	}
+	return c, nil
+}
+
+func bytesOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+// merge is one change of a call record by mergeScript.
+type merge struct {
+	id      string
+	period  string // of the counter
+	counter string // usage field to count, or ""
+	ttl     int64
+	mode    string // "start", "merge" or "confirm"
+	ref     string // the customer whose call set gets the call, if the record names it
+	always  []any  // field, value pairs
+	fresh   []any  // the pairs a new record starts with
+}
+
+func (m merge) run(n names) run {
+	keys := []string{n.call(m.id), n.usage(m.period)}
+	if m.ref != "" {
+		keys = append(keys, n.refCalls(m.ref))
+	}
+	args := append([]any{m.counter, m.ttl, m.mode, m.ref, len(m.always) / 2}, m.always...)
+	return run{mergeScript, keys, append(args, m.fresh...)}
+}
+
+// opField is the prefix of an op's fields in a call hash.
+func opField(op callcontext.Op) string {
+	if op == callcontext.OpStart {
+		return "s"
+	}
+	return "e"
+}
+
+// claimOutcomes maps the claim script's codes.
+var claimOutcomes = map[int64]callcontext.Outcome{
+	0: callcontext.Claimed, 1: callcontext.Replay, 2: callcontext.Conflict,
+	3: callcontext.KeyReused, 4: callcontext.InFlight, 5: callcontext.OverQuota,
+}
+
+// Claim implements callcontext.Store in one script in the scope's slot.
+func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+	n := s.names(sc)
+	keys := []string{n.call(c.CallID), n.usage(c.Period)}
+	if c.Key != "" {
+		keys = append(keys, n.idem(c.Op, c.Key))
+	}
+	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
+	args := []any{
+		ts(c.Now), opField(c.Op), c.Fingerprint, ts(c.Now.Add(c.Lease)), ts(c.Now.Add(-c.Replay)), c.Quota,
+		baseOf(callcontext.CallRecord{ID: c.CallID}), ts(expires), ttl(expires, c.Now), ts(keyExpires), ttl(keyExpires, c.Now),
+	}
+	cmd, err := s.one(ctx, "claim", run{claimScript, keys, args})
+	if err != nil {
+		return callcontext.ClaimResult{}, err
+	}
+	code, payload, err := reply(cmd)
+	if err != nil {
+		return callcontext.ClaimResult{}, err
+	}
+	res := callcontext.ClaimResult{Outcome: claimOutcomes[code]}
+	switch code {
+	case 0:
+		res.Call, err = decodeCall(fields(payload))
+	case 1:
+		body, _ := payload.(string)
+		res.Response = []byte(body)
+	}
+	return res, err
+}
+
+// Release implements callcontext.Store in one script in the scope's slot.
+func (s *Store) Release(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) error {
+	n := s.names(sc)
+	keys := []string{n.call(c.CallID), n.usage(c.Period)}
+	if c.Key != "" {
+		keys = append(keys, n.idem(c.Op, c.Key))
+	}
+	_, err := s.one(ctx, "release", run{releaseScript, keys, []any{ts(c.Now), opField(c.Op), c.Fingerprint}})
+	return err
+}
+
+// usageField is the counter a finished call adds to.
+func usageField(billable bool) string {
+	if billable {
+		return "billable"
+	}
+	return "non_billable"
+}
+
+// SaveStart implements callcontext.Store in one wave: the call record and
+// counters in the scope's slot, the line type in the ANI's. The line type
+// is a cache, so it may be written while the call record is not.
+func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcontext.StartCommit) error {
+	n, c := s.names(sc), st.Call
+	h := callHash(c)
+	h["sl"], h["slp"] = "", ""
+	m := merge{id: c.ID, period: st.Period, counter: usageField(st.Billable), ttl: ttl(c.Expires, c.Started), mode: "start",
+		ref: c.CustomerRef, always: pairs(h, startFields)}
+	runs := []run{m.run(n)}
+	if c.ANI != "" && st.LineType != "" && st.LineType != identity.Unknown {
+		until := c.Started.Add(st.LinkTTL)
+		runs = append(runs, run{setFieldScript, []string{n.ani(c.ANI)}, []any{ttl(until, c.Started), "lt", string(st.LineType), "ltx", ts(until)}})
+	}
+	_, err := s.wave(ctx, "save start", runs, nil)
+	return err
+}
+
+// ConfirmCall implements callcontext.Store in one script.
+func (s *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID string, c callcontext.Confirmation) error {
+	m := merge{id: callID, mode: "confirm", ref: c.CustomerRef,
+		always: []any{"cf", flag(c.Confirmed), "ref", c.CustomerRef, "rec", string(c.Recommendation)}}
+	cmd, err := s.one(ctx, "confirm call", m.run(s.names(sc)))
+	if err != nil {
+		return err
+	}
+	if cmd.Val() == int64(0) {
+		return callcontext.ErrNotFound
+	}
+	return nil
+}
+
+// Call implements callcontext.Store.
+func (s *Store) Call(ctx context.Context, sc callcontext.Scope, id string) (callcontext.CallRecord, error) {
+	m, err := s.rdb.HGetAll(ctx, s.names(sc).call(id)).Result()
+	if err != nil {
+		return callcontext.CallRecord{}, storeErr("read call", err)
+	}
+	if len(m) == 0 {
+		return callcontext.CallRecord{}, callcontext.ErrNotFound
+	}
+	return decodeCall(m)
+}
+
+// Usage implements callcontext.Store.
+func (s *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) (callcontext.UsageCount, error) {
+	v, err := s.rdb.HMGet(ctx, s.names(sc).usage(period), "requests", "billable", "non_billable").Result()
+	if err != nil {
+		return callcontext.UsageCount{}, storeErr("read usage", err)
+	}
+	var n [3]int64
+	for i, x := range v {
+		if str, ok := x.(string); ok {
+			if n[i], err = strconv.ParseInt(str, 10, 64); err != nil {
+				return callcontext.UsageCount{}, fmt.Errorf("decode usage: %w", err)
+			}
+		}
+	}
+	return callcontext.UsageCount{Requests: n[0], Billable: n[1], NonBillable: n[2]}, nil
+}

@@ -1,0 +1,258 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// maxEraseAttempts bounds how often Erase starts again when the customer
+// changed under it.
+const maxEraseAttempts = 8
+
+// committer is one CommitEnd in progress.
+type committer struct {
+	s       *Store
+	n       names
+	e       callcontext.EndCommit
+	now     time.Time // the end's time, from which TTLs are measured
+	token   string    // lock token when the end writes several customers
+	deleted map[string]callcontext.Record
+}
+
+// CommitEnd implements callcontext.Store. Index entries go first; then the
+// customers, each checked against its version, the target (the last write)
+// last: its script is the commit point; then the call record, the counters
+// and the index clean-up. An end that writes several customers locks them
+// all first, so that either all are written or (ErrVersion) none. An end
+// that writes one customer takes three waves.
+func (s *Store) CommitEnd(ctx context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
+	c := &committer{s: s, n: s.names(sc), e: e, now: commitTime(e), deleted: map[string]callcontext.Record{}}
+	if len(e.Writes) > 1 {
+		c.token = newToken()
+	}
+	if err := c.prepare(ctx); err != nil {
+		return err
+	}
+	if err := c.write(ctx); err != nil {
+		return err
+	}
+	return c.finish(ctx)
+}
+
+// commitTime is the time of an end or completion, from which its TTLs are
+// measured.
+func commitTime(e callcontext.EndCommit) time.Time {
+	if e.Completion && !e.Call.Completed.IsZero() {
+		return e.Call.Completed
+	}
+	return e.Call.Ended
+}
+
+func newToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// prepare sets the index entries the end adds and, for several writes,
+// locks every customer at the version read.
+func (c *committer) prepare(ctx context.Context) error {
+	var runs []run
+	for _, l := range c.e.ANILinks {
+		link, _ := json.Marshal(l.Link)
+		runs = append(runs, run{setFieldScript, []string{c.n.ani(l.ANI)}, []any{ttl(l.Link.Expires, c.now), linkField(l.Ref), string(link)}})
+	}
+	for _, o := range c.e.Owners {
+		runs = append(runs, run{setFieldScript, []string{c.n.owner(o.ID.String())}, []any{ttl(o.Expires, c.now), o.Ref, ts(o.Expires)}})
+	}
+	indexRuns := len(runs)
+	if c.token != "" {
+		for _, w := range c.e.Writes {
+			ref := w.Record.Ref
+			runs = append(runs, run{lockScript, []string{c.n.customer(ref), c.n.lock(ref)}, []any{w.Prev, c.token, c.s.lockTTL.Milliseconds()}})
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	cmds, err := c.s.wave(ctx, "commit end: index", runs, nil)
+	if err != nil {
+		c.unlock(ctx)
+		return err
+	}
+	for _, cmd := range cmds[indexRuns:] {
+		if cmd.Val() != int64(0) {
+			c.unlock(ctx)
+			return fmt.Errorf("commit end: customer %w", callcontext.ErrVersion)
+		}
+	}
+	return nil
+}
+
+// unlock removes the end's locks, if it took any. It runs even when the
+// context is done, so that a failed end does not hold its customers.
+func (c *committer) unlock(ctx context.Context) {
+	if c.token == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	var runs []run
+	for _, w := range c.e.Writes {
+		runs = append(runs, run{unlockScript, []string{c.n.lock(w.Record.Ref)}, []any{c.token}})
+	}
+	c.s.wave(ctx, "commit end: unlock", runs, nil) // the locks expire by themselves if this fails
+}
+
+// write writes the other customers in one wave, then the target.
+func (c *committer) write(ctx context.Context) error {
+	w := c.e.Writes
+	if len(w) == 0 {
+		return nil
+	}
+	if len(w) > 1 {
+		if err := c.writeAll(ctx, w[:len(w)-1]); err != nil {
+			c.unlock(ctx)
+			return err
+		}
+	}
+	if err := c.writeAll(ctx, w[len(w)-1:]); err != nil {
+		c.unlock(ctx)
+		return err
+	}
+	return nil
+}
+
+func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) error {
+	runs := make([]run, len(writes))
+	for i, w := range writes {
+		rec, err := json.Marshal(w.Record)
+		if err != nil {
+			return fmt.Errorf("encode customer %q: %w", w.Record.Ref, err)
+		}
+		ref, del := w.Record.Ref, ""
+		if w.Delete {
+			del = "1"
+		}
+		runs[i] = run{writeScript, []string{c.n.customer(ref), c.n.lock(ref)},
+			[]any{w.Prev, c.token, del, w.Record.Version, string(rec), ttl(w.Record.Expires, c.now)}}
+	}
+	cmds, err := c.s.wave(ctx, "commit end: customers", runs, nil)
+	if err != nil {
+		return err
+	}
+	for i, cmd := range cmds {
+		code, old, err := reply(cmd)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return fmt.Errorf("commit end: customer %q: %w", writes[i].Record.Ref, callcontext.ErrVersion)
+		}
+		if raw, _ := old.(string); writes[i].Delete && raw != "" {
+			var rec callcontext.Record
+			if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+				return fmt.Errorf("decode customer %q: %w", writes[i].Record.Ref, err)
+			}
+			c.deleted[writes[i].Record.Ref] = rec
+		}
+	}
+	return nil
+}
+
+// finish merges the end's (or completion's) fields into the call record
+// and counts the call, then cleans the index: other owner candidates of
+// the ids this end set, the ANI links it drops and the entries of the
+// customers it deleted.
+func (c *committer) finish(ctx context.Context) error {
+	call := c.e.Call
+	h := callHash(call)
+	m := merge{id: call.ID, period: c.e.Period, ttl: ttl(call.Expires, c.now), mode: "merge", ref: call.CustomerRef, fresh: pairs(h, allFields)}
+	if c.e.Counted {
+		m.counter = usageField(c.e.Billable)
+	}
+	if c.e.Completion {
+		m.always = pairs(h, doneFields)
+	} else {
+		h["el"], h["elp"] = "", ""
+		m.always = pairs(h, endFields)
+	}
+	runs := []run{m.run(c.n)}
+	for _, o := range c.e.Owners {
+		runs = append(runs, run{ownerOnlyScript, []string{c.n.owner(o.ID.String())}, []any{o.Ref}})
+	}
+	_, err := c.s.wave(ctx, "commit end: call", runs, func(p redis.Pipeliner) {
+		for _, l := range c.e.ANIUnlinks {
+			p.HDel(ctx, c.n.ani(l.ANI), linkField(l.Ref))
+		}
+		for ref, rec := range c.deleted {
+			unindex(ctx, p, c.n, ref, rec)
+		}
+	})
+	return err
+}
+
+// unindex removes a customer's index entries.
+func unindex(ctx context.Context, p redis.Pipeliner, n names, ref string, rec callcontext.Record) {
+	for ani := range rec.ANIs {
+		p.HDel(ctx, n.ani(ani), linkField(ref))
+	}
+	for id := range rec.ExternalIDs {
+		p.HDel(ctx, n.owner(id), ref)
+	}
+}
+
+// Erase implements callcontext.Store. It reads the customer, removes its
+// index entries and call records, then deletes the customer if it is still
+// at the version read (else it starts again): a failed erase leaves the
+// customer, so a retry finishes the job.
+func (s *Store) Erase(ctx context.Context, sc callcontext.Scope, ref string) error {
+	n := s.names(sc)
+	for range maxEraseAttempts {
+		done, err := s.eraseOnce(ctx, n, ref)
+		if done || err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("erase %q: %w", ref, callcontext.ErrVersion)
+}
+
+func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error) {
+	v, err := s.rdb.HMGet(ctx, n.customer(ref), "v", "rec").Result()
+	if err != nil {
+		return false, storeErr("erase", err)
+	}
+	raw, ok := v[1].(string)
+	if !ok {
+		return true, callcontext.ErrNotFound
+	}
+	version, _ := v[0].(string)
+	var rec callcontext.Record
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return false, fmt.Errorf("decode customer %q: %w", ref, err)
+	}
+	args := []any{ref}
+	for _, c := range rec.Calls {
+		args = append(args, n.call(c.ID))
+	}
+	_, err = s.wave(ctx, "erase: index and calls", []run{{eraseCallsScript, []string{n.refCalls(ref)}, args}}, func(p redis.Pipeliner) {
+		unindex(ctx, p, n, ref, rec)
+	})
+	if err != nil {
+		return false, err
+	}
+	cmd, err := s.one(ctx, "erase: customer", run{writeScript, []string{n.customer(ref), n.lock(ref)}, []any{version, "", "1", 0, "", 0}})
+	if err != nil {
+		return false, err
+	}
+	code, _, err := reply(cmd)
+	return code == 0, err
+}
