@@ -51,6 +51,10 @@ func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c callcontext.Cla
 			return err
 		}
 		res, err = claim(b, c)
+		if err != nil || res.Outcome != callcontext.Claimed || c.Query == nil {
+			return err
+		}
+		res.Found, err = resolve(b, *c.Query, c.Now)
 		return err
 	})
 	return res, err
@@ -207,12 +211,14 @@ func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st callcontex
 	})
 }
 
-// mergeStart copies the start's fields, leaving any end untouched.
+// mergeStart copies the start's fields, leaving any end and completion
+// untouched.
 func mergeStart(dst *callcontext.CallRecord, src callcontext.CallRecord) {
-	ended, endPrint, endResp, endLease, endLeasePrint := dst.Ended, dst.EndPrint, dst.EndResponse, dst.EndLease, dst.EndLeasePrint
+	old := *dst
 	*dst = src
 	dst.StartLease, dst.StartLeasePrint = time.Time{}, ""
-	dst.Ended, dst.EndPrint, dst.EndResponse, dst.EndLease, dst.EndLeasePrint = ended, endPrint, endResp, endLease, endLeasePrint
+	dst.Ended, dst.EndPrint, dst.EndResponse, dst.EndLease, dst.EndLeasePrint = old.Ended, old.EndPrint, old.EndResponse, old.EndLease, old.EndLeasePrint
+	dst.Completed, dst.CompletionStatus, dst.CompletedRef, dst.CompletionCreated = old.Completed, old.CompletionStatus, old.CompletedRef, old.CompletionCreated
 }
 
 // mergeEnd copies the end's fields, leaving any start untouched.

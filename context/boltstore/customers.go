@@ -35,28 +35,36 @@ func (s *Store) Resolve(_ context.Context, sc callcontext.Scope, q callcontext.Q
 		if !ok {
 			return nil
 		}
-		refs := []string{q.CustomerRef}
-		for _, id := range q.ExternalIDs {
-			var o owner
-			if _, err := get(b.owners, id.String(), &o); err != nil {
-				return err
-			}
-			if o.Expires.After(now) {
-				f.Owners[id.String()] = o.Ref
-				refs = append(refs, o.Ref)
-			}
-		}
-		if q.ANI != "" {
-			e, err := liveANI(b, q.ANI, now)
-			if err != nil {
-				return err
-			}
-			f.ANI = callcontext.ANIEntry{LineType: e.LineType, Links: recent(e.Links, maxLineCustomers)}
-			refs = append(refs, sortedRefs(f.ANI.Links)...)
-		}
-		return readCustomers(b, refs, f.Customers)
+		var err error
+		f, err = resolve(b, q, now)
+		return err
 	})
 	return f, err
+}
+
+// resolve reads what a query's hints point at inside a transaction.
+func resolve(b scope, q callcontext.Query, now time.Time) (callcontext.Found, error) {
+	f := callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}
+	refs := []string{q.CustomerRef}
+	for _, id := range q.ExternalIDs {
+		var o owner
+		if _, err := get(b.owners, id.String(), &o); err != nil {
+			return f, err
+		}
+		if o.Expires.After(now) {
+			f.Owners[id.String()] = o.Ref
+			refs = append(refs, o.Ref)
+		}
+	}
+	if q.ANI != "" {
+		e, err := liveANI(b, q.ANI, now)
+		if err != nil {
+			return f, err
+		}
+		f.ANI = callcontext.ANIEntry{LineType: e.LineType, Links: recent(e.Links, maxLineCustomers)}
+		refs = append(refs, sortedRefs(f.ANI.Links)...)
+	}
+	return f, readCustomers(b, refs, f.Customers)
 }
 
 // liveANI reads an ANI's entry without what has expired.

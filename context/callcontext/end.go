@@ -20,13 +20,19 @@ const maxEndAttempts = 32
 func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string) (Reply, error) {
 	now := s.now().UTC()
 	c := s.newClaim(sc, OpEnd, req.CallID, key, Fingerprint(req), now)
-	call, reply, err := s.claim(ctx, sc, c)
+	if req.CustomerRef != "" {
+		// The usual end names its customer: read it with the claim.
+		c.Query = &Query{CustomerRef: req.CustomerRef, ExternalIDs: bodyIDs(req)}
+	}
+	res, reply, err := s.claim(ctx, sc, c)
 	if reply != nil || err != nil {
 		return derefReply(reply), err
 	}
+	found := &res.Found
 	for range maxEndAttempts {
 		var body []byte
-		body, err = s.end(ctx, sc, req, call, c)
+		body, err = s.end(ctx, sc, req, res.Call, c, found)
+		found = nil // a retry reads again
 		if !errors.Is(err, ErrVersion) {
 			if err != nil {
 				break
@@ -52,7 +58,9 @@ type ending struct {
 	created bool
 }
 
-func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRecord, c Claim) ([]byte, error) {
+// end applies a claimed end. claimed is what the claim read, if it read
+// what this end needs.
+func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRecord, c Claim, claimed *Found) ([]byte, error) {
 	e := &ending{req: req, call: call, c: c, pol: s.policy(sc.Tenant)}
 	ref, err := s.target(ctx, sc, e)
 	if err != nil {
@@ -60,8 +68,9 @@ func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRe
 	}
 	e.ref = ref
 	e.collectHints()
-	e.found, err = s.store.Resolve(ctx, sc, Query{ExternalIDs: e.ids, CustomerRef: ref}, c.Now)
-	if err != nil {
+	if claimed != nil && c.Query != nil && c.Query.CustomerRef == ref && slices.Equal(c.Query.ExternalIDs, e.ids) {
+		e.found = *claimed
+	} else if e.found, err = s.store.Resolve(ctx, sc, Query{ExternalIDs: e.ids, CustomerRef: ref}, c.Now); err != nil {
 		return nil, fmt.Errorf("read customer: %w", err)
 	}
 	e.moveExternalIDs(s.d)
@@ -120,6 +129,21 @@ func cmpLine(lt identity.LineType) identity.LineType {
 		return identity.Unknown
 	}
 	return lt
+}
+
+// bodyIDs is the external ids an end's body links, sorted as collectHints
+// sorts them.
+func bodyIDs(req EndRequest) []ExternalID {
+	ids := map[string]string{}
+	if req.Hints != nil {
+		for k, v := range req.Hints.ExternalIDs {
+			ids[k] = v
+		}
+	}
+	for k, v := range req.ExternalIDs {
+		ids[k] = v
+	}
+	return externalIDList(ids)
 }
 
 // collectHints gathers what the call links: the start's ANI and external
@@ -222,11 +246,20 @@ func (e *ending) save(d Durations) (EndResult, error) {
 		e.commit.Owners = append(e.commit.Owners, Owner{ID: id, Ref: e.ref, Expires: link.Expires})
 	}
 	res := EndResult{CallID: e.req.CallID, CustomerRef: e.ref, CallEnd: Timestamp(now), Billable: e.created}
+	// A store that failed after writing the customer but before the call
+	// record leaves the end applied; its retry must not count it again.
+	applied := slices.ContainsFunc(r.Calls, func(c CallRef) bool { return c.ID == e.req.CallID && c.Ended })
 	if e.req.Intent != "" {
-		r.applyIntent(e.req.Intent, e.req.Status, now)
+		if !applied {
+			r.applyIntent(e.req.Intent, e.req.Status, now)
+		}
 		res.IntentsUpdated = 1
 	}
-	res.VariablesUpdated = r.applyVariables(e.req.Variables, e.req.CallID, now.Add(e.req.VariableTTL))
+	if applied {
+		res.VariablesUpdated = len(e.req.Variables)
+	} else {
+		res.VariablesUpdated = r.applyVariables(e.req.Variables, e.req.CallID, now.Add(e.req.VariableTTL))
+	}
 	if n := len(r.Variables); n > maxVariables {
 		v := &ValidationError{}
 		v.add(fmt.Sprintf("a customer keeps at most %d variables; this end would leave %d", maxVariables, n), "variables")
@@ -240,7 +273,9 @@ func (e *ending) save(d Durations) (EndResult, error) {
 		r.FirstCall = now
 	}
 	r.LastCall = now
-	r.Calls = append(r.Calls, CallRef{ID: e.req.CallID, At: now})
+	if !applied {
+		r.Calls = append(r.Calls, CallRef{ID: e.req.CallID, At: now, Ended: true})
+	}
 	r.prune(now, d)
 	r.Version = prev + 1
 	gone := !r.alive(now)

@@ -52,24 +52,24 @@ type Reply struct {
 
 // claim asks the store to do op, and turns every outcome but Claimed into
 // a reply or an error.
-func (s *Service) claim(ctx context.Context, sc Scope, c Claim) (CallRecord, *Reply, error) {
+func (s *Service) claim(ctx context.Context, sc Scope, c Claim) (ClaimResult, *Reply, error) {
 	res, err := s.store.Claim(ctx, sc, c)
 	if err != nil {
-		return CallRecord{}, nil, fmt.Errorf("claim %s: %w", c.Op, err)
+		return res, nil, fmt.Errorf("claim %s: %w", c.Op, err)
 	}
 	switch res.Outcome {
 	case Claimed:
-		return res.Call, nil, nil
+		return res, nil, nil
 	case Replay:
-		return CallRecord{}, &Reply{Body: res.Response, Replayed: true}, nil
+		return res, &Reply{Body: res.Response, Replayed: true}, nil
 	case KeyReused:
-		return CallRecord{}, nil, ErrKeyReused
+		return res, nil, ErrKeyReused
 	case InFlight:
-		return CallRecord{}, nil, ErrInFlight
+		return res, nil, ErrInFlight
 	case OverQuota:
-		return CallRecord{}, nil, ErrOverQuota
+		return res, nil, ErrOverQuota
 	}
-	return CallRecord{}, nil, ErrConflict
+	return res, nil, ErrConflict
 }
 
 func (s *Service) newClaim(sc Scope, op Op, callID, key, print string, now time.Time) Claim {
@@ -93,11 +93,14 @@ func (s *Service) release(ctx context.Context, sc Scope, c Claim) {
 func (s *Service) Start(ctx context.Context, sc Scope, req StartRequest, key string) (Reply, error) {
 	now := s.now().UTC()
 	c := s.newClaim(sc, OpStart, req.CallID, key, Fingerprint(req), now)
-	_, reply, err := s.claim(ctx, sc, c)
+	pol := s.policy(sc.Tenant)
+	q := Query{ANI: linkable(req.Hints.ANI, pol), ExternalIDs: externalIDList(req.Hints.ExternalIDs), CustomerRef: req.Hints.CustomerRef}
+	c.Query = &q
+	res, reply, err := s.claim(ctx, sc, c)
 	if reply != nil || err != nil {
 		return derefReply(reply), err
 	}
-	body, err := s.start(ctx, sc, req, c)
+	body, err := s.start(ctx, sc, req, c, res.Found)
 	if err != nil {
 		s.release(ctx, sc, c)
 		return Reply{}, err
@@ -112,14 +115,10 @@ func derefReply(r *Reply) Reply {
 	return *r
 }
 
-func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim) ([]byte, error) {
+// start answers a claimed start from what the claim found for its hints.
+func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim, found Found) ([]byte, error) {
 	pol := s.policy(sc.Tenant)
-	ani := linkable(req.Hints.ANI, pol)
-	ids := externalIDList(req.Hints.ExternalIDs)
-	found, err := s.store.Resolve(ctx, sc, Query{ANI: ani, ExternalIDs: ids, CustomerRef: req.Hints.CustomerRef}, c.Now)
-	if err != nil {
-		return nil, fmt.Errorf("resolve: %w", err)
-	}
+	ani, ids := c.Query.ANI, c.Query.ExternalIDs
 	lt, ltSource := s.lineType(ctx, sc, req, ani, found.ANI.LineType)
 	res := resolve(found, req.Hints, ani, c.Now)
 	res.Signals.LineType, res.Signals.Attestation = lt, req.Attestation

@@ -17,7 +17,9 @@ type Store interface {
 	Customers(ctx context.Context, sc Scope, refs []string) (map[string]Record, error)
 	// Claim marks a start or end of a call in flight, or reports a replay,
 	// a conflict, an in-flight twin or a spent quota. On Claimed it reserves
-	// one request of the quota and returns the call's record (zero if none).
+	// one request of the quota and returns the call's record (zero if none)
+	// and, when the claim carries a Query, what Resolve would return for it
+	// (read together with the claim, to save round trips).
 	Claim(ctx context.Context, sc Scope, c Claim) (ClaimResult, error)
 	// Release undoes a Claim whose work failed: the lease, the idempotency
 	// key and the quota reservation.
@@ -128,10 +130,13 @@ type Variable struct {
 	Expires time.Time `json:"expires"`
 }
 
-// CallRef names a call of a customer.
+// CallRef names a call of a customer, and whether the customer has its
+// end (an end applies once, even when its call record could not be
+// written after the customer was).
 type CallRef struct {
-	ID string    `json:"id"`
-	At time.Time `json:"at"`
+	ID    string    `json:"id"`
+	At    time.Time `json:"at"`
+	Ended bool      `json:"ended,omitempty"`
 }
 
 // Op is the kind of request a claim is for.
@@ -156,6 +161,7 @@ type Claim struct {
 	Retention   time.Duration // how long a new call record is kept
 	Quota       int64         // 0 = unlimited
 	Period      string
+	Query       *Query // resolved on Claimed, when not nil
 }
 
 // Outcome is what a Claim found.
@@ -177,6 +183,7 @@ type ClaimResult struct {
 	Outcome  Outcome
 	Response []byte
 	Call     CallRecord
+	Found    Found // for Claim.Query
 }
 
 // CallRecord is what a call's start and end left for replays and for a

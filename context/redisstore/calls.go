@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -44,7 +46,7 @@ func callHash(c callcontext.CallRecord) map[string]string {
 // Field groups of a call hash.
 var (
 	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "exp"}
-	startFields = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "co", "cs", "cr", "cc", "exp"}
+	startFields = []string{"base", "ref", "rec", "st", "sp", "sr", "sl", "slp", "exp"}
 	endFields   = []string{"en", "ep", "er", "el", "elp"}
 	doneFields  = []string{"co", "cs", "cr", "cc"}
 )
@@ -146,18 +148,27 @@ func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.C
 		ts(c.Now), opField(c.Op), c.Fingerprint, ts(c.Now.Add(c.Lease)), ts(c.Now.Add(-c.Replay)), c.Quota,
 		baseOf(callcontext.CallRecord{ID: c.CallID}), ts(expires), ttl(expires, c.Now), ts(keyExpires), ttl(keyExpires, c.Now),
 	}
-	cmd, err := s.one(ctx, "claim", run{claimScript, keys, args})
+	// The query's index reads ride in the claim's wave; wasted on a replay.
+	r := s.resolver(sc, c.Now)
+	var reads *indexReads
+	cmds, err := s.wave(ctx, "claim", []run{{claimScript, keys, args}}, func(p redis.Pipeliner) {
+		if c.Query != nil {
+			reads = r.queue(ctx, p, *c.Query)
+		}
+	})
 	if err != nil {
 		return callcontext.ClaimResult{}, err
 	}
-	code, payload, err := reply(cmd)
+	code, payload, err := reply(cmds[0])
 	if err != nil {
 		return callcontext.ClaimResult{}, err
 	}
 	res := callcontext.ClaimResult{Outcome: claimOutcomes[code]}
 	switch code {
 	case 0:
-		res.Call, err = decodeCall(fields(payload))
+		if res.Call, err = decodeCall(fields(payload)); err == nil && reads != nil {
+			res.Found, err = r.resolve(ctx, *c.Query, reads)
+		}
 	case 1:
 		body, _ := payload.(string)
 		res.Response = []byte(body)

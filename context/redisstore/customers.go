@@ -36,19 +36,40 @@ type resolver struct {
 // second; an entry counts only if the customer's own record holds the live
 // link, and the link reported is the record's.
 func (s *Store) Resolve(ctx context.Context, sc callcontext.Scope, q callcontext.Query, now time.Time) (callcontext.Found, error) {
-	f := callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}
-	r := &resolver{s: s, n: s.names(sc), now: now, recs: map[string]*callcontext.Record{}}
-	ani, owners, err := r.readIndex(ctx, q)
-	if err != nil {
-		return f, err
+	r := s.resolver(sc, now)
+	if q.ANI == "" && len(q.ExternalIDs) == 0 && q.CustomerRef == "" {
+		return r.found(ctx, q, aniIndex{}, nil)
 	}
+	var reads *indexReads
+	if _, err := s.wave(ctx, "resolve", nil, func(p redis.Pipeliner) { reads = r.queue(ctx, p, q) }); err != nil {
+		return callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}, err
+	}
+	return r.resolve(ctx, q, reads)
+}
+
+func (s *Store) resolver(sc callcontext.Scope, now time.Time) *resolver {
+	return &resolver{s: s, n: s.names(sc), now: now, recs: map[string]*callcontext.Record{}}
+}
+
+// resolve finishes a resolution whose index reads have come back.
+func (r *resolver) resolve(ctx context.Context, q callcontext.Query, reads *indexReads) (callcontext.Found, error) {
+	ani, owners, err := r.index(q, reads)
+	if err != nil {
+		return callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}, err
+	}
+	return r.found(ctx, q, ani, owners)
+}
+
+// found reads the customers the index entries point at and reports them.
+func (r *resolver) found(ctx context.Context, q callcontext.Query, ani aniIndex, owners map[string][]string) (callcontext.Found, error) {
+	f := callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}
 	ownerRefs := slices.Concat(slices.Collect(maps.Values(owners))...)
 	links, err := r.lineLinks(ctx, q.ANI, ani, ownerRefs)
 	if err != nil {
 		return f, err
 	}
 	if q.ANI != "" {
-		f.ANI = callcontext.ANIEntry{LineType: ani.lineType(now), Links: links}
+		f.ANI = callcontext.ANIEntry{LineType: ani.lineType(r.now), Links: links}
 	}
 	for id, refs := range owners {
 		if ref := r.owner(id, refs); ref != "" {
@@ -63,46 +84,48 @@ func (s *Store) Resolve(ctx context.Context, sc callcontext.Scope, q callcontext
 	return f, nil
 }
 
-// readIndex reads the ANI's entry, each external id's owner candidates
-// and the customer_ref's record in one wave.
-func (r *resolver) readIndex(ctx context.Context, q callcontext.Query) (aniIndex, map[string][]string, error) {
-	var aniCmd *redis.MapStringStringCmd
-	ownerCmds := map[string]*redis.MapStringStringCmd{}
-	var refCmd *redis.StringCmd
-	if q.ANI == "" && len(q.ExternalIDs) == 0 && q.CustomerRef == "" {
-		return aniIndex{}, nil, nil
+// indexReads are the first-wave reads of a resolution.
+type indexReads struct {
+	ani    *redis.MapStringStringCmd
+	owners map[string]*redis.MapStringStringCmd
+	ref    *redis.StringCmd
+}
+
+// queue adds the reads of the ANI's entry, each external id's owner
+// candidates and the customer_ref's record to a pipeline.
+func (r *resolver) queue(ctx context.Context, p redis.Pipeliner, q callcontext.Query) *indexReads {
+	reads := &indexReads{owners: map[string]*redis.MapStringStringCmd{}}
+	if q.ANI != "" {
+		reads.ani = p.HGetAll(ctx, r.n.ani(q.ANI))
 	}
-	_, err := r.s.wave(ctx, "resolve", nil, func(p redis.Pipeliner) {
-		if q.ANI != "" {
-			aniCmd = p.HGetAll(ctx, r.n.ani(q.ANI))
-		}
-		for _, id := range q.ExternalIDs {
-			ownerCmds[id.String()] = p.HGetAll(ctx, r.n.owner(id.String()))
-		}
-		if q.CustomerRef != "" {
-			refCmd = p.HGet(ctx, r.n.customer(q.CustomerRef), "rec")
-		}
-	})
-	if err != nil {
-		return aniIndex{}, nil, err
+	for _, id := range q.ExternalIDs {
+		reads.owners[id.String()] = p.HGetAll(ctx, r.n.owner(id.String()))
 	}
-	if refCmd != nil {
-		if err := r.keep(q.CustomerRef, refCmd); err != nil {
+	if q.CustomerRef != "" {
+		reads.ref = p.HGet(ctx, r.n.customer(q.CustomerRef), "rec")
+	}
+	return reads
+}
+
+// index interprets the first-wave reads.
+func (r *resolver) index(q callcontext.Query, reads *indexReads) (aniIndex, map[string][]string, error) {
+	if reads.ref != nil {
+		if err := r.keep(q.CustomerRef, reads.ref); err != nil {
 			return aniIndex{}, nil, err
 		}
 	}
 	owners := map[string][]string{}
-	for id, cmd := range ownerCmds {
+	for id, cmd := range reads.owners {
 		for ref, exp := range cmd.Val() {
 			if after(exp, r.now) {
 				owners[id] = append(owners[id], ref)
 			}
 		}
 	}
-	if aniCmd == nil {
+	if reads.ani == nil {
 		return aniIndex{}, owners, nil
 	}
-	ani, err := decodeANI(aniCmd.Val())
+	ani, err := decodeANI(reads.ani.Val())
 	return ani, owners, err
 }
 

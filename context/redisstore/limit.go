@@ -50,9 +50,11 @@ type Limiter struct {
 	fallbacks atomic.Uint64
 }
 
-// NewLimiter returns a limiter on rdb. timeout bounds each Redis call
-// (default 50ms).
-func NewLimiter(rdb redis.UniversalClient, prefix string, timeout time.Duration) *Limiter {
+// Limiter returns a rate limiter on the store's Redis. timeout bounds each
+// Redis call (default 50ms).
+func (s *Store) Limiter(timeout time.Duration) *Limiter { return newLimiter(s.rdb, s.prefix, timeout) }
+
+func newLimiter(rdb redis.UniversalClient, prefix string, timeout time.Duration) *Limiter {
 	if timeout <= 0 {
 		timeout = 50 * time.Millisecond
 	}
@@ -64,7 +66,7 @@ func NewLimiter(rdb redis.UniversalClient, prefix string, timeout time.Duration)
 }
 
 func (l *Limiter) logKey(sc callcontext.Scope) string {
-	return fmt.Sprintf("%srl:{%s:%s}", l.prefix, sc.Tenant, sc.Mode)
+	return l.prefix + "rl:{" + esc(sc.Tenant) + ":" + esc(string(sc.Mode)) + "}"
 }
 
 // Allow implements callcontext.Limiter.
@@ -120,7 +122,7 @@ return redis.call('ZCARD', KEYS[1])`)
 func (l *Limiter) beat(ctx context.Context, interval time.Duration, now time.Time) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	n, err := beatScript.Run(ctx, l.rdb, []string{l.prefix + "instances"}, now.UnixMilli(), (3 * interval).Milliseconds(), l.id).Int64()
+	n, err := beatScript.Run(ctx, l.rdb, []string{"{" + l.prefix + "instances}"}, now.UnixMilli(), (3 * interval).Milliseconds(), l.id).Int64()
 	if err == nil && n > 0 {
 		l.instances.Store(n)
 	}

@@ -122,6 +122,7 @@ func storeTests() []storeTest {
 		{"ConfirmCall records the answer on the call", testConfirmCall},
 		{"a completion merges beside the start and end", testCompletion},
 		{"the Lookup cache answers until it expires", testLookupCache},
+		{"a claim with a query reads what Resolve reads", testClaimQuery},
 	}
 }
 

@@ -1,0 +1,41 @@
+package callcontext
+
+import (
+	"testing"
+	"time"
+)
+
+// An end whose customer already holds it (the store failed after writing
+// the customer, before the call record) is not counted again on retry.
+func TestEndAppliesOnce(t *testing.T) {
+	now := time.Date(2026, 2, 7, 10, 30, 0, 0, time.UTC)
+	d := Durations{}.withDefaults()
+	link := Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
+	rec := Record{Ref: "cust_1", Version: 3, ANIs: map[string]Link{"+14155550100": link},
+		Intents: []Intent{{Name: "refund", Status: "open", Attempts: 1, Opened: now, LastCall: now}},
+		Calls:   []CallRef{{ID: "c1", At: now, Ended: true}}}
+	rec.Expires = rec.latestExpiry(d)
+	for _, tt := range []struct {
+		calls []CallRef
+		want  int
+	}{
+		{rec.Calls, 1},                                   // the retry of c1's end
+		{[]CallRef{{ID: "c1", At: now}}, 2},              // c1 only completed: its end counts
+		{[]CallRef{{ID: "c0", At: now, Ended: true}}, 2}, // another call's end
+	} {
+		r := rec
+		r.Calls = tt.calls
+		e := &ending{
+			req: EndRequest{CallID: "c1", Intent: "refund", Status: "open", VariableTTL: defVariableTTL},
+			c:   Claim{Now: now.Add(time.Minute)}, ref: "cust_1",
+			found: Found{Customers: map[string]Record{"cust_1": r}},
+		}
+		if _, err := e.save(d); err != nil {
+			t.Fatal(err)
+		}
+		got := e.commit.Writes[0].Record.Intents[0].Attempts
+		if got != tt.want {
+			t.Errorf("with calls %+v: attempts = %d, want %d", tt.calls, got, tt.want)
+		}
+	}
+}

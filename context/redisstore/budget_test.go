@@ -1,0 +1,78 @@
+package redisstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/redisstore"
+	"github.com/stickycalls/stickycalls/context/redistest"
+)
+
+type plainGreeter struct{}
+
+func (plainGreeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
+	return callcontext.Greeting{Tier: res.Identity.Recommendation, Text: "Hello!"}
+}
+
+// TestRequestWaves counts the Redis round trips of whole requests through
+// the service. Starts meet the design's budget: 2 waves for a new caller,
+// 3 for a returning one. Ends miss its 3: an end that names its customer
+// reads it with the claim (1), then commits in three ordered waves (index
+// entries; the customer's script, the commit point; the call record), so
+// 4; one more when the call's start carried external ids (their owners are
+// read once the claim has returned the call) or the end names no customer.
+func TestRequestWaves(t *testing.T) {
+	for name, opts := range map[string]redisstore.Options{
+		"single":  {Addrs: []string{redistest.Single(t)}},
+		"cluster": {Addrs: redistest.Cluster(t), Cluster: true},
+	} {
+		t.Run(name, func(t *testing.T) { testRequestWaves(t, open(t, opts)) })
+	}
+}
+
+func testRequestWaves(t *testing.T, s *redisstore.Store) {
+	now := t0
+	calls := callcontext.NewService(s, callcontext.NoLookup{}, plainGreeter{}, func() time.Time { return now }, nil, callcontext.Durations{})
+	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
+	waves := func(name string, max int64, do func(ctx context.Context) error) {
+		t.Helper()
+		ctx, w := redisstore.WithWaveCounter(context.Background())
+		if err := do(ctx); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%s: %d waves", name, w.N())
+		if w.N() > max {
+			t.Errorf("%s took %d waves, want at most %d", name, w.N(), max)
+		}
+	}
+	start := func(body string) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			req, err := callcontext.ParseStart([]byte(body))
+			if err == nil {
+				_, err = calls.Start(ctx, sc, req, "")
+			}
+			return err
+		}
+	}
+	end := func(body string) func(ctx context.Context) error {
+		return func(ctx context.Context) error {
+			req, err := callcontext.ParseEnd([]byte(body))
+			if err == nil {
+				_, err = calls.End(ctx, sc, req, "")
+			}
+			return err
+		}
+	}
+	hints := `"identity_hints":{"ani":"+14155550123","external_ids":{"crm_id":"crm_1"}},"telco":{"line_type":"mobile"}`
+	saved := `"intent":"refund","intent_status":"open","variables":{"a":"1","b":"2","c":"3","d":"4","e":"5"}`
+	waves("start, new caller", 2, start(`{"call_id":"w0","identity_hints":{"ani":"+14155550999"}}`))
+	waves("end naming its customer", 4, end(`{"call_id":"w0","customer_ref":"cust_v",`+saved+`}`))
+	waves("start, new caller with a CRM id", 2, start(`{"call_id":"w1",`+hints+`}`))
+	waves("end naming its customer, start with a CRM id", 5, end(`{"call_id":"w1","customer_ref":"cust_w",`+saved+`}`))
+	now = now.Add(time.Hour)
+	waves("start, returning caller", 3, start(`{"call_id":"w2",`+hints+`}`))
+	waves("end with the start's customer", 5, end(`{"call_id":"w2",`+saved+`}`))
+	waves("replayed start", 1, start(`{"call_id":"w2",`+hints+`}`))
+}

@@ -1,0 +1,44 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// testClaimQuery checks that the reads a claim carries answer exactly what
+// Resolve answers, and that only a granted claim reads.
+func testClaimQuery(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	h.start(`{"call_id":"q1","identity_hints":{"ani":"+14155550101","external_ids":{"crm_id":"c1"}}}`)
+	h.end(`{"call_id":"q1","customer_ref":"cust_q1","variables":{"name":"Q One"}}`)
+	h.start(`{"call_id":"q2","identity_hints":{"ani":"+14155550101"}}`)
+	h.end(`{"call_id":"q2","customer_ref":"cust_q2"}`) // a shared line
+	h.at(time.Hour)
+	now := t0.Add(time.Hour)
+	q := callcontext.Query{ANI: "+14155550101", ExternalIDs: []callcontext.ExternalID{{Key: "crm_id", Value: "c1"}}, CustomerRef: "cust_q2"}
+	want, err := s.Resolve(context.Background(), acmeTest, q, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := claimOf(callcontext.OpStart, "q3", "", printA, now)
+	c.Query = &q
+	res, err := s.Claim(context.Background(), acmeTest, c)
+	if err != nil || res.Outcome != callcontext.Claimed {
+		t.Fatalf("%s = %s, %v; want Claimed", describe(c), outcomeName(res.Outcome), err)
+	}
+	if diff := cmp.Diff(want, res.Found); diff != "" {
+		t.Errorf("Claim's Found differs from Resolve's (-Resolve +Claim):\n%s", diff)
+	}
+	if len(res.Found.Customers) != 2 || res.Found.Owners["crm_id:c1"] != "cust_q1" {
+		t.Errorf("Claim's Found = %d customers, owners %v; want both customers and crm_id:c1 → cust_q1", len(res.Found.Customers), res.Found.Owners)
+	}
+	res, err = s.Claim(context.Background(), acmeTest, c)
+	if err != nil || res.Outcome != callcontext.InFlight || len(res.Found.Customers) != 0 {
+		t.Errorf("twin %s = %s with %d customers, %v; want InFlight with none", describe(c), outcomeName(res.Outcome), len(res.Found.Customers), err)
+	}
+}
