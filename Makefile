@@ -1,5 +1,5 @@
 # The README's commands. `make test` is what CI runs.
-.PHONY: run test vet build
+.PHONY: run test vet build redis-up redis-cluster-up redis-down
 
 run:
 	go run ./cmd/stickycalls
@@ -12,3 +12,13 @@ vet:
 
 build:
 	CGO_ENABLED=0 go build -o bin/stickycalls ./cmd/stickycalls
+
+# The docker-compose topology with local redis-server (no Docker needed).
+redis-up:
+	@scripts/redis-up.sh
+
+redis-cluster-up:
+	@CLUSTER=1 REDIS_PORT=7000 scripts/redis-up.sh
+
+redis-down:
+	@scripts/redis-down.sh

@@ -35,16 +35,17 @@ func emptyTenant() Tenant {
 // defaults is what Load returns for an empty environment.
 func defaults() Config {
 	return Config{
-		Addr:            ":8080",
-		DataPath:        "stickycalls.db",
-		LogLevel:        "info",
-		WebhookDeadline: 800 * time.Millisecond,
-		LookupTimeout:   300 * time.Millisecond,
-		SweepInterval:   10 * time.Minute,
-		ShutdownTimeout: 15 * time.Second,
-		Tenants:         map[string]Tenant{"default": emptyTenant()},
-		Numbers:         map[string]Number{},
-		Greetings:       map[string]GreetingSet{},
+		Addr:             ":8080",
+		DataPath:         "stickycalls.db",
+		LogLevel:         "info",
+		WebhookDeadline:  800 * time.Millisecond,
+		LookupTimeout:    300 * time.Millisecond,
+		SweepInterval:    10 * time.Minute,
+		RateLimitTimeout: 50 * time.Millisecond,
+		ShutdownTimeout:  15 * time.Second,
+		Tenants:          map[string]Tenant{"default": emptyTenant()},
+		Numbers:          map[string]Number{},
+		Greetings:        map[string]GreetingSet{},
 	}
 }
 

@@ -20,6 +20,7 @@ func (l *loader) env() Config {
 		WebhookDeadline:     l.duration("STICKYCALLS_WEBHOOK_DEADLINE", 800*time.Millisecond),
 		LookupTimeout:       l.duration("STICKYCALLS_LOOKUP_TIMEOUT", 300*time.Millisecond),
 		SweepInterval:       l.duration("STICKYCALLS_SWEEP_INTERVAL", 10*time.Minute),
+		RateLimitTimeout:    l.duration("STICKYCALLS_RATE_LIMIT_TIMEOUT", 50*time.Millisecond),
 		ShutdownTimeout:     l.duration("STICKYCALLS_SHUTDOWN_TIMEOUT", 15*time.Second),
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twilio/twilio-go/twiml"
 
+	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/greetings"
 )
 
@@ -33,20 +34,42 @@ func (c Config) next(r *http.Request, a Action, callID, ref, recommendation stri
 		}
 		return []twiml.Element{&twiml.VoiceRedirect{Url: a.Redirect + sep + q.Encode(), Method: "POST"}}
 	case a.Stream != "":
-		return c.stream(base, callID)
+		return c.stream(r, base, callID, ref, recommendation)
 	}
 	return nil
 }
 
 // stream connects the call to this service's relay, which reaches the AI
-// agent; the relay finds the agent from the call record.
-func (c Config) stream(base, callID string) []twiml.Element {
+// agent found from the call record, then runs the number's fallback when the
+// stream ends or fails. The stickycalls_token binds the stream to this call
+// under the auth token of the account that signed the webhook; without one
+// there is no stream, only the fallback.
+func (c Config) stream(r *http.Request, base, callID, ref, recommendation string) []twiml.Element {
+	dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
+	num := c.Numbers[dnis]
+	fallback := c.fallback(r, num, dnis, callID, ref, recommendation)
+	acct, ok := c.account(r.PostForm.Get("AccountSid"))
+	if !ok || acct.AuthToken == "" || callID == "" {
+		return fallback
+	}
 	wss := "wss://" + strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://") + "/voice/stream"
-	return []twiml.Element{&twiml.VoiceConnect{InnerElements: []twiml.Element{
+	connect := &twiml.VoiceConnect{InnerElements: []twiml.Element{
 		&twiml.VoiceStream{Url: wss, InnerElements: []twiml.Element{
 			&twiml.VoiceParameter{Name: "call_id", Value: callID},
+			&twiml.VoiceParameter{Name: "stickycalls_token", Value: streamToken(acct.AuthToken, callID, c.now().Add(streamTokenTTL))},
 		}},
-	}}}
+	}}
+	return append([]twiml.Element{connect}, fallback...)
+}
+
+// fallback is what runs after a stream: the number's fallback action, or a
+// goodbye. A fallback that streams again is refused, so a failing agent
+// cannot loop the call.
+func (c Config) fallback(r *http.Request, num Number, dnis, callID, ref, recommendation string) []twiml.Element {
+	if fb := num.Fallback; fb.Stream == "" && fb != (Action{}) {
+		return c.next(r, fb, callID, ref, recommendation)
+	}
+	return []twiml.Element{say(c.Greeter.SetFor(dnis), "Thank you for calling. Goodbye."), &twiml.VoiceHangup{}}
 }
 
 // writeTwiML sends verbs as a TwiML document with 200. If rendering fails

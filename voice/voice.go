@@ -43,6 +43,9 @@ type Config struct {
 	Deadline  time.Duration     // whole-webhook deadline, default 800ms
 	Greeter   *greetings.Greeter
 	Metrics   *Metrics
+	Now       func() time.Time // the clock of stream tokens; nil: time.Now
+	Relay     RelayLimits      // bounds of /voice/stream; zero fields take defaults
+	Shutdown  <-chan struct{}  // closed when the server shuts down; the router hands it to HandleStream
 }
 
 func (c Config) deadline() time.Duration {
@@ -68,6 +71,8 @@ func (c Config) baseURL(r *http.Request) string {
 type Metrics struct {
 	fallbacks *prometheus.CounterVec
 	tiers     *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
+	streams   *prometheus.CounterVec
 }
 
 // NewMetrics registers the voice metrics with reg.
@@ -79,8 +84,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		tiers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stickycalls_voice_greetings_total", Help: "Incoming calls answered, by greeting tier.",
 		}, []string{"tier"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stickycalls_voice_stream_dropped_frames_total", Help: "Frames from AI agents not relayed to Twilio, by reason (event, malformed, closed).",
+		}, []string{"reason"}),
+		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stickycalls_voice_streams_total", Help: "Media streams that ended, by how they ended.",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.fallbacks, m.tiers)
+	reg.MustRegister(m.fallbacks, m.tiers, m.dropped, m.streams)
 	return m
 }
 

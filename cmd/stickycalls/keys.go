@@ -24,19 +24,19 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	// A server holds the embedded store's file; fail at once, not after a wait.
-	store, err := boltstore.Open(cfg.DataPath, 200*time.Millisecond)
+	be, err := openStore(ctx, cfg, 200*time.Millisecond)
 	if errors.Is(err, boltstore.ErrLocked) {
 		return fmt.Errorf("keys: %s is in use by a running server; stop the server first (on Redis the CLI works beside running servers)", cfg.DataPath)
 	}
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer be.close()
 	greeter, err := newGreeter(cfg)
 	if err != nil {
 		return err
 	}
-	calls, err := newService(cfg, store, greeter, callcontext.NoLookup{})
+	calls, err := newService(cfg, be.store, greeter, callcontext.NoLookup{})
 	if err != nil {
 		return err
 	}

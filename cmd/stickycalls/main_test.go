@@ -58,6 +58,19 @@ var keyLine = regexp.MustCompile(`(?m)^\s+(sk_test_[A-Za-z0-9]+)$`)
 // defaults, waits for /healthz and reads the printed first key.
 func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
+	s := launch(t, env)
+	m := keyLine.FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("no test key printed on first start:\n%s", s.out.String())
+	}
+	s.key = m[1]
+	return s
+}
+
+// launch runs the program on a free port with env added to the defaults
+// and waits for /healthz.
+func launch(t *testing.T, env map[string]string) *server {
+	t.Helper()
 	addr := freeAddr(t)
 	full := map[string]string{"STICKYCALLS_ADDR": addr, "STICKYCALLS_DATA": filepath.Join(t.TempDir(), "stickycalls.db")}
 	for k, v := range env {
@@ -86,11 +99,6 @@ func startServer(t *testing.T, env map[string]string) *server {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	m := keyLine.FindStringSubmatch(out.String())
-	if m == nil {
-		t.Fatalf("no test key printed on first start:\n%s", out.String())
-	}
-	s.key = m[1]
 	return s
 }
 

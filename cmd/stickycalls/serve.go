@@ -14,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/config"
-	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
@@ -33,15 +32,16 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	store, err := boltstore.Open(cfg.DataPath, time.Second)
+	be, err := openStore(ctx, cfg, time.Second)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	swept := make(chan struct{})
-	go func() { defer close(swept); store.Run(sweepCtx, cfg.SweepInterval, time.Now) }()
-	defer func() { stopSweep(); <-swept }()
+	defer be.close()
+	store := be.store
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	background := make(chan struct{})
+	go func() { defer close(background); be.run(bgCtx) }()
+	defer func() { stopBackground(); <-background }()
 
 	greeter, err := newGreeter(cfg)
 	if err != nil {
@@ -57,9 +57,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(be.collectors...)
+	shutdown := make(chan struct{}) // closed by srv.Shutdown: open media streams get a close frame
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
-	handler := httpapi.NewHandler(logger, calls, reg, &tw, callcontext.NewMemoryLimiter())
-	return listenAndServe(ctx, cfg, handler, logger)
+	tw.Shutdown = shutdown
+	handler := httpapi.NewHandler(logger, calls, reg, &tw, be.limiter)
+	return listenAndServe(ctx, cfg, handler, logger, shutdown)
 }
 
 // newService wires the domain service from the configuration.
@@ -155,12 +158,15 @@ func firstKey(ctx context.Context, calls *callcontext.Service, stdout io.Writer)
 }
 
 // listenAndServe serves until ctx is done, then finishes in-flight requests.
-func listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler, logger zerolog.Logger) error {
+// Shutdown does not wait for hijacked connections, so it closes shutdown,
+// on which open media streams send their close frames.
+func listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler, logger zerolog.Logger, shutdown chan<- struct{}) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv.RegisterOnShutdown(func() { close(shutdown) })
 	logger.Info().Str("addr", ln.Addr().String()).Msg("listening")
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

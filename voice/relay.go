@@ -1,0 +1,392 @@
+package voice
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// RelayLimits bounds the media stream relay. Zero fields take defaults.
+type RelayLimits struct {
+	Buffer    int           // frames queued per direction; a peer that lets them pile up is dropped. Default 128 (2.5 s of audio)
+	Handshake time.Duration // to read Twilio's connected and start, and to dial the agent. Default 5s
+	Idle      time.Duration // a socket silent this long (no frame, no pong) is dead. Default 30s
+	Ping      time.Duration // ping interval on both sockets. Default 10s
+	Write     time.Duration // to write one frame. Default 5s
+	Linger    time.Duration // the agent's socket stays open after Twilio's stop. Default 30s
+	Store     time.Duration // each store call: the call record, the end, the completion. Default 5s
+}
+
+func (l RelayLimits) withDefaults() RelayLimits {
+	if l.Buffer < 4 {
+		l.Buffer = 128 // at least connected and start fit before the writer runs
+	}
+	l.Handshake = orDefault(l.Handshake, 5*time.Second)
+	l.Idle = orDefault(l.Idle, 30*time.Second)
+	l.Ping = orDefault(l.Ping, 10*time.Second)
+	l.Write = orDefault(l.Write, 5*time.Second)
+	l.Linger = orDefault(l.Linger, 30*time.Second)
+	l.Store = orDefault(l.Store, 5*time.Second)
+	return l
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// frame is one queued write: a text message, or a close frame (code set)
+// sent after everything queued before it.
+type frame struct {
+	data []byte
+	code int
+	text string
+}
+
+// side is one socket of a stream. Its pump is the only writer of data
+// frames, and the relay's loop for that socket its only reader; pings and
+// close frames go through WriteControl, which gorilla allows beside them.
+type side struct {
+	name   string // "twilio" or "agent"
+	conn   *websocket.Conn
+	lim    RelayLimits
+	out    chan frame
+	closed chan struct{} // closed once the close frame is sent (or could not be)
+	gone   chan struct{} // closed by the reader when the connection is closed
+	once   sync.Once
+	mu     sync.Mutex
+	ending bool // no more idle extensions: the close handshake has its own deadline
+}
+
+func newSide(name string, conn *websocket.Conn, lim RelayLimits, readLimit int64) *side {
+	s := &side{name: name, conn: conn, lim: lim, out: make(chan frame, lim.Buffer),
+		closed: make(chan struct{}), gone: make(chan struct{})}
+	conn.SetReadLimit(readLimit)
+	conn.SetPongHandler(func(string) error { s.extend(); return nil })
+	return s
+}
+
+// extend gives the reader the idle time from now for its next message or
+// pong, unless the side is closing.
+func (s *side) extend() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ending {
+		s.conn.SetReadDeadline(time.Now().Add(s.lim.Idle))
+	}
+}
+
+// read returns the next message and extends the read deadline.
+func (s *side) read() (int, []byte, error) {
+	typ, msg, err := s.conn.ReadMessage()
+	if err == nil {
+		s.extend()
+	}
+	return typ, msg, err
+}
+
+// drain reads and discards until the connection fails, which after shut is
+// the peer's close frame or the close deadline, then closes it. Closing with
+// unread data would reset the connection and could lose the close frame.
+func (s *side) drain() {
+	for {
+		if _, _, err := s.conn.ReadMessage(); err != nil {
+			break
+		}
+	}
+	s.conn.Close()
+	close(s.gone)
+}
+
+// send queues a text message without blocking. False means the queue is
+// full: the peer has stopped reading.
+func (s *side) send(b []byte) bool {
+	select {
+	case s.out <- frame{data: b}:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish closes the side once what is queued has been written, or at once
+// if the queue is full.
+func (s *side) finish(code int, text string) {
+	select {
+	case s.out <- frame{code: code, text: text}:
+	default:
+		s.shut(code, text)
+	}
+}
+
+// shut sends a close frame and gives the peer the write time to answer it,
+// after which the reader's drain closes the connection; if the frame cannot
+// be sent it closes the connection at once. Only the first call does
+// anything; it blocks at most the write time while the pump finishes a
+// write.
+func (s *side) shut(code int, text string) {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.ending = true
+		s.mu.Unlock()
+		err := s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.lim.Write))
+		s.conn.SetReadDeadline(time.Now().Add(s.lim.Write))
+		if err != nil {
+			s.conn.Close()
+		}
+		close(s.closed)
+	})
+}
+
+// abort closes the connection without a close frame, for a peer that has
+// stopped reading: waiting to write one would hold up the other side.
+func (s *side) abort() {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.ending = true
+		s.mu.Unlock()
+		s.conn.Close()
+		close(s.closed)
+	})
+}
+
+// shutting reports whether the close frame is sent.
+func (s *side) shutting() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// pump writes what is queued and pings, until the side is shut (nil), a
+// write fails, or shutdown is closed (errShutdown).
+func (s *side) pump(shutdown <-chan struct{}) error {
+	ping := time.NewTicker(s.lim.Ping)
+	defer ping.Stop()
+	for {
+		select {
+		case f := <-s.out:
+			if f.code != 0 {
+				s.shut(f.code, f.text)
+				return nil
+			}
+			s.conn.SetWriteDeadline(time.Now().Add(s.lim.Write))
+			if err := s.conn.WriteMessage(websocket.TextMessage, f.data); err != nil {
+				return err
+			}
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.lim.Write)); err != nil {
+				return err
+			}
+		case <-s.closed:
+			return nil
+		case <-shutdown:
+			return errShutdown
+		}
+	}
+}
+
+// relay is one accepted stream between Twilio and the agent.
+type relay struct {
+	logger   zerolog.Logger // carries call_id and stream_sid
+	calls    *callcontext.Service
+	metrics  *Metrics
+	lim      RelayLimits
+	scope    callcontext.Scope
+	callID   string
+	twilio   *side
+	agent    *side
+	shutdown <-chan struct{}
+	stopped  atomic.Bool // Twilio sent stop
+	once     sync.Once
+	outcome  string // set once, by the first stop
+}
+
+// run relays until both sockets are closed. Its goroutine reads Twilio;
+// it starts the agent's reader and each socket's pump, and waits for all
+// three before it returns. Shutting a socket ends the goroutines that use
+// it, so stop ends them all.
+func (rl *relay) run(ctx context.Context, first [][]byte) {
+	defer context.AfterFunc(ctx, func() { rl.stop("request_ended") })()
+	rl.twilio.extend()
+	rl.agent.extend()
+	var wg sync.WaitGroup
+	wg.Go(func() { rl.pump(rl.agent) })
+	wg.Go(func() { rl.pump(rl.twilio) })
+	wg.Go(func() { rl.fromAgent(ctx) })
+	for _, f := range first {
+		rl.forward(f)
+	}
+	outcome := "twilio_closed"
+	if rl.fromTwilio(ctx) {
+		rl.linger()
+		outcome = "completed"
+	}
+	rl.stop(outcome)
+	wg.Wait()
+	rl.metrics.stream(rl.outcome)
+	rl.logger.Info().Str("outcome", rl.outcome).Msg("stream ended")
+}
+
+// stop closes both sockets with a close frame, but a socket whose peer
+// stopped reading at once; the first reason given is the stream's outcome.
+func (rl *relay) stop(outcome string) {
+	rl.once.Do(func() { rl.outcome = outcome })
+	code := websocket.CloseNormalClosure
+	switch rl.outcome {
+	case "shutdown", "request_ended":
+		code = websocket.CloseGoingAway
+	case "slow_agent":
+		code = websocket.CloseInternalServerErr
+		rl.agent.abort()
+	case "slow_twilio":
+		code = websocket.CloseInternalServerErr
+		rl.twilio.abort()
+	}
+	rl.twilio.shut(code, rl.outcome)
+	rl.agent.shut(code, rl.outcome)
+}
+
+// pump runs a side's writer and stops the relay when it fails: a socket
+// that cannot be written to is as good as closed.
+func (rl *relay) pump(s *side) {
+	switch err := s.pump(rl.shutdown); {
+	case errors.Is(err, errShutdown):
+		rl.stop("shutdown")
+	case err != nil:
+		rl.stop(s.name + "_closed")
+	}
+}
+
+// fromTwilio forwards Twilio's frames to the agent in order until Twilio's
+// stop, then completes the call and closes Twilio's socket. It reads until
+// the socket is closed, and reports whether Twilio sent stop.
+func (rl *relay) fromTwilio(ctx context.Context) bool {
+	defer rl.twilio.drain()
+	for {
+		typ, msg, err := rl.twilio.read()
+		if err != nil {
+			return rl.stopped.Load()
+		}
+		if typ != websocket.TextMessage || rl.stopped.Load() || rl.twilio.shutting() {
+			continue // after stop, or our close frame, nothing more goes to the agent
+		}
+		var f struct {
+			Event string `json:"event"`
+		}
+		json.Unmarshal(msg, &f) // a frame that is not JSON is still forwarded
+		if f.Event != "stop" {
+			rl.forward(msg)
+			continue
+		}
+		rl.stopped.Store(true) // before the agent can see stop and answer it
+		if rl.forward(msg) {
+			rl.complete(ctx)
+			rl.twilio.finish(websocket.CloseNormalClosure, "stream stopped")
+		}
+	}
+}
+
+// forward queues a frame for the agent; an agent that let the queue fill
+// has stopped reading, and the stream ends.
+func (rl *relay) forward(msg []byte) bool {
+	if rl.agent.send(msg) {
+		return true
+	}
+	rl.stop("slow_agent")
+	return false
+}
+
+// complete records the end of the call as /voice/status does.
+func (rl *relay) complete(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, rl.lim.Store)
+	defer cancel()
+	err := rl.calls.Complete(ctx, rl.scope, rl.callID, callcontext.StatusCompleted)
+	if err != nil && !errors.Is(err, callcontext.ErrNotFound) {
+		rl.logger.Error().Err(err).Msg("complete call")
+	}
+}
+
+// linger keeps the agent's socket open after Twilio's stop, so the agent
+// can still save the call, then closes it after what is queued.
+func (rl *relay) linger() {
+	t := time.NewTimer(rl.lim.Linger)
+	defer t.Stop()
+	select {
+	case <-rl.agent.gone:
+		return
+	case <-t.C:
+	}
+	rl.agent.finish(websocket.CloseNormalClosure, "call ended")
+	<-rl.agent.gone // the pump shuts it, or stops the relay if it fails
+}
+
+// fromAgent handles the agent's frames until its socket is closed. An
+// agent that goes away before Twilio's stop ends the stream, so Twilio
+// runs the TwiML fallback.
+func (rl *relay) fromAgent(ctx context.Context) {
+	defer rl.agent.drain()
+	for {
+		typ, msg, err := rl.agent.read()
+		if err != nil {
+			if !rl.stopped.Load() {
+				rl.stop("agent_closed")
+			}
+			return
+		}
+		if !rl.agent.shutting() {
+			rl.fromAgentFrame(ctx, typ, msg)
+		}
+	}
+}
+
+// fromAgentFrame forwards media, mark and clear to Twilio, which refuses
+// anything else, answers stickycalls.end, and drops and counts the rest.
+func (rl *relay) fromAgentFrame(ctx context.Context, typ int, msg []byte) {
+	var f struct {
+		Event string          `json:"event"`
+		End   json.RawMessage `json:"end"`
+	}
+	if typ != websocket.TextMessage || json.Unmarshal(msg, &f) != nil {
+		rl.metrics.drop("malformed")
+		return
+	}
+	switch f.Event {
+	case "media", "mark", "clear":
+		if rl.stopped.Load() {
+			rl.metrics.drop("closed")
+			return
+		}
+		if !rl.twilio.send(msg) {
+			rl.stop("slow_twilio")
+		}
+	case "stickycalls.end":
+		rl.end(ctx, f.End)
+	default:
+		rl.metrics.drop("event")
+	}
+}
+
+func (m *Metrics) drop(reason string) {
+	if m != nil {
+		m.dropped.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) stream(outcome string) {
+	if m != nil {
+		m.streams.WithLabelValues(outcome).Inc()
+	}
+}

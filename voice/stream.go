@@ -1,0 +1,440 @@
+package voice
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/greetings"
+)
+
+// Read limits of the two sockets. Twilio's frames are small; an agent's
+// stickycalls.end may carry a §4 body of up to 512 KiB.
+const (
+	twilioReadLimit = 64 << 10
+	agentReadLimit  = 512<<10 + 4<<10
+)
+
+// Why a stream was refused, as logged and counted.
+var (
+	errNoStart      = errors.New("no start frame")
+	errBadToken     = errors.New("invalid or expired stickycalls_token")
+	errNoCall       = errors.New("no call record for a streaming number")
+	errNoAgent      = errors.New("agent unreachable")
+	errShutdown     = errors.New("server shutting down")
+	errCallMismatch = errors.New("call_id parameter is not the stream's callSid")
+)
+
+// twilioStart is the part of Twilio's start frame the relay reads. Each
+// frame is decoded into a fresh value: reused pointers would keep the
+// fields of an earlier frame.
+type twilioStart struct {
+	Event     string `json:"event"`
+	StreamSID string `json:"streamSid"`
+	Start     *struct {
+		AccountSID       string            `json:"accountSid"`
+		CallSID          string            `json:"callSid"`
+		StreamSID        string            `json:"streamSid"`
+		CustomParameters map[string]string `json:"customParameters"`
+	} `json:"start"`
+}
+
+// HandleStream relays a Twilio Media Stream to the AI agent of the call's
+// number (API.md §8). The upgrade needs a valid X-Twilio-Signature, else
+// 403; the start frame needs a stickycalls_token for its callSid and a call
+// record of a streaming number, else the Twilio socket is closed so the
+// TwiML fallback runs. Closing shutdown sends a close frame on every open
+// stream. The handler returns only once every goroutine of its stream has
+// ended.
+func HandleStream(logger zerolog.Logger, calls *callcontext.Service, cfg Config, shutdown <-chan struct{}) http.Handler {
+	lim := cfg.Relay.withDefaults()
+	up := websocket.Upgrader{HandshakeTimeout: lim.Handshake, CheckOrigin: func(r *http.Request) bool {
+		return r.Header.Get("Origin") == "" // Twilio is a server; a browser page must not reach the relay
+	}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		signers := cfg.streamSigners(r)
+		if len(signers) == 0 {
+			forbid(w)
+			return
+		}
+		conn, err := up.Upgrade(hijacker(w), r, nil)
+		if err != nil {
+			return // Upgrade has answered
+		}
+		tw := newSide("twilio", conn, lim, twilioReadLimit)
+		o := opener{logger: logger, calls: calls, cfg: cfg, lim: lim, signers: signers, shutdown: shutdown}
+		first, start, err := readUntilStart(tw, lim)
+		var rl *relay
+		if err == nil {
+			rl, err = o.open(r.Context(), tw, first, start)
+		}
+		if err != nil {
+			o.refuse(tw, start, err)
+			return
+		}
+		rl.run(r.Context(), first)
+	})
+}
+
+// streamSigners lists the accounts whose current or previous auth token
+// signed the upgrade. Twilio signs the <Stream> URL with no parameters; it
+// is unverified whether it signs the wss:// or the https:// form, so both
+// are accepted.
+func (c Config) streamSigners(r *http.Request) []Account {
+	sig := r.Header.Get("X-Twilio-Signature")
+	host := c.baseURL(r)
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	var out []Account
+	for _, a := range c.Accounts {
+		for _, scheme := range []string{"wss://", "https://"} {
+			if signed(scheme+host+r.URL.RequestURI(), url.Values{}, sig, a) {
+				out = append(out, a)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// hijacker lets gorilla reach the connection through middleware whose
+// ResponseWriter only offers Unwrap: Upgrade asserts http.Hijacker
+// directly, while http.ResponseController follows Unwrap.
+func hijacker(w http.ResponseWriter) http.ResponseWriter {
+	if _, ok := w.(http.Hijacker); ok {
+		return w
+	}
+	return unwrapHijacker{w}
+}
+
+type unwrapHijacker struct{ http.ResponseWriter }
+
+func (u unwrapHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(u.ResponseWriter).Hijack()
+}
+
+// opener is what accepting a stream needs.
+type opener struct {
+	logger   zerolog.Logger
+	calls    *callcontext.Service
+	cfg      Config
+	lim      RelayLimits
+	signers  []Account
+	shutdown <-chan struct{}
+}
+
+// open checks that the stream belongs to the call its start claims, adds
+// the caller's context to start (the last of first), and dials the agent.
+func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilioStart) (*relay, error) {
+	acct, rec, agentURL, err := o.verify(ctx, start)
+	if err != nil {
+		return nil, err
+	}
+	if first[len(first)-1], err = withContext(first[len(first)-1], rec, o.cfg.Greeter); err != nil {
+		return nil, err
+	}
+	select {
+	case <-o.shutdown:
+		return nil, errShutdown
+	default:
+	}
+	agent, err := o.dial(ctx, agentURL)
+	if err != nil {
+		return nil, err
+	}
+	return &relay{logger: streamLogger(o.logger, start), calls: o.calls, metrics: o.cfg.Metrics, lim: o.lim,
+		scope:  callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod},
+		callID: start.Start.CallSID, twilio: tw, agent: agent, shutdown: o.shutdown}, nil
+}
+
+// streamLogger is logger with the stream's call_id and stream_sid, as far
+// as they are known.
+func streamLogger(logger zerolog.Logger, start twilioStart) zerolog.Logger {
+	l := logger.With().Str("stream_sid", start.StreamSID)
+	if start.Start != nil {
+		l = l.Str("call_id", start.Start.CallSID)
+	}
+	return l.Logger()
+}
+
+// readUntilStart reads the frames before and including start (Twilio sends
+// connected first) within the handshake time.
+func readUntilStart(tw *side, lim RelayLimits) ([][]byte, twilioStart, error) {
+	tw.conn.SetReadDeadline(time.Now().Add(lim.Handshake))
+	var first [][]byte
+	for len(first) < 3 {
+		typ, msg, err := tw.conn.ReadMessage()
+		if err != nil {
+			return nil, twilioStart{}, errNoStart
+		}
+		if typ != websocket.TextMessage {
+			continue
+		}
+		first = append(first, msg)
+		var f twilioStart
+		if json.Unmarshal(msg, &f) == nil && f.Event == "start" && f.Start != nil {
+			return first, f, nil
+		}
+	}
+	return nil, twilioStart{}, errNoStart
+}
+
+// verify checks that start belongs to a call this service answered: its
+// token was made for its callSid by the account that signed the upgrade,
+// and the call's number streams to an agent, whose URL it returns.
+func (o opener) verify(ctx context.Context, start twilioStart) (Account, callcontext.CallRecord, string, error) {
+	s := start.Start
+	acct, ok := o.cfg.account(s.AccountSID)
+	if !ok || !containsAccount(o.signers, acct) || !validStreamToken(s.CustomParameters["stickycalls_token"], s.CallSID, acct, o.cfg.now()) {
+		return Account{}, callcontext.CallRecord{}, "", errBadToken
+	}
+	if s.CustomParameters["call_id"] != s.CallSID {
+		return Account{}, callcontext.CallRecord{}, "", errCallMismatch
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.lim.Store)
+	defer cancel()
+	rec, err := o.calls.CallRecord(ctx, callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod}, s.CallSID)
+	num, known := o.cfg.Numbers[rec.DNIS]
+	if err != nil || !known || num.Tenant != acct.Tenant || num.Next.Stream == "" {
+		return Account{}, callcontext.CallRecord{}, "", errors.Join(errNoCall, err)
+	}
+	return acct, rec, num.Next.Stream, nil
+}
+
+func containsAccount(list []Account, a Account) bool {
+	for _, b := range list {
+		if b.Tenant == a.Tenant && b.AccountSID == a.AccountSID {
+			return true
+		}
+	}
+	return false
+}
+
+// dial opens the agent's socket within the handshake time.
+func (o opener) dial(ctx context.Context, agentURL string) (*side, error) {
+	d := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: o.lim.Handshake}
+	ctx, cancel := context.WithTimeout(ctx, o.lim.Handshake)
+	defer cancel()
+	conn, resp, err := d.DialContext(ctx, agentURL, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, errors.Join(errNoAgent, err)
+	}
+	return newSide("agent", conn, o.lim, agentReadLimit), nil
+}
+
+// refuse closes Twilio's socket with a close frame, so the TwiML after
+// <Connect> runs, and logs why without any payload.
+func (o opener) refuse(tw *side, start twilioStart, err error) {
+	code, outcome := websocket.ClosePolicyViolation, "refused"
+	switch {
+	case errors.Is(err, errNoAgent):
+		code, outcome = websocket.CloseTryAgainLater, "agent_unreachable"
+	case errors.Is(err, errShutdown):
+		code, outcome = websocket.CloseGoingAway, "shutdown"
+	}
+	o.cfg.Metrics.stream(outcome)
+	logger := streamLogger(o.logger, start)
+	logger.Warn().AnErr("err", err).Str("outcome", outcome).Msg("stream refused")
+	tw.shut(code, outcome)
+	tw.drain()
+}
+
+// withContext adds the caller's context to start.customParameters and
+// removes the stickycalls_token, which is for the relay only. Other fields
+// of start keep their values, though not their order or spacing.
+func withContext(frame []byte, rec callcontext.CallRecord, g *greetings.Greeter) ([]byte, error) {
+	var top, start map[string]json.RawMessage
+	if err := json.Unmarshal(frame, &top); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(top["start"], &start); err != nil {
+		return nil, err
+	}
+	params := map[string]string{}
+	if raw, ok := start["customParameters"]; ok {
+		if err := json.Unmarshal(raw, &params); err != nil || params == nil {
+			params = map[string]string{}
+		}
+	}
+	delete(params, "stickycalls_token")
+	params["customer_ref"] = rec.CustomerRef
+	params["recommendation"] = string(rec.Recommendation)
+	params["stickycalls_context"] = string(startContext(rec, g))
+	var err error
+	if start["customParameters"], err = marshal(params); err != nil {
+		return nil, err
+	}
+	if top["start"], err = marshal(start); err != nil {
+		return nil, err
+	}
+	return marshal(top)
+}
+
+// marshal encodes v without escaping <, > and &, so values pass unchanged.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// startContext is the call's §2 start response as the call now stands. A
+// confirm question answered since the start changes its customer_ref,
+// recommendation and greeting (what the caller then heard); a caller who
+// said it was not them leaves nothing of the customer it was taken for.
+func startContext(rec callcontext.CallRecord, g *greetings.Greeter) []byte {
+	var res callcontext.StartResult
+	if json.Unmarshal(rec.StartResponse, &res) != nil || res.Identity.Recommendation == rec.Recommendation {
+		return rec.StartResponse
+	}
+	res.CustomerRef, res.Identity.Recommendation, res.DNIS = rec.CustomerRef, rec.Recommendation, rec.DNIS
+	if rec.Recommendation == identity.Ignore {
+		res.Match, res.Confidence = nil, nil
+		res.OpenIntents, res.Variables = []callcontext.IntentView{}, map[string]callcontext.VariableView{}
+		res.Identity.Confidence, res.Identity.Level = 0, identity.Low
+		res.Identity.Sources, res.Identity.Candidates = []string{}, []callcontext.Candidate{}
+		res.Greeting = g.Generic(rec.DNIS)
+	} else if res.Match != nil {
+		res.Name = res.Match.Variables["name"]
+		res.Greeting = g.Greet(&res)
+	}
+	if b, err := marshal(res); err == nil {
+		return b
+	}
+	return rec.StartResponse
+}
+
+// end saves an in-band stickycalls.end as POST /v1/calls/end would, with
+// the stream's call_id (which also serves as the idempotency key), and
+// answers the agent with stickycalls.ended or stickycalls.error. Once the
+// call is saved after Twilio's stop, the agent's socket has nothing left to
+// wait for and is closed.
+func (rl *relay) end(ctx context.Context, raw json.RawMessage) {
+	body, err := rl.save(ctx, raw)
+	reply, err := endReply(body, err)
+	if status, _ := endErrorOf(err); err != nil && status >= 500 {
+		rl.logger.Error().Err(err).Msg("in-band end") // the agent gets no cause
+	}
+	if !rl.agent.send(reply) {
+		rl.stop("slow_agent")
+		return
+	}
+	if err == nil && rl.stopped.Load() {
+		rl.agent.finish(websocket.CloseNormalClosure, "call ended")
+	}
+}
+
+// endReply is the frame answering an end that returned body and err, and
+// err again (or the error of encoding body).
+func endReply(body []byte, err error) ([]byte, error) {
+	if err == nil {
+		var reply []byte
+		reply, err = marshal(struct {
+			Event  string          `json:"event"`
+			Result json.RawMessage `json:"result"`
+		}{"stickycalls.ended", body})
+		if err == nil {
+			return reply, nil
+		}
+	}
+	_, e := endErrorOf(err)
+	reply, _ := marshal(struct {
+		Event string   `json:"event"`
+		Error endError `json:"error"`
+	}{"stickycalls.error", e}) // strings only: it cannot fail
+	return reply, err
+}
+
+// save validates and stores an in-band end body and returns the §4 response.
+func (rl *relay) save(ctx context.Context, raw json.RawMessage) ([]byte, error) {
+	body, err := withCallID(raw, rl.callID)
+	if err != nil {
+		return nil, err
+	}
+	req, err := callcontext.ParseEnd(body)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, rl.lim.Store)
+	defer cancel()
+	rep, err := rl.calls.End(ctx, rl.scope, req, "")
+	return rep.Body, err
+}
+
+// withCallID turns the end object of a stickycalls.end into a §4 body. The
+// call is the stream's: a different call_id is refused.
+func withCallID(raw json.RawMessage, callID string) ([]byte, error) {
+	m := map[string]json.RawMessage{}
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+			return nil, invalid("must be a JSON object", "end")
+		}
+	}
+	if id, ok := m["call_id"]; ok {
+		var s string
+		if json.Unmarshal(id, &s) != nil || s != callID {
+			return nil, invalid("is the stream's call; leave it out", "call_id")
+		}
+	}
+	m["call_id"], _ = json.Marshal(callID)
+	return marshal(m)
+}
+
+func invalid(msg string, path ...string) error {
+	return &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: path, Message: msg}}}
+}
+
+// endError is the §6 error body, less the request_id a WebSocket frame
+// has no request for.
+type endError struct {
+	Error   string     `json:"error"`
+	Message string     `json:"message"`
+	Details *endIssues `json:"details,omitempty"`
+}
+
+type endIssues struct {
+	Issues []callcontext.Issue `json:"issues"`
+}
+
+// endErrorOf maps an end's error to its §6 status and body, with the same
+// statuses and messages as POST /v1/calls/end; a 5xx body carries no cause.
+func endErrorOf(err error) (int, endError) {
+	status, msg := http.StatusInternalServerError, "internal error"
+	var v *callcontext.ValidationError
+	switch {
+	case errors.As(err, &v):
+		status, msg = http.StatusBadRequest, "Validation failed"
+	case errors.Is(err, callcontext.ErrConflict):
+		status, msg = http.StatusConflict, "This call_id was already used with another body"
+	case errors.Is(err, callcontext.ErrInFlight):
+		status, msg = http.StatusConflict, "An identical request is still in progress; retry shortly"
+	case errors.Is(err, callcontext.ErrOverQuota):
+		status, msg = http.StatusPaymentRequired, "Monthly quota spent for this mode; it resets at 00:00 UTC on the 1st"
+	case errors.Is(err, callcontext.ErrUnavailable), errors.Is(err, callcontext.ErrVersion):
+		status, msg = http.StatusServiceUnavailable, "The store is unavailable; nothing was written, retry shortly"
+	}
+	e := endError{Error: http.StatusText(status), Message: msg}
+	if v != nil {
+		e.Details = &endIssues{v.Issues}
+	}
+	return status, e
+}
