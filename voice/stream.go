@@ -73,6 +73,10 @@ func HandleStream(logger zerolog.Logger, calls *callcontext.Service, cfg Config,
 		if err != nil {
 			return // Upgrade has answered
 		}
+		if cfg.Streams != nil {
+			cfg.Streams.Add(1)
+			defer cfg.Streams.Done()
+		}
 		tw := newSide("twilio", conn, lim, twilioReadLimit)
 		o := opener{logger: logger, calls: calls, cfg: cfg, lim: lim, signers: signers, shutdown: shutdown}
 		first, start, err := readUntilStart(tw, lim)

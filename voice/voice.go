@@ -6,6 +6,7 @@ package voice
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,7 @@ type Config struct {
 	Now       func() time.Time // the clock of stream tokens; nil: time.Now
 	Relay     RelayLimits      // bounds of /voice/stream; zero fields take defaults
 	Shutdown  <-chan struct{}  // closed when the server shuts down; the router hands it to HandleStream
+	Streams   *sync.WaitGroup  // counts open media streams, so shutdown can wait for them (nil: not counted)
 }
 
 func (c Config) deadline() time.Duration {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,9 +61,24 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	reg.MustRegister(be.collectors...)
 	shutdown := make(chan struct{}) // closed by srv.Shutdown: open media streams get a close frame
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
-	tw.Shutdown = shutdown
+	tw.Shutdown, tw.Streams = shutdown, &sync.WaitGroup{}
 	handler := httpapi.NewHandler(logger, calls, reg, &tw, be.limiter)
-	return listenAndServe(ctx, cfg, handler, logger, shutdown)
+	err = listenAndServe(ctx, cfg, handler, logger, shutdown)
+	// Streams outlive Shutdown (their connections are hijacked); they may
+	// still be saving a call, so the store closes only after them.
+	waitFor(tw.Streams, cfg.ShutdownTimeout)
+	return err
+}
+
+// waitFor waits for wg, at most d. After d its waiter goroutine is left to
+// end with the last stream; the process is exiting by then.
+func waitFor(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // newService wires the domain service from the configuration.
