@@ -81,39 +81,25 @@ type errorDetails struct {
 	Issues []callcontext.Issue `json:"issues"`
 }
 
-// statusOf maps an error to its status and client message. It is the one
-// table of error → status; a 5xx message never carries err's text.
+// statusOf maps an error to its status and client message: the HTTP
+// layer's own errors here, the domain's through callcontext.Status, the
+// one table of domain errors. A 5xx message never carries err's text.
 func statusOf(err error) (int, string) {
-	var invalid *callcontext.ValidationError
 	switch {
-	case errors.As(err, &invalid):
-		return http.StatusBadRequest, "Validation failed"
-	case errors.Is(err, errUnauthorized), errors.Is(err, callcontext.ErrBadKey):
+	case errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized, "Missing, malformed, unknown or revoked API key"
-	case errors.Is(err, callcontext.ErrOverQuota):
-		return http.StatusPaymentRequired, "Monthly quota spent for this mode; it resets at 00:00 UTC on the 1st"
-	case errors.Is(err, callcontext.ErrNotFound):
-		return http.StatusNotFound, "Not found"
 	case errors.Is(err, errRouteMissing):
 		return http.StatusNotFound, "No such route"
 	case errors.Is(err, errMethod):
 		return http.StatusMethodNotAllowed, "Method not allowed on this route"
-	case errors.Is(err, callcontext.ErrConflict):
-		return http.StatusConflict, "This call_id was already used with another body"
-	case errors.Is(err, callcontext.ErrInFlight):
-		return http.StatusConflict, "An identical request is still in progress; retry shortly"
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, "Request body too large"
 	case errors.Is(err, errMediaType):
 		return http.StatusUnsupportedMediaType, "Content-Type must be application/json"
 	case errors.Is(err, errRateLimited):
 		return http.StatusTooManyRequests, "Rate limit exceeded for this mode; retry after the Retry-After seconds"
-	case errors.Is(err, callcontext.ErrKeyReused):
-		return http.StatusUnprocessableEntity, "Idempotency-Key was already used with another body"
-	case errors.Is(err, callcontext.ErrUnavailable), errors.Is(err, callcontext.ErrVersion):
-		return http.StatusServiceUnavailable, "The store is unavailable; nothing was written, retry shortly"
 	}
-	return http.StatusInternalServerError, "internal error"
+	return callcontext.Status(err)
 }
 
 // writeError answers with err's status and the documented body, and hands

@@ -419,25 +419,13 @@ type endIssues struct {
 	Issues []callcontext.Issue `json:"issues"`
 }
 
-// endErrorOf maps an end's error to its §6 status and body, with the same
-// statuses and messages as POST /v1/calls/end; a 5xx body carries no cause.
+// endErrorOf is an end's §6 status and body, as POST /v1/calls/end
+// would answer it.
 func endErrorOf(err error) (int, endError) {
-	status, msg := http.StatusInternalServerError, "internal error"
-	var v *callcontext.ValidationError
-	switch {
-	case errors.As(err, &v):
-		status, msg = http.StatusBadRequest, "Validation failed"
-	case errors.Is(err, callcontext.ErrConflict):
-		status, msg = http.StatusConflict, "This call_id was already used with another body"
-	case errors.Is(err, callcontext.ErrInFlight):
-		status, msg = http.StatusConflict, "An identical request is still in progress; retry shortly"
-	case errors.Is(err, callcontext.ErrOverQuota):
-		status, msg = http.StatusPaymentRequired, "Monthly quota spent for this mode; it resets at 00:00 UTC on the 1st"
-	case errors.Is(err, callcontext.ErrUnavailable), errors.Is(err, callcontext.ErrVersion):
-		status, msg = http.StatusServiceUnavailable, "The store is unavailable; nothing was written, retry shortly"
-	}
+	status, msg := callcontext.Status(err)
 	e := endError{Error: http.StatusText(status), Message: msg}
-	if v != nil {
+	var v *callcontext.ValidationError
+	if errors.As(err, &v) {
 		e.Details = &endIssues{v.Issues}
 	}
 	return status, e
