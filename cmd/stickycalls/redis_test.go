@@ -25,7 +25,8 @@ func TestTwoInstancesShareLimits(t *testing.T) {
 	}
 	// A generous limiter timeout: on a loaded test machine Redis may take
 	// over 50 ms, and the per-instance fallback is not exact by design.
-	env := map[string]string{"STICKYCALLS_REDIS_URL": "redis://" + redistest.Single(t) + "/0", "STICKYCALLS_CONFIG": cfg,
+	// A Redis of its own: the first instance must find it empty to print a key.
+	env := map[string]string{"STICKYCALLS_REDIS_URL": "redis://" + redistest.Durable(t, "no").Addr() + "/0", "STICKYCALLS_CONFIG": cfg,
 		"STICKYCALLS_RATE_LIMIT_TIMEOUT": "5s"}
 	a := startServer(t, env)
 	b := launch(t, env) // sees a's key in the shared Redis and prints none

@@ -33,6 +33,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
+	if cfg.RedisURL != "" {
+		logRedis(logger)
+	}
 	be, err := openStore(ctx, cfg, time.Second)
 	if err != nil {
 		return err

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
@@ -40,6 +43,26 @@ func openStore(ctx context.Context, cfg config.Config, lockWait time.Duration) (
 		store: s, limiter: callcontext.NewMemoryLimiter(), name: "bbolt", close: s.Close,
 		run: func(ctx context.Context) { s.Run(ctx, cfg.SweepInterval, time.Now) },
 	}, nil
+}
+
+// redisLog adapts zerolog to go-redis's logger.
+type redisLog struct{ l zerolog.Logger }
+
+// redisLogOnce guards go-redis's logger, which is process-wide: it is set
+// once, by the first server of the process (tests run several).
+var redisLogOnce sync.Once
+
+// logRedis sends go-redis's own log lines, which it writes through a
+// package-level logger of its own, to ours (JSON, redacted), at most a few
+// lines a second.
+func logRedis(logger zerolog.Logger) {
+	redisLogOnce.Do(func() {
+		redis.SetLogger(redisLog{logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second})})
+	})
+}
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
+	r.l.Warn().Str("component", "redis").Msg(fmt.Sprintf(format, v...))
 }
 
 func openRedis(ctx context.Context, cfg config.Config) (backend, error) {

@@ -248,7 +248,11 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	res := EndResult{CallID: e.req.CallID, CustomerRef: e.ref, CallEnd: Timestamp(now), Billable: e.created}
 	// A store that failed after writing the customer but before the call
 	// record leaves the end applied; its retry must not count it again.
-	applied := slices.ContainsFunc(r.Calls, func(c CallRef) bool { return c.ID == e.req.CallID && c.Ended })
+	i := slices.IndexFunc(r.Calls, func(c CallRef) bool { return c.ID == e.req.CallID && c.Ended })
+	applied := i >= 0
+	if applied {
+		e.created = r.Calls[i].Created // what the first attempt created is still its to bill
+	}
 	if e.req.Intent != "" {
 		if !applied {
 			r.applyIntent(e.req.Intent, e.req.Status, now)
@@ -274,7 +278,7 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	}
 	r.LastCall = now
 	if !applied {
-		r.Calls = append(r.Calls, CallRef{ID: e.req.CallID, At: now, Ended: true})
+		r.Calls = append(r.Calls, CallRef{ID: e.req.CallID, At: now, Ended: true, Created: e.created})
 	}
 	r.prune(now, d)
 	r.Version = prev + 1

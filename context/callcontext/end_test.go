@@ -39,3 +39,26 @@ func TestEndAppliesOnce(t *testing.T) {
 		}
 	}
 }
+
+// The retry of an end whose first attempt created the customer still
+// reports it billable.
+func TestEndRetryKeepsBillable(t *testing.T) {
+	now := time.Date(2026, 2, 7, 10, 30, 0, 0, time.UTC)
+	d := Durations{}.withDefaults()
+	link := Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
+	for _, created := range []bool{true, false} {
+		rec := Record{Ref: "cust_1", Version: 1, Created: now, FirstCall: now, LastCall: now,
+			ANIs:  map[string]Link{"+14155550100": link},
+			Calls: []CallRef{{ID: "c1", At: now, Ended: true, Created: created}}}
+		rec.Expires = rec.latestExpiry(d)
+		e := &ending{req: EndRequest{CallID: "c1", VariableTTL: defVariableTTL},
+			c: Claim{Now: now.Add(time.Minute)}, ref: "cust_1", found: Found{Customers: map[string]Record{"cust_1": rec}}}
+		res, err := e.save(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Billable != created {
+			t.Errorf("retry of an end that created=%v: billable = %v, want %v", created, res.Billable, created)
+		}
+	}
+}

@@ -134,9 +134,10 @@ type Variable struct {
 // end (an end applies once, even when its call record could not be
 // written after the customer was).
 type CallRef struct {
-	ID    string    `json:"id"`
-	At    time.Time `json:"at"`
-	Ended bool      `json:"ended,omitempty"`
+	ID      string    `json:"id"`
+	At      time.Time `json:"at"`
+	Ended   bool      `json:"ended,omitempty"`
+	Created bool      `json:"created,omitempty"` // the end created the customer
 }
 
 // Op is the kind of request a claim is for.

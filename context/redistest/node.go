@@ -26,26 +26,48 @@ const (
 	pollEvery     = 50 * time.Millisecond
 )
 
-// node is one running redis-server.
+// node is one redis-server on a fixed port and directory. A throwaway node
+// runs once; a durable one (see Durable) may be killed and started again on
+// the same port and directory.
 type node struct {
-	addr   string
-	dir    string
+	addr string
+	dir  string
+	bin  string
+	args []string
+
+	mu      sync.Mutex // guards proc, stopped and err
+	proc    *proc      // nil while the server is down
+	stopped bool
+	err     error
+}
+
+// proc is one run of a node's redis-server.
+type proc struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process has exited
-	once   sync.Once
-	err    error
+}
+
+// config is what a node is started with.
+type config struct {
+	cluster bool
+	fsync   string // "" keeps no data (--appendonly no); else the AOF's --appendfsync
 }
 
 // startNode starts a redis-server on a free port, retrying with another
-// port when the chosen one was taken before the server could bind it.
+// port when the chosen one was taken before the server could bind it. The
+// caller holds mu.
 func startNode(clusterEnabled bool) (*node, error) {
+	return startNodeWith(config{cluster: clusterEnabled})
+}
+
+func startNodeWith(cfg config) (*node, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found (%v); %s", err, installHint)
 	}
 	var errs []error
 	for range startAttempts {
-		n, retry, err := tryNode(bin, clusterEnabled)
+		n, retry, err := tryNode(bin, cfg)
 		if err == nil {
 			all = append(all, n)
 			return n, nil
@@ -59,8 +81,8 @@ func startNode(clusterEnabled bool) (*node, error) {
 }
 
 // tryNode makes one attempt; retry reports whether another port may work.
-func tryNode(bin string, clusterEnabled bool) (n *node, retry bool, err error) {
-	port, err := freePort(clusterEnabled)
+func tryNode(bin string, cfg config) (n *node, retry bool, err error) {
+	port, err := freePort(cfg.cluster)
 	if err != nil {
 		return nil, true, err
 	}
@@ -70,28 +92,45 @@ func tryNode(bin string, clusterEnabled bool) (n *node, retry bool, err error) {
 	}
 	args := []string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no",
-		"--logfile", filepath.Join(dir, "redis.log"),
+		"--save", "", "--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
 	}
-	if clusterEnabled {
+	if cfg.fsync == "" {
+		args = append(args, "--appendonly", "no")
+	} else {
+		args = append(args, "--appendonly", "yes", "--appendfsync", cfg.fsync)
+	}
+	if cfg.cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 			"--cluster-node-timeout", "2000")
 	}
-	n = &node{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, cmd: exec.Command(bin, args...), exited: make(chan struct{})}
-	if err := spawn(n.cmd); err != nil {
-		os.RemoveAll(dir)
-		return nil, false, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() {
-		n.cmd.Wait()
-		close(n.exited)
-	}()
-	if err := n.waitReady(); err != nil {
-		log := n.logTail()
+	n = &node{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, bin: bin, args: args}
+	inUse, err := n.run()
+	if err != nil {
 		n.stop()
-		return nil, strings.Contains(log, "Address already in use"), fmt.Errorf("%s on %s: %w\n%s", bin, n.addr, err, log)
+		return nil, inUse, err
 	}
 	return n, false, nil
+}
+
+// run starts the node's server and waits until it answers. inUse reports
+// that the port was taken. The caller holds n.mu or owns n alone.
+func (n *node) run() (inUse bool, err error) {
+	logStart := n.logSize()
+	p := &proc{cmd: exec.Command(n.bin, n.args...), exited: make(chan struct{})}
+	if err := spawn(p.cmd); err != nil {
+		return false, fmt.Errorf("start %s: %w", n.bin, err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.exited)
+	}()
+	if err := p.waitReady(n.addr); err != nil {
+		log := n.logFrom(logStart)
+		p.kill()
+		return strings.Contains(log, "Address already in use"), fmt.Errorf("%s on %s: %w\n%s", n.bin, n.addr, err, tail(log))
+	}
+	n.proc = p
+	return false, nil
 }
 
 // freePort returns a port the OS had free. For a cluster node the bus port
@@ -154,18 +193,18 @@ func spawn(cmd *exec.Cmd) error {
 	return <-done
 }
 
-// waitReady waits until the server answers PING, or fails when it exits or
-// takes too long.
-func (n *node) waitReady() error {
+// waitReady waits until the server answers PING (not while it loads its
+// data), or fails when it exits or takes too long.
+func (p *proc) waitReady(addr string) error {
 	deadline := time.Now().Add(readyWait)
 	for {
-		reply, err := command(n.addr, "PING")
+		reply, err := command(addr, "PING")
 		if err == nil && reply == "PONG" {
 			return nil
 		}
 		select {
-		case <-n.exited:
-			return fmt.Errorf("exited before answering: %v", n.cmd.ProcessState)
+		case <-p.exited:
+			return fmt.Errorf("exited before answering: %v", p.cmd.ProcessState)
 		case <-time.After(pollEvery):
 		}
 		if time.Now().After(deadline) {
@@ -191,29 +230,114 @@ func waitClusterOK(n *node) error {
 }
 
 // stop terminates the server (SIGTERM, then SIGKILL) and removes its
-// directory. It is safe to call more than once.
+// directory. It is safe to call more than once; a stopped node does not
+// start again.
 func (n *node) stop() error {
-	n.once.Do(func() {
-		n.cmd.Process.Signal(syscall.SIGTERM)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return n.err
+	}
+	n.stopped = true
+	if p := n.proc; p != nil {
+		n.proc = nil
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT) // a paused server must run to stop
 		select {
-		case <-n.exited:
+		case <-p.exited:
 		case <-time.After(stopWait):
-			n.cmd.Process.Kill()
-			<-n.exited
+			p.kill()
 			n.err = fmt.Errorf("%s did not stop on SIGTERM within %s; killed", n.addr, stopWait)
 		}
-		os.RemoveAll(n.dir)
-	})
+	}
+	os.RemoveAll(n.dir)
 	return n.err
 }
 
-// logTail returns the end of the server's log, for error messages.
-func (n *node) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(n.dir, "redis.log"))
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
+// signalKill sends SIGKILL to the server's process group: the server and
+// any child it forked (an AOF rewrite or a save).
+func (p *proc) signalKill() {
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		p.cmd.Process.Kill()
 	}
-	return string(b)
+}
+
+// kill sends SIGKILL to the process group and waits until the server has
+// exited and no other live process is left in its group.
+func (p *proc) kill() error {
+	p.signalKill()
+	return p.waitGone()
+}
+
+func (p *proc) waitGone() error {
+	select {
+	case <-p.exited:
+	case <-time.After(stopWait):
+		return fmt.Errorf("redis-server %d did not exit on SIGKILL within %s", p.cmd.Process.Pid, stopWait)
+	}
+	deadline := time.Now().Add(stopWait)
+	for groupAlive(p.cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process group %d still has live processes %s after SIGKILL", p.cmd.Process.Pid, stopWait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// groupAlive reports whether a process other than a zombie is in process
+// group pgid. A child the server forked is re-parented when the server
+// dies, and its zombie is not ours to reap, so zombies do not count.
+func groupAlive(pgid int) bool {
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil || len(stats) == 0 {
+		return syscall.Kill(-pgid, 0) == nil
+	}
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
+			continue
+		}
+		if g, err := strconv.Atoi(fields[2]); err == nil && g == pgid {
+			return true
+		}
+	}
+	return false
+}
+
+// logSize is the current length of the server's log.
+func (n *node) logSize() int64 {
+	fi, err := os.Stat(filepath.Join(n.dir, "redis.log"))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logFrom returns what the server logged from offset on.
+func (n *node) logFrom(offset int64) string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "redis.log"))
+	if offset > int64(len(b)) {
+		offset = 0
+	}
+	return string(b[offset:])
+}
+
+// tail returns the end of a log, for error messages.
+func tail(log string) string {
+	if len(log) > 2000 {
+		log = log[len(log)-2000:]
+	}
+	return log
 }
 
 // command sends one command over a fresh connection and returns a simple

@@ -7,9 +7,17 @@
 // A test binary that uses it must run its tests through Main in TestMain,
 // which stops the servers when the tests end. The servers also die with the
 // test binary if it is killed (they get SIGKILL when it exits), so a
-// timed-out `go test` leaves nothing behind. Servers keep no data on disk
-// (--save "" --appendonly no, in a temporary directory) and never use port
-// 6379, so the machine's own Redis is never touched.
+// timed-out `go test` leaves nothing behind. The shared servers keep no
+// data on disk (--save "" --appendonly no, in a temporary directory); no
+// server ever uses port 6379, so the machine's own Redis is never touched.
+//
+// A test that crashes Redis on purpose gets servers of its own: Durable (a
+// single node) and DurableCluster (3 masters) keep their data in an
+// append-only file with the --appendfsync policy the test asks for, and
+// their Kill (SIGKILL) and Restart (same ports, same directories, so the
+// same data and, for the Cluster, the same nodes.conf) act out a crash and
+// a recovery. They are stopped, and their directories removed, when the
+// test ends.
 //
 // A missing redis-server or redis-cli fails the test with an install hint; it
 // never skips. Several test binaries may run at once (go test ./...): each
@@ -111,33 +119,7 @@ func mustMain(t testing.TB) {
 // redis-cli --cluster create and waits until the cluster is ok. On failure
 // it stops the nodes it started.
 func startCluster() ([]*node, error) {
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		return nil, fmt.Errorf("redis-cli not found (%v); %s", err, installHint)
-	}
-	var nodes []*node
-	fail := func(err error) ([]*node, error) {
-		for _, n := range nodes {
-			n.stop()
-		}
-		return nil, err
-	}
-	for range 3 {
-		n, err := startNode(true)
-		if err != nil {
-			return fail(err)
-		}
-		nodes = append(nodes, n)
-	}
-	if err := createCluster(cli, nodes); err != nil {
-		return fail(err)
-	}
-	for _, n := range nodes {
-		if err := waitClusterOK(n); err != nil {
-			return fail(err)
-		}
-	}
-	return nodes, nil
+	return startClusterWith(config{cluster: true})
 }
 
 func createCluster(cli string, nodes []*node) error {
