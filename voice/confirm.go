@@ -41,8 +41,13 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 			cfg.degrade(w, r, logger, num, req, reason(ctx, err))
 			return
 		}
-		if !yes {
-			cfg.degrade(w, r, logger, num, req, "not_confirmed")
+		switch {
+		case !yes && r.PostForm.Get("Digits") == "" && r.PostForm.Get("SpeechResult") == "":
+			cfg.degrade(w, r, logger, num, req, "no_input")
+			return
+		case !yes:
+			// A "no" is an answer, not a failure: greet as a new caller.
+			cfg.greetNew(w, r, num, req, cfg.Greeter.Generic(req.Hints.DNIS).Text)
 			return
 		}
 		res.Identity.Recommendation = identity.Reuse

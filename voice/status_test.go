@@ -121,6 +121,15 @@ func TestConfirm(t *testing.T) {
 	if code != 200 || strings.Contains(body, "Jane") || !strings.Contains(body, "<Dial") {
 		t.Errorf("confirm no: %d %s, want the generic greeting and the dial", code, body)
 	}
+	if !strings.Contains(body, "May I have your name?") {
+		t.Errorf("confirm no: %s, want the new caller's greeting", body)
+	}
+
+	e.incoming("CA7003", "+14155557777")
+	code, body = e.post("/voice/confirm", token, incomingForm("CA7003", "+14155557777", number))
+	if code != 200 || strings.Contains(body, "Jane") || strings.Contains(body, "your name") || !strings.Contains(body, "Thanks for calling") {
+		t.Errorf("confirm with no input: %d %s, want the fallback greeting", code, body)
+	}
 	// The agent's wrap-up without a customer_ref saves to a new customer,
 	// not to the guessed one.
 	res, err := e.end(`{"call_id":"CA7002","variables":{"name":"Jim Roe"}}`)
