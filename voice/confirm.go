@@ -10,7 +10,6 @@ import (
 	"github.com/twilio/twilio-go/twiml"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
-	"github.com/stickycalls/stickycalls/context/identity"
 )
 
 // yesWords is what a caller says for yes.
@@ -41,19 +40,15 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 			cfg.degrade(w, r, logger, num, req, reason(ctx, err))
 			return
 		}
-		switch {
-		case !yes && r.PostForm.Get("Digits") == "" && r.PostForm.Get("SpeechResult") == "":
-			cfg.degrade(w, r, logger, num, req, "no_input")
-			return
-		case !yes:
-			// A "no" is an answer, not a failure: greet as a new caller.
-			cfg.greetNew(w, r, num, req, cfg.Greeter.Generic(req.Hints.DNIS).Text)
-			return
+		// The call now stands as the answer left it: a "yes" hears the
+		// reuse greeting, a "no" a new caller's, silence the fallback text.
+		text := res.Greeting.Text
+		if !yes && r.PostForm.Get("Digits") == "" && r.PostForm.Get("SpeechResult") == "" {
+			cfg.Metrics.fallback("no_input")
+			text = cfg.Greeter.Fallback(req.Hints.DNIS).Text
 		}
-		res.Identity.Recommendation = identity.Reuse
-		res.Greeting = cfg.Greeter.Greet(&res)
-		verbs := []twiml.Element{say(cfg.Greeter.SetFor(req.Hints.DNIS), res.Greeting.Text)}
-		verbs = append(verbs, cfg.next(r, num.Next, res.CallID, res.CustomerRef, string(identity.Reuse))...)
+		verbs := []twiml.Element{say(cfg.Greeter.SetFor(req.Hints.DNIS), text)}
+		verbs = append(verbs, cfg.next(r, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))...)
 		writeTwiML(w, verbs)
 	})
 }

@@ -112,13 +112,8 @@ func reason(ctx context.Context, err error) string {
 func (c Config) degrade(w http.ResponseWriter, r *http.Request, logger zerolog.Logger, num Number, req callcontext.StartRequest, why string) {
 	c.Metrics.fallback(why)
 	logger.Warn().Str("call_sid", req.CallID).Str("reason", why).Msg("voice fallback")
-	c.greetNew(w, r, num, req, c.Greeter.Fallback(req.Hints.DNIS).Text)
-}
-
-// greetNew speaks text and runs the next action as for a new caller.
-func (c Config) greetNew(w http.ResponseWriter, r *http.Request, num Number, req callcontext.StartRequest, text string) {
 	set := c.Greeter.SetFor(req.Hints.DNIS)
-	verbs := []twiml.Element{say(set, text)}
+	verbs := []twiml.Element{say(set, c.Greeter.Fallback(req.Hints.DNIS).Text)}
 	verbs = append(verbs, c.next(r, num.Next, req.CallID, "", string(identity.Ignore))...)
 	writeTwiML(w, verbs)
 }

@@ -107,11 +107,17 @@ func withDigits(f map[string][]string, d string) map[string][]string {
 func TestConfirm(t *testing.T) {
 	e := newEnv(t, voice.Action{Dial: agent})
 	e.remember("CA7000", "+14155557777", "Jane Roe", "unknown")
+	e.mux.Handle("POST /voice/whisper", e.signed(voice.HandleWhisper(e.calls, e.cfg)))
 
 	e.incoming("CA7001", "+14155557777")
 	code, body := e.post("/voice/confirm", token, withDigits(incomingForm("CA7001", "+14155557777", number), "1"))
 	if code != 200 || !strings.Contains(body, "Welcome back, Jane Roe") || !strings.Contains(body, "<Dial") {
 		t.Errorf("confirm yes: %d %s, want the personal greeting and the dial", code, body)
+	}
+
+	whisper := url.Values{"CallSid": {"CA7001"}, "AccountSid": {"AC" + strings.Repeat("1", 32)}}
+	if _, w := e.post("/voice/whisper?call_id=CA7001", token, whisper); !strings.Contains(w, "Returning caller, Jane Roe.") {
+		t.Errorf("whisper after a yes = %s, want a returning caller", w)
 	}
 
 	e.incoming("CA7002", "+14155557777")
@@ -123,6 +129,11 @@ func TestConfirm(t *testing.T) {
 	}
 	if !strings.Contains(body, "May I have your name?") {
 		t.Errorf("confirm no: %s, want the new caller's greeting", body)
+	}
+	// After a "no", every reader of the call sees a new caller's call.
+	stored, err := e.calls.Call(context.Background(), prod, "CA7002")
+	if err != nil || strings.Contains(string(stored), "Jane") || strings.Contains(string(stored), e.startRef("CA7001")) {
+		t.Errorf("GET /v1/calls/CA7002 after a no = %s, %v; want nothing of the guessed customer", stored, err)
 	}
 
 	e.incoming("CA7003", "+14155557777")
@@ -149,5 +160,23 @@ func TestWhisper(t *testing.T) {
 	}
 	if strings.Contains(body, "0.") {
 		t.Errorf("whisper %s speaks a confidence number", body)
+	}
+}
+
+// A completion that only refreshed a customer's link does not take it away
+// when the agent's end names another customer: the outcome does not depend
+// on which of the two arrives first.
+func TestCompletionThenEndKeepsEarlierLink(t *testing.T) {
+	e := newEnv(t, voice.Action{Dial: agent})
+	e.remember("CAX000", "+14155550888", "Al Ames", "mobile")
+	ref := e.startRef("CAX000")
+	e.incoming("CAX001", "+14155550888") // recognized: reuse
+	e.status("CAX001", "+14155550888", "completed")
+	if _, err := e.end(`{"call_id":"CAX001","customer_ref":"cust_other","variables":{"name":"Bo Ames"}}`); err != nil {
+		t.Fatal(err)
+	}
+	cust, err := e.calls.Customer(context.Background(), prod, ref)
+	if err != nil || len(cust.Links.ANIs) != 1 {
+		t.Errorf("after completion then an end to another customer, %s links = %+v, %v; want its line kept", ref, cust.Links, err)
 	}
 }

@@ -16,8 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
-	"github.com/stickycalls/stickycalls/context/identity"
-	"github.com/stickycalls/stickycalls/greetings"
 )
 
 // Read limits of the two sockets. Twilio's frames are small; an agent's
@@ -147,7 +145,7 @@ func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilio
 	if err != nil {
 		return nil, err
 	}
-	if first[len(first)-1], err = withContext(first[len(first)-1], rec, o.cfg.Greeter); err != nil {
+	if first[len(first)-1], err = withContext(first[len(first)-1], rec, o.calls.Context(rec)); err != nil {
 		return nil, err
 	}
 	select {
@@ -262,7 +260,7 @@ func (o opener) refuse(tw *side, start twilioStart, err error) {
 // withContext adds the caller's context to start.customParameters and
 // removes the stickycalls_token, which is for the relay only. Other fields
 // of start keep their values, though not their order or spacing.
-func withContext(frame []byte, rec callcontext.CallRecord, g *greetings.Greeter) ([]byte, error) {
+func withContext(frame []byte, rec callcontext.CallRecord, context []byte) ([]byte, error) {
 	var top, start map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &top); err != nil {
 		return nil, err
@@ -279,7 +277,7 @@ func withContext(frame []byte, rec callcontext.CallRecord, g *greetings.Greeter)
 	delete(params, "stickycalls_token")
 	params["customer_ref"] = rec.CustomerRef
 	params["recommendation"] = string(rec.Recommendation)
-	params["stickycalls_context"] = string(startContext(rec, g))
+	params["stickycalls_context"] = string(context)
 	var err error
 	if start["customParameters"], err = marshal(params); err != nil {
 		return nil, err
@@ -299,32 +297,6 @@ func marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-// startContext is the call's §2 start response as the call now stands. A
-// confirm question answered since the start changes its customer_ref,
-// recommendation and greeting (what the caller then heard); a caller who
-// said it was not them leaves nothing of the customer it was taken for.
-func startContext(rec callcontext.CallRecord, g *greetings.Greeter) []byte {
-	var res callcontext.StartResult
-	if json.Unmarshal(rec.StartResponse, &res) != nil || res.Identity.Recommendation == rec.Recommendation {
-		return rec.StartResponse
-	}
-	res.CustomerRef, res.Identity.Recommendation, res.DNIS = rec.CustomerRef, rec.Recommendation, rec.DNIS
-	if rec.Recommendation == identity.Ignore {
-		res.Match, res.Confidence = nil, nil
-		res.OpenIntents, res.Variables = []callcontext.IntentView{}, map[string]callcontext.VariableView{}
-		res.Identity.Confidence, res.Identity.Level = 0, identity.Low
-		res.Identity.Sources, res.Identity.Candidates = []string{}, []callcontext.Candidate{}
-		res.Greeting = g.Generic(rec.DNIS)
-	} else if res.Match != nil {
-		res.Name = res.Match.Variables["name"]
-		res.Greeting = g.Greet(&res)
-	}
-	if b, err := marshal(res); err == nil {
-		return b
-	}
-	return rec.StartResponse
 }
 
 // end saves an in-band stickycalls.end as POST /v1/calls/end would, with

@@ -3,6 +3,7 @@ package boltstore
 import (
 	"context"
 	"maps"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -272,7 +273,7 @@ func eraseCalls(b scope, ref string, calls []callcontext.CallRef) error {
 		if _, err := get(b.calls, string(k), &call); err != nil {
 			return err
 		}
-		if call.CustomerRef == ref {
+		if call.CustomerRef == ref || slices.Contains(call.Revealed, ref) {
 			gone[string(k)] = true
 		}
 		return nil

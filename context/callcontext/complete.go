@@ -21,25 +21,63 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, yes bool
 	if err != nil {
 		return StartResult{}, fmt.Errorf("read call: %w", err)
 	}
-	var res StartResult
-	if err := json.Unmarshal(call.StartResponse, &res); err != nil || call.Started.IsZero() {
+	if len(call.StartResponse) == 0 || call.Started.IsZero() {
 		return StartResult{}, ErrNotFound
+	}
+	if call.Recommendation != identity.Confirm {
+		return s.current(call), nil // only a confirm-tier call can change its mind
 	}
 	c := Confirmation{Confirmed: yes, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse}
 	if !yes {
 		c.CustomerRef, c.Recommendation = NewRef(), identity.Ignore
 	}
-	if call.Recommendation != identity.Confirm {
-		return res, nil // only a confirm-tier call can change its mind
-	}
 	if err := s.store.ConfirmCall(ctx, sc, callID, c); err != nil {
 		return StartResult{}, fmt.Errorf("confirm call: %w", err)
 	}
-	res.CustomerRef, res.Identity.Recommendation = c.CustomerRef, c.Recommendation
+	call.Confirmed, call.CustomerRef, call.Recommendation = c.Confirmed, c.CustomerRef, c.Recommendation
+	return s.current(call), nil
+}
+
+// Context is a call's start result as the call now stands: after a "no" to
+// the confirm question it is a new caller's (a fresh ref, nothing revealed),
+// after a "yes" a reuse with its greeting. Every reader of a stored start
+// (GET /v1/calls, the whisper, the media stream) goes through it.
+func (s *Service) Context(call CallRecord) []byte {
+	var stored StartResult
+	if json.Unmarshal(call.StartResponse, &stored) != nil || call.Recommendation == "" || stored.Identity.Recommendation == call.Recommendation {
+		return call.StartResponse // as answered: byte for byte
+	}
+	b, err := json.Marshal(s.current(call))
+	if err != nil {
+		return call.StartResponse
+	}
+	return b
+}
+
+// current decodes a call's stored start and projects it onto the call's
+// present recommendation.
+func (s *Service) current(call CallRecord) StartResult {
+	var res StartResult
+	if json.Unmarshal(call.StartResponse, &res) != nil {
+		return res
+	}
+	res.DNIS = call.DNIS
 	if res.Match != nil {
 		res.Name = res.Match.Variables["name"]
 	}
-	return res, nil
+	if call.Recommendation == "" || res.Identity.Recommendation == call.Recommendation {
+		return res
+	}
+	res.CustomerRef, res.Identity.Recommendation = call.CustomerRef, call.Recommendation
+	if call.Recommendation == identity.Ignore {
+		res.Match, res.Confidence, res.Name = nil, nil, ""
+		res.OpenIntents, res.Variables = []IntentView{}, map[string]VariableView{}
+		res.Identity.Confidence, res.Identity.Level = 0, identity.Low
+		res.Identity.Sources, res.Identity.Candidates = []string{}, []Candidate{}
+		res.Billable = true
+	}
+	res.Greeting = s.greeter.Greet(&res)
+	return res
 }
 
 // Final call statuses Twilio reports.
@@ -73,11 +111,13 @@ func (s *Service) complete(ctx context.Context, sc Scope, callID, status string,
 	commit := EndCommit{Call: call, Completion: true}
 	ref := s.completionTarget(call)
 	if status == StatusCompleted && call.Ended.IsZero() && call.ANI != "" && ref != "" {
-		created, err := s.linkCompletion(ctx, sc, &commit, ref, now)
+		created, made, err := s.linkCompletion(ctx, sc, &commit, ref, now)
 		if err != nil {
 			return err
 		}
-		commit.Call.CompletedRef, commit.Call.CompletionCreated = ref, created
+		if made { // a link it only refreshed is not its to move later
+			commit.Call.CompletedRef, commit.Call.CompletionCreated = ref, created
+		}
 	}
 	if err := s.store.CommitEnd(ctx, sc, commit); err != nil {
 		return fmt.Errorf("commit completion: %w", err)
@@ -96,21 +136,24 @@ func (s *Service) completionTarget(call CallRecord) string {
 }
 
 // linkCompletion adds the customer write and index link of a completion.
-func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommit, ref string, now time.Time) (bool, error) {
+// It reports whether it created the customer and whether it made the link
+// (rather than refreshing one the customer had).
+func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommit, ref string, now time.Time) (created, made bool, err error) {
 	found, err := s.store.Resolve(ctx, sc, Query{ANI: commit.Call.ANI, CustomerRef: ref}, now)
 	if err != nil {
-		return false, fmt.Errorf("resolve: %w", err)
+		return false, false, fmt.Errorf("resolve: %w", err)
 	}
 	known := len(lineRefs(found, commit.Call.ANI, now, liveIn(found, now))) > 0
 	if commit.Call.Recommendation == identity.Ignore && known {
-		return false, nil // an unrecognized call on a known line does not multiply customers
+		return false, false, nil // an unrecognized call on a known line does not multiply customers
 	}
 	r, exists := found.Customers[ref]
 	prev := r.Version
-	created := !exists || !r.alive(now)
+	created = !exists || !r.alive(now)
 	if created {
 		r = Record{Ref: ref, Created: now, Version: prev}
 	}
+	made = !r.ANIs[commit.Call.ANI].Expires.After(now)
 	r.prune(now, s.d)
 	link := Link{LastCall: now, Expires: now.Add(s.d.LinkTTL)}
 	r.link(commit.Call.ANI, nil, link)
@@ -123,7 +166,7 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 	r.Version = prev + 1
 	commit.Writes = append(commit.Writes, Write{Record: r, Prev: prev})
 	commit.ANILinks = append(commit.ANILinks, ANILink{ANI: commit.Call.ANI, Ref: ref, Link: link})
-	return created, nil
+	return created, made, nil
 }
 
 // CallRecord returns what is stored about a call, or ErrNotFound.

@@ -2,6 +2,8 @@ package callcontext
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,7 +123,14 @@ func (s *Service) target(ctx context.Context, sc Scope, e *ending) (string, erro
 	if m.Recommendation == identity.Reuse && res.Record != nil {
 		return res.Record.Ref, nil
 	}
-	return cmpOr(h.CustomerRef, NewRef()), nil
+	return cmpOr(h.CustomerRef, refFor(sc, e.req.CallID)), nil
+}
+
+// refFor is the new customer a standalone end creates: derived from the
+// call, so that a retry after a failure creates the same one, not a second.
+func refFor(sc Scope, callID string) string {
+	sum := sha256.Sum256([]byte(sc.Tenant + "\x00" + string(sc.Mode) + "\x00" + callID))
+	return "cust_" + hex.EncodeToString(sum[:12])
 }
 
 func cmpLine(lt identity.LineType) identity.LineType {

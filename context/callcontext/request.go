@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -294,7 +295,7 @@ func externalIDs(raw json.RawMessage, v *ValidationError, path ...string) map[st
 		if !keyPattern.MatchString(k) {
 			v.add("key must be 1-64 characters of A-Z a-z 0-9 _ . -", append(path, k)...)
 		}
-		if n := len(ids[k]); n < 1 || n > 256 {
+		if n := utf8.RuneCountInString(ids[k]); n < 1 || n > 256 {
 			v.add("value must be 1-256 characters", append(path, k)...)
 		}
 	}
@@ -402,7 +403,7 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 			v.add("must be a string, number, boolean, null or {\"value\": ...}", "variables", k)
 			continue
 		}
-		if val != nil && len(*val) > maxVariableLen {
+		if val != nil && utf8.RuneCountInString(*val) > maxVariableLen {
 			v.add(fmt.Sprintf("value must be at most %d characters", maxVariableLen), "variables", k)
 			continue
 		}
@@ -411,6 +412,17 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 			continue
 		}
 		vars[k] = val
+	}
+	// A body that sets more than a customer may keep is refused here, before
+	// the quota is looked at; the merged total is checked at the commit.
+	set := 0
+	for _, val := range vars {
+		if val != nil {
+			set++
+		}
+	}
+	if set > maxVariables {
+		v.add(fmt.Sprintf("at most %d variables; this body sets %d", maxVariables, set), "variables")
 	}
 	return vars
 }

@@ -484,3 +484,23 @@ func TestParseEndIssues(t *testing.T) {
 		}
 	}
 }
+
+func TestParseEndCountsCharacters(t *testing.T) {
+	long := strings.Repeat("é", 1000) // 2,000 bytes, 1,000 characters
+	body := `{"call_id":"c","customer_ref":"r","variables":{"note":"` + long + `"},"external_ids":{"crm":"` + strings.Repeat("日", 200) + `"}}`
+	if _, err := ParseEnd([]byte(body)); err != nil {
+		t.Errorf("ParseEnd(1,000 é and 200 日) = %v, want nil: limits count characters", err)
+	}
+	vars := make([]string, 101)
+	for i := range vars {
+		vars[i] = fmt.Sprintf(`"v%d":"x"`, i)
+	}
+	_, err := ParseEnd([]byte(`{"call_id":"c","customer_ref":"r","variables":{` + strings.Join(vars, ",") + `}}`))
+	var v *ValidationError
+	if !errors.As(err, &v) || len(v.Issues) != 1 || strings.Join(v.Issues[0].Path, ".") != "variables" {
+		t.Errorf("ParseEnd(101 variables) = %v, want one issue at variables", err)
+	}
+	if _, err := ParseEnd([]byte(`{"call_id":"c","customer_ref":"r","variables":{"note":"card 4111  1111-1111 1111"}}`)); err == nil {
+		t.Error("ParseEnd(a card number with a double space) = nil, want a refusal")
+	}
+}

@@ -9,8 +9,8 @@ import (
 
 var (
 	ssnPattern = regexp.MustCompile(`(^|[^0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}([^0-9]|$)`)
-	// digitRun is a run of digits that single spaces or dashes may separate.
-	digitRun = regexp.MustCompile(`[0-9](?:[ -]?[0-9])*`)
+	// digitRun is a run of digits that spaces or dashes may separate.
+	digitRun = regexp.MustCompile(`[0-9](?:[ -]*[0-9])*`)
 )
 
 // secretWords are key parts that name a secret.

@@ -137,13 +137,28 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	call := CallRecord{
 		ID: req.CallID, Started: c.Now, StartPrint: c.Fingerprint, StartResponse: body,
 		CustomerRef: result.CustomerRef, Recommendation: m.Recommendation,
-		ANI: ani, DNIS: req.Hints.DNIS, ExternalIDs: ids, Expires: c.Now.Add(s.d.CallRetention),
+		ANI: ani, DNIS: req.Hints.DNIS, ExternalIDs: ids, Expires: c.Now.Add(s.d.CallRetention), Revealed: revealed(result),
 	}
 	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable}
 	if err := s.store.SaveStart(ctx, sc, commit); err != nil {
 		return nil, fmt.Errorf("save start: %w", err)
 	}
 	return body, nil
+}
+
+// revealed lists the customers a start's answer shows: the matched one and
+// the candidates of a shared line.
+func revealed(res StartResult) []string {
+	if res.Match == nil {
+		return nil
+	}
+	refs := []string{res.CustomerRef}
+	for _, c := range res.Identity.Candidates {
+		if c.CustomerRef != res.CustomerRef {
+			refs = append(refs, c.CustomerRef)
+		}
+	}
+	return refs
 }
 
 // linkable returns the ANI if it may be matched and linked: not withheld
@@ -254,7 +269,7 @@ func (s *Service) Call(ctx context.Context, sc Scope, callID string) ([]byte, er
 	if len(c.StartResponse) == 0 || !c.Expires.After(s.now()) {
 		return nil, ErrNotFound
 	}
-	return c.StartResponse, nil
+	return s.Context(c), nil
 }
 
 // Usage reports a scope's use of the current period.

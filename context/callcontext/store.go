@@ -201,6 +201,7 @@ type CallRecord struct {
 	ANI             string                  `json:"ani,omitempty"` // linkable ANI only
 	DNIS            string                  `json:"dnis,omitempty"`
 	ExternalIDs     []ExternalID            `json:"external_ids,omitempty"`
+	Revealed        []string                `json:"revealed,omitempty"`  // the customers the start's answer showed (erasing one erases the call)
 	Confirmed       bool                    `json:"confirmed,omitempty"` // the caller said yes to the confirm question
 	Ended           time.Time               `json:"ended,omitzero"`
 	EndPrint        string                  `json:"end_print,omitempty"`
@@ -210,7 +211,7 @@ type CallRecord struct {
 	// Completion: set once, by the voice status callback.
 	Completed         time.Time `json:"completed,omitzero"`
 	CompletionStatus  string    `json:"completion_status,omitempty"`
-	CompletedRef      string    `json:"completed_ref,omitempty"`      // the customer completion linked the ANI to
+	CompletedRef      string    `json:"completed_ref,omitempty"`      // the customer completion linked the ANI to, when it made that link
 	CompletionCreated bool      `json:"completion_created,omitempty"` // completion created that customer
 	Expires           time.Time `json:"expires"`
 }

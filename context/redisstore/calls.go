@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,14 +40,22 @@ func callHash(c callcontext.CallRecord) map[string]string {
 		"st": ts(c.Started), "sp": c.StartPrint, "sr": string(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
 		"en": ts(c.Ended), "ep": c.EndPrint, "er": string(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
 		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated),
-		"exp": ts(c.Expires),
+		"exp": ts(c.Expires), "rv": revealedField(c.Revealed),
 	}
+}
+
+// revealedField lists refs as "|a|b|", so a script can look for "|ref|".
+func revealedField(refs []string) string {
+	if len(refs) == 0 {
+		return ""
+	}
+	return "|" + strings.Join(refs, "|") + "|"
 }
 
 // Field groups of a call hash.
 var (
-	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "exp"}
-	startFields = []string{"base", "ref", "rec", "st", "sp", "sr", "sl", "slp", "exp"}
+	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "exp", "rv"}
+	startFields = []string{"base", "ref", "rec", "st", "sp", "sr", "sl", "slp", "exp", "rv"}
 	endFields   = []string{"en", "ep", "er", "el", "elp"}
 	doneFields  = []string{"co", "cs", "cr", "cc"}
 )
@@ -83,6 +92,9 @@ func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
 	c.StartPrint, c.StartResponse, c.StartLeasePrint = m["sp"], bytesOf(m["sr"]), m["slp"]
 	c.EndPrint, c.EndResponse, c.EndLeasePrint = m["ep"], bytesOf(m["er"]), m["elp"]
 	c.CompletionStatus, c.CompletedRef, c.CompletionCreated = m["cs"], m["cr"], m["cc"] == "1"
+	if rv := strings.Trim(m["rv"], "|"); rv != "" {
+		c.Revealed = strings.Split(rv, "|")
+	}
 	times := map[string]*time.Time{"st": &c.Started, "sl": &c.StartLease, "en": &c.Ended, "el": &c.EndLease, "co": &c.Completed, "exp": &c.Expires}
 	for f, dst := range times {
 		t, err := parseTS(m[f])
@@ -205,6 +217,11 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 	m := merge{id: c.ID, period: st.Period, counter: usageField(st.Billable), ttl: ttl(c.Expires, c.Started), mode: "start",
 		ref: c.CustomerRef, always: pairs(h, startFields)}
 	runs := []run{m.run(n)}
+	for _, ref := range c.Revealed {
+		if ref != c.CustomerRef { // the merge files the call under its own customer
+			runs = append(runs, run{addCallScript, []string{n.refCalls(ref)}, []any{n.call(c.ID), ttl(c.Expires, c.Started)}})
+		}
+	}
 	if c.ANI != "" && st.LineType != "" && st.LineType != identity.Unknown {
 		until := c.Started.Add(st.LinkTTL)
 		runs = append(runs, run{setFieldScript, []string{n.ani(c.ANI)}, []any{ttl(until, c.Started), "lt", string(st.LineType), "ltx", ts(until)}})

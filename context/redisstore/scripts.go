@@ -125,7 +125,8 @@ var eraseCallsScript = redis.NewScript(`
 local gone = {}
 for i = 2, #ARGV do gone[ARGV[i]] = true end
 for _, ck in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('HGET', ck, 'ref') == ARGV[1] then gone[ck] = true end
+  local rv = redis.call('HGET', ck, 'rv') or ''
+  if redis.call('HGET', ck, 'ref') == ARGV[1] or string.find(rv, '|' .. ARGV[1] .. '|', 1, true) then gone[ck] = true end
 end
 for ck in pairs(gone) do
   for _, ik in ipairs(redis.call('SMEMBERS', ck..':keys')) do
@@ -134,6 +135,14 @@ for ck in pairs(gone) do
   redis.call('DEL', ck, ck..':keys')
 end
 redis.call('DEL', KEYS[1])
+return 1
+`)
+
+// addCallScript files a call under a customer it revealed, so erasing the
+// customer erases the call. KEYS: the customer's call set. ARGV: call key, TTL.
+var addCallScript = redis.NewScript(prelude + `
+redis.call('SADD', KEYS[1], ARGV[1])
+extend(KEYS[1], ARGV[2])
 return 1
 `)
 
@@ -226,7 +235,7 @@ return 1
 `)
 
 var allScripts = []*redis.Script{
-	claimScript, releaseScript, mergeScript, eraseCallsScript,
+	claimScript, releaseScript, mergeScript, eraseCallsScript, addCallScript,
 	lockScript, unlockScript, writeScript, setFieldScript, ownerOnlyScript,
 	putKeyScript, keyByHashScript, allKeysScript, keyTimeScript,
 }

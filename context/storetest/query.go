@@ -42,3 +42,26 @@ func testClaimQuery(t *testing.T, s callcontext.Store) {
 		t.Errorf("twin %s = %s with %d customers, %v; want InFlight with none", describe(c), outcomeName(res.Outcome), len(res.Found.Customers), err)
 	}
 }
+
+// testEraseRevealed checks that erasing a customer erases the calls whose
+// answers showed it, though they ended up with another customer: a shared
+// line's candidates.
+func testEraseRevealed(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	h.start(`{"call_id":"r1","identity_hints":{"ani":"+14155550202"}}`)
+	h.end(`{"call_id":"r1","customer_ref":"cust_ra","variables":{"name":"Ra"}}`)
+	h.at(time.Minute)
+	h.start(`{"call_id":"r2","identity_hints":{"ani":"+14155550202"}}`)
+	h.end(`{"call_id":"r2","customer_ref":"cust_rb","variables":{"name":"Rb"}}`)
+	h.at(2 * time.Minute)
+	res, _ := h.start(`{"call_id":"r3","identity_hints":{"ani":"+14155550202"}}`)
+	if len(res.Identity.Candidates) != 2 {
+		t.Fatalf("start on the shared line: candidates %v, want both customers", res.Identity.Candidates)
+	}
+	if err := h.svc.Erase(context.Background(), acmeTest, "cust_ra"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Call(context.Background(), acmeTest, "r3"); err != callcontext.ErrNotFound {
+		t.Errorf("Call(r3) after erasing a candidate it showed: err %v, want ErrNotFound", err)
+	}
+}

@@ -123,6 +123,7 @@ func storeTests() []storeTest {
 		{"a completion merges beside the start and end", testCompletion},
 		{"the Lookup cache answers until it expires", testLookupCache},
 		{"a claim with a query reads what Resolve reads", testClaimQuery},
+		{"Erase removes the calls whose answers showed the customer", testEraseRevealed},
 	}
 }
 
