@@ -33,6 +33,7 @@ const usage = `usage:
   stickycalls keys revoke KEY_ID
   stickycalls call --from +14155551234 --to +18005550100 [--digits 1] [--url http://localhost:8080]
   stickycalls health [--url http://127.0.0.1:8080/readyz]   exit 0 when ready (container health checks)
+  stickycalls bench [--quick] [--customers 10000,1000000] [--out docs/PERFORMANCE.md]   measure against a Redis floor
 `
 
 // run is the whole program; main only turns its error into an exit code.
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return call(ctx, args, getenv, stdout)
 	case "health":
 		return health(ctx, args)
+	case "bench":
+		return bench(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stickycalls/stickycalls/config"
+	"github.com/stickycalls/stickycalls/context/boltstore"
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/redisstore"
+)
+
+// benchPlan is how long and how hard the bench drives each server.
+type benchPlan struct {
+	customers   []int         // store sizes, in order
+	phase       time.Duration // each measured phase
+	warmup      time.Duration
+	grace       time.Duration // how long an open-loop phase may overrun before what is left counts as lost
+	conns       int           // closed-loop connections
+	inflight    int           // open-loop bound on outstanding requests
+	voiceRate   float64       // the voice target's rate
+	voiceSet    int           // customers whose line type Lookup has cached
+	probes      int           // requests per workload whose Redis waves are counted
+	repeats     int           // open-loop phases of the returning start at each size; the median p99 counts
+	seedWorkers int           // concurrent seeding batches (Redis)
+	profile     bool          // take CPU profiles of the service at the largest size on Redis
+	stores      []string      // "redis", "bbolt"
+}
+
+func fullPlan() benchPlan {
+	return benchPlan{customers: []int{10_000, 1_000_000}, phase: 5 * time.Second, warmup: 2 * time.Second, grace: 10 * time.Second,
+		conns: 32, inflight: 2048, voiceRate: 500, voiceSet: 2000, probes: 20, repeats: 3, seedWorkers: 4, profile: true,
+		stores: []string{"redis", "bbolt"}}
+}
+
+func quickPlan() benchPlan {
+	p := fullPlan()
+	p.customers, p.phase, p.warmup, p.grace, p.voiceSet, p.probes, p.repeats, p.profile = []int{10_000}, time.Second, 500*time.Millisecond, 3*time.Second, 500, 5, 1, false
+	return p
+}
+
+// bench measures the service against the floor of any Redis-backed JSON
+// API on this machine and writes a Markdown report (see DESIGN.md,
+// Performance). With --role it is one of the servers it measures, run as
+// its child.
+func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "a 30-second run: 10k customers, 1-second phases")
+	customers := fs.String("customers", "", "store sizes to measure, comma-separated (default 10000,1000000; 10000 with --quick)")
+	out := fs.String("out", "", "Markdown file to write the report into, between its bench markers")
+	role := fs.String("role", "", "internal: run as the bench's floor or server child")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	switch *role {
+	case "floor":
+		return floor(ctx, getenv)
+	case "server":
+		return profiledServe(ctx, getenv, stdout)
+	case "":
+	default:
+		return fmt.Errorf("bench: unknown role %q", *role)
+	}
+	p := fullPlan()
+	if *quick {
+		p = quickPlan()
+	}
+	if *customers != "" {
+		sizes, err := parseSizes(*customers)
+		if err != nil {
+			return err
+		}
+		p.customers = sizes
+	}
+	sp := newSpawner()
+	defer sp.close()
+	launch, err := processLauncher(sp)
+	if err != nil {
+		return err
+	}
+	res, err := runBench(ctx, p, sp, launch, stderr)
+	if err != nil {
+		return err
+	}
+	md := res.markdown("stickycalls bench " + strings.Join(args, " "))
+	fmt.Fprint(stdout, md)
+	if *out != "" {
+		return writeReport(*out, md)
+	}
+	return nil
+}
+
+func parseSizes(s string) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bench: --customers: %q is not a positive number", f)
+		}
+		if len(sizes) > 0 && n <= sizes[len(sizes)-1] {
+			return nil, fmt.Errorf("bench: --customers: sizes must grow, as customers are added between them (%d after %d)", n, sizes[len(sizes)-1])
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}
+
+// runner is one bench run.
+type runner struct {
+	p         benchPlan
+	launch    launcher
+	redis     *redisServer
+	gen       *generator
+	dir       string // temporary files
+	log       io.Writer
+	twilio    twilioAccount
+	config    string // the servers' config file
+	res       *results
+	floorRate float64            // half the floor's maximum throughput
+	rates     map[string]float64 // open-loop rate of each store's workload, fixed at the first size
+}
+
+// runBench starts Redis, measures the floor, then the service on each
+// store at each size.
+func runBench(ctx context.Context, p benchPlan, sp *spawner, launch launcher, log io.Writer) (*results, error) {
+	dir, err := os.MkdirTemp("", "stickycalls-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	rd, err := startRedis(ctx, sp, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.stop()
+	r := &runner{p: p, launch: launch, redis: rd, gen: newGenerator(), dir: dir, log: log,
+		twilio: twilioAccount{sid: "AC" + randomHex(16), token: randomHex(16)}, config: filepath.Join(dir, "config.yaml"),
+		res: &results{plan: p, began: time.Now(), machine: machineInfo(rd.version)}, rates: map[string]float64{}}
+	numbers := fmt.Sprintf("numbers:\n  %q:\n    next:\n      dial: \"+14155550100\"\n", benchDNIS)
+	if err := os.WriteFile(r.config, []byte(numbers), 0o600); err != nil {
+		return nil, err
+	}
+	if err := r.runFloor(ctx); err != nil {
+		return nil, err
+	}
+	for _, store := range p.stores {
+		if err := r.runStore(ctx, store); err != nil {
+			return nil, err
+		}
+	}
+	r.res.took = time.Since(r.res.began)
+	return r.res, nil
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.log, "bench: %s "+format+"\n", append([]any{time.Since(r.res.began).Round(time.Millisecond)}, args...)...)
+}
+
+// runFloor measures the floor server: its maximum throughput, then its
+// latency at half of it.
+func (r *runner) runFloor(ctx context.Context) error {
+	addr, err := benchFreeAddr()
+	if err != nil {
+		return err
+	}
+	env := map[string]string{"STICKYCALLS_ADDR": addr, "STICKYCALLS_REDIS_URL": "redis://" + r.redis.addr + "/0"}
+	c, err := r.launch(ctx, "floor", env, "http://"+addr+"/healthz")
+	if err != nil {
+		return err
+	}
+	defer r.stop(c)
+	w := &workloads{base: "http://" + addr, key: "sk_prod_floor", customers: r.p.customers[0]}
+	t := w.floorTarget()
+	r.gen.closedLoop(ctx, t, r.p.conns, r.p.warmup)
+	run := workloadRun{name: t.name}
+	run.closed, run.use = r.measure(ctx, c.pid, func() phase { return r.gen.closedLoop(ctx, t, r.p.conns, r.p.phase) })
+	if run.closed.ok == 0 {
+		return errors.New("bench: the floor server answered no request")
+	}
+	r.floorRate = run.closed.throughput() / 2
+	open, u := r.measure(ctx, c.pid, func() phase { return r.gen.openLoop(ctx, t, r.floorRate, r.p.phase, r.p.grace, r.p.inflight) })
+	run.open, run.openLoad = open, u.others
+	_, run.peakRSS = memory(c.pid)
+	r.res.floor = run
+	r.logf("floor: %.0f req/s max, p99 %s at %.0f req/s", run.closed.throughput(), ms(run.open.quantile(0.99)), r.floorRate)
+	return nil
+}
+
+// runStore seeds a store size by size and measures the service on it at
+// each size.
+func (r *runner) runStore(ctx context.Context, store string) error {
+	st, err := r.openSeedStore(ctx, store)
+	if err != nil {
+		return err
+	}
+	defer func() { st.Close() }()
+	w, err := r.prepare(ctx, st)
+	if err != nil {
+		return err
+	}
+	for i, size := range r.p.customers {
+		sr := storeRun{store: store, customers: size, seeded: size - w.customers}
+		began := time.Now()
+		sc := callcontext.Scope{Tenant: config.DefaultTenant, Mode: callcontext.Prod}
+		if err := seedCustomers(ctx, st, sc, w.customers, size, r.seedWorkers(store), began); err != nil {
+			return err
+		}
+		sr.seedTime, w.customers = time.Since(began), size
+		r.logf("%s: seeded %d customers in %s", store, sr.seeded, sr.seedTime.Round(time.Millisecond))
+		if store == "redis" {
+			if sr.waves, err = r.probeWaves(ctx, w); err != nil {
+				return err
+			}
+		}
+		if store == "bbolt" {
+			st.Close() // the service's process takes the file's lock
+		}
+		if err := r.measureServer(ctx, &sr, w, i == len(r.p.customers)-1); err != nil {
+			return err
+		}
+		r.res.runs = append(r.res.runs, sr)
+		if store == "bbolt" {
+			if st, err = r.openSeedStore(ctx, store); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// prepare gives an empty store the API key the load uses (tenant default,
+// prod mode) and the Lookup answers of the voice workload's callers, and
+// returns the workloads, with no customer seeded yet.
+func (r *runner) prepare(ctx context.Context, st seedStore) (*workloads, error) {
+	keys := callcontext.NewService(st, callcontext.NoLookup{}, nil, time.Now, nil, callcontext.Durations{})
+	key, _, err := keys.CreateKey(ctx, config.DefaultTenant, callcontext.Prod)
+	if err != nil {
+		return nil, fmt.Errorf("bench: create key: %w", err)
+	}
+	voiceSet := min(r.p.voiceSet, r.p.customers[0])
+	if err := cacheLineTypes(ctx, st, voiceSet, time.Now()); err != nil {
+		return nil, err
+	}
+	return &workloads{key: key, voiceSet: voiceSet, twilio: r.twilio, pool: &callPool{}}, nil
+}
+
+func (r *runner) seedWorkers(store string) int {
+	if store == "bbolt" {
+		return 1 // one writer at a time anyway
+	}
+	return r.p.seedWorkers
+}
+
+func (r *runner) openSeedStore(ctx context.Context, store string) (seedStore, error) {
+	if store == "bbolt" {
+		return boltstore.Open(r.boltPath(), 10*time.Second)
+	}
+	opts, err := redisstore.ParseURL("redis://"+r.redis.addr+"/0", "")
+	if err != nil {
+		return nil, err
+	}
+	return redisstore.Open(ctx, opts)
+}
+
+func (r *runner) boltPath() string { return filepath.Join(r.dir, "stickycalls.db") }
+
+// serverEnv is the service's environment on store, listening on addr.
+func (r *runner) serverEnv(store, addr string) map[string]string {
+	env := map[string]string{
+		"STICKYCALLS_ADDR": addr, "STICKYCALLS_CONFIG": r.config, "STICKYCALLS_PUBLIC_URL": "http://" + addr,
+		// Lookup credentials, so that the voice path consults the Lookup
+		// cache; a miss would fail at once on this proxy, never reaching
+		// Twilio (the bench only sends numbers whose answer is cached).
+		"TWILIO_ACCOUNT_SID": r.twilio.sid, "TWILIO_AUTH_TOKEN": r.twilio.token, "HTTPS_PROXY": "http://127.0.0.1:9",
+	}
+	if store == "bbolt" {
+		env["STICKYCALLS_DATA"] = r.boltPath()
+	} else {
+		env["STICKYCALLS_REDIS_URL"] = "redis://" + r.redis.addr + "/0"
+	}
+	return env
+}

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// spawner starts child processes from one locked OS thread, so that their
+// parent-death signal (SIGKILL) fires only when the bench itself ends,
+// however it ends: Linux sends it when the thread that forked exits.
+type spawner struct {
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func newSpawner() *spawner {
+	s := &spawner{reqs: make(chan spawnReq)}
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine, after the children
+		for r := range s.reqs {
+			r.done <- r.cmd.Start()
+		}
+	}()
+	return s
+}
+
+func (s *spawner) start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	done := make(chan error, 1)
+	s.reqs <- spawnReq{cmd, done}
+	return <-done
+}
+
+// close ends the spawner's thread once every child it started is gone.
+func (s *spawner) close() { close(s.reqs) }
+
+// child is a running server under measurement: the floor or the service.
+type child struct {
+	pid  int
+	stop func() error
+}
+
+// launcher starts a server of role ("floor" or "server") with env and
+// returns once it answers on its health URL.
+type launcher func(ctx context.Context, role string, env map[string]string, health string) (*child, error)
+
+// tailBuffer keeps the last bytes written to it, for error messages.
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 8<<10 {
+		t.b = t.b[len(t.b)-8<<10:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// processLauncher runs each server as a child process of this binary
+// ("stickycalls bench --role ROLE"), so that its CPU time and memory are
+// its own.
+func processLauncher(sp *spawner) (launcher, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: find own binary: %w", err)
+	}
+	return func(ctx context.Context, role string, env map[string]string, health string) (*child, error) {
+		cmd := exec.Command(exe, "bench", "--role", role)
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		errs := &tailBuffer{}
+		cmd.Stderr = errs // stdout (a log line per request) goes to /dev/null
+		if err := sp.start(cmd); err != nil {
+			return nil, fmt.Errorf("bench: start %s: %w", role, err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		c := &child{pid: cmd.Process.Pid, stop: func() error {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+			return nil
+		}}
+		if err := waitHealthy(ctx, health, exited); err != nil {
+			c.stop()
+			return nil, fmt.Errorf("bench: %s did not come up: %w\n%s", role, err, errs.String())
+		}
+		return c, nil
+	}, nil
+}
+
+// inProcessLauncher runs each server in this process (for tests, where
+// the binary is the test binary); CPU and memory are then this process's.
+func inProcessLauncher(ctx context.Context, role string, env map[string]string, health string) (*child, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	exited := make(chan error, 1)
+	getenv := func(k string) string { return env[k] }
+	go func() {
+		if role == "floor" {
+			exited <- floor(ctx, getenv)
+			return
+		}
+		exited <- run(ctx, nil, getenv, io.Discard, io.Discard)
+	}()
+	c := &child{pid: os.Getpid(), stop: func() error { cancel(); return <-exited }}
+	if err := waitHealthy(ctx, health, exited); err != nil {
+		c.stop()
+		return nil, fmt.Errorf("bench: %s did not come up: %w", role, err)
+	}
+	return c, nil
+}
+
+// waitHealthy polls url until it answers 200, the process exits or 60
+// seconds pass.
+func waitHealthy(ctx context.Context, url string, exited <-chan error) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer from %s: %v", url, err)
+		}
+	}
+}
+
+// freeAddr returns "127.0.0.1:port" of a port the OS had free, never 6379.
+func benchFreeAddr() (string, error) {
+	for range 10 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !strings.HasSuffix(addr, ":6379") {
+			return addr, nil
+		}
+	}
+	return "", errors.New("bench: no free port")
+}
+
+// redisServer is the bench's own redis-server.
+type redisServer struct {
+	addr    string
+	pid     int
+	version string
+	rdb     *redis.Client // for INFO
+	stop    func()
+}
+
+// startRedis starts redis-server on a free port with nothing kept on disk.
+func startRedis(ctx context.Context, sp *spawner, dir string) (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, errors.New("bench: redis-server is not on PATH; install it with: apt-get install -y redis-server")
+	}
+	var errs []error
+	for range 3 {
+		r, err := tryRedis(ctx, sp, bin, dir)
+		if err == nil {
+			return r, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func tryRedis(ctx context.Context, sp *spawner, bin, dir string) (*redisServer, error) {
+	addr, err := benchFreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis-"+port+".log"))
+	if err := sp.start(cmd); err != nil {
+		return nil, fmt.Errorf("bench: start redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	r := &redisServer{addr: addr, pid: cmd.Process.Pid, rdb: redis.NewClient(&redis.Options{Addr: addr})}
+	r.stop = func() {
+		r.rdb.Close()
+		cmd.Process.Kill()
+		<-exited
+	}
+	for start := time.Now(); ; {
+		err := r.rdb.Ping(ctx).Err()
+		if err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "redis-"+port+".log"))
+			r.stop()
+			return nil, fmt.Errorf("bench: redis-server on %s exited: %s", addr, bytes.TrimSpace(log))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Since(start) > 15*time.Second {
+			r.stop()
+			return nil, fmt.Errorf("bench: redis-server on %s does not answer: %w", addr, err)
+		}
+	}
+	info, _ := r.rdb.Info(ctx, "server").Result()
+	r.version = infoField(info, "redis_version")
+	return r, nil
+}
+
+// commandStats returns the calls of each command since the server
+// started, from INFO commandstats; commands that scripts run count too.
+func (r *redisServer) commandStats(ctx context.Context) (map[string]int64, error) {
+	info, err := r.rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, isCmd := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !isCmd {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
+		out[name], _ = strconv.ParseInt(calls, 10, 64)
+	}
+	return out, nil
+}
+
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// cpuTime returns the user plus system CPU time of a process so far.
+func cpuTime(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces; the fields after it do not.
+	_, rest, _ := bytes.Cut(raw, []byte(") "))
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const clockTicks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// busyTime returns the CPU time every process on the machine has used
+// since boot (all CPUs, idle and I/O wait left out).
+func busyTime() time.Duration {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && i != 3 && i != 4 {
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100
+}
+
+// memory returns a process's resident set size now and at its peak.
+func memory(pid int) (rss, peak int64) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch name {
+		case "VmRSS":
+			rss = kb << 10
+		case "VmHWM":
+			peak = kb << 10
+		}
+	}
+	return rss, peak
+}

@@ -1,0 +1,448 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results is everything one bench run measured.
+type results struct {
+	plan       benchPlan
+	machine    machine
+	began      time.Time
+	took       time.Duration
+	floor      workloadRun
+	runs       []storeRun
+	profiles   []profileResult
+	profileDir string
+}
+
+// machine is where the bench ran.
+type machine struct {
+	cpus                        int
+	model, goVersion, redis, os string
+	memory                      int64
+	load                        string // /proc/loadavg's 1-, 5- and 15-minute averages when the bench began
+}
+
+func machineInfo(redisVersion string) machine {
+	m := machine{cpus: runtime.NumCPU(), goVersion: runtime.Version(), redis: redisVersion, os: runtime.GOOS}
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		m.model = strings.TrimSpace(infoField(strings.ReplaceAll(string(raw), "\t", ""), "model name"))
+	}
+	if raw, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.os = "Linux " + strings.TrimSpace(string(raw))
+	}
+	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(raw)); len(f) >= 3 {
+			m.load = strings.Join(f[:3], " ")
+		}
+	}
+	if raw, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.TrimSpace(infoField(string(raw), "MemTotal")), "%d", &kb)
+		m.memory = kb << 10
+	}
+	return m
+}
+
+// Markers around the part of the report file the bench writes.
+const (
+	reportBegin = "<!-- bench:begin (written by stickycalls bench --out; edit outside the markers) -->"
+	reportEnd   = "<!-- bench:end -->"
+)
+
+// writeReport puts md between the markers of the file at path, keeping
+// what is around them; a file without markers gets them appended.
+func writeReport(path, md string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	section := reportBegin + "\n" + md + reportEnd + "\n"
+	before, rest, found := bytes.Cut(old, []byte(reportBegin))
+	_, after, closed := bytes.Cut(rest, []byte(reportEnd+"\n"))
+	switch {
+	case len(old) == 0:
+		old = []byte("# Performance\n\n" + section)
+	case found && closed:
+		old = append(append(before, section...), after...)
+	case found:
+		return fmt.Errorf("bench: %s has %q without %q", path, reportBegin, reportEnd)
+	default:
+		old = append(old, "\n"+section...)
+	}
+	return os.WriteFile(path, old, 0o644)
+}
+
+// markdown renders the results.
+func (r *results) markdown(command string) string {
+	var b strings.Builder
+	m := r.machine
+	fmt.Fprintf(&b, "Command: `%s` (run %s, took %s).\n\n", strings.TrimSpace(command), r.began.UTC().Format("2006-01-02 15:04 MST"), r.took.Round(time.Second))
+	fmt.Fprintf(&b, "Machine: %d CPUs (`nproc`), %s, %.1f GiB RAM, %s, %s, redis-server %s; load average %s when the bench "+
+		"began. The load generator, the server and redis-server share these CPUs.\n\n", m.cpus, m.model, float64(m.memory)/(1<<30),
+		m.os, m.goVersion, m.redis, m.load)
+	p := r.plan
+	fmt.Fprintf(&b, "Each phase lasts %s after a %s warm-up. Closed loop: %d connections, each sending its next request when the last "+
+		"is answered (maximum throughput). Open loop: requests sent at a fixed rate whatever the answers, each timed from the "+
+		"moment it was due, so queueing is counted (no coordinated omission); at most %d outstanding, and a request unanswered "+
+		"%s after the phase counts as lost. Open-loop rate: half the floor's maximum, or half the workload's own maximum on "+
+		"that store at the first size if lower (then the returning start is measured at the floor's half rate too, last); voice at "+
+		"%.0f/s. The returning start's open loop runs %d times at each size and the run with the median p99 is shown.\n\n",
+		p.phase, p.warmup, p.conns, p.inflight, p.grace, p.voiceRate, max(p.repeats, 1))
+	r.writeTargets(&b)
+	r.writeLatency(&b)
+	r.writeResources(&b)
+	r.writeScale(&b)
+	r.writeSeeding(&b)
+	r.writeProfiles(&b)
+	return b.String()
+}
+
+func (r *results) redisRuns() []storeRun {
+	var out []storeRun
+	for _, sr := range r.runs {
+		if sr.store == "redis" {
+			out = append(out, sr)
+		}
+	}
+	return out
+}
+
+func (sr storeRun) row(name string) (workloadRun, bool) {
+	for _, w := range sr.rows {
+		if w.name == name {
+			return w, true
+		}
+	}
+	return workloadRun{}, false
+}
+
+// verdict is "met" when every check holds.
+func verdict(ok ...bool) string {
+	for _, o := range ok {
+		if !o {
+			return "**missed**"
+		}
+	}
+	if len(ok) == 0 {
+		return "not measured"
+	}
+	return "met"
+}
+
+func (r *results) writeTargets(b *strings.Builder) {
+	floorMax, floorP99 := r.floor.closed.throughput(), r.floor.open.quantile(0.99)
+	fmt.Fprintf(b, "### Targets\n\nFloor: %s req/s maximum; p99 %s at %s req/s (half of it).\n\n", num(floorMax), ms(floorP99), num(r.floor.open.rate))
+	b.WriteString("| target | figures (Redis, by customers stored) | result |\n|---|---|---|\n")
+	ratioTarget := func(title, name string, want float64) {
+		var figs []string
+		var oks []bool
+		for _, sr := range r.redisRuns() {
+			w, _ := sr.row(name)
+			ratio := w.closed.throughput() / floorMax
+			figs = append(figs, fmt.Sprintf("%s: %s req/s = %.0f %%", size(sr.customers), num(w.closed.throughput()), 100*ratio))
+			oks = append(oks, ratio >= want)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s |\n", title, strings.Join(figs, "; "), verdict(oks...))
+	}
+	ratioTarget("`/v1/calls/start` (returning caller) max throughput ≥ 70 % of the floor's", returningName, 0.70)
+	ratioTarget("`/v1/calls/end` max throughput ≥ 50 % of the floor's", endName, 0.50)
+	r.p99Target(b, floorP99)
+	r.voiceTarget(b)
+	r.scaleTarget(b)
+	r.rssTarget(b)
+	b.WriteString("\n")
+}
+
+func (r *results) p99Target(b *strings.Builder, floorP99 time.Duration) {
+	var figs []string
+	var oks []bool
+	for _, sr := range r.redisRuns() {
+		w, _ := sr.row(returningName)
+		ph := w.open
+		if w.target != nil {
+			ph = *w.target
+		}
+		p99 := ph.quantile(0.99)
+		figs = append(figs, fmt.Sprintf("%s: p99 %s = %s the floor's%s", size(sr.customers), ms(p99), times(p99, floorP99), lostNote(ph)))
+		oks = append(oks, p99 != lost && p99 <= 2*floorP99)
+	}
+	fmt.Fprintf(b, "| start p99 at half the floor's max rate ≤ 2× the floor's p99 | %s | %s |\n", strings.Join(figs, "; "), verdict(oks...))
+}
+
+func (r *results) voiceTarget(b *strings.Builder) {
+	var figs []string
+	var oks []bool
+	for _, sr := range r.runs {
+		w, _ := sr.row(voiceName)
+		p99 := w.open.quantile(0.99)
+		figs = append(figs, fmt.Sprintf("%s %s: p99 %s at %s/s%s", sr.store, size(sr.customers), ms(p99), num(w.open.rate), lostNote(w.open)))
+		if sr.store == "redis" {
+			oks = append(oks, p99 <= 10*time.Millisecond)
+		}
+	}
+	fmt.Fprintf(b, "| `/voice/incoming` with a Lookup cache hit: p99 ≤ 10 ms at 500 calls/s (judged on Redis) | %s | %s |\n", strings.Join(figs, "; "), verdict(oks...))
+}
+
+func (r *results) scaleTarget(b *strings.Builder) {
+	runs := r.redisRuns()
+	if len(runs) < 2 {
+		fmt.Fprintf(b, "| start latency at the largest size ≤ 1.2× at the smallest | one size only | not measured |\n")
+		return
+	}
+	first, last := runs[0], runs[len(runs)-1]
+	a, _ := first.row(returningName)
+	z, _ := last.row(returningName)
+	p50a, p50z, p99a, p99z := a.open.quantile(0.5), z.open.quantile(0.5), a.open.quantile(0.99), z.open.quantile(0.99)
+	fmt.Fprintf(b, "| start latency at %s customers ≤ 1.2× at %s (p50 and p99, same rate %s/s; of %d runs at each size, the one "+
+		"with the median p99) | p50 %s vs %s = %s; p99 %s vs %s = %s (p99 of each run: %s vs %s; other load %.2f and %.2f cores) | %s |\n",
+		size(last.customers), size(first.customers), num(a.open.rate), len(a.openP99s), ms(p50z), ms(p50a), times(p50z, p50a),
+		ms(p99z), ms(p99a), times(p99z, p99a), durations(z.openP99s), durations(a.openP99s), z.openLoad, a.openLoad,
+		verdict(p50z != lost && float64(p50z) <= 1.2*float64(p50a), p99z != lost && float64(p99z) <= 1.2*float64(p99a)))
+}
+
+func (r *results) rssTarget(b *strings.Builder) {
+	var figs []string
+	var oks []bool
+	for _, sr := range r.runs {
+		fig := fmt.Sprintf("%s %s: %s", sr.store, size(sr.customers), mib(sr.peakRSS))
+		if sr.overloadRSS > 0 {
+			fig += fmt.Sprintf(" (%s after the overload phase)", mib(sr.overloadRSS))
+		}
+		figs = append(figs, fig)
+	}
+	if runs := r.redisRuns(); len(runs) > 0 {
+		oks = append(oks, runs[len(runs)-1].peakRSS <= 200<<20)
+	}
+	fmt.Fprintf(b, "| Redis-backed server's peak RSS ≤ 200 MB in the largest run, the overload phase aside (bbolt's counts its memory map; no target) | %s | %s |\n",
+		strings.Join(figs, "; "), verdict(oks...))
+}
+
+func (r *results) writeLatency(b *strings.Builder) {
+	floorMax, floorP99 := r.floor.closed.throughput(), r.floor.open.quantile(0.99)
+	b.WriteString("### Throughput and latency\n\n")
+	b.WriteString("Other load: the CPU, in cores, that processes other than the bench, the server and redis-server used during " +
+		"the open-loop phase (other jobs on this machine); it disturbs the latencies it comes with.\n\n")
+	b.WriteString("| workload | store | customers | max req/s (closed) | × floor | open-loop rate | p50 | p90 | p99 | max | p99 × floor's | failed / lost | other load |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	line := func(name, store, customers string, closed, open phase, isFloorRate bool, others float64) {
+		max, ratio := "–", "–"
+		if closed.elapsed > 0 {
+			max, ratio = num(closed.throughput()), fmt.Sprintf("%.0f %%", 100*closed.throughput()/floorMax)
+		}
+		p99Ratio := "–"
+		if isFloorRate {
+			p99Ratio = times(open.quantile(0.99), floorP99)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s/s | %s | %s | %s | %s | %s | %d / %d | %.2f |\n", name, store, customers, max, ratio,
+			num(open.rate), ms(open.quantile(0.5)), ms(open.quantile(0.9)), ms(open.quantile(0.99)), ms(open.quantile(1)),
+			p99Ratio, closed.failed+open.failed, open.lost, others)
+	}
+	line(floorName, "redis", "–", r.floor.closed, r.floor.open, true, r.floor.openLoad)
+	for _, sr := range r.runs {
+		for _, w := range sr.rows {
+			line(w.name, sr.store, size(sr.customers), w.closed, w.open, w.open.rate == r.floor.open.rate, w.openLoad)
+			if w.target != nil {
+				line(w.name+" (at the floor's half rate)", sr.store, size(sr.customers), phase{}, *w.target, true, w.targetLoad)
+			}
+		}
+	}
+	b.WriteString("\n")
+}
+
+func (r *results) writeResources(b *strings.Builder) {
+	b.WriteString("### Cost per request (closed loop, at maximum throughput)\n\n")
+	b.WriteString("Server and redis-server CPU time from `/proc/PID/stat`, divided by the requests answered; Redis commands from " +
+		"`INFO commandstats` deltas (commands that scripts run count too; EVALSHA alone in brackets); waves (Redis round trips, " +
+		"a pipeline counting once) from redisstore's go-redis hook, counted on requests made through the service as `serve` " +
+		"wires it (a `/v1` request's key check included); RSS of the server at the end of the phase; other load as above, " +
+		"during the closed-loop phase.\n\n")
+	b.WriteString("| workload | store | customers | server CPU/req | redis-server CPU/req | load generator CPU/req | Redis commands/req | waves/req | server RSS | other load |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	line := func(name, store, customers string, u cost, waves string) {
+		cmds, redisCPU := "–", "–"
+		if store == "redis" {
+			cmds, redisCPU = fmt.Sprintf("%.1f (%.1f)", u.cmds, u.evalsha), us(u.redisCPU)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f |\n", name, store, customers, us(u.cpu), redisCPU, us(u.benchCPU),
+			cmds, waves, mib(u.rss), u.others)
+	}
+	line(floorName, "redis", "–", r.floor.use, "1")
+	for _, sr := range r.runs {
+		for _, w := range sr.rows {
+			waves := "–"
+			if n, ok := sr.waves[w.name]; ok {
+				waves = fmt.Sprintf("%.1f", n)
+			}
+			line(w.name, sr.store, size(sr.customers), w.use, waves)
+		}
+	}
+	b.WriteString("\nRedis commands per request, by command (the largest run on Redis):\n\n")
+	fmt.Fprintf(b, "- %s: %s\n", floorName, byCommand(r.floor.use))
+	if runs := r.redisRuns(); len(runs) > 0 {
+		for _, w := range runs[len(runs)-1].rows {
+			fmt.Fprintf(b, "- %s: %s\n", w.name, byCommand(w.use))
+		}
+	}
+	b.WriteString("\n")
+}
+
+// byCommand lists a phase's Redis commands per request, most first.
+func byCommand(u cost) string {
+	names := slices.Collect(maps.Keys(u.byCommand))
+	slices.SortFunc(names, func(a, b string) int {
+		if c := cmp.Compare(u.byCommand[b], u.byCommand[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	for _, n := range names {
+		if u.byCommand[n] >= 0.05 {
+			parts = append(parts, fmt.Sprintf("%s %.1f", strings.ToUpper(n), u.byCommand[n]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (r *results) writeScale(b *strings.Builder) {
+	if len(r.plan.customers) < 2 {
+		return
+	}
+	b.WriteString("### Latency by customers stored (open loop, same rate at every size)\n\n")
+	b.WriteString("| workload | store | customers | rate | p50 | p99 | p50 vs smallest | p99 vs smallest | other load |\n|---|---|---|--:|--:|--:|--:|--:|--:|\n")
+	first := map[string]workloadRun{}
+	for _, sr := range r.runs {
+		for _, w := range sr.rows {
+			base, seen := first[sr.store+w.name]
+			if !seen {
+				first[sr.store+w.name], base = w, w
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s/s | %s | %s | %s | %s | %.2f |\n", w.name, sr.store, size(sr.customers), num(w.open.rate),
+				ms(w.open.quantile(0.5)), ms(w.open.quantile(0.99)), times(w.open.quantile(0.5), base.open.quantile(0.5)),
+				times(w.open.quantile(0.99), base.open.quantile(0.99)), w.openLoad)
+		}
+	}
+	b.WriteString("\n")
+}
+
+func (r *results) writeSeeding(b *strings.Builder) {
+	b.WriteString("### Seeding and memory\n\nThe server's peak RSS (VmHWM) over every phase but the returning start at the floor's half rate, " +
+		"which comes last; in brackets, the peak after it, when the service could not keep up and the open loop queued up to " +
+		fmt.Sprint(r.plan.inflight) + " connections.\n\n")
+	b.WriteString("| store | customers | added | seed time | customers/s | server peak RSS |\n|---|---|--:|--:|--:|--:|\n")
+	for _, sr := range r.runs {
+		peak := mib(sr.peakRSS)
+		if sr.overloadRSS > 0 {
+			peak += " (" + mib(sr.overloadRSS) + ")"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", sr.store, size(sr.customers), num(float64(sr.seeded)),
+			sr.seedTime.Round(time.Millisecond), num(float64(sr.seeded)/sr.seedTime.Seconds()), peak)
+	}
+	fmt.Fprintf(b, "\nFloor server peak RSS: %s.\n\n", mib(r.floor.peakRSS))
+}
+
+func (r *results) writeProfiles(b *strings.Builder) {
+	if len(r.profiles) == 0 {
+		return
+	}
+	b.WriteString("### Profiles\n\nCPU profiles of the service during the closed-loop phases at the largest size: `go tool pprof -top`, " +
+		"then `go tool pprof -top -cum` cut down to the service's own frames and the costliest library ones.\n\n")
+	for _, p := range r.profiles {
+		fmt.Fprintf(b, "%s:\n\n", p.name)
+		switch {
+		case p.err != nil:
+			fmt.Fprintf(b, "no profile: %v\n\n", p.err)
+		case p.top == "":
+			fmt.Fprintf(b, "saved at %s (go is not on PATH for `go tool pprof -top`)\n\n", p.path)
+		default:
+			fmt.Fprintf(b, "```text\n%s\n```\n\n```text\n%s\n```\n\n", dropHeader(p.top), p.cum)
+		}
+	}
+}
+
+// dropHeader leaves out pprof's File, Build ID and Time lines, which
+// change with every run.
+func dropHeader(top string) string {
+	var keep []string
+	for _, line := range strings.Split(top, "\n") {
+		if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Build ID:") || strings.HasPrefix(line, "Time:") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "\n")
+}
+
+// ms formats a latency.
+func ms(d time.Duration) string {
+	switch {
+	case d == lost:
+		return "lost"
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// us formats a CPU time per request.
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/1e3) }
+
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+// num formats a count or rate with thousands separators.
+func num(f float64) string {
+	s := fmt.Sprintf("%.0f", f)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// size names a store size: 10k, 1M.
+func size(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+// times is a/b as "1.3×".
+func times(a, b time.Duration) string {
+	if a == lost || b == lost || b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+}
+
+// durations lists latencies: "4.1 ms, 9.0 ms".
+func durations(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = ms(d)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func lostNote(p phase) string {
+	if p.lost == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of %d lost)", p.lost, p.sent)
+}

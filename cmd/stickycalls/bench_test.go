@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stickycalls/stickycalls/context/boltstore"
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// TestBench runs the whole bench briefly, its servers in this process:
+// the floor, then the service on Redis and on bbolt at two sizes. Every
+// request of every workload must succeed (the bench's own checks make sure
+// returning callers are reused and the voice greeting names the caller).
+func TestBench(t *testing.T) {
+	p := benchPlan{customers: []int{200, 300}, phase: 150 * time.Millisecond, warmup: 50 * time.Millisecond, grace: 500 * time.Millisecond,
+		conns: 4, inflight: 64, voiceRate: 50, voiceSet: 50, probes: 2, repeats: 2, seedWorkers: 2, stores: []string{"redis", "bbolt"}}
+	sp := newSpawner()
+	defer sp.close()
+	var log bytes.Buffer
+	res, err := runBench(context.Background(), p, sp, inProcessLauncher, &log)
+	if err != nil {
+		t.Fatalf("runBench() error %v\n%s", err, log.String())
+	}
+	if testing.Verbose() {
+		t.Log(log.String())
+	}
+	if got := len(res.runs); got != 4 {
+		t.Fatalf("runs = %d, want 4 (2 stores × 2 sizes)", got)
+	}
+	if res.floor.closed.ok == 0 || res.floor.open.ok == 0 {
+		t.Errorf("floor answered %d closed-loop and %d open-loop requests, want some of each", res.floor.closed.ok, res.floor.open.ok)
+	}
+	for _, sr := range res.runs {
+		if len(sr.rows) != 4 {
+			t.Errorf("%s %d: %d workloads measured, want 4", sr.store, sr.customers, len(sr.rows))
+		}
+		for _, w := range sr.rows {
+			if w.closed.ok == 0 || w.open.ok == 0 || w.closed.failed+w.open.failed > 0 {
+				t.Errorf("%s %d, %s: closed %d ok %d failed, open %d ok %d failed; want all ok", sr.store, sr.customers, w.name,
+					w.closed.ok, w.closed.failed, w.open.ok, w.open.failed)
+			}
+		}
+		if sr.store == "redis" && sr.waves[returningName] < 2 {
+			t.Errorf("redis %d: %v waves for a returning start, want at least 2", sr.customers, sr.waves[returningName])
+		}
+	}
+	md := res.markdown("stickycalls bench --test")
+	for _, want := range []string{"### Targets", "### Throughput and latency", "### Latency by customers stored", returningName, voiceName} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestWriteReport keeps what surrounds the markers.
+func TestWriteReport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "PERFORMANCE.md")
+	if err := writeReport(path, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	edited := strings.Replace(string(raw), reportBegin, "Intro.\n\n"+reportBegin, 1) + "\nAnalysis.\n"
+	os.WriteFile(path, []byte(edited), 0o644)
+	if err := writeReport(path, "second\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := "# Performance\n\nIntro.\n\n" + reportBegin + "\nsecond\n" + reportEnd + "\n\nAnalysis.\n"
+	if string(got) != want {
+		t.Errorf("after two writes:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+type benchGreeter struct{}
+
+func (benchGreeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
+	return callcontext.Greeting{Tier: res.Identity.Recommendation}
+}
+
+// The bench seeds customer i as the service's own start and end of its
+// call leave it.
+func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "stickycalls.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ended := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	now := ended.Add(-3 * time.Minute)
+	calls := callcontext.NewService(s, callcontext.NoLookup{}, benchGreeter{}, func() time.Time { return now }, nil, callcontext.Durations{})
+	sc := callcontext.Scope{Tenant: "default", Mode: callcontext.Prod}
+	const i = 42
+	start, err := callcontext.ParseStart(fmtJSON(t, map[string]any{"call_id": seedCallID(i),
+		"identity_hints": map[string]any{"ani": customerANI(i), "external_ids": map[string]string{"crm_id": customerCRM(i)}}}))
+	if err == nil {
+		_, err = calls.Start(context.Background(), sc, start, "")
+	}
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	now = ended
+	end, err := callcontext.ParseEnd(fmtJSON(t, map[string]any{"call_id": seedCallID(i), "customer_ref": customerRef(i),
+		"intent": seedIntent, "intent_status": "open", "variables": seedVariables(i)}))
+	if err == nil {
+		_, err = calls.End(context.Background(), sc, end, "")
+	}
+	if err != nil {
+		t.Fatalf("end: %v", err)
+	}
+	got, err := s.Customers(context.Background(), sc, []string{customerRef(i)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(seedRecord(i, ended), got[customerRef(i)]); diff != "" {
+		t.Errorf("seedRecord(%d) differs from what the end wrote (-seed +end):\n%s", i, diff)
+	}
+}
+
+func fmtJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
