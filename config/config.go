@@ -28,6 +28,7 @@ type Config struct {
 	WebhookDeadline     time.Duration // STICKYCALLS_WEBHOOK_DEADLINE, default 800ms
 	LookupTimeout       time.Duration // STICKYCALLS_LOOKUP_TIMEOUT, default 300ms
 	SweepInterval       time.Duration // STICKYCALLS_SWEEP_INTERVAL, default 10m
+	IdempotencyLease    time.Duration // STICKYCALLS_IDEMPOTENCY_LEASE, default 30s: how long an unfinished request holds its call_id or key
 	RateLimitTimeout    time.Duration // STICKYCALLS_RATE_LIMIT_TIMEOUT, default 50ms: then the limiter falls back to this instance's share
 	ShutdownTimeout     time.Duration // STICKYCALLS_SHUTDOWN_TIMEOUT, default 15s
 

@@ -42,6 +42,7 @@ func defaults() Config {
 		LookupTimeout:    300 * time.Millisecond,
 		SweepInterval:    10 * time.Minute,
 		RateLimitTimeout: 50 * time.Millisecond,
+		IdempotencyLease: 30 * time.Second,
 		ShutdownTimeout:  15 * time.Second,
 		Tenants:          map[string]Tenant{"default": emptyTenant()},
 		Numbers:          map[string]Number{},

@@ -21,6 +21,7 @@ func (l *loader) env() Config {
 		LookupTimeout:       l.duration("STICKYCALLS_LOOKUP_TIMEOUT", 300*time.Millisecond),
 		SweepInterval:       l.duration("STICKYCALLS_SWEEP_INTERVAL", 10*time.Minute),
 		RateLimitTimeout:    l.duration("STICKYCALLS_RATE_LIMIT_TIMEOUT", 50*time.Millisecond),
+		IdempotencyLease:    l.duration("STICKYCALLS_IDEMPOTENCY_LEASE", 30*time.Second),
 		ShutdownTimeout:     l.duration("STICKYCALLS_SHUTDOWN_TIMEOUT", 15*time.Second),
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {

@@ -90,7 +90,7 @@ func newService(cfg config.Config, store callcontext.Store, greeter callcontext.
 	if err != nil {
 		return nil, err
 	}
-	return callcontext.NewService(store, lines, greeter, time.Now, policies, callcontext.Durations{}), nil
+	return callcontext.NewService(store, lines, greeter, time.Now, policies, callcontext.Durations{Lease: cfg.IdempotencyLease}), nil
 }
 
 // lineTyper is Twilio Lookup for the tenants with Lookup credentials (an

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,6 +61,7 @@ func (s *Service) Keys(ctx context.Context) ([]APIKey, error) { return s.store.K
 
 // RevokeKey revokes a key by id.
 func (s *Service) RevokeKey(ctx context.Context, id string) error {
+	s.keys.forget(id)
 	return s.store.RevokeKey(ctx, id, s.now().UTC())
 }
 
@@ -70,6 +72,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (APIKey, erro
 	}
 	// sk_live_ is the same key as sk_prod_ with another prefix.
 	hash := HashKey(strings.Replace(secret, "sk_live_", "sk_prod_", 1))
+	if k, ok := s.keys.get(hash, s.now()); ok {
+		return k, nil
+	}
 	k, err := s.store.KeyByHash(ctx, hash)
 	if errors.Is(err, ErrNotFound) {
 		return APIKey{}, ErrBadKey
@@ -80,7 +85,55 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (APIKey, erro
 	if subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hash)) != 1 || !k.Revoked.IsZero() {
 		return APIKey{}, ErrBadKey
 	}
+	s.keys.put(hash, k, s.now())
 	return k, nil
+}
+
+// keyCacheTTL is how long a live key is trusted without asking the store:
+// a key revoked by another process stops working within it.
+const keyCacheTTL = 5 * time.Second
+
+// keyCache keeps recently checked live keys, so that a request does not
+// pay a store round trip for its key. Unknown keys are never cached.
+type keyCache struct {
+	mu   sync.Mutex
+	keys map[string]cachedKey // by hash
+}
+
+type cachedKey struct {
+	key   APIKey
+	until time.Time
+}
+
+func (c *keyCache) get(hash string, now time.Time) (APIKey, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.keys[hash]
+	if !ok || !now.Before(e.until) {
+		delete(c.keys, hash)
+		return APIKey{}, false
+	}
+	return e.key, true
+}
+
+func (c *keyCache) put(hash string, k APIKey, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys == nil {
+		c.keys = map[string]cachedKey{}
+	}
+	c.keys[hash] = cachedKey{k, now.Add(keyCacheTTL)}
+}
+
+// forget drops a key, by id, so that this process stops trusting it at once.
+func (c *keyCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for hash, e := range c.keys {
+		if e.key.ID == id {
+			delete(c.keys, hash)
+		}
+	}
 }
 
 // TouchKey records a key's use.

@@ -20,6 +20,7 @@ type Service struct {
 	now      func() time.Time
 	policies map[string]Policy
 	d        Durations
+	keys     keyCache
 }
 
 // NewService returns a service over store. lines must not be nil (pass
