@@ -70,7 +70,7 @@ func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRe
 	}
 	e.ref = ref
 	e.collectHints()
-	if claimed != nil && c.Query != nil && c.Query.CustomerRef == ref && slices.Equal(c.Query.ExternalIDs, e.ids) {
+	if claimed != nil && c.Query != nil && c.Query.CustomerRef == ref && e.coveredBy(*claimed) {
 		e.found = *claimed
 	} else if e.found, err = s.store.Resolve(ctx, sc, Query{ExternalIDs: e.ids, CustomerRef: ref}, c.Now); err != nil {
 		return nil, fmt.Errorf("read customer: %w", err)
@@ -138,6 +138,21 @@ func cmpLine(lt identity.LineType) identity.LineType {
 		return identity.Unknown
 	}
 	return lt
+}
+
+// coveredBy reports whether what the claim read is all this end needs: the
+// target customer, and the owner of every external id it links, which for
+// an id the target already holds is the target itself (a returning caller's
+// CRM id), so only the others had to be asked for.
+func (e *ending) coveredBy(f Found) bool {
+	r, ok := f.Customers[e.ref]
+	for _, id := range e.ids {
+		held := ok && r.ExternalIDs[id.String()].Expires.After(e.c.Now)
+		if !held && !slices.Contains(e.c.Query.ExternalIDs, id) {
+			return false
+		}
+	}
+	return true
 }
 
 // bodyIDs is the external ids an end's body links, sorted as collectHints

@@ -21,8 +21,9 @@ func (plainGreeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
 // 3 for a returning one. Ends miss its 3: an end that names its customer
 // reads it with the claim (1), then commits in three ordered waves (index
 // entries; the customer's script, the commit point; the call record), so
-// 4; one more when the call's start carried external ids (their owners are
-// read once the claim has returned the call) or the end names no customer.
+// 4; one more when the end names no customer, or when the call's start
+// carried an external id the customer does not hold yet (its owner is read
+// once the claim has returned the call).
 func TestRequestWaves(t *testing.T) {
 	for name, opts := range map[string]redisstore.Options{
 		"single":  {Addrs: []string{redistest.Single(t)}},
@@ -73,6 +74,8 @@ func testRequestWaves(t *testing.T, s *redisstore.Store) {
 	waves("end naming its customer, start with a CRM id", 5, end(`{"call_id":"w1","customer_ref":"cust_w",`+saved+`}`))
 	now = now.Add(time.Hour)
 	waves("start, returning caller", 3, start(`{"call_id":"w2",`+hints+`}`))
-	waves("end with the start's customer", 5, end(`{"call_id":"w2",`+saved+`}`))
+	waves("end naming its returning customer, start with its CRM id", 4, end(`{"call_id":"w2","customer_ref":"cust_w",`+saved+`}`))
 	waves("replayed start", 1, start(`{"call_id":"w2",`+hints+`}`))
+	waves("start, returning caller again", 3, start(`{"call_id":"w3",`+hints+`}`))
+	waves("end with the start's customer", 5, end(`{"call_id":"w3",`+saved+`}`))
 }
