@@ -271,3 +271,13 @@ func TestOpenRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreSentinel runs the conformance suite through a Sentinel, as
+// STICKYCALLS_REDIS_URL with STICKYCALLS_REDIS_SENTINEL_MASTER configures it.
+func TestStoreSentinel(t *testing.T) {
+	opts, err := redisstore.ParseURL("redis://"+redistest.Sentinel(t), redistest.SentinelMaster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Run(t, func(t *testing.T) callcontext.Store { return open(t, opts) })
+}

@@ -37,6 +37,34 @@ type ClusterServer struct {
 	nodes []*node
 }
 
+// SentinelMaster is the name under which Sentinel's sentinel watches its master.
+const SentinelMaster = "stickycalls"
+
+// Sentinel starts, for t, a master redis-server and one Sentinel watching
+// it under the name SentinelMaster, and returns the Sentinel's address:
+// what STICKYCALLS_REDIS_URL names with STICKYCALLS_REDIS_SENTINEL_MASTER.
+func Sentinel(t testing.TB) string {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	mustMain(t)
+	master, err := startNodeWith(config{})
+	if err != nil {
+		t.Fatalf("redistest: start the master: %v", err)
+	}
+	sentinel, err := startNodeWith(config{watch: master.addr})
+	if err != nil {
+		forget(master)
+		t.Fatalf("redistest: start the sentinel: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := forget(sentinel, master); err != nil {
+			t.Errorf("redistest: stop the sentinel and its master: %v", err)
+		}
+	})
+	return sentinel.addr
+}
+
 // fsyncPolicies are the values of redis-server's --appendfsync.
 var fsyncPolicies = []string{"always", "everysec", "no"}
 

@@ -51,6 +51,7 @@ type proc struct {
 type config struct {
 	cluster bool
 	fsync   string // "" keeps no data (--appendonly no); else the AOF's --appendfsync
+	watch   string // a sentinel watching the master at this address, as SentinelMaster
 }
 
 // startNode starts a redis-server on a free port, retrying with another
@@ -94,7 +95,11 @@ func tryNode(bin string, cfg config) (n *node, retry bool, err error) {
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--protected-mode", "yes",
 		"--save", "", "--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
 	}
-	if cfg.fsync == "" {
+	if cfg.watch != "" {
+		if args, err = sentinelArgs(dir, port, cfg.watch); err != nil {
+			return nil, false, err
+		}
+	} else if cfg.fsync == "" {
 		args = append(args, "--appendonly", "no")
 	} else {
 		args = append(args, "--appendonly", "yes", "--appendfsync", cfg.fsync)
@@ -382,4 +387,20 @@ func readReply(r *bufio.Reader) (string, error) {
 		return string(buf[:size]), nil
 	}
 	return "", fmt.Errorf("unexpected reply %q", line)
+}
+
+// sentinelArgs are the arguments of a sentinel watching master. A sentinel
+// needs a configuration file it can rewrite.
+func sentinelArgs(dir string, port int, master string) ([]string, error) {
+	host, mport, err := net.SplitHostPort(master)
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 2000\n", SentinelMaster, host, mport, SentinelMaster)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		return nil, err
+	}
+	return []string{conf, "--sentinel", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log")}, nil
 }
