@@ -25,7 +25,8 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, yes bool
 		return StartResult{}, ErrNotFound
 	}
 	if call.Recommendation != identity.Confirm {
-		return s.current(call), nil // only a confirm-tier call can change its mind
+		res, _ := s.project(call) // only a confirm-tier call can change its mind
+		return res, nil
 	}
 	c := Confirmation{Confirmed: yes, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse}
 	if !yes {
@@ -35,7 +36,8 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, yes bool
 		return StartResult{}, fmt.Errorf("confirm call: %w", err)
 	}
 	call.Confirmed, call.CustomerRef, call.Recommendation = c.Confirmed, c.CustomerRef, c.Recommendation
-	return s.current(call), nil
+	res, _ := s.project(call)
+	return res, nil
 }
 
 // Context is a call's start result as the call now stands: after a "no" to
@@ -43,30 +45,31 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, yes bool
 // after a "yes" a reuse with its greeting. Every reader of a stored start
 // (GET /v1/calls, the whisper, the media stream) goes through it.
 func (s *Service) Context(call CallRecord) []byte {
-	var stored StartResult
-	if json.Unmarshal(call.StartResponse, &stored) != nil || call.Recommendation == "" || stored.Identity.Recommendation == call.Recommendation {
+	res, changed := s.project(call)
+	if !changed {
 		return call.StartResponse // as answered: byte for byte
 	}
-	b, err := json.Marshal(s.current(call))
+	b, err := json.Marshal(res)
 	if err != nil {
 		return call.StartResponse
 	}
 	return b
 }
 
-// current decodes a call's stored start and projects it onto the call's
-// present recommendation.
-func (s *Service) current(call CallRecord) StartResult {
+// project decodes a call's stored start, projects it onto the call's
+// present recommendation, and reports whether a confirm answer since has
+// changed it.
+func (s *Service) project(call CallRecord) (StartResult, bool) {
 	var res StartResult
 	if json.Unmarshal(call.StartResponse, &res) != nil {
-		return res
+		return res, false
 	}
 	res.DNIS = call.DNIS
 	if res.Match != nil {
 		res.Name = res.Match.Variables["name"]
 	}
 	if call.Recommendation == "" || res.Identity.Recommendation == call.Recommendation {
-		return res
+		return res, false
 	}
 	res.CustomerRef, res.Identity.Recommendation = call.CustomerRef, call.Recommendation
 	if call.Recommendation == identity.Ignore {
@@ -77,7 +80,7 @@ func (s *Service) current(call CallRecord) StartResult {
 		res.Billable = true
 	}
 	res.Greeting = s.greeter.Greet(&res)
-	return res
+	return res, true
 }
 
 // Final call statuses Twilio reports.
