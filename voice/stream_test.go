@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,9 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
-	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
-	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -61,16 +58,7 @@ func newStreamEnv(t *testing.T, tweak func(*voice.Config)) *streamEnv {
 	t.Helper()
 	se := &streamEnv{agents: make(chan *websocket.Conn, 4), shutdown: make(chan struct{}), logs: &syncBuffer{}}
 	agentURL := se.fakeAgent(t)
-	bolt, err := boltstore.Open(filepath.Join(t.TempDir(), "voice.db"), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bolt.Close() })
-	store := &countingStore{Store: bolt}
-	g, err := greetings.New(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, g := openStore(t)
 	now := func() time.Time { return time.Now().Add(time.Duration(se.later.Load())) }
 	calls := callcontext.NewService(store, callcontext.NoLookup{}, g, now, nil, callcontext.Durations{})
 	mux := http.NewServeMux()

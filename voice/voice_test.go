@@ -106,9 +106,9 @@ func newEnv(t *testing.T, next voice.Action) *env {
 	return newEnvWith(t, next, nil)
 }
 
-// newEnvWith builds the env with a LineTyper made over its store (nil:
-// no Lookup).
-func newEnvWith(t *testing.T, next voice.Action, lines func(callcontext.Store) callcontext.LineTyper) *env {
+// openStore opens a bbolt store in t's temporary directory, counting the
+// calls that reach it, and the built-in greetings.
+func openStore(t *testing.T) (*countingStore, *greetings.Greeter) {
 	t.Helper()
 	bolt, err := boltstore.Open(filepath.Join(t.TempDir(), "voice.db"), time.Second)
 	if err != nil {
@@ -120,6 +120,14 @@ func newEnvWith(t *testing.T, next voice.Action, lines func(callcontext.Store) c
 	if err != nil {
 		t.Fatal(err)
 	}
+	return store, g
+}
+
+// newEnvWith builds the env with a LineTyper made over its store (nil:
+// no Lookup).
+func newEnvWith(t *testing.T, next voice.Action, lines func(callcontext.Store) callcontext.LineTyper) *env {
+	t.Helper()
+	store, g := openStore(t)
 	var lt callcontext.LineTyper = callcontext.NoLookup{}
 	if lines != nil {
 		lt = lines(store)
