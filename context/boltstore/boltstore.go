@@ -48,10 +48,21 @@ var (
 	subUsage     = []byte("usage")
 )
 
+// Option changes how Open opens the file.
+type Option func(*bolt.Options)
+
+// NoSync skips the fsync of every commit: a crash may lose or corrupt the
+// file. Only for throwaway stores, such as a simulation's.
+func NoSync() Option { return func(o *bolt.Options) { o.NoSync = true } }
+
 // Open opens or creates the store at path. It fails with ErrLocked within
 // lockWait when another process has the file open.
-func Open(path string, lockWait time.Duration) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait, FreelistType: bolt.FreelistMapType})
+func Open(path string, lockWait time.Duration, opts ...Option) (*Store, error) {
+	bo := &bolt.Options{Timeout: lockWait, FreelistType: bolt.FreelistMapType}
+	for _, o := range opts {
+		o(bo)
+	}
+	db, err := bolt.Open(path, 0o600, bo)
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}

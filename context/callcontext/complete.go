@@ -30,7 +30,7 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, yes bool
 	}
 	c := Confirmation{Confirmed: yes, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse}
 	if !yes {
-		c.CustomerRef, c.Recommendation = NewRef(), identity.Ignore
+		c.CustomerRef, c.Recommendation = s.newRef(), identity.Ignore
 	}
 	if err := s.store.ConfirmCall(ctx, sc, callID, c); err != nil {
 		return StartResult{}, fmt.Errorf("confirm call: %w", err)

@@ -21,13 +21,25 @@ type Service struct {
 	policies map[string]Policy
 	d        Durations
 	keys     keyCache
+	newRef   func() string
 }
+
+// Option changes a Service from its defaults.
+type Option func(*Service)
+
+// WithRefs makes the service take fresh customer refs from newRef instead
+// of crypto/rand, so that a simulation with a seed is repeatable.
+func WithRefs(newRef func() string) Option { return func(s *Service) { s.newRef = newRef } }
 
 // NewService returns a service over store. lines must not be nil (pass
 // NoLookup); policies holds each tenant's configuration, and a tenant
 // without one gets the defaults.
-func NewService(store Store, lines LineTyper, greeter Greeter, now func() time.Time, policies map[string]Policy, d Durations) *Service {
-	return &Service{store: store, lines: lines, greeter: greeter, now: now, policies: policies, d: d.withDefaults()}
+func NewService(store Store, lines LineTyper, greeter Greeter, now func() time.Time, policies map[string]Policy, d Durations, opts ...Option) *Service {
+	s := &Service{store: store, lines: lines, greeter: greeter, now: now, policies: policies, d: d.withDefaults(), newRef: NewRef}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // DefaultPolicy is the policy of a tenant with no configuration.
@@ -201,7 +213,7 @@ func (s *Service) result(req StartRequest, res resolution, m identity.Match, fou
 		OpenIntents: []IntentView{}, Variables: map[string]VariableView{},
 	}
 	if m.Recommendation == identity.Ignore || res.Record == nil {
-		out.CustomerRef = cmpOr(req.Hints.CustomerRef, NewRef())
+		out.CustomerRef = cmpOr(req.Hints.CustomerRef, s.newRef())
 		out.Billable = true
 		return out
 	}
