@@ -166,7 +166,7 @@ tenants:
       account_sid: AC0123456789abcdef0123456789abcdef
       auth_token_env: ACME_TWILIO_AUTH_TOKEN
       previous_auth_token_env: ACME_TWILIO_AUTH_TOKEN_OLD
-    scoring: {weights: {ani_voip: 0.2, recency_days: 14}, thresholds: {reuse: 0.5, confirm: 0.3}}
+    scoring: {weights: {ani_voip: 0.2, recency_days: 14, dormant_days: 0, ani_confirmed: 0.1}, thresholds: {reuse: 0.5, confirm: 0.3, household_reuse: 0.5, usual_attestation: 0.8}}
   acme-2:
     plans:
       test: {monthly_quota: 50}
@@ -211,7 +211,8 @@ func TestLoadFullFile(t *testing.T) {
 				"test": {RateLimitPerMinute: 60, MonthlyQuota: 1000},
 			},
 			Twilio:  Twilio{AccountSID: "AC0123456789abcdef0123456789abcdef", AuthToken: "current", PreviousAuthToken: "previous"},
-			Scoring: Scoring{Weights: map[string]float64{"ani_voip": 0.2, "recency_days": 14}, Thresholds: map[string]float64{"reuse": 0.5, "confirm": 0.3}},
+			Scoring: Scoring{Weights: map[string]float64{"ani_voip": 0.2, "recency_days": 14, "dormant_days": 0, "ani_confirmed": 0.1},
+				Thresholds: map[string]float64{"reuse": 0.5, "confirm": 0.3, "household_reuse": 0.5, "usual_attestation": 0.8}},
 		},
 		"acme-2": {Plans: map[string]Plan{"test": {MonthlyQuota: 50}}, Scoring: emptyTenant().Scoring},
 	}
@@ -340,7 +341,7 @@ tenants:
       previous_auth_token_env: "1abc"
       api_key_env: BETA_KEY
     scoring:
-      weights: {ani_mobile: 1.5, recency_days: 2.5, loudness: 0.1}
+      weights: {ani_mobile: 1.5, recency_days: 2.5, loudness: 0.1, dormant_days: 120, ani_disputed: 0.3}
       thresholds: {reuse: 0.4, confirm: 0.6, high: 0.95, very_high: 0.9, low: 0.1}
   gamma:
     twilio: {account_sid: AC0001}
@@ -371,6 +372,7 @@ greetings:
 			`tenants["beta"].scoring.weights["ani_mobile"]: must be from 0 to 1`,
 			`tenants["beta"].scoring.weights["recency_days"]: must be a whole number of days from 1 to 90`,
 			`tenants["beta"].scoring.weights["loudness"]: unknown weight`,
+			`tenants["beta"].scoring.weights["dormant_days"]: must be a whole number of days from 0 (no limit) to 90`,
 			`tenants["beta"].scoring.thresholds["low"]: unknown threshold`,
 			`tenants["beta"].scoring.thresholds: confirm (0.6) must not be above reuse (0.4)`,
 			`tenants["beta"].scoring.thresholds: high (0.95) must not be above very_high (0.9)`,

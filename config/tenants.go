@@ -166,8 +166,8 @@ func (l *loader) scoring(where string, in scoringFile) Scoring {
 	for name, v := range in.Thresholds {
 		w := fmt.Sprintf("%s.thresholds[%q]", where, name)
 		switch {
-		case !slices.Contains([]string{"reuse", "confirm", "very_high", "high", "medium"}, name):
-			l.add(w, "unknown threshold; known: reuse, confirm, very_high, high, medium")
+		case !slices.Contains(thresholdNames, name):
+			l.add(w, "unknown threshold; known: %s", strings.Join(thresholdNames, ", "))
 		case !(v >= 0 && v <= 1):
 			l.add(w, "must be from 0 to 1, got %v", v)
 		}
@@ -177,17 +177,26 @@ func (l *loader) scoring(where string, in scoringFile) Scoring {
 	return s
 }
 
+// The names of the scoring overrides (docs/SCORING.md).
+var (
+	thresholdNames = []string{"reuse", "confirm", "very_high", "high", "medium", "household_reuse", "usual_attestation"}
+	weightNames    = []string{"ani_mobile", "ani_landline", "ani_unknown", "ani_voip", "ani_shared_factor",
+		"stir_failed", "stir_a", "external_id", "customer_ref", "recency", "ani_disputed", "ani_confirmed"}
+)
+
 // weight checks one scoring weight.
 func (l *loader) weight(where, name string, v float64) {
-	known := []string{"ani_mobile", "ani_landline", "ani_unknown", "ani_voip", "ani_shared_factor",
-		"stir_failed", "stir_a", "external_id", "customer_ref", "recency"}
 	switch {
 	case name == "recency_days":
 		if !(v >= 1 && v <= 90) || v != math.Trunc(v) {
 			l.add(where, "must be a whole number of days from 1 to 90, got %v", v)
 		}
-	case !slices.Contains(known, name):
-		l.add(where, "unknown weight; known: %s, recency_days", strings.Join(known, ", "))
+	case name == "dormant_days":
+		if !(v >= 0 && v <= 90) || v != math.Trunc(v) {
+			l.add(where, "must be a whole number of days from 0 (no limit) to 90, got %v", v)
+		}
+	case !slices.Contains(weightNames, name):
+		l.add(where, "unknown weight; known: %s, recency_days, dormant_days", strings.Join(weightNames, ", "))
 	case !(v >= 0 && v <= 1):
 		l.add(where, "must be from 0 to 1, got %v", v)
 	}

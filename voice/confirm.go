@@ -20,6 +20,18 @@ func saidYes(digits, speech string) bool {
 	return digits == "1" || (digits == "" && yesWords.MatchString(strings.TrimSpace(speech)))
 }
 
+// answerOf is what the caller answered: yes, anything else heard (no), or
+// nothing.
+func answerOf(digits, speech string) callcontext.Answer {
+	switch {
+	case saidYes(digits, speech):
+		return callcontext.AnswerYes
+	case digits == "" && strings.TrimSpace(speech) == "":
+		return callcontext.AnswerNone
+	}
+	return callcontext.AnswerNo
+}
+
 // HandleConfirm takes the answer to the confirm question: yes continues as
 // reuse, anything else (silence included) as a new caller, and the call is
 // then not linked to the guessed customer.
@@ -34,8 +46,8 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 			cfg.degrade(w, r, logger, num, req, "unknown_number")
 			return
 		}
-		yes := saidYes(r.PostForm.Get("Digits"), r.PostForm.Get("SpeechResult"))
-		res, err := calls.Confirm(ctx, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID, yes)
+		answer := answerOf(r.PostForm.Get("Digits"), r.PostForm.Get("SpeechResult"))
+		res, err := calls.Confirm(ctx, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID, answer)
 		if err != nil {
 			cfg.degrade(w, r, logger, num, req, reason(ctx, err))
 			return
@@ -43,7 +55,7 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 		// The call now stands as the answer left it: a "yes" hears the
 		// reuse greeting, a "no" a new caller's, silence the fallback text.
 		text := res.Greeting.Text
-		if !yes && r.PostForm.Get("Digits") == "" && r.PostForm.Get("SpeechResult") == "" {
+		if answer == callcontext.AnswerNone {
 			cfg.Metrics.fallback("no_input")
 			text = cfg.Greeter.Fallback(req.Hints.DNIS).Text
 		}

@@ -194,11 +194,14 @@ func incomingForm(callSid, from, to string) url.Values {
 }
 
 // remember saves a customer for an ANI through the REST side of the service.
-func (e *env) remember(callID, ani, name string, lineType string) {
+// remember saves a caller through a start and an end; telco fields after
+// the line type (such as "attestation":"A") go into the start's telco.
+func (e *env) remember(callID, ani, name string, lineType string, telco ...string) {
 	e.t.Helper()
 	ctx := context.Background()
 	sc := callcontext.Scope{Tenant: "default", Mode: callcontext.Prod}
-	start := `{"call_id":"` + callID + `","identity_hints":{"ani":"` + ani + `"},"telco":{"line_type":"` + lineType + `"}}`
+	extra := strings.Join(append([]string{""}, telco...), ",")
+	start := `{"call_id":"` + callID + `","identity_hints":{"ani":"` + ani + `"},"telco":{"line_type":"` + lineType + `"` + extra + `}}`
 	sreq, err := callcontext.ParseStart([]byte(start))
 	if err != nil {
 		e.t.Fatal(err)
@@ -287,7 +290,9 @@ func TestIncomingDegrades(t *testing.T) {
 
 func TestAttestationFromVerstat(t *testing.T) {
 	e := newEnv(t, voice.Action{Dial: agent})
-	e.remember("CA4000", "+14155554444", "Ann Lee", "mobile")
+	// The number's earlier call came with A too: a link made under worse
+	// attestation than this call's would only be asked to confirm.
+	e.remember("CA4000", "+14155554444", "Ann Lee", "mobile", `"attestation":"A"`)
 	form := incomingForm("CA4001", "+14155554444", number)
 	form.Set("StirVerstat", "TN-Validation-Passed-A")
 	status, body := e.post("/voice/incoming", token, form)

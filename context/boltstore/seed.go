@@ -54,7 +54,7 @@ func seed(b scope, r callcontext.Record, now time.Time) error {
 		return err
 	}
 	for ani, l := range r.ANIs {
-		if err := updateANI(b, ani, func(e *aniEntry) { e.Links[r.Ref] = l }); err != nil {
+		if err := updateANI(b, ani, func(e *aniEntry) { e.Links[r.Ref] = callcontext.Link{LastCall: l.LastCall, Expires: l.Expires} }); err != nil {
 			return err
 		}
 	}

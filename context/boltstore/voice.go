@@ -33,7 +33,7 @@ func (s *Store) ConfirmCall(_ context.Context, sc callcontext.Scope, callID stri
 		if !found {
 			return callcontext.ErrNotFound
 		}
-		call.Confirmed, call.CustomerRef, call.Recommendation = c.Confirmed, c.CustomerRef, c.Recommendation
+		call.Confirmed, call.Denied, call.CustomerRef, call.Recommendation = c.Confirmed, c.Denied, c.CustomerRef, c.Recommendation
 		return put(b.calls, callID, call)
 	})
 }

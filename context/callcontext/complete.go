@@ -10,13 +10,24 @@ import (
 	"github.com/stickycalls/stickycalls/context/identity"
 )
 
+// Answer is a caller's answer to the confirm question.
+type Answer string
+
+// Answers.
+const (
+	AnswerYes  Answer = "yes"
+	AnswerNo   Answer = "no"
+	AnswerNone Answer = "none" // nothing was heard, or nothing clear
+)
+
 // Confirm records the caller's answer to "Am I speaking with ...?" on a
 // call that started at confirm. Yes continues as reuse with the matched
 // customer; anything else continues as a new caller's call under a fresh
 // ref, so neither an end without a customer_ref nor the completion links
-// the ANI to the guessed customer. It returns the start result as the call
-// now stands.
-func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, yes bool) (StartResult, error) {
+// the ANI to the guessed customer. A no is also remembered as a dispute of
+// the guessed customer's link when the call completes or ends. It returns
+// the start result as the call now stands.
+func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer) (StartResult, error) {
 	call, err := s.store.Call(ctx, sc, callID)
 	if err != nil {
 		return StartResult{}, fmt.Errorf("read call: %w", err)
@@ -28,14 +39,15 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, yes bool
 		res, _ := s.project(call) // only a confirm-tier call can change its mind
 		return res, nil
 	}
-	c := Confirmation{Confirmed: yes, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse}
-	if !yes {
+	c := Confirmation{Confirmed: a == AnswerYes, Denied: a == AnswerNo, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse}
+	if a != AnswerYes {
 		c.CustomerRef, c.Recommendation = s.newRef(), identity.Ignore
 	}
 	if err := s.store.ConfirmCall(ctx, sc, callID, c); err != nil {
 		return StartResult{}, fmt.Errorf("confirm call: %w", err)
 	}
-	call.Confirmed, call.CustomerRef, call.Recommendation = c.Confirmed, c.CustomerRef, c.Recommendation
+	s.observer.Answered(a)
+	call.Confirmed, call.Denied, call.CustomerRef, call.Recommendation = c.Confirmed, c.Denied, c.CustomerRef, c.Recommendation
 	res, _ := s.project(call)
 	return res, nil
 }
@@ -122,6 +134,11 @@ func (s *Service) complete(ctx context.Context, sc Scope, callID, status string,
 			commit.Call.CompletedRef, commit.Call.CompletionCreated = ref, created
 		}
 	}
+	if status == StatusCompleted && call.Ended.IsZero() && call.Denied && call.Contestable && call.Matched != ref {
+		if err := s.disputeCompletion(ctx, sc, &commit, now); err != nil {
+			return err
+		}
+	}
 	if err := s.store.CommitEnd(ctx, sc, commit); err != nil {
 		return fmt.Errorf("commit completion: %w", err)
 	}
@@ -160,6 +177,7 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 	r.prune(now, s.d)
 	link := Link{LastCall: now, Expires: now.Add(s.d.LinkTTL)}
 	r.link(commit.Call.ANI, nil, link)
+	r.witness(commit.Call.ANI, commit.Call, commit.Call.Confirmed && ref == commit.Call.Matched)
 	if r.FirstCall.IsZero() {
 		r.FirstCall = now
 	}
@@ -170,6 +188,28 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 	commit.Writes = append(commit.Writes, Write{Record: r, Prev: prev})
 	commit.ANILinks = append(commit.ANILinks, ANILink{ANI: commit.Call.ANI, Ref: ref, Link: link})
 	return created, made, nil
+}
+
+// disputeCompletion records a caller's "no" against the link of the
+// customer the start guessed, as the call completes without an end.
+func (s *Service) disputeCompletion(ctx context.Context, sc Scope, commit *EndCommit, now time.Time) error {
+	ref := commit.Call.Matched
+	got, err := s.store.Customers(ctx, sc, []string{ref})
+	if err != nil {
+		return fmt.Errorf("read customer: %w", err)
+	}
+	r, ok := got[ref]
+	if !ok || !r.alive(now) {
+		return nil
+	}
+	prev := r.Version
+	r.dispute(commit.Call.ANI, commit.Call.ID, now)
+	r.prune(now, s.d)
+	r.Version = prev + 1
+	// The guessed customer is written first: the last write is the call's
+	// own customer, if it has one.
+	commit.Writes = append([]Write{{Record: r, Prev: prev}}, commit.Writes...)
+	return nil
 }
 
 // CallRecord returns what is stored about a call, or ErrNotFound.

@@ -32,14 +32,17 @@ func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string)
 	}
 	found := &res.Found
 	for range maxEndAttempts {
-		var body []byte
-		body, err = s.end(ctx, sc, req, res.Call, c, found)
+		var e *ending
+		e, err = s.end(ctx, sc, req, res.Call, c, found)
 		found = nil // a retry reads again
 		if !errors.Is(err, ErrVersion) {
 			if err != nil {
 				break
 			}
-			return Reply{Body: body}, nil
+			if e.corrected {
+				s.observer.Corrected(e.call.Recommendation)
+			}
+			return Reply{Body: e.body}, nil
 		}
 	}
 	s.release(ctx, sc, c)
@@ -58,12 +61,21 @@ type ending struct {
 	ids     []ExternalID
 	commit  EndCommit
 	created bool
+	// others are the customers besides the target that the end changes,
+	// as read (prev: their versions then) and then changed; drop marks the
+	// ones a completion created that may go if nothing else is left.
+	others    map[string]*Record
+	prev      map[string]int64
+	drop      map[string]bool
+	corrected bool   // the end named another customer than the start recognized
+	body      []byte // the response, once committed
 }
 
 // end applies a claimed end. claimed is what the claim read, if it read
 // what this end needs.
-func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRecord, c Claim, claimed *Found) ([]byte, error) {
-	e := &ending{req: req, call: call, c: c, pol: s.policy(sc.Tenant)}
+func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRecord, c Claim, claimed *Found) (*ending, error) {
+	e := &ending{req: req, call: call, c: c, pol: s.policy(sc.Tenant),
+		others: map[string]*Record{}, prev: map[string]int64{}, drop: map[string]bool{}}
 	ref, err := s.target(ctx, sc, e)
 	if err != nil {
 		return nil, err
@@ -75,26 +87,28 @@ func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRe
 	} else if e.found, err = s.store.Resolve(ctx, sc, Query{ExternalIDs: e.ids, CustomerRef: ref}, c.Now); err != nil {
 		return nil, fmt.Errorf("read customer: %w", err)
 	}
-	e.moveExternalIDs(s.d)
-	if err := s.moveCompletion(ctx, sc, e); err != nil {
+	e.moveExternalIDs()
+	if err := s.readOthers(ctx, sc, e); err != nil {
 		return nil, err
 	}
+	e.moveCompletion()
+	e.dispute()
+	e.writeOthers(s.d)
 	res, err := e.save(s.d)
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(res)
-	if err != nil {
+	if e.body, err = json.Marshal(res); err != nil {
 		return nil, fmt.Errorf("encode end: %w", err)
 	}
-	e.commit.Call = e.callRecord(body, s.d)
+	e.commit.Call = e.callRecord(e.body, s.d)
 	e.commit.Period = c.Period
 	e.commit.Counted = call.Started.IsZero()
 	e.commit.Billable = e.created
 	if err := s.store.CommitEnd(ctx, sc, e.commit); err != nil {
 		return nil, fmt.Errorf("commit end: %w", err)
 	}
-	return body, nil
+	return e, nil
 }
 
 // target picks the customer to save to: the body's ref, else the start's,
@@ -117,7 +131,7 @@ func (s *Service) target(ctx context.Context, sc Scope, e *ending) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("resolve: %w", err)
 	}
-	res := resolve(found, h, q.ANI, e.c.Now)
+	res := resolve(found, h, q.ANI, identity.AttestNone, e.pol.Thresholds, e.c.Now)
 	res.Signals.LineType = cmpLine(found.ANI.LineType)
 	m := identity.Assess(res.Signals, e.pol.Weights, e.pol.Thresholds)
 	if m.Recommendation == identity.Reuse && res.Record != nil {
@@ -197,57 +211,115 @@ func (e *ending) collectHints() {
 
 // moveExternalIDs takes each external id away from another customer that
 // holds it: an external id belongs to one customer.
-func (e *ending) moveExternalIDs(d Durations) {
-	moved := map[string]*Record{}
+func (e *ending) moveExternalIDs() {
 	for _, id := range e.ids {
 		owner := e.found.Owners[id.String()]
 		if owner == "" || owner == e.ref {
 			continue
 		}
-		r, ok := moved[owner]
-		if !ok {
-			rec, exists := e.found.Customers[owner]
-			if !exists {
-				continue
-			}
-			r = &rec
-			moved[owner] = r
+		if r := e.other(owner); r != nil {
+			delete(r.ExternalIDs, id.String())
 		}
-		delete(r.ExternalIDs, id.String())
 	}
-	for _, ref := range sortedKeys(moved) {
-		r := moved[ref]
-		prev := r.Version
-		r.prune(e.c.Now, d)
-		r.Version++
-		e.commit.Writes = append(e.commit.Writes, Write{Record: *r, Prev: prev, Delete: !r.alive(e.c.Now)})
+}
+
+// other returns the working copy of a customer the end changes besides its
+// target, taken from what was read; nil if it does not exist.
+func (e *ending) other(ref string) *Record {
+	if r, ok := e.others[ref]; ok {
+		return r
 	}
+	rec, ok := e.found.Customers[ref]
+	if !ok {
+		return nil
+	}
+	e.prev[ref] = rec.Version
+	e.others[ref] = &rec
+	return &rec
+}
+
+// readOthers reads the customers besides the target that the end may
+// change and that the end's reads did not bring: the one a completion
+// linked, and the one the start recognized when the end disputes it.
+func (s *Service) readOthers(ctx context.Context, sc Scope, e *ending) error {
+	var refs []string
+	for _, ref := range []string{e.completionFrom(), e.disputed()} {
+		if _, read := e.found.Customers[ref]; ref != "" && !read && !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	got, err := s.store.Customers(ctx, sc, refs)
+	if err != nil {
+		return fmt.Errorf("read customer: %w", err)
+	}
+	for ref, r := range got {
+		e.prev[ref] = r.Version
+		e.others[ref] = &r
+	}
+	return nil
+}
+
+// completionFrom is the customer a completion linked the ANI to, when the
+// end names another: the link moves.
+func (e *ending) completionFrom() string {
+	if from := e.call.CompletedRef; from != e.ref && e.call.ANI != "" {
+		return from
+	}
+	return ""
 }
 
 // moveCompletion takes the ANI link a completion made away from its
 // customer when the end names another; a customer the completion created
 // and that has nothing else left is removed.
-func (s *Service) moveCompletion(ctx context.Context, sc Scope, e *ending) error {
-	from := e.call.CompletedRef
-	if from == "" || from == e.ref || e.call.ANI == "" {
-		return nil
+func (e *ending) moveCompletion() {
+	from := e.completionFrom()
+	r := e.other(from)
+	if from == "" || r == nil {
+		return
 	}
-	got, err := s.store.Customers(ctx, sc, []string{from})
-	if err != nil {
-		return fmt.Errorf("read customer: %w", err)
-	}
-	r, ok := got[from]
-	if !ok {
-		return nil
-	}
-	prev := r.Version
 	delete(r.ANIs, e.call.ANI)
-	r.prune(e.c.Now, s.d)
-	r.Version++
-	gone := !r.alive(e.c.Now) || (e.call.CompletionCreated && len(r.ANIs) == 0 && len(r.ExternalIDs) == 0 && len(r.Intents) == 0 && len(r.Variables) == 0)
-	e.commit.Writes = append(e.commit.Writes, Write{Record: r, Prev: prev, Delete: gone})
+	e.drop[from] = e.call.CompletionCreated
 	e.commit.ANIUnlinks = append(e.commit.ANIUnlinks, ANILink{ANI: e.call.ANI, Ref: from})
-	return nil
+}
+
+// disputed is the customer the start recognized when this end says the
+// caller was someone else: the end names another customer, or the caller
+// said no to the confirm question. An agent who omits customer_ref after a
+// reuse names nobody else.
+func (e *ending) disputed() string {
+	m := e.call.Matched
+	if m == "" || m == e.ref || (e.req.CustomerRef == "" && !e.call.Denied) {
+		return ""
+	}
+	return m
+}
+
+// dispute records the end's disagreement with the start: against the
+// recognized customer's link to the ANI when the call could contest it,
+// once per call; and, for the metrics, an agent's correction.
+func (e *ending) dispute() {
+	ref := e.disputed()
+	if ref == "" {
+		return
+	}
+	e.corrected = !e.call.Denied
+	if r := e.other(ref); r != nil && e.call.Contestable {
+		r.dispute(e.call.ANI, e.call.ID, e.c.Now)
+	}
+}
+
+// writeOthers adds a write of each other customer the end changed.
+func (e *ending) writeOthers(d Durations) {
+	for _, ref := range sortedKeys(e.others) {
+		r := e.others[ref]
+		r.prune(e.c.Now, d)
+		r.Version = e.prev[ref] + 1
+		gone := !r.alive(e.c.Now) || (e.drop[ref] && r.empty())
+		e.commit.Writes = append(e.commit.Writes, Write{Record: *r, Prev: e.prev[ref], Delete: gone})
+	}
 }
 
 // save applies the end to the target customer and returns the response.
@@ -260,10 +332,16 @@ func (e *ending) save(d Durations) (EndResult, error) {
 		e.created = true
 	}
 	r.prune(now, d)
+	seen := slices.ContainsFunc(r.Calls, func(c CallRef) bool { return c.ID == e.req.CallID })
 	link := Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
 	for _, ani := range e.anis {
 		r.link(ani, nil, link)
 		e.commit.ANILinks = append(e.commit.ANILinks, ANILink{ANI: ani, Ref: e.ref, Link: link})
+	}
+	// The call's own ANI learns what the call showed, once per call (a
+	// completion of the call may have taught it already).
+	if e.call.ANI != "" && !seen {
+		r.witness(e.call.ANI, e.call, e.affirmed())
 	}
 	r.link("", e.ids, link)
 	for _, id := range e.ids {
@@ -312,6 +390,14 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	e.created = e.created && !gone
 	res.Billable = e.created
 	return res, nil
+}
+
+// affirmed reports whether the call confirmed that its caller is the
+// customer the start recognized: a "yes", or an agent who was asked to
+// confirm and named that customer.
+func (e *ending) affirmed() bool {
+	m := e.call.Matched
+	return m != "" && m == e.ref && (e.call.Confirmed || (e.call.Recommendation == identity.Confirm && e.req.CustomerRef == m))
 }
 
 func (e *ending) callRecord(body []byte, d Durations) CallRecord {

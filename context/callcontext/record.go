@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/stickycalls/stickycalls/context/identity"
 )
 
 // prune drops what has expired from r as of now: links, variables, open
@@ -106,12 +108,14 @@ func (r *Record) applyVariables(vars map[string]*string, source string, expires 
 	return n
 }
 
+// link links ani and ids to r with l's times, keeping what a live link
+// has seen.
 func (r *Record) link(ani string, ids []ExternalID, l Link) {
 	if ani != "" {
 		if r.ANIs == nil {
 			r.ANIs = map[string]Link{}
 		}
-		r.ANIs[ani] = l
+		r.ANIs[ani] = r.ANIs[ani].renewed(l)
 	}
 	for _, id := range ids {
 		if r.ExternalIDs == nil {
@@ -119,6 +123,58 @@ func (r *Record) link(ani string, ids []ExternalID, l Link) {
 		}
 		r.ExternalIDs[id.String()] = l
 	}
+}
+
+// renewed is l with the times of t, and its history if it is still live.
+func (l Link) renewed(t Link) Link {
+	if !l.Expires.After(t.LastCall) {
+		l = Link{}
+	}
+	l.LastCall, l.Expires = t.LastCall, t.Expires
+	return l
+}
+
+// witness adds what call showed to r's link to ani: one more call, vouched
+// for by the carrier or not, and confirmed or not. The link is made if
+// absent; its times are the caller's to set.
+func (r *Record) witness(ani string, call CallRecord, yes bool) {
+	if r.ANIs == nil {
+		r.ANIs = map[string]Link{}
+	}
+	l := r.ANIs[ani]
+	l.Calls++
+	if call.Attestation == identity.AttestA || call.Attestation == identity.AttestB {
+		l.Attested++
+	}
+	if yes {
+		l.Yes++
+		r.Yes++
+	}
+	r.ANIs[ani] = l
+}
+
+// dispute records on r's live link to ani that call's caller was someone
+// else, once per call.
+func (r *Record) dispute(ani, callID string, now time.Time) {
+	l, ok := r.ANIs[ani]
+	i := slices.IndexFunc(r.Calls, func(c CallRef) bool { return c.ID == callID })
+	if !ok || !l.Expires.After(now) || (i >= 0 && r.Calls[i].Disputed) {
+		return
+	}
+	l.Disputes++
+	r.ANIs[ani] = l
+	r.Disputes++
+	if i < 0 {
+		r.Calls = append(r.Calls, CallRef{ID: callID, At: now})
+		i = len(r.Calls) - 1
+	}
+	r.Calls[i].Disputed = true
+}
+
+// empty reports whether r holds nothing of its own: no link, open intent
+// or variable.
+func (r *Record) empty() bool {
+	return len(r.ANIs) == 0 && len(r.ExternalIDs) == 0 && len(r.Intents) == 0 && len(r.Variables) == 0
 }
 
 // name is the stored name variable, if any.
@@ -133,7 +189,8 @@ func (r *Record) view(now time.Time) CustomerView {
 	}
 	for _, ani := range slices.Sorted(maps.Keys(r.ANIs)) {
 		l := r.ANIs[ani]
-		v.Links.ANIs = append(v.Links.ANIs, ANILinkView{ANI: ani, LastCallAt: Timestamp(l.LastCall), ExpiresAt: Timestamp(l.Expires)})
+		v.Links.ANIs = append(v.Links.ANIs, ANILinkView{ANI: ani, LastCallAt: Timestamp(l.LastCall), ExpiresAt: Timestamp(l.Expires),
+			Calls: l.Calls, AttestedCalls: l.Attested, Confirmations: l.Yes, Disputes: l.Disputes})
 	}
 	for _, id := range slices.Sorted(maps.Keys(r.ExternalIDs)) {
 		l := r.ExternalIDs[id]

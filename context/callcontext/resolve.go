@@ -18,11 +18,20 @@ type resolution struct {
 
 // resolve picks the customer: a customer_ref that exists wins; else the
 // customer with most matching external ids (ties: most recent call); else
-// the customer whose link to the ANI had the most recent call. An index
-// entry counts only when the customer's own record holds the link.
-func resolve(f Found, h Hints, ani string, now time.Time) resolution {
+// the customer whose link to the ANI had the most recent call among the
+// links credible for a call with attestation att (all of them when none
+// is). An index entry counts only when the customer's own record holds the
+// link.
+func resolve(f Found, h Hints, ani string, att identity.Attestation, t identity.Thresholds, now time.Time) resolution {
 	live := liveIn(f, now)
 	aniRefs := lineRefs(f, ani, now, live)
+	credible := slices.DeleteFunc(slices.Clone(aniRefs), func(ref string) bool {
+		return !live(ref).ANIs[ani].history(now).Credible(att, t.UsualAttestation)
+	})
+	sharers := aniRefs
+	if len(credible) > 0 {
+		sharers = credible
+	}
 	owners := map[string]int{} // ref → matching external ids
 	for _, id := range externalIDList(h.ExternalIDs) {
 		ref := f.Owners[id.String()]
@@ -38,7 +47,8 @@ func resolve(f Found, h Hints, ani string, now time.Time) resolution {
 	case len(owners) > 0:
 		res.Record = mostIDs(owners, live)
 	case len(aniRefs) > 0:
-		res.Record = live(aniRefs[0])
+		res.Record = live(sharers[0])
+		res.Signals.HistoryChose = sharers[0] != aniRefs[0]
 	default:
 		res.Signals.DaysSinceLastCall = -1
 		return res
@@ -46,7 +56,14 @@ func resolve(f Found, h Hints, ani string, now time.Time) resolution {
 	ref := res.Record.Ref
 	s := &res.Signals
 	s.ANIMatch = slices.Contains(aniRefs, ref)
-	s.ANIShared = s.ANIMatch && len(aniRefs) >= 2
+	if !slices.Contains(sharers, ref) {
+		sharers = aniRefs
+	}
+	s.ANIShared = s.ANIMatch && len(sharers) >= 2
+	if s.ANIMatch {
+		s.Link = res.Record.ANIs[ani].history(now)
+		s.HistoryChose = s.HistoryChose || (len(aniRefs) >= 2 && !s.ANIShared)
+	}
 	s.ANIConflict = len(aniRefs) > 0 && !s.ANIMatch
 	s.ExternalIDMatch = owners[ref] > 0
 	s.ExternalIDConflict = len(owners) > 1 || (len(owners) == 1 && owners[ref] == 0)
@@ -55,7 +72,7 @@ func resolve(f Found, h Hints, ani string, now time.Time) resolution {
 		s.DaysSinceLastCall = int(now.Sub(res.Record.LastCall) / (24 * time.Hour))
 	}
 	if s.ANIShared && !s.ExternalIDMatch && !s.CustomerRefMatch {
-		res.Candidates = aniRefs
+		res.Candidates = sharers
 	}
 	return res
 }

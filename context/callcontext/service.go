@@ -22,7 +22,27 @@ type Service struct {
 	d        Durations
 	keys     keyCache
 	newRef   func() string
+	observer Observer
 }
+
+// Observer hears what calls reveal about recognition, so that operators
+// can estimate the wrong-person rate from live traffic. Its methods must
+// return at once.
+type Observer interface {
+	// Answered is a caller's answer to the confirm question.
+	Answered(a Answer)
+	// Corrected is an agent's end that named another customer than the
+	// one the start recognized at tier.
+	Corrected(tier identity.Recommendation)
+}
+
+type noObserver struct{}
+
+func (noObserver) Answered(Answer)                  {}
+func (noObserver) Corrected(identity.Recommendation) {}
+
+// WithObserver makes the service report recognition evidence to o.
+func WithObserver(o Observer) Option { return func(s *Service) { s.observer = o } }
 
 // Option changes a Service from its defaults.
 type Option func(*Service)
@@ -35,7 +55,7 @@ func WithRefs(newRef func() string) Option { return func(s *Service) { s.newRef 
 // NoLookup); policies holds each tenant's configuration, and a tenant
 // without one gets the defaults.
 func NewService(store Store, lines LineTyper, greeter Greeter, now func() time.Time, policies map[string]Policy, d Durations, opts ...Option) *Service {
-	s := &Service{store: store, lines: lines, greeter: greeter, now: now, policies: policies, d: d.withDefaults(), newRef: NewRef}
+	s := &Service{store: store, lines: lines, greeter: greeter, now: now, policies: policies, d: d.withDefaults(), newRef: NewRef, observer: noObserver{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -133,7 +153,7 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	pol := s.policy(sc.Tenant)
 	ani, ids := c.Query.ANI, c.Query.ExternalIDs
 	lt, ltSource := s.lineType(ctx, sc, req, ani, found.ANI.LineType)
-	res := resolve(found, req.Hints, ani, c.Now)
+	res := resolve(found, req.Hints, ani, req.Attestation, pol.Thresholds, c.Now)
 	res.Signals.LineType, res.Signals.Attestation = lt, req.Attestation
 	m := identity.Assess(res.Signals, pol.Weights, pol.Thresholds)
 	result := s.result(req, res, m, found, c.Now)
@@ -151,6 +171,12 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 		ID: req.CallID, Started: c.Now, StartPrint: c.Fingerprint, StartResponse: body,
 		CustomerRef: result.CustomerRef, Recommendation: m.Recommendation,
 		ANI: ani, DNIS: req.Hints.DNIS, ExternalIDs: ids, Expires: c.Now.Add(s.d.CallRetention), Revealed: revealed(result),
+		Attestation: req.Attestation, LineType: lt,
+	}
+	if result.Match != nil {
+		call.Matched = result.CustomerRef
+		sig := res.Signals
+		call.Contestable = sig.ANIMatch && !sig.ANIShared && !sig.Link.Unusual(sig.Attestation, pol.Thresholds.UsualAttestation)
 	}
 	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable}
 	if err := s.store.SaveStart(ctx, sc, commit); err != nil {

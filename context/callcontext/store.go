@@ -88,10 +88,23 @@ type ANIEntry struct {
 	Links    map[string]Link   `json:"links,omitempty"` // customer ref → link
 }
 
-// Link ties an ANI or external id to a customer until Expires.
+// Link ties an ANI or external id to a customer until Expires. A
+// customer's own ANI links also keep what their calls have shown, which
+// the history rules of docs/SCORING.md weigh; index entries keep only the
+// times.
 type Link struct {
 	LastCall time.Time `json:"last_call"`
 	Expires  time.Time `json:"expires"`
+	Calls    int       `json:"calls,omitempty"`    // ends and completions saved on the link
+	Attested int       `json:"attested,omitempty"` // of those, with attestation A or B
+	Yes      int       `json:"yes,omitempty"`      // the caller confirmed being the customer
+	Disputes int       `json:"disputes,omitempty"` // the caller said no, or an agent named another customer
+}
+
+// history is what the link has seen, as the scoring reads it at now.
+func (l Link) history(now time.Time) identity.LinkHistory {
+	return identity.LinkHistory{Calls: l.Calls, Attested: l.Attested, Yes: l.Yes, Disputes: l.Disputes,
+		DaysSilent: int(now.Sub(l.LastCall) / (24 * time.Hour))}
 }
 
 // Record is everything remembered about one customer. It is not called
@@ -108,6 +121,10 @@ type Record struct {
 	History     []Intent            `json:"history,omitempty"`      // closed, oldest first
 	Variables   map[string]Variable `json:"variables,omitempty"`
 	Calls       []CallRef           `json:"calls,omitempty"` // recent calls, for erasure
+	// Yes and Disputes count, over all of the customer's links, the calls
+	// that confirmed or denied that the caller was this customer.
+	Yes      int `json:"yes,omitempty"`
+	Disputes int `json:"disputes,omitempty"`
 	// Expires is when the record is gone unless something refreshes it:
 	// the latest expiry of its links, open intents and variables.
 	Expires time.Time `json:"expires"`
@@ -138,6 +155,9 @@ type CallRef struct {
 	At      time.Time `json:"at"`
 	Ended   bool      `json:"ended,omitempty"`
 	Created bool      `json:"created,omitempty"` // the end created the customer
+	// Disputed: the call was recorded as a dispute of this customer's link
+	// (the customer was the start's guess, and the caller was someone else).
+	Disputed bool `json:"disputed,omitempty"`
 }
 
 // Op is the kind of request a claim is for.
@@ -203,6 +223,15 @@ type CallRecord struct {
 	ExternalIDs     []ExternalID            `json:"external_ids,omitempty"`
 	Revealed        []string                `json:"revealed,omitempty"`  // the customers the start's answer showed (erasing one erases the call)
 	Confirmed       bool                    `json:"confirmed,omitempty"` // the caller said yes to the confirm question
+	Denied          bool                    `json:"denied,omitempty"`    // the caller said no to it
+	// What the start saw, for the link's history (docs/SCORING.md).
+	Attestation identity.Attestation `json:"attestation,omitempty"`
+	LineType    identity.LineType    `json:"line_type,omitempty"`
+	Matched     string               `json:"matched,omitempty"` // the customer the start recognized (reuse or confirm)
+	// Contestable: a "no" or an end naming another customer counts against
+	// Matched's link to the ANI (the line was not known to be shared, and
+	// the call's attestation fit the link).
+	Contestable bool `json:"contestable,omitempty"`
 	Ended           time.Time               `json:"ended,omitzero"`
 	EndPrint        string                  `json:"end_print,omitempty"`
 	EndResponse     []byte                  `json:"end_response,omitempty"`
@@ -220,6 +249,7 @@ type CallRecord struct {
 // and recommendation the call continues with.
 type Confirmation struct {
 	Confirmed      bool
+	Denied         bool
 	CustomerRef    string
 	Recommendation identity.Recommendation
 }

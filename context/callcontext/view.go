@@ -100,6 +100,11 @@ type ANILinkView struct {
 	ANI        string `json:"ani"`
 	LastCallAt string `json:"last_call_at"`
 	ExpiresAt  string `json:"expires_at"`
+	// What the link's calls showed, as the scoring weighs it.
+	Calls         int `json:"calls"`
+	AttestedCalls int `json:"attested_calls"`
+	Confirmations int `json:"confirmations"`
+	Disputes      int `json:"disputes"`
 }
 
 // ExtLinkView is one linked external id.

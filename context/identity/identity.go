@@ -82,6 +82,56 @@ type Signals struct {
 	// DaysSinceLastCall is the whole days since the resolved customer's last
 	// call, or a negative number when it has none.
 	DaysSinceLastCall int
+	// Link is what the resolved customer's link to this ANI has seen; zero
+	// for a link with no recorded history.
+	Link LinkHistory
+	// HistoryChose reports that the line's history set aside a link that
+	// "most recent call" alone would have chosen or counted (see Credible).
+	HistoryChose bool
+}
+
+// LinkHistory is what one (ANI, customer) link has seen over its calls.
+type LinkHistory struct {
+	Calls    int // calls saved on the link
+	Attested int // of those, the ones that came with attestation A or B
+	Yes      int // times the caller was asked and confirmed it was this customer
+	Disputes int // times the caller said no, or an agent named another customer
+	// DaysSilent is the whole days since the link's last call; negative
+	// when unknown.
+	DaysSilent int
+}
+
+// attested reports whether a carrier vouched for the caller's number.
+func attested(a Attestation) bool { return a == AttestA || a == AttestB }
+
+// Unusual reports whether a call's attestation is worse than what the link
+// usually brings: a C or none on a number whose calls have mostly come with
+// A or B (share in hundredths; 50: at least half). A spoofed number looks
+// like this; so does a number ported to a carrier that does not sign.
+func (h LinkHistory) Unusual(a Attestation, share int) bool {
+	return h.Attested > 0 && 100*h.Attested >= share*h.Calls && (a == AttestC || a == AttestNone)
+}
+
+// Unattested reports whether the link was only ever made under worse
+// attestation than this call presents (never A or B, never confirmed, and
+// this call is A or B): a stranger who called first with the number may
+// have made it, so it is weak evidence for the number's real owner.
+func (h LinkHistory) Unattested(a Attestation) bool {
+	return h.Calls > 0 && h.Attested == 0 && h.Yes == 0 && attested(a)
+}
+
+// Disputed reports whether the link has been denied more often than
+// confirmed.
+func (h LinkHistory) Disputed() bool { return h.Disputes > h.Yes }
+
+// Credible reports whether a link fits a call with attestation a: it was
+// not made only under worse attestation than the call's, and the call's is
+// not unusual for it. A line's resolution prefers credible links and
+// counts only them as its sharers when it has any. A disputed link stays
+// credible: the line may be shared, so it stays a candidate, with less
+// weight.
+func (h LinkHistory) Credible(a Attestation, share int) bool {
+	return !h.Unattested(a) && !h.Unusual(a, share)
 }
 
 // Weights are the contributions of each signal, in hundredths.
@@ -92,12 +142,23 @@ type Weights struct {
 	ExternalID, CustomerRef                     int
 	Recency                                     int
 	RecencyDays                                 int // a last call within this many days earns Recency
+	// History rules (docs/SCORING.md).
+	Disputed    int // taken from the ANI contribution per dispute in excess of confirmations
+	Confirmed   int // added to the ANI contribution when confirmations outnumber disputes
+	DormantDays int // a link silent this many days cannot reuse on the number alone; 0: no limit
 }
 
 // Thresholds are the band boundaries, in hundredths.
 type Thresholds struct {
 	Reuse, Confirm         int
 	VeryHigh, High, Medium int
+	// HouseholdReuse is the confidence a landline or a line of unknown type
+	// needs to reuse on the number alone; 100 (the default): never, as the
+	// number alone cannot reach it.
+	HouseholdReuse int
+	// UsualAttestation is the share of a link's calls that came with A or
+	// B from which a C or none call on it is unusual.
+	UsualAttestation int
 }
 
 // DefaultWeights are the documented default contributions.
@@ -106,12 +167,13 @@ func DefaultWeights() Weights {
 		ANIMobile: 50, ANILandline: 40, ANIUnknown: 40, ANIVoIP: 25,
 		SharedFactor: 75, StirFailed: 30, StirA: 5,
 		ExternalID: 40, CustomerRef: 50, Recency: 5, RecencyDays: 7,
+		Disputed: 10, Confirmed: 5, DormantDays: 45,
 	}
 }
 
 // DefaultThresholds are the documented default bands.
 func DefaultThresholds() Thresholds {
-	return Thresholds{Reuse: 50, Confirm: 30, VeryHigh: 90, High: 70, Medium: 50}
+	return Thresholds{Reuse: 50, Confirm: 30, VeryHigh: 90, High: 70, Medium: 50, HouseholdReuse: 100, UsualAttestation: 50}
 }
 
 // Match is the outcome of scoring. Confidence is in hundredths so that no
@@ -149,6 +211,16 @@ func Assess(s Signals, w Weights, t Thresholds) Match {
 			ani += w.StirA
 			m.Sources = append(m.Sources, "stir:A")
 		}
+		// A dispute on a line now known to be shared is explained by the
+		// sharing: another member called.
+		switch net := s.Link.Yes - s.Link.Disputes; {
+		case net < 0 && !s.ANIShared:
+			ani = max(ani+net*w.Disputed, 0)
+			m.Sources = append(m.Sources, "ani:disputed")
+		case net > 0:
+			ani += w.Confirmed
+			m.Sources = append(m.Sources, "ani:confirmed")
+		}
 	}
 	if s.ANIConflict {
 		m.Sources = append(m.Sources, "ani:conflict")
@@ -178,10 +250,38 @@ func Assess(s Signals, w Weights, t Thresholds) Match {
 	if s.ANIShared && aniAlone && m.Recommendation == Reuse {
 		m.Recommendation = Confirm
 	}
+	if aniAlone && m.Recommendation == Reuse {
+		if cap := s.cap(m.Confidence, w, t); cap != "" {
+			m.Recommendation = Confirm
+			m.Sources = append(m.Sources, cap)
+		} else if s.Link.Disputed() && !s.ANIShared {
+			m.Recommendation = Confirm // ani:disputed is already named
+		}
+	}
+	if s.HistoryChose && matched {
+		m.Sources = append(m.Sources, "ani:history")
+	}
 	if !matched {
 		m = Match{Level: Low, Recommendation: Ignore, Sources: []string{}}
 	}
 	return m
+}
+
+// cap names the history rule that keeps a reuse on the number alone at
+// confirm, or returns "". The first that applies is named.
+func (s Signals) cap(c int, w Weights, t Thresholds) string {
+	lt := s.LineType
+	switch {
+	case s.Link.Unusual(s.Attestation, t.UsualAttestation):
+		return "stir:unusual"
+	case s.Link.Unattested(s.Attestation):
+		return "ani:unattested"
+	case w.DormantDays > 0 && s.Link.DaysSilent >= w.DormantDays:
+		return "ani:dormant"
+	case (lt == "" || lt == Unknown || lt == Landline) && c < t.HouseholdReuse:
+		return "ani:household"
+	}
+	return ""
 }
 
 func aniWeight(lt LineType, w Weights) int {
@@ -236,11 +336,14 @@ func Apply(w *Weights, t *Thresholds, weights, thresholds map[string]float64) er
 		"ani_mobile": &w.ANIMobile, "ani_landline": &w.ANILandline, "ani_unknown": &w.ANIUnknown,
 		"ani_voip": &w.ANIVoIP, "ani_shared_factor": &w.SharedFactor, "stir_failed": &w.StirFailed,
 		"stir_a": &w.StirA, "external_id": &w.ExternalID, "customer_ref": &w.CustomerRef, "recency": &w.Recency,
+		"ani_disputed": &w.Disputed, "ani_confirmed": &w.Confirmed,
 	}
-	tf := map[string]*int{"reuse": &t.Reuse, "confirm": &t.Confirm, "very_high": &t.VeryHigh, "high": &t.High, "medium": &t.Medium}
+	tf := map[string]*int{"reuse": &t.Reuse, "confirm": &t.Confirm, "very_high": &t.VeryHigh, "high": &t.High, "medium": &t.Medium,
+		"household_reuse": &t.HouseholdReuse, "usual_attestation": &t.UsualAttestation}
+	days := map[string]*int{"recency_days": &w.RecencyDays, "dormant_days": &w.DormantDays}
 	for name, v := range weights {
-		if name == "recency_days" {
-			w.RecencyDays = int(v)
+		if p, ok := days[name]; ok {
+			*p = int(v)
 			continue
 		}
 		p, ok := wf[name]

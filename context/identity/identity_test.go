@@ -95,3 +95,79 @@ func TestHundredths(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryRules checks each rule of docs/SCORING.md on its own, against
+// the same call without the history that triggers it.
+func TestHistoryRules(t *testing.T) {
+	const none = -1
+	mobileA := func(h LinkHistory) Signals {
+		return Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestA, DaysSinceLastCall: none, Link: h}
+	}
+	withAtt := func(s Signals, a Attestation) Signals { s.Attestation = a; return s }
+	usualA := LinkHistory{Calls: 4, Attested: 4, DaysSilent: 3}
+	tests := []struct {
+		name    string
+		in      Signals
+		conf    int
+		rec     Recommendation
+		sources []string
+	}{
+		{"a number that always came with A, now C", withAtt(mobileA(usualA), AttestC), 50, Confirm, []string{"ani:mobile", "stir:unusual"}},
+		{"... now with no attestation", withAtt(mobileA(usualA), AttestNone), 50, Confirm, []string{"ani:mobile", "stir:unusual"}},
+		{"... now B is usual enough", withAtt(mobileA(usualA), AttestB), 50, Reuse, []string{"ani:mobile"}},
+		{"... now A", mobileA(usualA), 55, Reuse, []string{"ani:mobile", "stir:A"}},
+		{"a number mostly unsigned, now none", withAtt(mobileA(LinkHistory{Calls: 5, Attested: 2, DaysSilent: 3}), AttestNone), 50, Reuse, []string{"ani:mobile"}},
+		{"a link made only under C, now A", mobileA(LinkHistory{Calls: 2, DaysSilent: 3}), 55, Confirm, []string{"ani:mobile", "stir:A", "ani:unattested"}},
+		{"... confirmed once, now A", mobileA(LinkHistory{Calls: 2, Yes: 1, DaysSilent: 3}), 60, Reuse, []string{"ani:mobile", "stir:A", "ani:confirmed"}},
+		{"... now C", withAtt(mobileA(LinkHistory{Calls: 2, DaysSilent: 3}), AttestC), 50, Reuse, []string{"ani:mobile"}},
+		{"a disputed link", mobileA(LinkHistory{Calls: 3, Attested: 3, Disputes: 1}), 45, Confirm, []string{"ani:mobile", "stir:A", "ani:disputed"}},
+		{"a disputed link called yesterday stays at confirm", Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestA, DaysSinceLastCall: 1,
+			Link: LinkHistory{Calls: 3, Attested: 3, Disputes: 1}}, 50, Confirm, []string{"ani:mobile", "stir:A", "ani:disputed", "recency:1day"}},
+		{"twice disputed", mobileA(LinkHistory{Calls: 3, Attested: 3, Disputes: 2}), 35, Confirm, []string{"ani:mobile", "stir:A", "ani:disputed"}},
+		{"three times disputed", mobileA(LinkHistory{Calls: 3, Attested: 3, Disputes: 3}), 25, Ignore, []string{"ani:mobile", "stir:A", "ani:disputed"}},
+		{"a dispute on a line now shared is the sharing", Signals{ANIMatch: true, LineType: Mobile, ANIShared: true, Attestation: AttestA, DaysSinceLastCall: none,
+			Link: LinkHistory{Calls: 3, Attested: 3, Disputes: 1}}, 43, Confirm, []string{"ani:mobile", "ani:shared", "stir:A"}},
+		{"disputed, then confirmed as often", mobileA(LinkHistory{Calls: 3, Attested: 3, Disputes: 1, Yes: 1}), 55, Reuse, []string{"ani:mobile", "stir:A"}},
+		{"a link silent 45 days", mobileA(LinkHistory{Calls: 3, Attested: 3, DaysSilent: 45}), 55, Confirm, []string{"ani:mobile", "stir:A", "ani:dormant"}},
+		{"... 44 days", mobileA(LinkHistory{Calls: 3, Attested: 3, DaysSilent: 44}), 55, Reuse, []string{"ani:mobile", "stir:A"}},
+		{"a dormant link with a CRM id", Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestA, ExternalIDMatch: true, DaysSinceLastCall: none,
+			Link: LinkHistory{Calls: 3, Attested: 3, DaysSilent: 60}}, 95, Reuse, []string{"ani:mobile", "stir:A", "external_id"}},
+		{"a landline alone at 0.5", Signals{ANIMatch: true, LineType: Landline, Attestation: AttestA, DaysSinceLastCall: 2, Link: LinkHistory{Calls: 1, Attested: 1}},
+			50, Confirm, []string{"ani:landline", "stir:A", "recency:2day", "ani:household"}},
+		{"a line of unknown type alone", Signals{ANIMatch: true, Attestation: AttestA, DaysSinceLastCall: 2, Link: LinkHistory{Calls: 1, Attested: 1}},
+			50, Confirm, []string{"ani:unknown", "stir:A", "recency:2day", "ani:household"}},
+		{"a landline with a customer_ref", Signals{ANIMatch: true, LineType: Landline, CustomerRefMatch: true, DaysSinceLastCall: 2},
+			95, Reuse, []string{"ani:landline", "customer_ref", "recency:2day"}},
+		{"history chose among the line's links", Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestA, DaysSinceLastCall: none,
+			Link: LinkHistory{Calls: 3, Attested: 3}, HistoryChose: true}, 55, Reuse, []string{"ani:mobile", "stir:A", "ani:history"}},
+	}
+	for _, tt := range tests {
+		got := Assess(tt.in, DefaultWeights(), DefaultThresholds())
+		if got.Confidence != tt.conf || got.Recommendation != tt.rec || !slices.Equal(got.Sources, tt.sources) {
+			t.Errorf("%s: Assess = %d %s %q, want %d %s %q", tt.name, got.Confidence, got.Recommendation, got.Sources, tt.conf, tt.rec, tt.sources)
+		}
+	}
+}
+
+func TestHistoryRulesConfigurable(t *testing.T) {
+	w, th := DefaultWeights(), DefaultThresholds()
+	err := Apply(&w, &th, map[string]float64{"ani_disputed": 0.1, "ani_confirmed": 0, "dormant_days": 0},
+		map[string]float64{"household_reuse": 0.5, "usual_attestation": 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	landline := Signals{ANIMatch: true, LineType: Landline, Attestation: AttestA, DaysSinceLastCall: 2, Link: LinkHistory{Calls: 3, Attested: 2, Disputes: 1, Yes: 0, DaysSilent: 200}}
+	got := Assess(landline, w, th)
+	// 40 + 5 - 10 (one dispute) + 5 recency = 40: confirm by score, and no cap is named.
+	if got.Confidence != 40 || got.Recommendation != Confirm || slices.Contains(got.Sources, "ani:household") {
+		t.Errorf("Assess(landline) = %d %s %q, want 40 confirm without ani:household", got.Confidence, got.Recommendation, got.Sources)
+	}
+	landline.Link.Disputes, landline.Attestation = 0, AttestNone // 2 of 3 attested is under 0.9: none is not unusual
+	if got := Assess(landline, w, th); got.Recommendation != Confirm || got.Confidence != 45 {
+		t.Errorf("Assess(landline, none) = %d %s %q, want 45 confirm", got.Confidence, got.Recommendation, got.Sources)
+	}
+	landline.Attestation = AttestA // 50: reuse once household_reuse allows it, dormancy off
+	if got := Assess(landline, w, th); got.Recommendation != Reuse {
+		t.Errorf("Assess(landline, A) = %d %s %q, want reuse", got.Confidence, got.Recommendation, got.Sources)
+	}
+}

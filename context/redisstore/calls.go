@@ -21,22 +21,38 @@ type callBase struct {
 	ANI         string                   `json:"ani,omitempty"`
 	DNIS        string                   `json:"dnis,omitempty"`
 	ExternalIDs []callcontext.ExternalID `json:"external_ids,omitempty"`
+	Attestation identity.Attestation     `json:"att,omitempty"`
+	LineType    identity.LineType        `json:"lt,omitempty"`
+	Matched     string                   `json:"m,omitempty"`
+	Contestable bool                     `json:"mc,omitempty"`
 }
 
 func baseOf(c callcontext.CallRecord) string {
-	b, _ := json.Marshal(callBase{c.ID, c.ANI, c.DNIS, c.ExternalIDs})
+	b, _ := json.Marshal(callBase{c.ID, c.ANI, c.DNIS, c.ExternalIDs, c.Attestation, c.LineType, c.Matched, c.Contestable})
 	return string(b)
 }
 
+// answerField encodes the caller's answer to the confirm question: "1"
+// yes, "0" no, "" none yet or nothing heard.
+func answerField(confirmed, denied bool) string {
+	switch {
+	case confirmed:
+		return "1"
+	case denied:
+		return "0"
+	}
+	return ""
+}
+
 // callHash is a call record as the fields of its hash: "base"; "ref",
-// "rec", "cf" (customer, recommendation, confirmed); "st", "sp", "sr",
+// "rec", "cf" (customer, recommendation, answer: see answerField); "st", "sp", "sr",
 // "sl", "slp" (started, start print, response, lease, lease print); the
 // same with "e" for the end ("en" is ended); "co", "cs", "cr", "cc"
 // (completion time, status, customer, created); "exp". Flags are "1" or
 // "", times are ts encoded, and "" is the zero value.
 func callHash(c callcontext.CallRecord) map[string]string {
 	return map[string]string{
-		"base": baseOf(c), "ref": c.CustomerRef, "rec": string(c.Recommendation), "cf": flag(c.Confirmed),
+		"base": baseOf(c), "ref": c.CustomerRef, "rec": string(c.Recommendation), "cf": answerField(c.Confirmed, c.Denied),
 		"st": ts(c.Started), "sp": c.StartPrint, "sr": string(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
 		"en": ts(c.Ended), "ep": c.EndPrint, "er": string(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
 		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated),
@@ -88,7 +104,9 @@ func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
 		return c, fmt.Errorf("decode call record: %w", err)
 	}
 	c.ID, c.ANI, c.DNIS, c.ExternalIDs = b.ID, b.ANI, b.DNIS, b.ExternalIDs
-	c.CustomerRef, c.Recommendation, c.Confirmed = m["ref"], identity.Recommendation(m["rec"]), m["cf"] == "1"
+	c.Attestation, c.LineType, c.Matched, c.Contestable = b.Attestation, b.LineType, b.Matched, b.Contestable
+	c.CustomerRef, c.Recommendation = m["ref"], identity.Recommendation(m["rec"])
+	c.Confirmed, c.Denied = m["cf"] == "1", m["cf"] == "0"
 	c.StartPrint, c.StartResponse, c.StartLeasePrint = m["sp"], bytesOf(m["sr"]), m["slp"]
 	c.EndPrint, c.EndResponse, c.EndLeasePrint = m["ep"], bytesOf(m["er"]), m["elp"]
 	c.CompletionStatus, c.CompletedRef, c.CompletionCreated = m["cs"], m["cr"], m["cc"] == "1"
@@ -233,7 +251,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 // ConfirmCall implements callcontext.Store in one script.
 func (s *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID string, c callcontext.Confirmation) error {
 	m := merge{id: callID, mode: "confirm", ref: c.CustomerRef,
-		always: []any{"cf", flag(c.Confirmed), "ref", c.CustomerRef, "rec", string(c.Recommendation)}}
+		always: []any{"cf", answerField(c.Confirmed, c.Denied), "ref", c.CustomerRef, "rec", string(c.Recommendation)}}
 	cmd, err := s.one(ctx, "confirm call", m.run(s.names(sc)))
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) callcontext.Store) {
 		{"Claim", claimTests()},
 		{"Store", storeTests()},
 		{"Service", serviceTests()},
+		{"History", historyTests()},
 		{"Concurrency", concurrencyTests()},
 	}
 	for _, g := range groups {
