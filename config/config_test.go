@@ -210,7 +210,7 @@ func TestLoadFullFile(t *testing.T) {
 				"prod": {RateLimitPerMinute: 600, MonthlyQuota: 100000},
 				"test": {RateLimitPerMinute: 60, MonthlyQuota: 1000},
 			},
-			Twilio:  Twilio{AccountSID: "AC0123456789abcdef0123456789abcdef", AuthToken: "current", PreviousAuthToken: "previous"},
+			Twilio: Twilio{AccountSID: "AC0123456789abcdef0123456789abcdef", AuthToken: "current", PreviousAuthToken: "previous"},
 			Scoring: Scoring{Weights: map[string]float64{"ani_voip": 0.2, "recency_days": 14, "dormant_days": 0, "ani_confirmed": 0.1},
 				Thresholds: map[string]float64{"reuse": 0.5, "confirm": 0.3, "household_reuse": 0.5, "usual_attestation": 0.8}},
 		},

@@ -43,13 +43,15 @@ func seedVariables(i int) map[string]string {
 // seedRecord is customer i as the end of its call at ended wrote it.
 func seedRecord(i int, ended time.Time) callcontext.Record {
 	link := callcontext.Link{LastCall: ended, Expires: ended.Add(seedLinkTTL)}
+	aniLink := link
+	aniLink.Calls = 1 // the seeded call, which came with no attestation
 	vars := map[string]callcontext.Variable{}
 	for k, v := range seedVariables(i) {
 		vars[k] = callcontext.Variable{Value: v, Source: seedCallID(i), Expires: ended.Add(seedVariableTTL)}
 	}
 	return callcontext.Record{
 		Ref: customerRef(i), Version: 1, Created: ended, FirstCall: ended, LastCall: ended,
-		ANIs:        map[string]callcontext.Link{customerANI(i): link},
+		ANIs:        map[string]callcontext.Link{customerANI(i): aniLink},
 		ExternalIDs: map[string]callcontext.Link{"crm_id:" + customerCRM(i): link},
 		Intents:     []callcontext.Intent{{Name: seedIntent, Status: "open", Attempts: 1, Opened: ended, LastCall: ended}},
 		Variables:   vars,

@@ -38,7 +38,7 @@ type Observer interface {
 
 type noObserver struct{}
 
-func (noObserver) Answered(Answer)                  {}
+func (noObserver) Answered(Answer)                   {}
 func (noObserver) Corrected(identity.Recommendation) {}
 
 // WithObserver makes the service report recognition evidence to o.

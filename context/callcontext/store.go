@@ -231,12 +231,12 @@ type CallRecord struct {
 	// Contestable: a "no" or an end naming another customer counts against
 	// Matched's link to the ANI (the line was not known to be shared, and
 	// the call's attestation fit the link).
-	Contestable bool `json:"contestable,omitempty"`
-	Ended           time.Time               `json:"ended,omitzero"`
-	EndPrint        string                  `json:"end_print,omitempty"`
-	EndResponse     []byte                  `json:"end_response,omitempty"`
-	EndLease        time.Time               `json:"end_lease,omitzero"`
-	EndLeasePrint   string                  `json:"end_lease_print,omitempty"`
+	Contestable   bool      `json:"contestable,omitempty"`
+	Ended         time.Time `json:"ended,omitzero"`
+	EndPrint      string    `json:"end_print,omitempty"`
+	EndResponse   []byte    `json:"end_response,omitempty"`
+	EndLease      time.Time `json:"end_lease,omitzero"`
+	EndLeasePrint string    `json:"end_lease_print,omitempty"`
 	// Completion: set once, by the voice status callback.
 	Completed         time.Time `json:"completed,omitzero"`
 	CompletionStatus  string    `json:"completion_status,omitempty"`
