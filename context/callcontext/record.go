@@ -185,7 +185,7 @@ func (r *Record) view(now time.Time) CustomerView {
 		CustomerRef: r.Ref, FirstCallAt: optTimestamp(r.FirstCall), LastCallAt: optTimestamp(r.LastCall),
 		Links:       LinksView{ANIs: []ANILinkView{}, ExternalIDs: []ExtLinkView{}},
 		OpenIntents: intentViews(r), ClosedIntents: []ClosedIntentView{},
-		Variables: map[string]StoredVariableView{},
+		Variables: map[string]StoredVariableView{}, Confirmations: r.Yes, Disputes: r.Disputes,
 	}
 	for _, ani := range slices.Sorted(maps.Keys(r.ANIs)) {
 		l := r.ANIs[ani]

@@ -87,6 +87,10 @@ type CustomerView struct {
 	OpenIntents   []IntentView                  `json:"open_intents"`
 	ClosedIntents []ClosedIntentView            `json:"closed_intents"`
 	Variables     map[string]StoredVariableView `json:"variables"`
+	// Over all of the customer's numbers, the calls that confirmed or
+	// denied that the caller was this customer.
+	Confirmations int `json:"confirmations"`
+	Disputes      int `json:"disputes"`
 }
 
 // LinksView lists a customer's live links.

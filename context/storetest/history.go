@@ -170,6 +170,9 @@ func testHistoryAnswers(t *testing.T, s callcontext.Store) {
 	if l := h.link("cust_bea", "+14155550183"); l.Disputes != 1 || l.Confirmations != 1 {
 		t.Errorf("link after nothing heard and a yes: %+v, want 1 dispute, 1 confirmation", l)
 	}
+	if v := h.customer("cust_bea"); v.Disputes != 1 || v.Confirmations != 1 {
+		t.Errorf("customer after a no, nothing heard and a yes: %d disputes, %d confirmations; want 1, 1", v.Disputes, v.Confirmations)
+	}
 	h.at(21 * day)
 	r, _ = h.start(`{"call_id":"a7",` + line + `}`)
 	expect(t, "disputed once, confirmed once", r, "cust_bea", identity.Confirm, "ani:unknown", "recency:1day")
@@ -200,6 +203,9 @@ func testHistoryCorrection(t *testing.T, s callcontext.Store) {
 	}
 	if v := h.link("cust_lee", "+14155550181"); v.Calls != 1 || v.AttestedCalls != 1 {
 		t.Errorf("named customer's link: %+v, want 1 attested call", v)
+	}
+	if v := h.customer("cust_kim"); v.Disputes != 1 || v.Confirmations != 0 {
+		t.Errorf("corrected customer: %d disputes, %d confirmations; want 1, 0", v.Disputes, v.Confirmations)
 	}
 	if want := map[identity.Recommendation]int{identity.Reuse: 1}; !equalCounts(o.corrected, want) {
 		t.Errorf("observed corrections %v, want %v", o.corrected, want)
