@@ -179,8 +179,9 @@ func (l *loader) scoring(where string, in scoringFile) Scoring {
 
 // The names of the scoring overrides (docs/SCORING.md).
 var (
-	thresholdNames = []string{"reuse", "confirm", "very_high", "high", "medium", "household_reuse", "usual_attestation"}
-	weightNames    = []string{"ani_mobile", "ani_landline", "ani_unknown", "ani_voip", "ani_shared_factor",
+	thresholdNames = []string{"reuse", "confirm", "very_high", "high", "medium", "household_reuse",
+		"unusual_reuse", "unattested_reuse", "dormant_reuse", "disputed_reuse", "usual_attestation"}
+	weightNames = []string{"ani_mobile", "ani_landline", "ani_unknown", "ani_voip", "ani_shared_factor",
 		"stir_failed", "stir_a", "external_id", "customer_ref", "recency", "ani_disputed", "ani_confirmed"}
 )
 

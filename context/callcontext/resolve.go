@@ -26,7 +26,7 @@ func resolve(f Found, h Hints, ani string, att identity.Attestation, t identity.
 	live := liveIn(f, now)
 	aniRefs := lineRefs(f, ani, now, live)
 	credible := slices.DeleteFunc(slices.Clone(aniRefs), func(ref string) bool {
-		return !live(ref).ANIs[ani].history(now).Credible(att, t.UsualAttestation)
+		return !t.Credible(live(ref).ANIs[ani].history(now), att)
 	})
 	sharers := aniRefs
 	if len(credible) > 0 {

@@ -124,14 +124,14 @@ func (h LinkHistory) Unattested(a Attestation) bool {
 // confirmed.
 func (h LinkHistory) Disputed() bool { return h.Disputes > h.Yes }
 
-// Credible reports whether a link fits a call with attestation a: it was
-// not made only under worse attestation than the call's, and the call's is
-// not unusual for it. A line's resolution prefers credible links and
-// counts only them as its sharers when it has any. A disputed link stays
-// credible: the line may be shared, so it stays a candidate, with less
-// weight.
-func (h LinkHistory) Credible(a Attestation, share int) bool {
-	return !h.Unattested(a) && !h.Unusual(a, share)
+// Credible reports whether a link fits a call with attestation a under
+// t's rules: it was not made only under worse attestation than the call's,
+// and the call's is not unusual for it. A line's resolution prefers
+// credible links and counts only them as its sharers when it has any. A
+// disputed link stays credible: the line may be shared, so it stays a
+// candidate, with less weight.
+func (t Thresholds) Credible(h LinkHistory, a Attestation) bool {
+	return !(t.UnattestedReuse > 0 && h.Unattested(a)) && !(t.UnusualReuse > 0 && h.Unusual(a, t.UsualAttestation))
 }
 
 // Weights are the contributions of each signal, in hundredths.
@@ -152,10 +152,14 @@ type Weights struct {
 type Thresholds struct {
 	Reuse, Confirm         int
 	VeryHigh, High, Medium int
-	// HouseholdReuse is the confidence a landline or a line of unknown type
-	// needs to reuse on the number alone; 100 (the default): never, as the
-	// number alone cannot reach it.
-	HouseholdReuse int
+	// The confidence a reuse on the number alone needs when a history rule
+	// applies (docs/SCORING.md): 100, the default, is never, as the number
+	// alone cannot reach it; 0 turns the rule off.
+	HouseholdReuse  int // a landline or a line of unknown type
+	UnusualReuse    int // a call whose attestation is worse than the link's usual
+	UnattestedReuse int // a link made only under worse attestation than the call's
+	DormantReuse    int // a link silent for Weights.DormantDays
+	DisputedReuse   int // a link denied more often than confirmed, on a line not shared
 	// UsualAttestation is the share of a link's calls that came with A or
 	// B from which a C or none call on it is unusual.
 	UsualAttestation int
@@ -173,7 +177,8 @@ func DefaultWeights() Weights {
 
 // DefaultThresholds are the documented default bands.
 func DefaultThresholds() Thresholds {
-	return Thresholds{Reuse: 50, Confirm: 30, VeryHigh: 90, High: 70, Medium: 50, HouseholdReuse: 100, UsualAttestation: 50}
+	return Thresholds{Reuse: 50, Confirm: 30, VeryHigh: 90, High: 70, Medium: 50,
+		HouseholdReuse: 100, UnusualReuse: 100, UnattestedReuse: 100, DormantReuse: 100, DisputedReuse: 100, UsualAttestation: 50}
 }
 
 // Match is the outcome of scoring. Confidence is in hundredths so that no
@@ -251,11 +256,11 @@ func Assess(s Signals, w Weights, t Thresholds) Match {
 		m.Recommendation = Confirm
 	}
 	if aniAlone && m.Recommendation == Reuse {
-		if cap := s.cap(m.Confidence, w, t); cap != "" {
+		if source, capped := s.cap(m.Confidence, w, t); capped {
 			m.Recommendation = Confirm
-			m.Sources = append(m.Sources, cap)
-		} else if s.Link.Disputed() && !s.ANIShared {
-			m.Recommendation = Confirm // ani:disputed is already named
+			if source != "" {
+				m.Sources = append(m.Sources, source)
+			}
 		}
 	}
 	if s.HistoryChose && matched {
@@ -267,21 +272,28 @@ func Assess(s Signals, w Weights, t Thresholds) Match {
 	return m
 }
 
-// cap names the history rule that keeps a reuse on the number alone at
-// confirm, or returns "". The first that applies is named.
-func (s Signals) cap(c int, w Weights, t Thresholds) string {
+// cap reports whether a history rule keeps a reuse of confidence c on the
+// number alone at confirm, and the source that names it ("" when a source
+// already does). The first rule that applies is named.
+func (s Signals) cap(c int, w Weights, t Thresholds) (string, bool) {
 	lt := s.LineType
-	switch {
-	case s.Link.Unusual(s.Attestation, t.UsualAttestation):
-		return "stir:unusual"
-	case s.Link.Unattested(s.Attestation):
-		return "ani:unattested"
-	case w.DormantDays > 0 && s.Link.DaysSilent >= w.DormantDays:
-		return "ani:dormant"
-	case (lt == "" || lt == Unknown || lt == Landline) && c < t.HouseholdReuse:
-		return "ani:household"
+	rules := []struct {
+		applies bool
+		need    int
+		source  string
+	}{
+		{s.Link.Disputed() && !s.ANIShared, t.DisputedReuse, ""}, // ani:disputed
+		{s.Link.Unusual(s.Attestation, t.UsualAttestation), t.UnusualReuse, "stir:unusual"},
+		{s.Link.Unattested(s.Attestation), t.UnattestedReuse, "ani:unattested"},
+		{w.DormantDays > 0 && s.Link.DaysSilent >= w.DormantDays, t.DormantReuse, "ani:dormant"},
+		{lt == "" || lt == Unknown || lt == Landline, t.HouseholdReuse, "ani:household"},
 	}
-	return ""
+	for _, r := range rules {
+		if r.applies && c < r.need {
+			return r.source, true
+		}
+	}
+	return "", false
 }
 
 func aniWeight(lt LineType, w Weights) int {
@@ -339,7 +351,8 @@ func Apply(w *Weights, t *Thresholds, weights, thresholds map[string]float64) er
 		"ani_disputed": &w.Disputed, "ani_confirmed": &w.Confirmed,
 	}
 	tf := map[string]*int{"reuse": &t.Reuse, "confirm": &t.Confirm, "very_high": &t.VeryHigh, "high": &t.High, "medium": &t.Medium,
-		"household_reuse": &t.HouseholdReuse, "usual_attestation": &t.UsualAttestation}
+		"household_reuse": &t.HouseholdReuse, "unusual_reuse": &t.UnusualReuse, "unattested_reuse": &t.UnattestedReuse,
+		"dormant_reuse": &t.DormantReuse, "disputed_reuse": &t.DisputedReuse, "usual_attestation": &t.UsualAttestation}
 	days := map[string]*int{"recency_days": &w.RecencyDays, "dormant_days": &w.DormantDays}
 	for name, v := range weights {
 		if p, ok := days[name]; ok {

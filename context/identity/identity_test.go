@@ -171,3 +171,33 @@ func TestHistoryRulesConfigurable(t *testing.T) {
 		t.Errorf("Assess(landline, A) = %d %s %q, want reuse", got.Confidence, got.Recommendation, got.Sources)
 	}
 }
+
+// TestHistoryRulesOff checks that each rule's reuse threshold at 0 turns
+// the rule off, and only that rule.
+func TestHistoryRulesOff(t *testing.T) {
+	mobile := func(a Attestation, h LinkHistory) Signals {
+		return Signals{ANIMatch: true, LineType: Mobile, Attestation: a, DaysSinceLastCall: -1, Link: h}
+	}
+	tests := []struct {
+		threshold string
+		in        Signals
+	}{
+		{"unusual_reuse", mobile(AttestC, LinkHistory{Calls: 2, Attested: 2})},
+		{"unattested_reuse", mobile(AttestA, LinkHistory{Calls: 2})},
+		{"dormant_reuse", mobile(AttestA, LinkHistory{Calls: 2, Attested: 2, DaysSilent: 60})},
+		{"disputed_reuse", Signals{ANIMatch: true, LineType: Mobile, Attestation: AttestA, DaysSinceLastCall: 1, Link: LinkHistory{Calls: 2, Attested: 2, Disputes: 1}}},
+		{"household_reuse", Signals{ANIMatch: true, LineType: Landline, Attestation: AttestA, DaysSinceLastCall: 1}},
+	}
+	for _, tt := range tests {
+		if got := Assess(tt.in, DefaultWeights(), DefaultThresholds()); got.Recommendation != Confirm {
+			t.Errorf("%s on: %d %s %q, want confirm", tt.threshold, got.Confidence, got.Recommendation, got.Sources)
+		}
+		w, th := DefaultWeights(), DefaultThresholds()
+		if err := Apply(&w, &th, nil, map[string]float64{tt.threshold: 0}); err != nil {
+			t.Fatal(err)
+		}
+		if got := Assess(tt.in, w, th); got.Recommendation != Reuse {
+			t.Errorf("%s off: %d %s %q, want reuse", tt.threshold, got.Confidence, got.Recommendation, got.Sources)
+		}
+	}
+}
