@@ -40,7 +40,7 @@ func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string)
 				break
 			}
 			if e.corrected {
-				s.observer.Corrected(e.call.Recommendation)
+				s.observer.Corrected(e.call.startTier())
 			}
 			return Reply{Body: e.body}, nil
 		}

@@ -245,6 +245,15 @@ type CallRecord struct {
 	Expires           time.Time `json:"expires"`
 }
 
+// startTier is the recommendation the call's start answered: an answer to
+// the confirm question has changed Recommendation since.
+func (c CallRecord) startTier() identity.Recommendation {
+	if c.Confirmed || (c.Matched != "" && c.Recommendation == identity.Ignore) {
+		return identity.Confirm
+	}
+	return c.Recommendation
+}
+
 // Confirmation is a caller's answer to the confirm question: the customer
 // and recommendation the call continues with.
 type Confirmation struct {

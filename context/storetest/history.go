@@ -213,6 +213,14 @@ func testHistoryCorrection(t *testing.T, s callcontext.Store) {
 	h.at(11 * day)
 	r, _ = h.start(`{"call_id":"k3",` + mobileLine + `"A"}}`)
 	expect(t, "after the correction", r, "cust_lee", identity.Confirm, "ani:mobile", "ani:shared", "stir:A", "recency:1day")
+	h.answer("k3", callcontext.AnswerNone)
+	h.end(`{"call_id":"k3","customer_ref":"cust_max"}`)
+	if l := h.link("cust_lee", "+14155550181"); l.Disputes != 0 {
+		t.Errorf("a line known to be shared: %+v, want no dispute (another member called)", l)
+	}
+	if want := map[identity.Recommendation]int{identity.Reuse: 1, identity.Confirm: 1}; !equalCounts(o.corrected, want) {
+		t.Errorf("observed corrections %v, want %v", o.corrected, want)
+	}
 }
 
 func testHistoryDormant(t *testing.T, s callcontext.Store) {
