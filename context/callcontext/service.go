@@ -29,6 +29,8 @@ type Service struct {
 // can estimate the wrong-person rate from live traffic. Its methods must
 // return at once.
 type Observer interface {
+	// Started is a start answered at tier (replays are not counted).
+	Started(tier identity.Recommendation)
 	// Answered is a caller's answer to the confirm question.
 	Answered(a Answer)
 	// Corrected is an agent's end that named another customer than the
@@ -38,6 +40,7 @@ type Observer interface {
 
 type noObserver struct{}
 
+func (noObserver) Started(identity.Recommendation)   {}
 func (noObserver) Answered(Answer)                   {}
 func (noObserver) Corrected(identity.Recommendation) {}
 
@@ -133,11 +136,12 @@ func (s *Service) Start(ctx context.Context, sc Scope, req StartRequest, key str
 	if reply != nil || err != nil {
 		return derefReply(reply), err
 	}
-	body, err := s.start(ctx, sc, req, c, res.Found)
+	body, tier, err := s.start(ctx, sc, req, c, res.Found)
 	if err != nil {
 		s.release(ctx, sc, c)
 		return Reply{}, err
 	}
+	s.observer.Started(tier)
 	return Reply{Body: body}, nil
 }
 
@@ -149,7 +153,7 @@ func derefReply(r *Reply) Reply {
 }
 
 // start answers a claimed start from what the claim found for its hints.
-func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim, found Found) ([]byte, error) {
+func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim, found Found) ([]byte, identity.Recommendation, error) {
 	pol := s.policy(sc.Tenant)
 	ani, ids := c.Query.ANI, c.Query.ExternalIDs
 	lt, ltSource := s.lineType(ctx, sc, req, ani, found.ANI.LineType)
@@ -161,7 +165,7 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	result.Greeting = s.greeter.Greet(&result)
 	body, err := json.Marshal(result)
 	if err != nil {
-		return nil, fmt.Errorf("encode start: %w", err)
+		return nil, "", fmt.Errorf("encode start: %w", err)
 	}
 	remember := identity.Unknown
 	if ltSource == "request" || ltSource == "lookup" {
@@ -180,9 +184,9 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	}
 	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable}
 	if err := s.store.SaveStart(ctx, sc, commit); err != nil {
-		return nil, fmt.Errorf("save start: %w", err)
+		return nil, "", fmt.Errorf("save start: %w", err)
 	}
-	return body, nil
+	return body, m.Recommendation, nil
 }
 
 // revealed lists the customers a start's answer shows: the matched one and

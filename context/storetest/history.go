@@ -32,6 +32,8 @@ type observed struct {
 	corrected map[identity.Recommendation]int
 }
 
+func (o *observed) Started(identity.Recommendation) {}
+
 func (o *observed) Answered(a callcontext.Answer) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
