@@ -36,7 +36,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	calls, err := newService(cfg, be.store, greeter, callcontext.NoLookup{})
+	calls, err := newService(cfg, be.store, greeter, callcontext.NoLookup{}, time.Now)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@
 //	stickycalls keys list
 //	stickycalls keys revoke KEY_ID
 //	stickycalls call --from NUMBER --to NUMBER [--digits 1]
+//	stickycalls simulate [--seed 1] [--out docs/RECOGNITION.md]
 package main
 
 import (
@@ -33,6 +34,7 @@ const usage = `usage:
   stickycalls keys revoke KEY_ID
   stickycalls call --from +14155551234 --to +18005550100 [--digits 1] [--url http://localhost:8080]
   stickycalls health [--url http://127.0.0.1:8080/readyz]   exit 0 when ready (container health checks)
+  stickycalls simulate [--seed 1] [--customers 10000] [--calls 50000] [--out docs/RECOGNITION.md] [--url URL --key KEY]   measure recognition on a generated call history
   stickycalls bench [--quick] [--customers 10000,1000000] [--out docs/PERFORMANCE.md]   measure against a Redis floor
 `
 
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return call(ctx, args, getenv, stdout)
 	case "health":
 		return health(ctx, args)
+	case "simulate":
+		return simulation(ctx, args, getenv, stdout)
 	case "bench":
 		return bench(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -41,36 +41,68 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return err
 	}
 	defer be.close()
-	store := be.store
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background := make(chan struct{})
 	go func() { defer close(background); be.run(bgCtx) }()
 	defer func() { stopBackground(); <-background }()
 
-	greeter, err := newGreeter(cfg)
-	if err != nil {
-		return err
-	}
-	lines := lineTyper(cfg, store, logger)
-	calls, err := newService(cfg, store, greeter, lines)
-	if err != nil {
-		return err
-	}
-	if err := firstKey(ctx, calls, stdout); err != nil {
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(be.collectors...)
-	shutdown := make(chan struct{}) // closed by srv.Shutdown: open media streams get a close frame
-	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
-	tw.Shutdown, tw.Streams = shutdown, &sync.WaitGroup{}
-	handler := httpapi.NewHandler(logger, calls, reg, &tw, be.limiter)
-	err = listenAndServe(ctx, cfg, handler, logger, shutdown)
+	a, err := newApp(cfg, be, logger, reg, outside{now: time.Now})
+	if err != nil {
+		return err
+	}
+	if err := firstKey(ctx, a.calls, stdout); err != nil {
+		return err
+	}
+	err = listenAndServe(ctx, cfg, a.handler, logger, a.shutdown)
 	// Streams outlive Shutdown (their connections are hijacked); they may
 	// still be saving a call, so the store closes only after them.
-	waitFor(tw.Streams, cfg.ShutdownTimeout)
+	waitFor(a.streams, cfg.ShutdownTimeout)
 	return err
+}
+
+// outside is what the service takes from outside the process: the clock,
+// the network Lookup goes through and the source of fresh customer refs.
+// serve takes the real ones; simulate injects its own.
+type outside struct {
+	now    func() time.Time
+	lookup http.RoundTripper // nil: http.DefaultTransport
+	refs   func() string     // nil: crypto/rand
+}
+
+// app is the service as serve runs it: the domain service and the one
+// handler over it, with what shutting it down needs.
+type app struct {
+	calls    *callcontext.Service
+	handler  http.Handler
+	shutdown chan struct{}   // close it to end open media streams
+	streams  *sync.WaitGroup // open media streams
+}
+
+// newApp wires the service and its handler from the configuration over an
+// open store: greetings, Lookup, scoring policies, the voice webhooks and
+// the REST API. serve and simulate both build the service here.
+func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheus.Registry, w outside) (app, error) {
+	greeter, err := newGreeter(cfg)
+	if err != nil {
+		return app{}, err
+	}
+	lines := lineTyper(cfg, be.store, logger, w)
+	opts := []callcontext.Option{callcontext.WithObserver(newRecognition(reg))}
+	if w.refs != nil {
+		opts = append(opts, callcontext.WithRefs(w.refs))
+	}
+	calls, err := newService(cfg, be.store, greeter, lines, w.now, opts...)
+	if err != nil {
+		return app{}, err
+	}
+	a := app{calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
+	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
+	tw.Now, tw.Shutdown, tw.Streams = w.now, a.shutdown, a.streams
+	a.handler = httpapi.NewHandler(logger, calls, reg, &tw, be.limiter)
+	return a, nil
 }
 
 // waitFor waits for wg, at most d. After d its waiter goroutine is left to
@@ -85,18 +117,18 @@ func waitFor(wg *sync.WaitGroup, d time.Duration) {
 }
 
 // newService wires the domain service from the configuration.
-func newService(cfg config.Config, store callcontext.Store, greeter callcontext.Greeter, lines callcontext.LineTyper) (*callcontext.Service, error) {
+func newService(cfg config.Config, store callcontext.Store, greeter callcontext.Greeter, lines callcontext.LineTyper, now func() time.Time, opts ...callcontext.Option) (*callcontext.Service, error) {
 	policies, err := policiesOf(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return callcontext.NewService(store, lines, greeter, time.Now, policies, callcontext.Durations{Lease: cfg.IdempotencyLease}), nil
+	return callcontext.NewService(store, lines, greeter, now, policies, callcontext.Durations{Lease: cfg.IdempotencyLease}, opts...), nil
 }
 
 // lineTyper is Twilio Lookup for the tenants with Lookup credentials (an
 // account SID with its auth token or an API key and secret), answers cached
 // in the store; without any, line types come from requests and memory.
-func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger) callcontext.LineTyper {
+func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger, w outside) callcontext.LineTyper {
 	creds := map[string]lookup.Credentials{}
 	for name, t := range cfg.Tenants {
 		tw := t.Twilio
@@ -107,7 +139,7 @@ func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger
 	if len(creds) == 0 {
 		return callcontext.NoLookup{}
 	}
-	return lookup.NewClient(creds, store, lookup.Options{Timeout: cfg.LookupTimeout, Now: time.Now, Logger: logger})
+	return lookup.NewClient(creds, store, lookup.Options{Timeout: cfg.LookupTimeout, Now: w.now, Logger: logger, Transport: w.lookup})
 }
 
 // policiesOf turns each configured tenant into the service's policy.

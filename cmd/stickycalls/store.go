@@ -30,12 +30,13 @@ type backend struct {
 }
 
 // openStore opens Redis when STICKYCALLS_REDIS_URL is set, else the
-// embedded store. It is the only place that knows which is in use.
-func openStore(ctx context.Context, cfg config.Config, lockWait time.Duration) (backend, error) {
+// embedded store (opened with opts). It is the only place that knows which
+// is in use.
+func openStore(ctx context.Context, cfg config.Config, lockWait time.Duration, opts ...boltstore.Option) (backend, error) {
 	if cfg.RedisURL != "" {
 		return openRedis(ctx, cfg)
 	}
-	s, err := boltstore.Open(cfg.DataPath, lockWait)
+	s, err := boltstore.Open(cfg.DataPath, lockWait, opts...)
 	if err != nil {
 		return backend{}, err
 	}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/simulate"
+)
+
+// A small simulation runs through run, writes its report and picture, and
+// writes them byte for byte the same for the same seed.
+func TestSimulateDeterministic(t *testing.T) {
+	args := []string{"simulate", "--seed", "7", "--customers", "100", "--calls", "300"}
+	var outs [2][]byte
+	var svgs [2][]byte
+	dir := t.TempDir()
+	for i := range outs {
+		out := filepath.Join(dir, "docs", "RECOGNITION.md")
+		if err := run(t.Context(), append(args, "--out", out), func(string) string { return "" }, io.Discard, io.Discard); err != nil {
+			t.Fatalf("run(%v) = %v", args, err)
+		}
+		var err error
+		if outs[i], err = os.ReadFile(out); err != nil {
+			t.Fatal(err)
+		}
+		if svgs[i], err = os.ReadFile(filepath.Join(dir, "docs", "recognition.svg")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(outs[0], outs[1]) {
+		t.Errorf("two runs with seed 7 wrote different reports:\n%s\n---\n%s", outs[0], outs[1])
+	}
+	if !bytes.Equal(svgs[0], svgs[1]) {
+		t.Error("two runs with seed 7 drew different pictures")
+	}
+	if !bytes.Contains(outs[0], []byte("](recognition.svg)")) {
+		t.Error("the report does not link its picture")
+	}
+}
+
+// Every segment gets calls, and every rate is a share.
+func TestSimulateSane(t *testing.T) {
+	w, err := simulate.NewWorld(simulate.Params{Seed: 3, People: 120, Calls: 400, Days: 180, VoiceShare: 0.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := simulateInProcess(t.Context(), w)
+	if err != nil {
+		t.Fatalf("simulateInProcess() = %v", err)
+	}
+	if rep.Overall.Calls != 400 {
+		t.Errorf("overall calls = %d, want 400", rep.Overall.Calls)
+	}
+	for _, s := range simulate.Segments() {
+		row, ok := rep.Row(string(s))
+		if !ok || row.Calls == 0 {
+			t.Errorf("segment %s: row %+v, found %v; want calls", s, row, ok)
+		}
+	}
+	if rep.Overall.VoiceCalls == 0 || rep.Overall.Returning == 0 || rep.Overall.Asked == 0 {
+		t.Errorf("overall %+v: want voice calls, returning calls and confirm questions", rep.Overall)
+	}
+	rows := append(append([]simulate.Row{rep.Overall}, rep.Segments...), rep.Groups...)
+	for _, r := range rows {
+		for name, x := range map[string]float64{
+			"reuse": r.ReuseRate(), "wrong reuse": r.WrongReuseRate(), "wrong confirm": r.WrongConfirmRate(),
+			"recall": r.Recall(), "automation": r.Automation(), "first matched": r.FirstMatchedRate(), "saved wrong": r.SavedWrongRate(),
+		} {
+			if x < 0 || x > 1 {
+				t.Errorf("%s: %s rate = %v, want within [0,1]", r.Name, name, x)
+			}
+		}
+	}
+}
