@@ -333,6 +333,7 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	}
 	r.prune(now, d)
 	seen := slices.ContainsFunc(r.Calls, func(c CallRef) bool { return c.ID == e.req.CallID })
+	held := e.call.ANI != "" && r.ANIs[e.call.ANI].Expires.After(now)
 	link := Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
 	for _, ani := range e.anis {
 		r.link(ani, nil, link)
@@ -341,7 +342,7 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	// The call's own ANI learns what the call showed, once per call (a
 	// completion of the call may have taught it already).
 	if e.call.ANI != "" && !seen {
-		r.witness(e.call.ANI, e.call, e.affirmed())
+		r.witness(e.call.ANI, e.call, e.affirmed(held), e.pol.Thresholds)
 	}
 	r.link("", e.ids, link)
 	for _, id := range e.ids {
@@ -393,11 +394,15 @@ func (e *ending) save(d Durations) (EndResult, error) {
 }
 
 // affirmed reports whether the call confirmed that its caller is the
-// customer the start recognized: a "yes", or an agent who was asked to
-// confirm and named that customer.
-func (e *ending) affirmed() bool {
-	m := e.call.Matched
-	return m != "" && m == e.ref && (e.call.Confirmed || (e.call.Recommendation == identity.Confirm && e.req.CustomerRef == m))
+// target customer: a "yes" to the start's guess, an agent who was asked to
+// confirm the guess and named it, or an agent who named a customer that
+// the number was linked to (held) and that the start did not reuse.
+func (e *ending) affirmed(held bool) bool {
+	m, named := e.call.Matched, e.req.CustomerRef == e.ref
+	if m != "" && m == e.ref {
+		return e.call.Confirmed || (e.call.Recommendation == identity.Confirm && named)
+	}
+	return named && held
 }
 
 func (e *ending) callRecord(body []byte, d Durations) CallRecord {

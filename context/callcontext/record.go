@@ -135,13 +135,15 @@ func (l Link) renewed(t Link) Link {
 }
 
 // witness adds what call showed to r's link to ani: one more call, vouched
-// for by the carrier or not, and confirmed or not. The link is made if
-// absent; its times are the caller's to set.
-func (r *Record) witness(ani string, call CallRecord, yes bool) {
+// for by the carrier or not, and confirmed or not. A yes from a call whose
+// attestation is unusual for the link (as a spoofer's) does not count. The
+// link is made if absent; its times are the caller's to set.
+func (r *Record) witness(ani string, call CallRecord, yes bool, t identity.Thresholds) {
 	if r.ANIs == nil {
 		r.ANIs = map[string]Link{}
 	}
 	l := r.ANIs[ani]
+	yes = yes && !l.history(call.Started).Unusual(call.Attestation, t.UsualAttestation)
 	l.Calls++
 	if call.Attestation == identity.AttestA || call.Attestation == identity.AttestB {
 		l.Attested++

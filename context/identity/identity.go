@@ -113,11 +113,13 @@ func (h LinkHistory) Unusual(a Attestation, share int) bool {
 }
 
 // Unattested reports whether the link was only ever made under worse
-// attestation than this call presents (never A or B, never confirmed, and
-// this call is A or B): a stranger who called first with the number may
-// have made it, so it is weak evidence for the number's real owner.
+// attestation than this call presents (no call on it came with A or B, and
+// this one does): a stranger who called first with the number may have
+// made it, so it is weak evidence for the number's real owner. A yes on
+// such a link does not lift it (the stranger may be the one saying yes);
+// a signed call saved on it does.
 func (h LinkHistory) Unattested(a Attestation) bool {
-	return h.Calls > 0 && h.Attested == 0 && h.Yes == 0 && attested(a)
+	return h.Calls > 0 && h.Attested == 0 && attested(a)
 }
 
 // Disputed reports whether the link has been denied more often than

@@ -22,6 +22,7 @@ func historyTests() []storeTest {
 		{"a no disputes the link, a yes strengthens it", testHistoryAnswers},
 		{"an agent's correction disputes the link once", testHistoryCorrection},
 		{"a number silent for 45 days is asked to confirm", testHistoryDormant},
+		{"an agent naming the number's customer confirms the link", testHistoryAgentNames},
 	}
 }
 
@@ -102,8 +103,34 @@ func testHistoryUnusual(t *testing.T, s callcontext.Store) {
 	h.at(20 * day)
 	r, _ := h.start(`{"call_id":"u3",` + mobileLine + `"C"}}`)
 	expect(t, "start with C", r, "cust_owner", identity.Confirm, "ani:mobile", "stir:unusual")
+	h.answer("u3", callcontext.AnswerYes) // a "yes" from an unusual call is not believed
+	h.complete("u3")
+	if l := h.link("cust_owner", "+14155550181"); l.Confirmations != 0 || l.Calls != 3 || l.AttestedCalls != 2 {
+		t.Errorf("link after a yes from an unsigned call: %+v, want 3 calls, 2 attested, no confirmation", l)
+	}
 	r, _ = h.start(`{"call_id":"u4",` + mobileLine + `"A"}}`)
-	expect(t, "start with A", r, "cust_owner", identity.Reuse, "ani:mobile", "stir:A")
+	expect(t, "start with A", r, "cust_owner", identity.Reuse, "ani:mobile", "stir:A", "recency:1day")
+}
+
+func testHistoryAgentNames(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	const line = `"identity_hints":{"ani":"+14155550185"},"telco":{"line_type":"voip","attestation":"B"}`
+	h.start(`{"call_id":"v1",` + line + `}`)
+	h.end(`{"call_id":"v1","customer_ref":"cust_vic","variables":{"name":"Vic"}}`)
+	h.at(10 * day)
+	r, _ := h.start(`{"call_id":"v2",` + line + `}`)
+	expect(t, "a VoIP number alone", r, "", identity.Ignore, "ani:voip")
+	h.end(`{"call_id":"v2","customer_ref":"cust_vic"}`) // the agent found the caller: the number's customer
+	if l := h.link("cust_vic", "+14155550185"); l.Confirmations != 1 || l.Calls != 2 {
+		t.Errorf("link after the agent named its customer: %+v, want 2 calls, 1 confirmation", l)
+	}
+	h.at(20 * day)
+	r, _ = h.start(`{"call_id":"v3",` + line + `}`)
+	expect(t, "a VoIP number its agent confirmed", r, "cust_vic", identity.Confirm, "ani:voip", "ani:confirmed")
+	h.end(`{"call_id":"v3"}`) // an end that names nobody confirms nothing
+	if l := h.link("cust_vic", "+14155550185"); l.Confirmations != 1 || l.Calls != 3 {
+		t.Errorf("link after an end without customer_ref: %+v, want 3 calls, 1 confirmation", l)
+	}
 }
 
 func testHistoryUnattested(t *testing.T, s callcontext.Store) {
