@@ -177,7 +177,7 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 	r.prune(now, s.d)
 	link := Link{LastCall: now, Expires: now.Add(s.d.LinkTTL)}
 	r.link(commit.Call.ANI, nil, link)
-	r.witness(commit.Call.ANI, commit.Call, commit.Call.Confirmed && ref == commit.Call.Matched, s.policy(sc.Tenant).Thresholds)
+	r.witness(commit.Call.ANI, commit.Call, commit.Call.Confirmed && ref == commit.Call.Matched, s.policy(sc.Tenant).Thresholds, now)
 	if r.FirstCall.IsZero() {
 		r.FirstCall = now
 	}

@@ -340,9 +340,10 @@ func (e *ending) save(d Durations) (EndResult, error) {
 		e.commit.ANILinks = append(e.commit.ANILinks, ANILink{ANI: ani, Ref: e.ref, Link: link})
 	}
 	// The call's own ANI learns what the call showed, once per call (a
-	// completion of the call may have taught it already).
-	if e.call.ANI != "" && !seen {
-		r.witness(e.call.ANI, e.call, e.affirmed(held), e.pol.Thresholds)
+	// completion of the call may have taught it already), unless the end
+	// only fell back on a guess nobody confirmed.
+	if e.call.ANI != "" && !seen && !e.unconfirmedGuess() {
+		r.witness(e.call.ANI, e.call, e.affirmed(held), e.pol.Thresholds, now)
 	}
 	r.link("", e.ids, link)
 	for _, id := range e.ids {
@@ -403,6 +404,15 @@ func (e *ending) affirmed(held bool) bool {
 		return e.call.Confirmed || (e.call.Recommendation == identity.Confirm && named)
 	}
 	return named && held
+}
+
+// unconfirmedGuess reports whether the end saves to the customer a
+// confirm start guessed only because it named nobody: API.md §4 saves it
+// there, but nothing says the caller was that customer, so the number's
+// link keeps its times and learns nothing (a stranger's call must not
+// make a guess look attested or lately used).
+func (e *ending) unconfirmedGuess() bool {
+	return e.req.CustomerRef == "" && e.ref == e.call.Matched && e.call.startTier() == identity.Confirm && !e.call.Confirmed
 }
 
 func (e *ending) callRecord(body []byte, d Durations) CallRecord {

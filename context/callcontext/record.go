@@ -138,13 +138,14 @@ func (l Link) renewed(t Link) Link {
 // for by the carrier or not, and confirmed or not. A yes from a call whose
 // attestation is unusual for the link (as a spoofer's) does not count. The
 // link is made if absent; its times are the caller's to set.
-func (r *Record) witness(ani string, call CallRecord, yes bool, t identity.Thresholds) {
+func (r *Record) witness(ani string, call CallRecord, yes bool, t identity.Thresholds, now time.Time) {
 	if r.ANIs == nil {
 		r.ANIs = map[string]Link{}
 	}
 	l := r.ANIs[ani]
 	yes = yes && !l.history(call.Started).Unusual(call.Attestation, t.UsualAttestation)
 	l.Calls++
+	l.Seen = now
 	if call.Attestation == identity.AttestA || call.Attestation == identity.AttestB {
 		l.Attested++
 	}

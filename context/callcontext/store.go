@@ -99,12 +99,19 @@ type Link struct {
 	Attested int       `json:"attested,omitempty"` // of those, with attestation A or B
 	Yes      int       `json:"yes,omitempty"`      // the caller confirmed being the customer
 	Disputes int       `json:"disputes,omitempty"` // the caller said no, or an agent named another customer
+	// Seen is the time of the last call that taught the link something
+	// (LastCall also moves for a guess an end saved to unconfirmed).
+	Seen time.Time `json:"seen,omitzero"`
 }
 
 // history is what the link has seen, as the scoring reads it at now.
 func (l Link) history(now time.Time) identity.LinkHistory {
+	seen := l.Seen
+	if seen.IsZero() {
+		seen = l.LastCall
+	}
 	return identity.LinkHistory{Calls: l.Calls, Attested: l.Attested, Yes: l.Yes, Disputes: l.Disputes,
-		DaysSilent: int(now.Sub(l.LastCall) / (24 * time.Hour))}
+		DaysSilent: int(now.Sub(seen) / (24 * time.Hour))}
 }
 
 // Record is everything remembered about one customer. It is not called

@@ -96,8 +96,9 @@ type LinkHistory struct {
 	Attested int // of those, the ones that came with attestation A or B
 	Yes      int // times the caller was asked and confirmed it was this customer
 	Disputes int // times the caller said no, or an agent named another customer
-	// DaysSilent is the whole days since the link's last call; negative
-	// when unknown.
+	// DaysSilent is the whole days since the last call that taught the
+	// link something (a call saved to a guess nobody confirmed does not);
+	// negative when unknown.
 	DaysSilent int
 }
 

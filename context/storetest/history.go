@@ -127,9 +127,9 @@ func testHistoryAgentNames(t *testing.T, s callcontext.Store) {
 	h.at(20 * day)
 	r, _ = h.start(`{"call_id":"v3",` + line + `}`)
 	expect(t, "a VoIP number its agent confirmed", r, "cust_vic", identity.Confirm, "ani:voip", "ani:confirmed")
-	h.end(`{"call_id":"v3"}`) // an end that names nobody confirms nothing
-	if l := h.link("cust_vic", "+14155550185"); l.Confirmations != 1 || l.Calls != 3 {
-		t.Errorf("link after an end without customer_ref: %+v, want 3 calls, 1 confirmation", l)
+	h.end(`{"call_id":"v3"}`) // an end that names nobody after a confirm teaches the link nothing
+	if l := h.link("cust_vic", "+14155550185"); l.Confirmations != 1 || l.Calls != 2 || l.LastCallAt != callcontext.Timestamp(t0.Add(20*day)) {
+		t.Errorf("link after an end without customer_ref: %+v, want 2 calls, 1 confirmation, its last call now", l)
 	}
 }
 
@@ -265,6 +265,12 @@ func testHistoryDormant(t *testing.T, s callcontext.Store) {
 	expect(t, "45 days later", r, "cust_old", identity.Confirm, "ani:mobile", "stir:A", "ani:dormant")
 	r, _ = h.start(`{"call_id":"d4",` + ids + `}`)
 	expect(t, "45 days later with the CRM id", r, "cust_old", identity.Reuse, "ani:mobile", "stir:A", "external_id")
+	// The guess is saved to by an end that names nobody: the link lives on,
+	// but a caller nobody confirmed does not wake the number up.
+	h.end(`{"call_id":"d3"}`)
+	h.at(46 * day)
+	r, _ = h.start(`{"call_id":"d5","identity_hints":{"ani":"+14155550184"},"telco":{"line_type":"mobile","attestation":"A"}}`)
+	expect(t, "a day after an unconfirmed end", r, "cust_old", identity.Confirm, "ani:mobile", "stir:A", "recency:1day", "ani:dormant")
 }
 
 func equalCounts[K comparable](got, want map[K]int) bool {
