@@ -44,7 +44,7 @@ func seedVariables(i int) map[string]string {
 func seedRecord(i int, ended time.Time) callcontext.Record {
 	link := callcontext.Link{LastCall: ended, Expires: ended.Add(seedLinkTTL)}
 	aniLink := link
-	aniLink.Calls = 1 // the seeded call, which came with no attestation
+	aniLink.Calls, aniLink.Seen = 1, ended // the seeded call, which came with no attestation
 	vars := map[string]callcontext.Variable{}
 	for k, v := range seedVariables(i) {
 		vars[k] = callcontext.Variable{Value: v, Source: seedCallID(i), Expires: ended.Add(seedVariableTTL)}

@@ -36,6 +36,7 @@ type simFlags struct {
 	p                        simulate.Params
 	out, url, key, authToken string
 	number, publicURL        string
+	scoring                  string // in-process scoring overrides, "weights.NAME=V,thresholds.NAME=V"
 }
 
 // simulation plays a generated call history through the service and
@@ -56,7 +57,7 @@ func simulation(ctx context.Context, args []string, getenv func(string) string, 
 	if f.url != "" {
 		rep, err = simulate.Play(ctx, w, remoteTarget(f))
 	} else {
-		rep, err = simulateInProcess(ctx, w)
+		rep, err = simulateInProcess(ctx, w, f.scoring)
 	}
 	if err != nil {
 		return err
@@ -87,11 +88,15 @@ func parseSimFlags(args []string, getenv func(string) string) (simFlags, error) 
 	fs.StringVar(&f.authToken, "auth-token", getenv("TWILIO_AUTH_TOKEN"), "the server's Twilio auth token (--url; without it, REST only)")
 	fs.StringVar(&f.number, "number", simNumber, "the server's configured Twilio number (--url)")
 	fs.StringVar(&f.publicURL, "public-url", getenv("STICKYCALLS_PUBLIC_URL"), "the URL webhooks are signed against (--url; default: --url)")
+	fs.StringVar(&f.scoring, "scoring", "", "scoring overrides of the in-process tenant, as in the config file: weights.dormant_days=0,thresholds.household_reuse=0")
 	if err := fs.Parse(args); err != nil {
 		return f, fmt.Errorf("simulate: %w", err)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.url != "" && f.scoring != "" {
+		return f, errors.New("simulate: --scoring applies in process only; a running server takes its scoring from its config file")
+	}
 	if f.url != "" {
 		if f.key == "" {
 			return f, errors.New("simulate: --url needs --key, a prod-mode key (stickycalls keys create --mode prod)")
@@ -122,13 +127,13 @@ func remoteTarget(f simFlags) simulate.Target {
 // simulateInProcess builds the service as serve does, over a throwaway
 // embedded store (no fsync) with the simulation's clock, refs and Lookup,
 // and plays w through its handler without any network.
-func simulateInProcess(ctx context.Context, w *simulate.World) (*simulate.Report, error) {
+func simulateInProcess(ctx context.Context, w *simulate.World, scoring string) (*simulate.Report, error) {
 	dir, err := os.MkdirTemp("", "stickycalls-simulate-")
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	cfg, err := simConfig(dir)
+	cfg, err := simConfig(dir, scoring)
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +161,19 @@ func simulateInProcess(ctx context.Context, w *simulate.World) (*simulate.Report
 
 // simConfig is the configuration of the simulated deployment, read as
 // serve reads its own: one Twilio number of tenant default whose next
-// action is a redirect, Lookup credentials, and deadlines long enough that
-// a slow machine never changes an answer.
-func simConfig(dir string) (config.Config, error) {
+// action is a redirect, Lookup credentials, deadlines long enough that a
+// slow machine never changes an answer, and the tenant's scoring overrides
+// (see scoringYAML).
+func simConfig(dir, scoring string) (config.Config, error) {
 	file := filepath.Join(dir, "config.yaml")
 	yaml := fmt.Sprintf("numbers:\n  %q:\n    next: {redirect: \"https://app.example.com/twiml\"}\n", simNumber)
+	if scoring != "" {
+		over, err := scoringYAML(scoring)
+		if err != nil {
+			return config.Config{}, err
+		}
+		yaml += "tenants:\n  default:\n    scoring:\n" + over
+	}
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		return config.Config{}, fmt.Errorf("simulate: %w", err)
 	}
@@ -170,6 +183,27 @@ func simConfig(dir string) (config.Config, error) {
 		"STICKYCALLS_WEBHOOK_DEADLINE": "30s", "STICKYCALLS_LOOKUP_TIMEOUT": "10s",
 	}
 	return config.Load(func(k string) string { return env[k] })
+}
+
+// scoringYAML turns "weights.NAME=V,thresholds.NAME=V" into the config
+// file's scoring block; the config loader checks the names and values.
+func scoringYAML(spec string) (string, error) {
+	groups := map[string][]string{}
+	for _, kv := range strings.Split(spec, ",") {
+		name, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		group, key, dotted := strings.Cut(name, ".")
+		if _, err := strconv.ParseFloat(v, 64); !ok || !dotted || (group != "weights" && group != "thresholds") || err != nil {
+			return "", fmt.Errorf("simulate: --scoring %q: want weights.NAME=NUMBER or thresholds.NAME=NUMBER", kv)
+		}
+		groups[group] = append(groups[group], fmt.Sprintf("%s: %s", key, v))
+	}
+	var b strings.Builder
+	for _, g := range []string{"weights", "thresholds"} {
+		if len(groups[g]) > 0 {
+			fmt.Fprintf(&b, "      %s: {%s}\n", g, strings.Join(groups[g], ", "))
+		}
+	}
+	return b.String(), nil
 }
 
 // handlerTransport sends each request straight to a handler, in process.

@@ -47,7 +47,7 @@ func TestSimulateSane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := simulateInProcess(t.Context(), w)
+	rep, err := simulateInProcess(t.Context(), w, "")
 	if err != nil {
 		t.Fatalf("simulateInProcess() = %v", err)
 	}
@@ -74,4 +74,45 @@ func TestSimulateSane(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The recognition targets (docs/RECOGNITION.md) hold on a short history
+// played through the real service: a change of the scoring or of the
+// store that lets the wrong person be greeted, or forgets returning
+// callers, fails here. `stickycalls simulate` measures the full size.
+func TestSimulateTargets(t *testing.T) {
+	w, err := simulate.NewWorld(simulate.Params{Seed: 1, People: 2500, Calls: 12000, Days: 180, VoiceShare: 0.3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := simulateInProcess(t.Context(), w, "")
+	if err != nil {
+		t.Fatalf("simulateInProcess() = %v", err)
+	}
+	row := func(name string) simulate.Row {
+		r, ok := rep.Row(name)
+		if !ok {
+			t.Fatalf("no row %q", name)
+		}
+		return r
+	}
+	checks := []struct {
+		what      string
+		got, want float64
+		atMost    bool
+	}{
+		{"overall wrong-person reuse", rep.Overall.WrongReuseRate(), 0.001, true},
+		{"spoofed calls reused as someone else", row(string(simulate.Spoofer)).WrongReuseRate(), 0.05, true},
+		{"household members reused as someone else", row(string(simulate.Household)).WrongReuseRate(), 0.01, true},
+		{"returning-caller recall", rep.Overall.Recall(), 0.98, false},
+		{"returning mobile callers reused as themselves", row(string(simulate.Mobile)).Automation(), 0.95, false},
+	}
+	for _, c := range checks {
+		if (c.atMost && c.got > c.want) || (!c.atMost && c.got < c.want) {
+			t.Errorf("%s = %.2f%%, want %s %.2f%%", c.what, 100*c.got, map[bool]string{true: "at most", false: "at least"}[c.atMost], 100*c.want)
+		}
+	}
+	var b bytes.Buffer
+	rep.WriteText(&b)
+	t.Logf("simulation of %d calls:\n%s", rep.Overall.Calls, b.String())
 }

@@ -174,7 +174,7 @@ func DefaultWeights() Weights {
 		ANIMobile: 50, ANILandline: 40, ANIUnknown: 40, ANIVoIP: 25,
 		SharedFactor: 75, StirFailed: 30, StirA: 5,
 		ExternalID: 40, CustomerRef: 50, Recency: 5, RecencyDays: 7,
-		Disputed: 10, Confirmed: 5, DormantDays: 45,
+		Disputed: 10, Confirmed: 5, DormantDays: 50,
 	}
 }
 

@@ -21,7 +21,7 @@ func historyTests() []storeTest {
 		{"a landline alone is asked to confirm", testHistoryHousehold},
 		{"a no disputes the link, a yes strengthens it", testHistoryAnswers},
 		{"an agent's correction disputes the link once", testHistoryCorrection},
-		{"a number silent for 45 days is asked to confirm", testHistoryDormant},
+		{"a number silent for 50 days is asked to confirm", testHistoryDormant},
 		{"an agent naming the number's customer confirms the link", testHistoryAgentNames},
 	}
 }
@@ -257,18 +257,18 @@ func testHistoryDormant(t *testing.T, s callcontext.Store) {
 	const ids = `"identity_hints":{"ani":"+14155550184","external_ids":{"crm_id":"c9"}},"telco":{"line_type":"mobile","attestation":"A"}`
 	h.start(`{"call_id":"d1",` + ids + `}`)
 	h.end(`{"call_id":"d1","customer_ref":"cust_old","variables":{"name":"Olga"}}`)
-	h.at(44 * day)
+	h.at(49 * day)
 	r, _ := h.start(`{"call_id":"d2","identity_hints":{"ani":"+14155550184"},"telco":{"line_type":"mobile","attestation":"A"}}`)
-	expect(t, "44 days later", r, "cust_old", identity.Reuse, "ani:mobile", "stir:A")
-	h.at(45 * day)
+	expect(t, "49 days later", r, "cust_old", identity.Reuse, "ani:mobile", "stir:A")
+	h.at(50 * day)
 	r, _ = h.start(`{"call_id":"d3","identity_hints":{"ani":"+14155550184"},"telco":{"line_type":"mobile","attestation":"A"}}`)
-	expect(t, "45 days later", r, "cust_old", identity.Confirm, "ani:mobile", "stir:A", "ani:dormant")
+	expect(t, "50 days later", r, "cust_old", identity.Confirm, "ani:mobile", "stir:A", "ani:dormant")
 	r, _ = h.start(`{"call_id":"d4",` + ids + `}`)
-	expect(t, "45 days later with the CRM id", r, "cust_old", identity.Reuse, "ani:mobile", "stir:A", "external_id")
+	expect(t, "50 days later with the CRM id", r, "cust_old", identity.Reuse, "ani:mobile", "stir:A", "external_id")
 	// The guess is saved to by an end that names nobody: the link lives on,
 	// but a caller nobody confirmed does not wake the number up.
 	h.end(`{"call_id":"d3"}`)
-	h.at(46 * day)
+	h.at(51 * day)
 	r, _ = h.start(`{"call_id":"d5","identity_hints":{"ani":"+14155550184"},"telco":{"line_type":"mobile","attestation":"A"}}`)
 	expect(t, "a day after an unconfirmed end", r, "cust_old", identity.Confirm, "ani:mobile", "stir:A", "recency:1day", "ani:dormant")
 }

@@ -22,6 +22,7 @@ type observation struct {
 	rec, ref   string  // what the start answered
 	conf       float64 // identity.confidence of the start
 	right      bool    // ref was owned by the caller when the call began
+	among      bool    // a confirm on a shared line whose candidates name the caller
 	returning  bool    // see player.returning
 	first      bool    // the caller had never been saved before
 	asked, yes bool    // the confirm question, and an honest yes
@@ -40,7 +41,8 @@ type Row struct {
 	WrongReuse   int // reuse for a customer the caller does not own
 	WrongConfirm int // confirm for a customer the caller does not own
 	Returning    int // calls of callers the service has a customer for, with a hint linked to it
-	Recalled     int // returning calls with reuse or confirm for the caller
+	Recalled     int // returning calls with reuse or confirm for the caller (or a confirm naming the caller among its candidates)
+	RecalledTop  int // returning calls with reuse or confirm whose customer_ref is the caller's
 	Automated    int // returning calls with reuse for the caller
 	FirstCalls   int // calls of people never saved before
 	FirstMatched int // first calls that got reuse or confirm (necessarily someone else)
@@ -58,8 +60,14 @@ func (r Row) WrongReuseRate() float64 { return ratio(r.WrongReuse, r.Calls) }
 // WrongConfirmRate is the share of calls asked to confirm another person.
 func (r Row) WrongConfirmRate() float64 { return ratio(r.WrongConfirm, r.Calls) }
 
-// Recall is the share of returning calls recognized (reuse or confirm) as the caller.
+// Recall is the share of returning calls recognized (reuse or confirm) as
+// the caller, a confirm on a shared line counting when its candidates name
+// the caller.
 func (r Row) Recall() float64 { return ratio(r.Recalled, r.Returning) }
+
+// RecallTop is the share of returning calls whose start named the caller
+// as its customer_ref (reuse or confirm).
+func (r Row) RecallTop() float64 { return ratio(r.RecalledTop, r.Returning) }
 
 // Automation is the share of returning calls reused as the caller.
 func (r Row) Automation() float64 { return ratio(r.Automated, r.Returning) }
@@ -87,7 +95,8 @@ func (r *Row) add(o observation) {
 	r.WrongConfirm += b2i(wrong && o.rec == "confirm")
 	if o.returning {
 		r.Returning++
-		r.Recalled += b2i(o.right && (o.rec == "reuse" || o.rec == "confirm"))
+		r.RecalledTop += b2i(o.right && (o.rec == "reuse" || o.rec == "confirm"))
+		r.Recalled += b2i((o.right && (o.rec == "reuse" || o.rec == "confirm")) || o.among)
 		r.Automated += b2i(o.right && o.rec == "reuse")
 	}
 	if o.first {

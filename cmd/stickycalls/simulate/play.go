@@ -19,6 +19,9 @@ type answer struct {
 	Identity    struct {
 		Confidence     float64 `json:"confidence"`
 		Recommendation string  `json:"recommendation"`
+		Candidates     []struct {
+			CustomerRef string `json:"customer_ref"`
+		} `json:"candidates"`
 	} `json:"identity"`
 }
 
@@ -114,6 +117,9 @@ func (p *player) returning(c *call) bool {
 func (p *player) observe(o *observation, a answer) {
 	o.rec, o.ref, o.conf = a.Identity.Recommendation, a.CustomerRef, a.Identity.Confidence
 	o.right = p.owns(o.c.person, a.CustomerRef)
+	for _, c := range a.Identity.Candidates {
+		o.among = o.among || (a.Identity.Recommendation == "confirm" && p.owns(o.c.person, c.CustomerRef))
+	}
 }
 
 func (p *player) owns(per *Person, ref string) bool {

@@ -40,7 +40,7 @@ func (r *Report) rows() []Row {
 // columns are the table's headings.
 func columns() []string {
 	return []string{"segment", "people", "calls", "voice", "reuse", "wrong reuse", "wrong confirm", "returning",
-		"recall", "automation", "first calls", "first matched", "asked yes/no", "saved to other"}
+		"recall", "recall (top guess)", "automation", "first calls", "first matched", "asked yes/no", "saved to other"}
 }
 
 // cells is a row as table cells.
@@ -51,7 +51,7 @@ func cells(r Row) []string {
 	}
 	return []string{r.Name, people, fmt.Sprint(r.Calls), fmt.Sprint(r.VoiceCalls), pct(r.ReuseRate(), r.Calls),
 		pct(r.WrongReuseRate(), r.Calls), pct(r.WrongConfirmRate(), r.Calls), fmt.Sprint(r.Returning),
-		pct(r.Recall(), r.Returning), pct(r.Automation(), r.Returning), fmt.Sprint(r.FirstCalls),
+		pct(r.Recall(), r.Returning), pct(r.RecallTop(), r.Returning), pct(r.Automation(), r.Returning), fmt.Sprint(r.FirstCalls),
 		pct(r.FirstMatchedRate(), r.FirstCalls), fmt.Sprintf("%d/%d", r.Yes, r.No), pct(r.SavedWrongRate(), r.Calls)}
 }
 
@@ -137,12 +137,16 @@ const definitionsText = `
 * **returning**: calls of a person who owns a customer, carrying a hint linked to one of their customers by a
   call saved in the last 90 days (the link lifetime): the number they call from (not withheld), or their CRM id
   on a REST start (unless a later call moved it to someone else). **recall**: returning calls with reuse or
-  confirm for the caller; **automation**: with reuse for the caller.
+  confirm for the caller, or with confirm on a shared line whose ` + "`identity.candidates`" + ` name the caller (the
+  response names every member, and the guide's confirm asks the caller's name, so the agent picks the member);
+  **recall (top guess)**: only the calls whose ` + "`customer_ref`" + ` is the caller's, as the voice confirm question
+  (which names one customer) sees them; **automation**: with reuse for the caller.
 * **first calls**: calls of people never saved before; **first matched**: those that got reuse or confirm, all
   of them for someone else.
 * **asked yes/no**: honest answers to the voice confirm question. **saved to other**: calls that ended up saved
   to another person's customer (a sloppy end, or a completion after a wrong reuse).
 * Rows ` + "`" + RowCRM + "`" + ` and ` + "`" + RowNoRef + "`" + ` group calls across segments: REST calls that carried a CRM id, and calls whose end had no customer_ref.
-* The targets of the scoring work: overall wrong reuse ≤ 0.1 %, spoofer reuse ≤ 5 %, household wrong reuse ≤ 1 %,
-  overall recall ≥ 98 %, mobile automation ≥ 95 %.
+* The targets of the scoring work: overall wrong reuse ≤ 0.1 %, spoofed calls reused as someone else (the
+  spoofer row's wrong reuse: a spoofer's later calls may rightly reuse the customer an agent made for the
+  spoofer) ≤ 5 %, household wrong reuse ≤ 1 %, overall recall ≥ 98 %, mobile automation ≥ 95 %.
 `
