@@ -122,6 +122,7 @@ type tally struct {
 	rows         map[string]*Row
 	overall      Row
 	right, wrong [bins]int
+	wrongReused  [bins]int // the part of wrong that said reuse
 }
 
 func newTally(w *World) *tally {
@@ -148,16 +149,20 @@ func (t *tally) add(o observation) {
 	}
 	if o.rec == "reuse" || o.rec == "confirm" {
 		bin := min(max(int(o.conf*bins+1e-9), 0), bins-1)
-		if o.right {
+		switch {
+		case o.right:
 			t.right[bin]++
-		} else {
+		case o.rec == "reuse":
+			t.wrong[bin]++
+			t.wrongReused[bin]++
+		default:
 			t.wrong[bin]++
 		}
 	}
 }
 
 func (t *tally) report() *Report {
-	r := &Report{Params: t.w.Params, Overall: t.overall, Right: t.right, Wrong: t.wrong, Gaps: gapsOf(t.w)}
+	r := &Report{Params: t.w.Params, Overall: t.overall, Right: t.right, Wrong: t.wrong, WrongReused: t.wrongReused, Gaps: gapsOf(t.w)}
 	for _, s := range Segments() {
 		r.Segments = append(r.Segments, *t.rows[string(s)])
 	}

@@ -16,6 +16,7 @@ type Report struct {
 	Overall      Row
 	Gaps         Gaps
 	Right, Wrong [bins]int // identity.confidence of matched starts (reuse or confirm), by 0.05 bin
+	WrongReused  [bins]int // the part of Wrong whose start said reuse
 	Command      string    // the command line that made it, for the markdown
 }
 
