@@ -180,3 +180,37 @@ func TestCompletionThenEndKeepsEarlierLink(t *testing.T) {
 		t.Errorf("after completion then an end to another customer, %s links = %+v, %v; want its line kept", ref, cust.Links, err)
 	}
 }
+
+// A "no" heard on the phone disputes the guessed customer's number when the
+// call completes; silence does not (docs/SCORING.md).
+func TestConfirmAnswersTeachTheLink(t *testing.T) {
+	e := newEnv(t, voice.Action{Dial: agent})
+	e.remember("CAD000", "+14155550999", "Dee Fox", "unknown")
+	ref := e.startRef("CAD000")
+	answer := func(sid, speech string) {
+		e.incoming(sid, "+14155550999")
+		form := incomingForm(sid, "+14155550999", number)
+		if speech != "" {
+			form.Set("SpeechResult", speech)
+		}
+		e.post("/voice/confirm", token, form)
+		e.status(sid, "+14155550999", "completed")
+	}
+	disputes := func() int {
+		t.Helper()
+		cust, err := e.calls.Customer(context.Background(), prod, ref)
+		if err != nil || len(cust.Links.ANIs) != 1 {
+			t.Fatalf("customer %s = %+v, %v; want its number linked", ref, cust.Links, err)
+		}
+		return cust.Links.ANIs[0].Disputes
+	}
+	answer("CAD001", "")
+	if n := disputes(); n != 0 {
+		t.Errorf("after silence: %d disputes, want 0", n)
+	}
+	answer("CAD002", "No.")
+	answer("CAD002", "No.") // Twilio's retries count once
+	if n := disputes(); n != 1 {
+		t.Errorf("after a no: %d disputes, want 1", n)
+	}
+}
