@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,15 @@ import (
 
 // RelayLimits bounds the media stream relay. Zero fields take defaults.
 type RelayLimits struct {
-	Buffer    int           // frames queued per direction; a peer that lets them pile up is dropped. Default 128 (2.5 s of audio)
+	// Buffer and QueueBytes bound what is queued toward each socket, in
+	// frames and in bytes. A sender that finds the queue full waits: the
+	// relay stops reading the faster side (back-pressure), it never drops a
+	// frame. Defaults 2048 frames and 512 KiB (about 30 s of audio).
+	Buffer     int
+	QueueBytes int
+	// Stall ends the stream when a queue has been full this long without a
+	// frame leaving it: its peer has stopped reading. Default 5s.
+	Stall     time.Duration
 	Handshake time.Duration // to read Twilio's connected and start, and to dial the agent. Default 5s
 	Idle      time.Duration // a socket silent this long (no frame, no pong) is dead. Default 30s
 	Ping      time.Duration // ping interval on both sockets. Default 10s
@@ -27,8 +36,12 @@ type RelayLimits struct {
 
 func (l RelayLimits) withDefaults() RelayLimits {
 	if l.Buffer < 4 {
-		l.Buffer = 128 // at least connected and start fit before the writer runs
+		l.Buffer = 2048 // at least connected and start fit before the writer runs
 	}
+	if l.QueueBytes <= 0 {
+		l.QueueBytes = 512 << 10
+	}
+	l.Stall = orDefault(l.Stall, 5*time.Second)
 	l.Handshake = orDefault(l.Handshake, 5*time.Second)
 	l.Idle = orDefault(l.Idle, 30*time.Second)
 	l.Ping = orDefault(l.Ping, 10*time.Second)
@@ -65,12 +78,14 @@ type side struct {
 	gone   chan struct{} // closed by the reader when the connection is closed
 	once   sync.Once
 	mu     sync.Mutex
-	ending bool // no more idle extensions: the close handshake has its own deadline
+	ending bool          // no more idle extensions: the close handshake has its own deadline
+	queued atomic.Int64  // bytes in out
+	freed  chan struct{} // signalled (without blocking) each time the pump takes a frame
 }
 
 func newSide(name string, conn *websocket.Conn, lim RelayLimits, readLimit int64) *side {
 	s := &side{name: name, conn: conn, lim: lim, out: make(chan frame, lim.Buffer),
-		closed: make(chan struct{}), gone: make(chan struct{})}
+		closed: make(chan struct{}), gone: make(chan struct{}), freed: make(chan struct{}, 1)}
 	conn.SetReadLimit(readLimit)
 	conn.SetPongHandler(func(string) error { s.extend(); return nil })
 	return s
@@ -108,14 +123,51 @@ func (s *side) drain() {
 	close(s.gone)
 }
 
-// send queues a text message without blocking. False means the queue is
-// full: the peer has stopped reading.
-func (s *side) send(b []byte) bool {
+// Why send gave up.
+var (
+	errStalled = errors.New("peer stopped reading")
+	errClosed  = errors.New("socket closing")
+)
+
+// send queues a text message, waiting while the queue is full in frames or
+// bytes (a frame larger than the byte bound waits for an empty queue). It
+// fails with errStalled when the queue made no progress for the stall
+// time, and with errClosed once the side is closing.
+func (s *side) send(b []byte) error {
+	var stall *time.Timer
+	for {
+		if q := s.queued.Load(); q == 0 || q+int64(len(b)) <= int64(s.lim.QueueBytes) {
+			select {
+			case s.out <- frame{data: b}:
+				s.queued.Add(int64(len(b)))
+				if stall != nil {
+					stall.Stop()
+				}
+				return nil
+			default:
+			}
+		}
+		if stall == nil {
+			stall = time.NewTimer(s.lim.Stall)
+			defer stall.Stop()
+		}
+		select {
+		case <-s.freed:
+			stall.Reset(s.lim.Stall) // the peer is reading: wait on
+		case <-stall.C:
+			return errStalled
+		case <-s.closed:
+			return errClosed
+		}
+	}
+}
+
+// taken accounts for a frame the pump took off the queue.
+func (s *side) taken(f frame) {
+	s.queued.Add(-int64(len(f.data)))
 	select {
-	case s.out <- frame{data: b}:
-		return true
+	case s.freed <- struct{}{}:
 	default:
-		return false
 	}
 }
 
@@ -178,6 +230,7 @@ func (s *side) pump(shutdown <-chan struct{}) error {
 	for {
 		select {
 		case f := <-s.out:
+			s.taken(f)
 			if f.code != 0 {
 				s.shut(f.code, f.text)
 				return nil
@@ -260,14 +313,31 @@ func (rl *relay) stop(outcome string) {
 }
 
 // pump runs a side's writer and stops the relay when it fails: a socket
-// that cannot be written to is as good as closed.
+// that cannot be written to is as good as closed, and one that accepted
+// nothing for the write time has stopped reading.
 func (rl *relay) pump(s *side) {
+	var timeout net.Error
 	switch err := s.pump(rl.shutdown); {
 	case errors.Is(err, errShutdown):
 		rl.stop("shutdown")
+	case errors.As(err, &timeout) && timeout.Timeout():
+		rl.stop("slow_" + s.name)
 	case err != nil:
 		rl.stop(s.name + "_closed")
 	}
+}
+
+// send queues msg toward s, and ends the stream if s's peer has stopped
+// reading. It reports whether msg was queued.
+func (rl *relay) send(s *side, msg []byte) bool {
+	switch err := s.send(msg); {
+	case errors.Is(err, errStalled):
+		rl.stop("slow_" + s.name)
+		return false
+	case err != nil:
+		return false
+	}
+	return true
 }
 
 // fromTwilio forwards Twilio's frames to the agent in order until Twilio's
@@ -299,15 +369,8 @@ func (rl *relay) fromTwilio(ctx context.Context) bool {
 	}
 }
 
-// forward queues a frame for the agent; an agent that let the queue fill
-// has stopped reading, and the stream ends.
-func (rl *relay) forward(msg []byte) bool {
-	if rl.agent.send(msg) {
-		return true
-	}
-	rl.stop("slow_agent")
-	return false
-}
+// forward queues a frame for the agent, waiting while the agent is behind.
+func (rl *relay) forward(msg []byte) bool { return rl.send(rl.agent, msg) }
 
 // complete records the end of the call as /voice/status does.
 func (rl *relay) complete(ctx context.Context) {
@@ -369,9 +432,7 @@ func (rl *relay) fromAgentFrame(ctx context.Context, typ int, msg []byte) {
 			rl.metrics.drop("closed")
 			return
 		}
-		if !rl.twilio.send(msg) {
-			rl.stop("slow_twilio")
-		}
+		rl.send(rl.twilio, msg) // while Twilio is behind, the agent is not read
 	case "stickycalls.end":
 		rl.end(ctx, f.End)
 	default:

@@ -310,8 +310,7 @@ func (rl *relay) end(ctx context.Context, raw json.RawMessage) {
 	if status, _ := endErrorOf(err); err != nil && status >= 500 {
 		rl.logger.Error().Err(err).Msg("in-band end") // the agent gets no cause
 	}
-	if !rl.agent.send(reply) {
-		rl.stop("slow_agent")
+	if !rl.send(rl.agent, reply) {
 		return
 	}
 	if err == nil && rl.stopped.Load() {

@@ -1,0 +1,108 @@
+package voice_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/stickycalls/stickycalls/voice"
+)
+
+// agentMedia is the agent's n-th 20 ms frame of μ-law audio (160 bytes),
+// numbered in its payload so that order can be checked.
+func agentMedia(n int) string {
+	audio := []byte(fmt.Sprintf("%08d", n) + strings.Repeat("\xff", 152))
+	return `{"event":"media","streamSid":"` + streamSID + `","media":{"payload":"` + base64.StdEncoding.EncodeToString(audio) + `"}}`
+}
+
+func mediaNumber(t *testing.T, frame string) int {
+	t.Helper()
+	var f struct {
+		Media struct{ Payload string } `json:"media"`
+	}
+	json.Unmarshal([]byte(frame), &f)
+	audio, err := base64.StdEncoding.DecodeString(f.Media.Payload)
+	var n int
+	if err != nil || len(audio) < 8 {
+		t.Fatalf("frame %q is not an agent media frame", frame)
+	}
+	fmt.Sscanf(string(audio[:8]), "%d", &n)
+	return n
+}
+
+// A whole spoken sentence sent at once (5,000 frames of TTS in a few
+// milliseconds) reaches Twilio complete and in order, and nobody is cut off:
+// the relay stops reading the agent while Twilio's side is behind.
+func TestStreamAgentBurst(t *testing.T) {
+	for name, tweak := range map[string]func(*voice.Config){
+		"default limits": nil,
+		// A queue of 8 frames or 4 KiB: the burst can only get through by
+		// waiting on Twilio.
+		"small queue": func(c *voice.Config) { c.Relay.Buffer, c.Relay.QueueBytes = 8, 4 << 10 },
+	} {
+		t.Run(name, func(t *testing.T) {
+			se := newStreamEnv(t, tweak)
+			tw := se.twilio("CA9901", se.call("CA9901", "+14155559901"))
+			ag := se.agent()
+			recv(t, ag, 2)
+			const n = 5000
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for i := range n {
+					if ag.WriteMessage(websocket.TextMessage, []byte(agentMedia(i))) != nil {
+						return
+					}
+				}
+			})
+			time.Sleep(200 * time.Millisecond) // Twilio's side falls behind the burst
+			for i, f := range recv(t, tw, n) {
+				if got := mediaNumber(t, f); got != i {
+					t.Fatalf("Twilio's frame %d is the agent's frame %d, want every frame in order", i, got)
+				}
+			}
+			wg.Wait()
+			send(t, ag, agentMedia(n)) // the stream is still open both ways
+			if got := mediaNumber(t, recv(t, tw, 1)[0]); got != n {
+				t.Errorf("frame after the burst = %d, want %d", got, n)
+			}
+			for _, reason := range []string{"slow_twilio", "slow_agent"} {
+				if got := se.counter("stickycalls_voice_streams_total", "outcome", reason); got != 0 {
+					t.Errorf("streams ended %s = %v, want 0", reason, got)
+				}
+			}
+		})
+	}
+}
+
+// A Twilio socket that accepts nothing for the write time ends the stream:
+// the agent is told (1011) and the outcome is counted.
+func TestStreamSlowTwilio(t *testing.T) {
+	se := newStreamEnv(t, func(c *voice.Config) { c.Relay.Write = 200 * time.Millisecond; c.Relay.Stall = 300 * time.Millisecond })
+	se.twilio("CA9902", se.call("CA9902", "+14155559902")) // never read again
+	ag := se.agent()
+	recv(t, ag, 2)
+	big := `{"event":"media","streamSid":"` + streamSID + `","media":{"payload":"` + strings.Repeat("A", 60<<10) + `"}}`
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range 2000 { // far more than the socket buffers hold
+			if ag.WriteMessage(websocket.TextMessage, []byte(big)) != nil {
+				return
+			}
+		}
+	})
+	code := closeCode(t, ag)
+	ag.Close()
+	wg.Wait()
+	if code != websocket.CloseInternalServerErr {
+		t.Errorf("agent close code = %d, want %d", code, websocket.CloseInternalServerErr)
+	}
+	se.waitFor("the slow_twilio outcome", func() bool {
+		return se.counter("stickycalls_voice_streams_total", "outcome", "slow_twilio") == 1
+	})
+}
