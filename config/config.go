@@ -82,6 +82,10 @@ type Number struct {
 	Greetings string // a key of Config.Greetings; empty means the built-in set
 	Next      Action // what happens after the greeting; never zero
 	Fallback  Action // what runs after a stream ends or fails; may be zero
+	// AgentHeaders are static headers of the relay's upgrade to the
+	// number's AI agent (such as Authorization), their values read from the
+	// environment variables the file names.
+	AgentHeaders map[string]string
 }
 
 // Action is one next step of a call. Exactly one field is set, except in a

@@ -263,6 +263,18 @@ func TestLoadValidFiles(t *testing.T) {
 	}
 }
 
+// A number's agent headers take their values from the environment.
+func TestLoadAgentHeaders(t *testing.T) {
+	yaml := "numbers:\n  \"+18005550100\":\n    next: {stream: \"wss://agent.example.com/media\"}\n    agent_headers: {authorization: AGENT_AUTH}\n"
+	cfg, err := Load(envOf(map[string]string{"STICKYCALLS_CONFIG": writeConfig(t, yaml), "AGENT_AUTH": "Bearer s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Numbers["+18005550100"].AgentHeaders; len(got) != 1 || got["Authorization"] != "Bearer s3cret" {
+		t.Errorf("AgentHeaders = %v, want Authorization from AGENT_AUTH", got)
+	}
+}
+
 func TestLoadProblems(t *testing.T) {
 	tests := []struct {
 		name string
@@ -311,6 +323,20 @@ colour: blue
 			`:6: unknown field "auth_token" in twilio`,
 			`:10: unknown field "whisper" in a number`,
 			`:11: unknown field "colour" in the top level`,
+		}},
+		{"agent headers", `
+numbers:
+  "+18005550100":
+    next: {stream: "wss://agent.example.com/media"}
+    agent_headers: {Authorization: AGENT_AUTH, "X Bad": AGENT_AUTH, X-Empty: UNSET_VAR, X-Key: "Bearer pasted-secret"}
+  "+18005550101":
+    next: {dial: "+14155550000"}
+    agent_headers: {Authorization: AGENT_AUTH}
+`, map[string]string{"AGENT_AUTH": "Bearer s3cret"}, []string{
+			`numbers["+18005550100"].agent_headers["X Bad"]: not an HTTP header name`,
+			`numbers["+18005550100"].agent_headers["X-Empty"]: the environment variable it names is empty or unset`,
+			`numbers["+18005550100"].agent_headers["X-Key"]: must name an environment variable`,
+			`numbers["+18005550101"].agent_headers: only a number whose next action is a stream has an agent to send them to`,
 		}},
 		{"bad template fields", `
 greetings:

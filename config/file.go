@@ -50,6 +50,9 @@ type numberFile struct {
 	Greetings string     `yaml:"greetings"`
 	Next      actionFile `yaml:"next"`
 	Fallback  actionFile `yaml:"fallback"`
+	// AgentHeaders maps a header name to the environment variable that
+	// holds its value.
+	AgentHeaders map[string]string `yaml:"agent_headers"`
 }
 
 type actionFile struct {

@@ -3,6 +3,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -32,9 +33,44 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 		if n.Fallback != (Action{}) {
 			l.action(where+".fallback", n.Fallback)
 		}
+		n.AgentHeaders = l.agentHeaders(where+".agent_headers", nf.AgentHeaders)
+		if len(n.AgentHeaders) > 0 && n.Next.Stream == "" {
+			l.add(where+".agent_headers", "only a number whose next action is a stream has an agent to send them to")
+		}
 		out[key] = n
 	}
 	return out
+}
+
+// agentHeaders reads each header's value from the environment variable
+// the file names for it.
+func (l *loader) agentHeaders(where string, in map[string]string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for name, env := range in {
+		at := fmt.Sprintf("%s[%q]", where, name)
+		if !isHeaderName(name) {
+			l.add(at, "not an HTTP header name")
+			continue
+		}
+		out[http.CanonicalHeaderKey(name)] = l.secret(at, env, func(string) string { return "" }, "")
+		if env == "" {
+			l.add(at, "must name the environment variable that holds the header's value")
+		}
+	}
+	return out
+}
+
+// isHeaderName reports whether s is an HTTP header name (an RFC 9110 token).
+func isHeaderName(s string) bool {
+	for _, r := range s {
+		if !('A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // action checks that exactly one field of a is set, and that it is valid.

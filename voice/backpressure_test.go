@@ -4,12 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/twilio/twilio-go/client"
 
 	"github.com/stickycalls/stickycalls/voice"
 )
@@ -44,7 +46,7 @@ func TestStreamAgentBurst(t *testing.T) {
 		"default limits": nil,
 		// A queue of 8 frames or 4 KiB: the burst can only get through by
 		// waiting on Twilio.
-		"small queue": func(c *voice.Config) { c.Relay.Buffer, c.Relay.QueueBytes = 8, 4 << 10 },
+		"small queue": func(c *voice.Config) { c.Relay.Buffer, c.Relay.QueueBytes = 8, 4<<10 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			se := newStreamEnv(t, tweak)
@@ -105,4 +107,34 @@ func TestStreamSlowTwilio(t *testing.T) {
 	se.waitFor("the slow_twilio outcome", func() bool {
 		return se.counter("stickycalls_voice_streams_total", "outcome", "slow_twilio") == 1
 	})
+}
+
+// The relay's upgrade to the agent is signed as Twilio signs a stream's, so
+// an agent built on Twilio's samples, which validate X-Twilio-Signature with
+// twilio-go, accepts it; a signature under another token does not validate.
+func TestStreamSignsAgentUpgrade(t *testing.T) {
+	se := newStreamEnv(t, func(c *voice.Config) {
+		n := c.Numbers[number]
+		n.AgentHeaders = map[string]string{"Authorization": "Bearer agent-secret", "X-Twilio-Signature": "forged"}
+		c.Numbers[number] = n
+	})
+	se.twilio("CA9903", se.call("CA9903", "+14155559903"))
+	se.agent()
+	var h http.Header
+	select {
+	case h = <-se.upgrades:
+	case <-time.After(safety):
+		t.Fatal("no upgrade reached the agent")
+	}
+	sig := h.Get("X-Twilio-Signature")
+	valid, other := client.NewRequestValidator(token), client.NewRequestValidator("another0token")
+	if !valid.Validate(se.agentURL, map[string]string{}, sig) {
+		t.Errorf("twilio-go rejects the upgrade's signature %q for %s", sig, se.agentURL)
+	}
+	if other.Validate(se.agentURL, map[string]string{}, sig) {
+		t.Error("the signature validates under another token")
+	}
+	if got := h.Get("Authorization"); got != "Bearer agent-secret" {
+		t.Errorf("the number's agent header Authorization = %q, want it sent", got)
+	}
 }

@@ -141,7 +141,7 @@ type opener struct {
 // open checks that the stream belongs to the call its start claims, adds
 // the caller's context to start (the last of first), and dials the agent.
 func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilioStart) (*relay, error) {
-	acct, rec, agentURL, err := o.verify(ctx, start)
+	acct, rec, num, err := o.verify(ctx, start)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilio
 		return nil, errShutdown
 	default:
 	}
-	agent, err := o.dial(ctx, agentURL)
+	agent, err := o.dial(ctx, num, acct)
 	if err != nil {
 		return nil, err
 	}
@@ -196,24 +196,24 @@ func readUntilStart(tw *side, lim RelayLimits) ([][]byte, twilioStart, error) {
 
 // verify checks that start belongs to a call this service answered: its
 // token was made for its callSid by the account that signed the upgrade,
-// and the call's number streams to an agent, whose URL it returns.
-func (o opener) verify(ctx context.Context, start twilioStart) (Account, callcontext.CallRecord, string, error) {
+// and the call's number streams to an agent; it returns that number.
+func (o opener) verify(ctx context.Context, start twilioStart) (Account, callcontext.CallRecord, Number, error) {
 	s := start.Start
 	acct, ok := o.cfg.account(s.AccountSID)
 	if !ok || !containsAccount(o.signers, acct) || !validStreamToken(s.CustomParameters["stickycalls_token"], s.CallSID, acct, o.cfg.now()) {
-		return Account{}, callcontext.CallRecord{}, "", errBadToken
+		return Account{}, callcontext.CallRecord{}, Number{}, errBadToken
 	}
 	if s.CustomParameters["call_id"] != s.CallSID {
-		return Account{}, callcontext.CallRecord{}, "", errCallMismatch
+		return Account{}, callcontext.CallRecord{}, Number{}, errCallMismatch
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.lim.Store)
 	defer cancel()
 	rec, err := o.calls.CallRecord(ctx, callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod}, s.CallSID)
 	num, known := o.cfg.Numbers[rec.DNIS]
 	if err != nil || !known || num.Tenant != acct.Tenant || num.Next.Stream == "" {
-		return Account{}, callcontext.CallRecord{}, "", errors.Join(errNoCall, err)
+		return Account{}, callcontext.CallRecord{}, Number{}, errors.Join(errNoCall, err)
 	}
-	return acct, rec, num.Next.Stream, nil
+	return acct, rec, num, nil
 }
 
 func containsAccount(list []Account, a Account) bool {
@@ -225,12 +225,21 @@ func containsAccount(list []Account, a Account) bool {
 	return false
 }
 
-// dial opens the agent's socket within the handshake time.
-func (o opener) dial(ctx context.Context, agentURL string) (*side, error) {
+// dial opens the number's agent socket within the handshake time. The
+// upgrade is signed as Twilio signs a stream's (X-Twilio-Signature over the
+// agent URL with no parameters, under the account's auth token), so an
+// agent that checks Twilio's signature accepts the relay unchanged; it also
+// carries the number's static agent headers.
+func (o opener) dial(ctx context.Context, num Number, acct Account) (*side, error) {
 	d := websocket.Dialer{Proxy: http.ProxyFromEnvironment, HandshakeTimeout: o.lim.Handshake}
 	ctx, cancel := context.WithTimeout(ctx, o.lim.Handshake)
 	defer cancel()
-	conn, resp, err := d.DialContext(ctx, agentURL, nil)
+	h := http.Header{}
+	for name, v := range num.AgentHeaders {
+		h.Set(name, v)
+	}
+	h.Set("X-Twilio-Signature", Sign(acct.AuthToken, num.Next.Stream, nil))
+	conn, resp, err := d.DialContext(ctx, num.Next.Stream, h)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}

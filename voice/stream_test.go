@@ -46,6 +46,8 @@ type streamEnv struct {
 	reg      *prometheus.Registry
 	host     string // host:port of the service
 	agents   chan *websocket.Conn
+	upgrades chan http.Header // the relay's upgrade requests to the agent
+	agentURL string
 	offset   atomic.Int64 // added to the relay's clock (stream tokens)
 	later    atomic.Int64 // added to the domain service's clock (call records)
 	shutdown chan struct{}
@@ -56,8 +58,9 @@ type streamEnv struct {
 // configuration before the handlers are built.
 func newStreamEnv(t *testing.T, tweak func(*voice.Config)) *streamEnv {
 	t.Helper()
-	se := &streamEnv{agents: make(chan *websocket.Conn, 4), shutdown: make(chan struct{}), logs: &syncBuffer{}}
+	se := &streamEnv{agents: make(chan *websocket.Conn, 4), upgrades: make(chan http.Header, 4), shutdown: make(chan struct{}), logs: &syncBuffer{}}
 	agentURL := se.fakeAgent(t)
+	se.agentURL = agentURL
 	store, g := openStore(t)
 	now := func() time.Time { return time.Now().Add(time.Duration(se.later.Load())) }
 	calls := callcontext.NewService(store, callcontext.NoLookup{}, g, now, nil, callcontext.Durations{})
@@ -93,6 +96,10 @@ func (se *streamEnv) fakeAgent(t *testing.T) string {
 	var mu sync.Mutex
 	var conns []*websocket.Conn
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case se.upgrades <- r.Header.Clone():
+		default:
+		}
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return

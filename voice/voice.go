@@ -34,6 +34,9 @@ type Number struct {
 	Tenant   string
 	Next     Action
 	Fallback Action // after a stream ends or fails
+	// AgentHeaders are added to the relay's upgrade request to the agent
+	// (beside the X-Twilio-Signature it always carries).
+	AgentHeaders map[string]string
 }
 
 // Config is everything the webhooks need.
