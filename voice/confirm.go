@@ -3,7 +3,9 @@ package voice
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -78,7 +80,7 @@ func HandleStatus(logger zerolog.Logger, calls *callcontext.Service, cfg Config)
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		err := calls.Complete(r.Context(), callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID, status)
+		err := calls.Complete(r.Context(), callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID, status, callDuration(r.PostForm))
 		switch {
 		case err == nil, errorsIsNotFound(err):
 			w.WriteHeader(http.StatusNoContent)
@@ -88,6 +90,16 @@ func HandleStatus(logger zerolog.Logger, calls *callcontext.Service, cfg Config)
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
+}
+
+// callDuration is Twilio's CallDuration in seconds, or -1 when it is absent
+// or not a number (the service then measures it from the start).
+func callDuration(f url.Values) int64 {
+	d, err := strconv.ParseInt(f.Get("CallDuration"), 10, 64)
+	if err != nil || d < 0 {
+		return -1
+	}
+	return d
 }
 
 func final(status string) bool {

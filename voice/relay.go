@@ -361,9 +361,10 @@ func (rl *relay) fromTwilio(ctx context.Context) bool {
 			rl.forward(msg)
 			continue
 		}
+		// Twilio also stops a stream when the call is redirected (a
+		// transfer): only its status callback completes the call.
 		rl.stopped.Store(true) // before the agent can see stop and answer it
 		if rl.forward(msg) {
-			rl.complete(ctx)
 			rl.twilio.finish(websocket.CloseNormalClosure, "stream stopped")
 		}
 	}
@@ -371,16 +372,6 @@ func (rl *relay) fromTwilio(ctx context.Context) bool {
 
 // forward queues a frame for the agent, waiting while the agent is behind.
 func (rl *relay) forward(msg []byte) bool { return rl.send(rl.agent, msg) }
-
-// complete records the end of the call as /voice/status does.
-func (rl *relay) complete(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, rl.lim.Store)
-	defer cancel()
-	err := rl.calls.Complete(ctx, rl.scope, rl.callID, callcontext.StatusCompleted)
-	if err != nil && !errors.Is(err, callcontext.ErrNotFound) {
-		rl.logger.Error().Err(err).Msg("complete call")
-	}
-}
 
 // linger keeps the agent's socket open after Twilio's stop, so the agent
 // can still save the call, then closes it after what is queued.

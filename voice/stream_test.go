@@ -86,6 +86,7 @@ func newStreamEnv(t *testing.T, tweak func(*voice.Config)) *streamEnv {
 	logger := zerolog.New(se.logs)
 	mux.Handle("POST /voice/incoming", voice.RequireSignature(se.cfg)(voice.HandleIncoming(logger, calls, se.cfg)))
 	mux.Handle("POST /voice/confirm", voice.RequireSignature(se.cfg)(voice.HandleConfirm(logger, calls, se.cfg)))
+	mux.Handle("POST /voice/status", voice.RequireSignature(se.cfg)(voice.HandleStatus(logger, calls, se.cfg)))
 	mux.Handle("GET /voice/stream", unwrapOnly(voice.HandleStream(logger, calls, se.cfg, se.shutdown)))
 	return se
 }
@@ -496,9 +497,11 @@ func TestStreamAfterConfirm(t *testing.T) {
 	}
 }
 
-// Twilio's stop completes the call, closes Twilio's side, and leaves the
-// agent time to save the call, after which its socket is closed.
-func TestStreamStopCompletes(t *testing.T) {
+// Twilio's stop (also sent when a call is redirected to a human) closes
+// Twilio's side and leaves the agent time to save the call, after which its
+// socket is closed; it does not complete the call. Only the status callback
+// does, with Twilio's duration.
+func TestStreamStopThenCompleted(t *testing.T) {
 	se := newStreamEnv(t, nil)
 	const ani = "+14155559201"
 	tw := se.twilio("CA9201", se.call("CA9201", ani))
@@ -512,9 +515,8 @@ func TestStreamStopCompletes(t *testing.T) {
 		t.Errorf("Twilio close code after stop = %d, want %d", code, websocket.CloseNormalClosure)
 	}
 	ref := se.startRef("CA9201")
-	cust, err := se.calls.Customer(context.Background(), prod, ref)
-	if err != nil || len(cust.Links.ANIs) != 1 || cust.Links.ANIs[0].ANI != ani {
-		t.Fatalf("after stop Customer(%s) = %+v, %v; want the new caller's ANI linked", ref, cust.Links, err)
+	if cust, err := se.calls.Customer(context.Background(), prod, ref); err == nil {
+		t.Errorf("after stop Customer(%s) = %+v; want no completion yet (a redirect also stops the stream)", ref, cust.Links)
 	}
 	late := agentEnd(t, ag, `{"variables":{"name":"Al Ma"}}`)
 	if string(late["event"]) != `"stickycalls.ended"` {
@@ -522,6 +524,23 @@ func TestStreamStopCompletes(t *testing.T) {
 	}
 	if code := closeCode(t, ag); code != websocket.CloseNormalClosure {
 		t.Errorf("agent close code after the late end = %d, want %d", code, websocket.CloseNormalClosure)
+	}
+	// The human the call was redirected to hangs up later: Twilio's
+	// completion records its status and duration.
+	done := incomingForm("CA9201", ani, number)
+	done.Set("CallStatus", "completed")
+	done.Set("CallDuration", "342")
+	if code, body := se.post("/voice/status", token, done); code != 204 {
+		t.Fatalf("status completed: %d %s", code, body)
+	}
+	raw, err := se.calls.Call(context.Background(), prod, "CA9201")
+	var got struct {
+		Status          string `json:"status"`
+		CallEnd         string `json:"call_end"`
+		DurationSeconds int64  `json:"duration_seconds"`
+	}
+	if err != nil || json.Unmarshal(raw, &got) != nil || got.Status != "completed" || got.DurationSeconds != 342 || got.CallEnd == "" {
+		t.Errorf("GET /v1/calls/CA9201 after completed = %s, %v; want status completed, Twilio's 342 s and the end time", raw, err)
 	}
 }
 

@@ -65,6 +65,6 @@ func mergeCompletion(dst *callcontext.CallRecord, src callcontext.CallRecord) {
 	if dst.ID == "" {
 		*dst = src
 	}
-	dst.Completed, dst.CompletionStatus = src.Completed, src.CompletionStatus
+	dst.Completed, dst.CompletionStatus, dst.CompletedDuration = src.Completed, src.CompletionStatus, src.CompletedDuration
 	dst.CompletedRef, dst.CompletionCreated = src.CompletedRef, src.CompletionCreated
 }

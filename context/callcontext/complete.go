@@ -98,15 +98,17 @@ func (s *Service) project(call CallRecord) (StartResult, bool) {
 // Final call statuses Twilio reports.
 const StatusCompleted = "completed"
 
-// Complete records the end of a call as the phone network reports it. On
-// "completed" it links the ANI: to the start's customer if the start was
-// reuse or a confirmed confirm; to a new customer (the call's fresh ref) if
-// the ANI had no link at all; otherwise to nobody. Other statuses record the
-// end only. It is idempotent, and never overrides an end that came first.
-func (s *Service) Complete(ctx context.Context, sc Scope, callID, status string) error {
+// Complete records the end of a call as the phone network reports it,
+// with its duration in seconds (Twilio's CallDuration; negative when
+// unknown, then measured from the start). On "completed" it links the ANI:
+// to the start's customer if the start was reuse or a confirmed confirm; to
+// a new customer (the call's fresh ref) if the ANI had no link at all;
+// otherwise to nobody. Other statuses record the end only. It is
+// idempotent, and never overrides an end that came first.
+func (s *Service) Complete(ctx context.Context, sc Scope, callID, status string, duration int64) error {
 	now := s.now().UTC()
 	for range maxEndAttempts {
-		err := s.complete(ctx, sc, callID, status, now)
+		err := s.complete(ctx, sc, callID, status, duration, now)
 		if !errors.Is(err, ErrVersion) {
 			return err
 		}
@@ -114,7 +116,7 @@ func (s *Service) Complete(ctx context.Context, sc Scope, callID, status string)
 	return fmt.Errorf("complete: %w", ErrVersion)
 }
 
-func (s *Service) complete(ctx context.Context, sc Scope, callID, status string, now time.Time) error {
+func (s *Service) complete(ctx context.Context, sc Scope, callID, status string, duration int64, now time.Time) error {
 	call, err := s.store.Call(ctx, sc, callID)
 	if err != nil {
 		return fmt.Errorf("read call: %w", err)
@@ -122,7 +124,10 @@ func (s *Service) complete(ctx context.Context, sc Scope, callID, status string,
 	if !call.Completed.IsZero() {
 		return nil // Twilio's retries are harmless
 	}
-	call.Completed, call.CompletionStatus = now, status
+	if duration < 0 {
+		duration = max(int64(now.Sub(call.Started)/time.Second), 0)
+	}
+	call.Completed, call.CompletionStatus, call.CompletedDuration = now, status, duration
 	commit := EndCommit{Call: call, Completion: true}
 	ref := s.completionTarget(call)
 	if status == StatusCompleted && call.Ended.IsZero() && call.ANI != "" && ref != "" {

@@ -312,7 +312,17 @@ func (s *Service) Call(ctx context.Context, sc Scope, callID string) ([]byte, er
 	if len(c.StartResponse) == 0 || !c.Expires.After(s.now()) {
 		return nil, ErrNotFound
 	}
-	return s.Context(c), nil
+	status, end, duration := c.outcome()
+	if status == "" {
+		return s.Context(c), nil
+	}
+	res, _ := s.project(c)
+	res.Status, res.CallEnd, res.DurationSeconds = status, &end, &duration
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode call: %w", err)
+	}
+	return b, nil
 }
 
 // Usage reports a scope's use of the current period.

@@ -247,9 +247,23 @@ type CallRecord struct {
 	// Completion: set once, by the voice status callback.
 	Completed         time.Time `json:"completed,omitzero"`
 	CompletionStatus  string    `json:"completion_status,omitempty"`
+	CompletedDuration int64     `json:"completed_duration,omitempty"` // seconds, Twilio's CallDuration
 	CompletedRef      string    `json:"completed_ref,omitempty"`      // the customer completion linked the ANI to, when it made that link
 	CompletionCreated bool      `json:"completion_created,omitempty"` // completion created that customer
 	Expires           time.Time `json:"expires"`
+}
+
+// outcome is how the call ended, as GET /v1/calls shows it: the phone
+// network's final status, time and duration once it completed, else
+// "ended" at the time of its end; "" while neither happened.
+func (c CallRecord) outcome() (status, end string, seconds int64) {
+	switch {
+	case !c.Completed.IsZero():
+		return c.CompletionStatus, Timestamp(c.Completed), c.CompletedDuration
+	case !c.Ended.IsZero():
+		return "ended", Timestamp(c.Ended), max(int64(c.Ended.Sub(c.Started)/time.Second), 0)
+	}
+	return "", "", 0
 }
 
 // startTier is the recommendation the call's start answered: an answer to

@@ -19,6 +19,11 @@ type StartResult struct {
 	Billable    bool                    `json:"billable"`
 	Match       *MatchView              `json:"match"`
 	Confidence  *float64                `json:"confidence"`
+	// How the call ended, on GET /v1/calls/{call_id} once it has (absent
+	// from a start's answer).
+	Status          string  `json:"status,omitempty"`
+	CallEnd         *string `json:"call_end,omitempty"`
+	DurationSeconds *int64  `json:"duration_seconds,omitempty"`
 
 	// DNIS is the number dialled, which picks a greeting set; Name is the
 	// stored name, when the tier may reveal it.

@@ -47,15 +47,15 @@ func answerField(confirmed, denied bool) string {
 // callHash is a call record as the fields of its hash: "base"; "ref",
 // "rec", "cf" (customer, recommendation, answer: see answerField); "st", "sp", "sr",
 // "sl", "slp" (started, start print, response, lease, lease print); the
-// same with "e" for the end ("en" is ended); "co", "cs", "cr", "cc"
-// (completion time, status, customer, created); "exp". Flags are "1" or
+// same with "e" for the end ("en" is ended); "co", "cs", "cr", "cc", "cd"
+// (completion time, status, customer, created, duration); "exp". Flags are "1" or
 // "", times are ts encoded, and "" is the zero value.
 func callHash(c callcontext.CallRecord) map[string]string {
 	return map[string]string{
 		"base": baseOf(c), "ref": c.CustomerRef, "rec": string(c.Recommendation), "cf": answerField(c.Confirmed, c.Denied),
 		"st": ts(c.Started), "sp": c.StartPrint, "sr": string(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
 		"en": ts(c.Ended), "ep": c.EndPrint, "er": string(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
-		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated),
+		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated), "cd": strconv.FormatInt(c.CompletedDuration, 10),
 		"exp": ts(c.Expires), "rv": revealedField(c.Revealed),
 	}
 }
@@ -70,10 +70,10 @@ func revealedField(refs []string) string {
 
 // Field groups of a call hash.
 var (
-	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "exp", "rv"}
+	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "cd", "exp", "rv"}
 	startFields = []string{"base", "ref", "rec", "st", "sp", "sr", "sl", "slp", "exp", "rv"}
 	endFields   = []string{"en", "ep", "er", "el", "elp"}
-	doneFields  = []string{"co", "cs", "cr", "cc"}
+	doneFields  = []string{"co", "cs", "cr", "cc", "cd"}
 )
 
 func flag(b bool) string {
@@ -110,6 +110,12 @@ func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
 	c.StartPrint, c.StartResponse, c.StartLeasePrint = m["sp"], bytesOf(m["sr"]), m["slp"]
 	c.EndPrint, c.EndResponse, c.EndLeasePrint = m["ep"], bytesOf(m["er"]), m["elp"]
 	c.CompletionStatus, c.CompletedRef, c.CompletionCreated = m["cs"], m["cr"], m["cc"] == "1"
+	if cd := m["cd"]; cd != "" {
+		var err error
+		if c.CompletedDuration, err = strconv.ParseInt(cd, 10, 64); err != nil {
+			return c, fmt.Errorf("decode call record: duration: %w", err)
+		}
+	}
 	if rv := strings.Trim(m["rv"], "|"); rv != "" {
 		c.Revealed = strings.Split(rv, "|")
 	}

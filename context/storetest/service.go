@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,6 +37,7 @@ func serviceTests() []storeTest {
 		{"open intents count calls and close", testIntents},
 		{"replays and conflicts", testServiceReplays},
 		{"the quota stops new work but not replays", testServiceQuota},
+		{"a call's outcome: ended, or completed with the network's duration", testCallOutcome},
 	}
 }
 
@@ -746,5 +748,54 @@ func testIntents(t *testing.T, s callcontext.Store) {
 	// topic_00, closed 90 days ago, has left the history.
 	if diff := cmp.Diff(map[string]int{"abandoned": 18, "resolved": 1}, statuses); diff != "" {
 		t.Errorf("Customer(cust_i) closed intents by status 90 days later: diff (-want +got):\n%s", diff)
+	}
+}
+
+// GET /v1/calls shows how a call ended: the network's status and duration
+// once it completed, else "ended" at the end's time.
+func testCallOutcome(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	outcome := func(id string) (status string, seconds int64) {
+		t.Helper()
+		raw, err := h.svc.Call(context.Background(), acmeTest, id)
+		var v struct {
+			Status          string `json:"status"`
+			CallEnd         string `json:"call_end"`
+			DurationSeconds *int64 `json:"duration_seconds"`
+		}
+		if err != nil || json.Unmarshal(raw, &v) != nil {
+			t.Fatalf("Call(%s) = %s, %v", id, raw, err)
+		}
+		if (v.Status == "") != (v.DurationSeconds == nil) || (v.Status == "") != (v.CallEnd == "") {
+			t.Errorf("Call(%s) = %s: want status, call_end and duration_seconds together", id, raw)
+		}
+		if v.DurationSeconds == nil {
+			return v.Status, -1
+		}
+		return v.Status, *v.DurationSeconds
+	}
+	h.start(`{"call_id":"o1","identity_hints":{"ani":"+14155550186"}}`)
+	if st, d := outcome("o1"); st != "" || d != -1 {
+		t.Errorf("a call in progress: %q %d, want no outcome", st, d)
+	}
+	h.at(90 * time.Second)
+	h.end(`{"call_id":"o1","customer_ref":"cust_oz"}`)
+	if st, d := outcome("o1"); st != "ended" || d != 90 {
+		t.Errorf("an ended call: %q %d, want ended after 90 s", st, d)
+	}
+	h.at(5 * time.Minute)
+	if err := h.svc.Complete(context.Background(), acmeTest, "o1", "completed", 301); err != nil {
+		t.Fatal(err)
+	}
+	if st, d := outcome("o1"); st != "completed" || d != 301 {
+		t.Errorf("then completed: %q %d, want completed after Twilio's 301 s", st, d)
+	}
+	h.start(`{"call_id":"o2","identity_hints":{"ani":"+14155550187"}}`)
+	h.at(6 * time.Minute)
+	if err := h.svc.Complete(context.Background(), acmeTest, "o2", "no-answer", -1); err != nil {
+		t.Fatal(err)
+	}
+	if st, d := outcome("o2"); st != "no-answer" || d != 60 {
+		t.Errorf("no answer without CallDuration: %q %d, want no-answer after 60 s (measured)", st, d)
 	}
 }

@@ -156,6 +156,7 @@ func testCompletion(t *testing.T, s callcontext.Store) {
 	completion := func(at time.Time) callcontext.EndCommit {
 		c := call
 		c.Completed, c.CompletionStatus, c.CompletedRef, c.CompletionCreated = at, "completed", "cust_1", true
+		c.CompletedDuration = 342
 		e := commitOf("call_1", at, 0, record("cust_1", 1, at, ani1))
 		e.Call, e.Completion = c, true
 		return e
@@ -165,6 +166,7 @@ func testCompletion(t *testing.T, s callcontext.Store) {
 	mustCommit(t, s, acmeTest, completion(done))
 	want := call
 	want.Completed, want.CompletionStatus, want.CompletedRef, want.CompletionCreated = done, "completed", "cust_1", true
+	want.CompletedDuration = 342
 	if diff := cmp.Diff(want, mustCall(t, s, acmeTest, "call_1"), equateEmpty); diff != "" {
 		t.Errorf("Call(call_1) after a completion: diff (-want +got):\n%s", diff)
 	}
