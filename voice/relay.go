@@ -341,7 +341,8 @@ func (rl *relay) send(s *side, msg []byte) bool {
 }
 
 // fromTwilio forwards Twilio's frames to the agent in order until Twilio's
-// stop, then completes the call and closes Twilio's socket. It reads until
+// stop, then closes Twilio's socket (only the status callback completes the
+// call: Twilio also stops a redirected call's stream). It reads until
 // the socket is closed, and reports whether Twilio sent stop.
 func (rl *relay) fromTwilio(ctx context.Context) bool {
 	defer rl.twilio.drain()
