@@ -138,3 +138,58 @@ func TestStreamSignsAgentUpgrade(t *testing.T) {
 		t.Errorf("the number's agent header Authorization = %q, want it sent", got)
 	}
 }
+
+// with copies params with key set to value.
+func with(params map[string]string, key, value string) map[string]string {
+	out := map[string]string{key: value}
+	for k, v := range params {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// With the store down, a signed stream still reaches the number's agent:
+// everything needed to connect travels in the signed parameters. The agent
+// is told the context is missing, and an in-band end answers a retryable
+// error.
+func TestStreamDegraded(t *testing.T) {
+	se := newStreamEnv(t, nil)
+	params := se.call("CA9501", "+14155559501")
+	se.store.down.Store(true)
+	se.twilio("CA9501", params)
+	ag := se.agent()
+	start := recv(t, ag, 2)[1]
+	for name, want := range map[string]string{
+		"stickycalls_degraded": "true", "recommendation": "ignore", "customer_ref": "",
+		"from": "+14155559501", "to": number, "stickycalls_token": "",
+	} {
+		if got := param(t, start, name); got != want {
+			t.Errorf("start.customParameters[%s] = %q, want %q", name, got, want)
+		}
+	}
+	var ctx struct {
+		CallID   string `json:"call_id"`
+		Degraded bool   `json:"degraded"`
+		Identity struct {
+			Recommendation string `json:"recommendation"`
+		} `json:"identity"`
+	}
+	if err := json.Unmarshal([]byte(param(t, start, "stickycalls_context")), &ctx); err != nil || !ctx.Degraded || ctx.CallID != "CA9501" || ctx.Identity.Recommendation != "ignore" {
+		t.Errorf("stickycalls_context = %s (%v), want valid JSON saying it is degraded", param(t, start, "stickycalls_context"), err)
+	}
+	reply := agentEnd(t, ag, `{"variables":{"name":"Di"}}`)
+	var e struct {
+		Error struct {
+			Error string `json:"error"`
+		} `json:"error"`
+	}
+	json.Unmarshal([]byte(mustJSON(reply)), &e)
+	if string(reply["event"]) != `"stickycalls.error"` || e.Error.Error != "Service Unavailable" {
+		t.Errorf("in-band end with the store down = %s, want stickycalls.error with a 503 body", mustJSON(reply))
+	}
+	if got := se.counter("stickycalls_voice_fallbacks_total", "reason", "stream_degraded"); got != 1 {
+		t.Errorf("degraded streams counted = %v, want 1", got)
+	}
+}

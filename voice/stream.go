@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
 )
 
 // Read limits of the two sockets. Twilio's frames are small; an agent's
@@ -29,7 +30,7 @@ const (
 var (
 	errNoStart      = errors.New("no start frame")
 	errBadToken     = errors.New("invalid or expired stickycalls_token")
-	errNoCall       = errors.New("no call record for a streaming number")
+	errNoNumber     = errors.New("the number called does not stream to an agent of the account's tenant")
 	errNoAgent      = errors.New("agent unreachable")
 	errShutdown     = errors.New("server shutting down")
 	errCallMismatch = errors.New("call_id parameter is not the stream's callSid")
@@ -141,11 +142,19 @@ type opener struct {
 // open checks that the stream belongs to the call its start claims, adds
 // the caller's context to start (the last of first), and dials the agent.
 func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilioStart) (*relay, error) {
-	acct, rec, num, err := o.verify(ctx, start)
+	acct, call, num, err := o.verify(start)
 	if err != nil {
 		return nil, err
 	}
-	if first[len(first)-1], err = withContext(first[len(first)-1], rec, o.calls.Context(rec)); err != nil {
+	params := map[string]string{"from": call.From, "to": call.To}
+	if rec, ok := o.record(ctx, acct, call); ok {
+		params["customer_ref"], params["recommendation"] = rec.CustomerRef, string(rec.Recommendation)
+		params["stickycalls_context"] = string(o.calls.Context(rec))
+	} else {
+		params["stickycalls_degraded"], params["recommendation"] = "true", string(identity.Ignore)
+		params["stickycalls_context"] = degradedContext(call)
+	}
+	if first[len(first)-1], err = withContext(first[len(first)-1], params); err != nil {
 		return nil, err
 	}
 	select {
@@ -195,25 +204,40 @@ func readUntilStart(tw *side, lim RelayLimits) ([][]byte, twilioStart, error) {
 }
 
 // verify checks that start belongs to a call this service answered: its
-// token was made for its callSid by the account that signed the upgrade,
-// and the call's number streams to an agent; it returns that number.
-func (o opener) verify(ctx context.Context, start twilioStart) (Account, callcontext.CallRecord, Number, error) {
+// token was made for its callSid and numbers by the account that signed the
+// upgrade, and the number called streams to an agent of that account's
+// tenant. It needs no store: it returns the call and its number.
+func (o opener) verify(start twilioStart) (Account, streamCall, Number, error) {
 	s := start.Start
+	p := s.CustomParameters
+	call := streamCall{CallSID: s.CallSID, From: p["from"], To: p["to"]}
 	acct, ok := o.cfg.account(s.AccountSID)
-	if !ok || !containsAccount(o.signers, acct) || !validStreamToken(s.CustomParameters["stickycalls_token"], s.CallSID, acct, o.cfg.now()) {
-		return Account{}, callcontext.CallRecord{}, Number{}, errBadToken
+	if !ok || !containsAccount(o.signers, acct) || !validStreamToken(p["stickycalls_token"], call, acct, o.cfg.now()) {
+		return Account{}, call, Number{}, errBadToken
 	}
-	if s.CustomParameters["call_id"] != s.CallSID {
-		return Account{}, callcontext.CallRecord{}, Number{}, errCallMismatch
+	if p["call_id"] != s.CallSID {
+		return Account{}, call, Number{}, errCallMismatch
 	}
+	num, known := o.cfg.Numbers[call.To]
+	if !known || num.Tenant != acct.Tenant || num.Next.Stream == "" {
+		return Account{}, call, Number{}, errNoNumber
+	}
+	return acct, call, num, nil
+}
+
+// record reads the call's stored start, the context the agent gets. It is
+// not needed to connect: with the store down or slow the stream goes on
+// degraded (ok false).
+func (o opener) record(ctx context.Context, acct Account, call streamCall) (callcontext.CallRecord, bool) {
 	ctx, cancel := context.WithTimeout(ctx, o.lim.Store)
 	defer cancel()
-	rec, err := o.calls.CallRecord(ctx, callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod}, s.CallSID)
-	num, known := o.cfg.Numbers[rec.DNIS]
-	if err != nil || !known || num.Tenant != acct.Tenant || num.Next.Stream == "" {
-		return Account{}, callcontext.CallRecord{}, Number{}, errors.Join(errNoCall, err)
+	rec, err := o.calls.CallRecord(ctx, callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod}, call.CallSID)
+	if err != nil || len(rec.StartResponse) == 0 {
+		o.cfg.Metrics.fallback("stream_degraded")
+		o.logger.Warn().AnErr("err", err).Str("call_id", call.CallSID).Msg("stream without stored context")
+		return callcontext.CallRecord{}, false
 	}
-	return acct, rec, num, nil
+	return rec, true
 }
 
 func containsAccount(list []Account, a Account) bool {
@@ -266,10 +290,23 @@ func (o opener) refuse(tw *side, start twilioStart, err error) {
 	tw.drain()
 }
 
-// withContext adds the caller's context to start.customParameters and
-// removes the stickycalls_token, which is for the relay only. Other fields
-// of start keep their values, though not their order or spacing.
-func withContext(frame []byte, rec callcontext.CallRecord, context []byte) ([]byte, error) {
+// degradedContext is the stickycalls_context of a stream whose stored
+// start could not be read: valid JSON in the start answer's shape, saying
+// so, with nothing remembered (the agent may save the call later over REST
+// with identity_hints built from the from and to parameters).
+func degradedContext(call streamCall) string {
+	b, _ := marshal(map[string]any{
+		"call_id": call.CallSID, "degraded": true, "customer_ref": nil,
+		"identity":     map[string]any{"confidence": 0, "level": identity.Low, "recommendation": identity.Ignore, "sources": []string{}, "candidates": []string{}},
+		"open_intents": []string{}, "variables": map[string]string{}, "match": nil, "confidence": nil,
+	})
+	return string(b)
+}
+
+// withContext adds params (the caller's context) to start.customParameters
+// and removes the stickycalls_token, which is for the relay only. Other
+// fields of start keep their values, though not their order or spacing.
+func withContext(frame []byte, add map[string]string) ([]byte, error) {
 	var top, start map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &top); err != nil {
 		return nil, err
@@ -284,9 +321,9 @@ func withContext(frame []byte, rec callcontext.CallRecord, context []byte) ([]by
 		}
 	}
 	delete(params, "stickycalls_token")
-	params["customer_ref"] = rec.CustomerRef
-	params["recommendation"] = string(rec.Recommendation)
-	params["stickycalls_context"] = string(context)
+	for k, v := range add {
+		params[k] = v
+	}
 	var err error
 	if start["customParameters"], err = marshal(params); err != nil {
 		return nil, err

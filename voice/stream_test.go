@@ -298,7 +298,7 @@ func TestStreamTwiML(t *testing.T) {
 				c.Numbers[number] = n
 			})
 			n := se.incoming("CA8001", "+14155558001")
-			want := append([]string{"Say", "Connect", "Stream", "Parameter", "Parameter"}, tc.after...)
+			want := append([]string{"Say", "Connect", "Stream", "Parameter", "Parameter", "Parameter", "Parameter"}, tc.after...)
 			if got := n.verbs(); !slices.Equal(got, want) {
 				t.Errorf("verbs = %v, want %v", got, want)
 			}
@@ -307,7 +307,7 @@ func TestStreamTwiML(t *testing.T) {
 				t.Errorf("Stream url = %q, want %q", got, want)
 			}
 			p := se.call("CA8002", "+14155558002")
-			if p["call_id"] != "CA8002" || !strings.Contains(p["stickycalls_token"], ".") {
+			if p["call_id"] != "CA8002" || p["from"] != "+14155558002" || p["to"] != number || !strings.Contains(p["stickycalls_token"], ".") {
 				t.Errorf("Stream parameters = %v, want call_id CA8002 and a stickycalls_token", p)
 			}
 		})
@@ -633,8 +633,8 @@ func TestStreamSignature(t *testing.T) {
 	}
 }
 
-// A stream is accepted only with a fresh token for its own callSid and a
-// record of a call to a streaming number.
+// A stream is accepted only with a fresh token for its own callSid and the
+// numbers it was made for, of a streaming number.
 func TestStreamRefused(t *testing.T) {
 	se := newStreamEnv(t, nil)
 	a := se.call("CA9601", "+14155559601")
@@ -649,7 +649,8 @@ func TestStreamRefused(t *testing.T) {
 		{"no token", "CA9601", map[string]string{"call_id": "CA9601"}, 0, 0},
 		{"forged token", "CA9601", map[string]string{"call_id": "CA9601", "stickycalls_token": "AAAA.99999999999"}, 0, 0},
 		{"expired token", "CA9601", a, 5 * time.Hour, 0},
-		{"call record expired", "CA9601", a, 0, 8 * 24 * time.Hour},
+		{"caller's number changed", "CA9601", with(a, "from", "+14155550000"), 0, 0},
+		{"number called changed", "CA9601", with(a, "to", "+18005550199"), 0, 0},
 	}
 	for _, tc := range tests {
 		se.offset.Store(int64(tc.later))

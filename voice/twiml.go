@@ -40,12 +40,17 @@ func (c Config) next(r *http.Request, a Action, callID, ref, recommendation stri
 }
 
 // stream connects the call to this service's relay, which reaches the AI
-// agent found from the call record, then runs the number's fallback when the
-// stream ends or fails. The stickycalls_token binds the stream to this call
-// under the auth token of the account that signed the webhook; without one
-// there is no stream, only the fallback.
+// agent of the number called, then runs the number's fallback when the
+// stream ends or fails. The parameters carry the call's numbers, and the
+// stickycalls_token binds them and the stream to this call under the auth
+// token of the account that signed the webhook, so the relay needs no
+// store to connect; without a token there is no stream, only the fallback.
 func (c Config) stream(r *http.Request, base, callID, ref, recommendation string) []twiml.Element {
 	dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
+	from, withheld, ok := callcontext.NormalizeANI(r.PostForm.Get("From"))
+	if withheld || !ok {
+		from = ""
+	}
 	num := c.Numbers[dnis]
 	fallback := c.fallback(r, num, dnis, callID, ref, recommendation)
 	acct, ok := c.account(r.PostForm.Get("AccountSid"))
@@ -56,7 +61,9 @@ func (c Config) stream(r *http.Request, base, callID, ref, recommendation string
 	connect := &twiml.VoiceConnect{InnerElements: []twiml.Element{
 		&twiml.VoiceStream{Url: wss, InnerElements: []twiml.Element{
 			&twiml.VoiceParameter{Name: "call_id", Value: callID},
-			&twiml.VoiceParameter{Name: "stickycalls_token", Value: streamToken(acct.AuthToken, callID, c.now().Add(streamTokenTTL))},
+			&twiml.VoiceParameter{Name: "from", Value: from},
+			&twiml.VoiceParameter{Name: "to", Value: dnis},
+			&twiml.VoiceParameter{Name: "stickycalls_token", Value: streamToken(acct.AuthToken, streamCall{callID, from, dnis}, c.now().Add(streamTokenTTL))},
 		}},
 	}}
 	return append([]twiml.Element{connect}, fallback...)

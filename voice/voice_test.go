@@ -76,6 +76,15 @@ type countingStore struct {
 	callcontext.Store
 	calls atomic.Int64
 	hang  atomic.Bool
+	down  atomic.Bool // every call and claim fails as an unreachable store's
+}
+
+func (s *countingStore) Call(ctx context.Context, sc callcontext.Scope, id string) (callcontext.CallRecord, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return callcontext.CallRecord{}, callcontext.ErrUnavailable
+	}
+	return s.Store.Call(ctx, sc, id)
 }
 
 func (s *countingStore) Resolve(ctx context.Context, sc callcontext.Scope, q callcontext.Query, now time.Time) (callcontext.Found, error) {
@@ -89,6 +98,9 @@ func (s *countingStore) Resolve(ctx context.Context, sc callcontext.Scope, q cal
 
 func (s *countingStore) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
 	s.calls.Add(1)
+	if s.down.Load() {
+		return callcontext.ClaimResult{}, callcontext.ErrUnavailable
+	}
 	return s.Store.Claim(ctx, sc, c)
 }
 
