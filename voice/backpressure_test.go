@@ -193,3 +193,32 @@ func TestStreamDegraded(t *testing.T) {
 		t.Errorf("degraded streams counted = %v, want 1", got)
 	}
 }
+
+// One live stream per call: a second upgrade with the same token is
+// refused (1008) and counted while the first is open, through the store's
+// lease and with the store down through the process's; once the first
+// stream ends, the call may stream again.
+func TestStreamOnePerCall(t *testing.T) {
+	for _, down := range []bool{false, true} {
+		t.Run(map[bool]string{false: "store up", true: "store down"}[down], func(t *testing.T) {
+			se := newStreamEnv(t, nil)
+			params := se.call("CA9904", "+14155559904")
+			se.store.down.Store(down)
+			se.twilio("CA9904", params)
+			ag := se.agent()
+			second := se.twilio("CA9904", params)
+			if code := closeCode(t, second); code != websocket.ClosePolicyViolation {
+				t.Errorf("second stream close code = %d, want %d", code, websocket.ClosePolicyViolation)
+			}
+			if got := se.counter("stickycalls_voice_streams_total", "outcome", "duplicate"); got != 1 {
+				t.Errorf("duplicate streams counted = %v, want 1", got)
+			}
+			ag.Close() // the agent goes away: the first stream ends
+			se.waitFor("the first stream's end", func() bool {
+				return se.counter("stickycalls_voice_streams_total", "outcome", "agent_closed") == 1
+			})
+			se.twilio("CA9904", params)
+			se.agent() // the call streams again
+		})
+	}
+}

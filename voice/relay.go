@@ -31,7 +31,8 @@ type RelayLimits struct {
 	Ping      time.Duration // ping interval on both sockets. Default 10s
 	Write     time.Duration // to write one frame. Default 5s
 	Linger    time.Duration // the agent's socket stays open after Twilio's stop. Default 30s
-	Store     time.Duration // each store call: the call record, the end, the completion. Default 5s
+	Store     time.Duration // each store call: the call record, the end, the lease. Default 5s
+	Lease     time.Duration // the call's one-stream lease, renewed every third of it. Default 60s
 }
 
 func (l RelayLimits) withDefaults() RelayLimits {
@@ -48,6 +49,7 @@ func (l RelayLimits) withDefaults() RelayLimits {
 	l.Write = orDefault(l.Write, 5*time.Second)
 	l.Linger = orDefault(l.Linger, 30*time.Second)
 	l.Store = orDefault(l.Store, 5*time.Second)
+	l.Lease = orDefault(l.Lease, time.Minute)
 	return l
 }
 
@@ -262,6 +264,7 @@ type relay struct {
 	twilio   *side
 	agent    *side
 	shutdown <-chan struct{}
+	lease    *streamLease
 	stopped  atomic.Bool // Twilio sent stop
 	once     sync.Once
 	outcome  string // set once, by the first stop
@@ -275,6 +278,12 @@ func (rl *relay) run(ctx context.Context, first [][]byte) {
 	defer context.AfterFunc(ctx, func() { rl.stop("request_ended") })()
 	rl.twilio.extend()
 	rl.agent.extend()
+	defer rl.lease.release(rl.lim)
+	leased := make(chan struct{})
+	defer close(leased)
+	if rl.lease.store {
+		go rl.lease.keep(leased, rl.lim)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { rl.pump(rl.agent) })
 	wg.Go(func() { rl.pump(rl.twilio) })

@@ -34,6 +34,7 @@ var (
 	errNoAgent      = errors.New("agent unreachable")
 	errShutdown     = errors.New("server shutting down")
 	errCallMismatch = errors.New("call_id parameter is not the stream's callSid")
+	errDuplicate    = errors.New("the call already has a live stream")
 )
 
 // twilioStart is the part of Twilio's start frame the relay reads. Each
@@ -59,6 +60,7 @@ type twilioStart struct {
 // ended.
 func HandleStream(logger zerolog.Logger, calls *callcontext.Service, cfg Config, shutdown <-chan struct{}) http.Handler {
 	lim := cfg.Relay.withDefaults()
+	leases := newLocalLeases()
 	up := websocket.Upgrader{HandshakeTimeout: lim.Handshake, CheckOrigin: func(r *http.Request) bool {
 		return r.Header.Get("Origin") == "" // Twilio is a server; a browser page must not reach the relay
 	}}
@@ -77,7 +79,7 @@ func HandleStream(logger zerolog.Logger, calls *callcontext.Service, cfg Config,
 			defer cfg.Streams.Done()
 		}
 		tw := newSide("twilio", conn, lim, twilioReadLimit)
-		o := opener{logger: logger, calls: calls, cfg: cfg, lim: lim, signers: signers, shutdown: shutdown}
+		o := opener{logger: logger, calls: calls, cfg: cfg, lim: lim, signers: signers, shutdown: shutdown, leases: leases}
 		first, start, err := readUntilStart(tw, lim)
 		var rl *relay
 		if err == nil {
@@ -137,6 +139,7 @@ type opener struct {
 	lim      RelayLimits
 	signers  []Account
 	shutdown <-chan struct{}
+	leases   *localLeases
 }
 
 // open checks that the stream belongs to the call its start claims, adds
@@ -146,8 +149,23 @@ func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilio
 	if err != nil {
 		return nil, err
 	}
+	// The store is asked for the lease and the context within one second
+	// in all: a slow or dead store must not keep the caller waiting.
+	sctx, cancel := context.WithTimeout(ctx, min(o.lim.Store, time.Second))
+	defer cancel()
+	sc := callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod}
+	lease, _, err := leaseStream(sctx, o.calls, o.leases, sc, call.CallSID, o.lim)
+	if err != nil {
+		return nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			lease.release(o.lim)
+		}
+	}()
 	params := map[string]string{"from": call.From, "to": call.To}
-	if rec, ok := o.record(ctx, acct, call); ok {
+	if rec, ok := o.record(sctx, acct, call); ok {
 		params["customer_ref"], params["recommendation"] = rec.CustomerRef, string(rec.Recommendation)
 		params["stickycalls_context"] = string(o.calls.Context(rec))
 	} else {
@@ -166,9 +184,9 @@ func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilio
 	if err != nil {
 		return nil, err
 	}
+	opened = true
 	return &relay{logger: streamLogger(o.logger, start), calls: o.calls, metrics: o.cfg.Metrics, lim: o.lim,
-		scope:  callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod},
-		callID: start.Start.CallSID, twilio: tw, agent: agent, shutdown: o.shutdown}, nil
+		scope: sc, callID: start.Start.CallSID, twilio: tw, agent: agent, shutdown: o.shutdown, lease: lease}, nil
 }
 
 // streamLogger is logger with the stream's call_id and stream_sid, as far
@@ -229,8 +247,6 @@ func (o opener) verify(start twilioStart) (Account, streamCall, Number, error) {
 // not needed to connect: with the store down or slow the stream goes on
 // degraded (ok false).
 func (o opener) record(ctx context.Context, acct Account, call streamCall) (callcontext.CallRecord, bool) {
-	ctx, cancel := context.WithTimeout(ctx, o.lim.Store)
-	defer cancel()
 	rec, err := o.calls.CallRecord(ctx, callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod}, call.CallSID)
 	if err != nil || len(rec.StartResponse) == 0 {
 		o.cfg.Metrics.fallback("stream_degraded")
@@ -282,6 +298,8 @@ func (o opener) refuse(tw *side, start twilioStart, err error) {
 		code, outcome = websocket.CloseTryAgainLater, "agent_unreachable"
 	case errors.Is(err, errShutdown):
 		code, outcome = websocket.CloseGoingAway, "shutdown"
+	case errors.Is(err, errDuplicate):
+		outcome = "duplicate"
 	}
 	o.cfg.Metrics.stream(outcome)
 	logger := streamLogger(o.logger, start)

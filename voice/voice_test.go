@@ -96,6 +96,13 @@ func (s *countingStore) Resolve(ctx context.Context, sc callcontext.Scope, q cal
 	return s.Store.Resolve(ctx, sc, q, now)
 }
 
+func (s *countingStore) LeaseStream(ctx context.Context, sc callcontext.Scope, id, holder string, now, expires time.Time) (bool, error) {
+	if s.down.Load() {
+		return false, callcontext.ErrUnavailable
+	}
+	return s.Store.LeaseStream(ctx, sc, id, holder, now, expires)
+}
+
 func (s *countingStore) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
 	s.calls.Add(1)
 	if s.down.Load() {

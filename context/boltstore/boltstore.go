@@ -70,7 +70,7 @@ func Open(path string, lockWait time.Duration, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKeys, bucketKeyHash, bucketScopes, bucketLookup} {
+		for _, b := range [][]byte{bucketKeys, bucketKeyHash, bucketScopes, bucketLookup, bucketStreams} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -12,6 +12,14 @@ import (
 // Sweep deletes everything that expired before now, in every scope.
 func (s *Store) Sweep(now time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		// Leases of streams whose relay died without releasing them.
+		if err := sweepExpired(tx.Bucket(bucketStreams), now, func(v []byte) (time.Time, error) {
+			var l streamLease
+			err := jsonDecode(v, &l)
+			return l.Expires, err
+		}); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketScopes).ForEach(func(name, _ []byte) error {
 			sb := tx.Bucket(bucketScopes).Bucket(name)
 			b := scope{sb.Bucket(subCustomers), sb.Bucket(subANIs), sb.Bucket(subOwners), sb.Bucket(subCalls), sb.Bucket(subIdem), sb.Bucket(subUsage)}

@@ -10,7 +10,50 @@ import (
 	"github.com/stickycalls/stickycalls/context/identity"
 )
 
-var bucketLookup = []byte("lookup")
+var (
+	bucketLookup  = []byte("lookup")
+	bucketStreams = []byte("streams") // scope name, NUL, call id → streamLease
+)
+
+// streamLease is who holds a call's media stream, and until when.
+type streamLease struct {
+	Holder  string    `json:"holder"`
+	Expires time.Time `json:"expires"`
+}
+
+func streamKey(sc callcontext.Scope, callID string) string {
+	return string(scopeName(sc)) + "\x00" + callID
+}
+
+// LeaseStream implements callcontext.Store.
+func (s *Store) LeaseStream(_ context.Context, sc callcontext.Scope, callID, holder string, now, expires time.Time) (bool, error) {
+	granted := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, key := tx.Bucket(bucketStreams), streamKey(sc, callID)
+		var l streamLease
+		if _, err := get(b, key, &l); err != nil {
+			return err
+		}
+		if l.Holder != "" && l.Holder != holder && l.Expires.After(now) {
+			return nil
+		}
+		granted = true
+		return put(b, key, streamLease{Holder: holder, Expires: expires})
+	})
+	return granted, err
+}
+
+// ReleaseStream implements callcontext.Store.
+func (s *Store) ReleaseStream(_ context.Context, sc callcontext.Scope, callID, holder string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, key := tx.Bucket(bucketStreams), streamKey(sc, callID)
+		var l streamLease
+		if _, err := get(b, key, &l); err != nil || l.Holder != holder {
+			return err
+		}
+		return b.Delete([]byte(key))
+	})
+}
 
 // lookupEntry is a cached Lookup answer.
 type lookupEntry struct {

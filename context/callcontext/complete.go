@@ -228,3 +228,23 @@ func (s *Service) CallRecord(ctx context.Context, sc Scope, callID string) (Call
 	}
 	return c, nil
 }
+
+// LeaseStream gives holder the call's one live media stream for ttl, or
+// renews holder's lease; it reports false while another stream of the call
+// holds it.
+func (s *Service) LeaseStream(ctx context.Context, sc Scope, callID, holder string, ttl time.Duration) (bool, error) {
+	now := s.now().UTC()
+	ok, err := s.store.LeaseStream(ctx, sc, callID, holder, now, now.Add(ttl))
+	if err != nil {
+		return false, fmt.Errorf("lease stream: %w", err)
+	}
+	return ok, nil
+}
+
+// ReleaseStream ends holder's lease of the call's media stream.
+func (s *Service) ReleaseStream(ctx context.Context, sc Scope, callID, holder string) error {
+	if err := s.store.ReleaseStream(ctx, sc, callID, holder); err != nil {
+		return fmt.Errorf("release stream: %w", err)
+	}
+	return nil
+}

@@ -34,6 +34,12 @@ type Store interface {
 	// ConfirmCall records a caller's answer to the voice confirm question on
 	// the call's record. ErrNotFound if the call has no record.
 	ConfirmCall(ctx context.Context, sc Scope, callID string, c Confirmation) error
+	// LeaseStream gives holder the call's one live media stream until
+	// expires, or renews holder's lease; it reports false while another
+	// holder's lease is live at now.
+	LeaseStream(ctx context.Context, sc Scope, callID, holder string, now, expires time.Time) (bool, error)
+	// ReleaseStream ends holder's lease of the call's stream, if it has it.
+	ReleaseStream(ctx context.Context, sc Scope, callID, holder string) error
 	// Call returns a call record or ErrNotFound.
 	Call(ctx context.Context, sc Scope, callID string) (CallRecord, error)
 	// Erase deletes a customer, every index entry and call record that

@@ -296,3 +296,18 @@ func (s *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) 
 	}
 	return callcontext.UsageCount{Requests: n[0], Billable: n[1], NonBillable: n[2]}, nil
 }
+
+// LeaseStream implements callcontext.Store in one script in the scope's slot.
+func (s *Store) LeaseStream(ctx context.Context, sc callcontext.Scope, callID, holder string, now, expires time.Time) (bool, error) {
+	cmd, err := s.one(ctx, "lease stream", run{leaseScript, []string{s.names(sc).stream(callID)}, []any{holder, ts(now), ts(expires), ttl(expires, now)}})
+	if err != nil {
+		return false, err
+	}
+	return cmd.Val() == int64(1), nil
+}
+
+// ReleaseStream implements callcontext.Store.
+func (s *Store) ReleaseStream(ctx context.Context, sc callcontext.Scope, callID, holder string) error {
+	_, err := s.one(ctx, "release stream", run{unleaseScript, []string{s.names(sc).stream(callID)}, []any{holder}})
+	return err
+}

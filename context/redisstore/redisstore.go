@@ -16,6 +16,7 @@
 //	{S:o:<key:value>}         hash: external id index (<ref> → link expiry)
 //	{S}:call:<id>             hash: call record (start and end fields, leases, responses)
 //	{S}:call:<id>:keys        set: the idempotency keys claimed for the call
+//	{S}:stream:<id>           hash: the call's media stream lease (holder, expiry)
 //	{S}:idem:<op>:<key>       hash: Idempotency-Key record (print, call key, expiry)
 //	{S}:usage:<period>        hash: requests, billable, non_billable
 //	{S}:rc:<ref>              set: call records that name the customer
@@ -221,6 +222,7 @@ func (n names) ani(ani string) string      { return "{" + n.space + ":a:" + esc(
 func (n names) owner(id string) string     { return "{" + n.space + ":o:" + esc(id) + "}" }
 func (n names) call(id string) string      { return n.tag + ":call:" + esc(id) }
 func (n names) usage(period string) string { return n.tag + ":usage:" + esc(period) }
+func (n names) stream(id string) string    { return n.tag + ":stream:" + esc(id) }
 func (n names) refCalls(ref string) string { return n.tag + ":rc:" + esc(ref) }
 func (n names) idem(op callcontext.Op, key string) string {
 	return n.tag + ":idem:" + string(op) + ":" + esc(key)

@@ -233,8 +233,26 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
 
+// leaseScript gives or renews a stream lease. KEYS: lease. ARGV: holder,
+// now, expiry, TTL. Returns 1 when holder has it, 0 when another holder's
+// lease is live.
+var leaseScript = redis.NewScript(prelude + `
+local l = redis.call('HMGET', KEYS[1], 'h', 'x')
+if l[1] and l[1] ~= ARGV[1] and after(l[2], ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 'x', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+`)
+
+// unleaseScript ends a stream lease if it is still holder's. KEYS: lease.
+// ARGV: holder.
+var unleaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'h') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
 var allScripts = []*redis.Script{
 	claimScript, releaseScript, mergeScript, eraseCallsScript, addCallScript,
 	lockScript, unlockScript, writeScript, setFieldScript, ownerOnlyScript,
-	putKeyScript, keyByHashScript, allKeysScript, keyTimeScript,
+	putKeyScript, keyByHashScript, allKeysScript, keyTimeScript, leaseScript, unleaseScript,
 }

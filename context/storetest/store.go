@@ -124,6 +124,7 @@ func storeTests() []storeTest {
 		{"the Lookup cache answers until it expires", testLookupCache},
 		{"a claim with a query reads what Resolve reads", testClaimQuery},
 		{"Erase removes the calls whose answers showed the customer", testEraseRevealed},
+		{"a call has one live media stream", testStreamLease},
 	}
 }
 
@@ -611,4 +612,32 @@ func testKeys(t *testing.T, s callcontext.Store) {
 	if diff := cmp.Diff([]callcontext.APIKey{k1, k2}, got); diff != "" {
 		t.Errorf("Keys(): diff (-want +got):\n%s", diff)
 	}
+}
+
+// A call has one live media stream: a second holder is refused while the
+// first's lease is live, the holder renews it, and a released or expired
+// lease can be taken. Scopes are separate.
+func testStreamLease(t *testing.T, s callcontext.Store) {
+	ctx := context.Background()
+	lease := func(what string, sc callcontext.Scope, holder string, now time.Time, want bool) {
+		t.Helper()
+		got, err := s.LeaseStream(ctx, sc, "CA1", holder, now, now.Add(time.Minute))
+		if err != nil || got != want {
+			t.Errorf("%s: LeaseStream(%s) = %v, %v; want %v", what, holder, got, err, want)
+		}
+	}
+	lease("first", acmeTest, "relay-a", t0, true)
+	lease("a second stream", acmeTest, "relay-b", t0.Add(time.Second), false)
+	lease("the other mode", acmeProd, "relay-b", t0.Add(time.Second), true)
+	lease("renewed by its holder", acmeTest, "relay-a", t0.Add(50*time.Second), true)
+	lease("still held after the first minute", acmeTest, "relay-b", t0.Add(90*time.Second), false)
+	if err := s.ReleaseStream(ctx, acmeTest, "CA1", "relay-b"); err != nil {
+		t.Fatal(err)
+	}
+	lease("another holder's release changes nothing", acmeTest, "relay-b", t0.Add(91*time.Second), false)
+	if err := s.ReleaseStream(ctx, acmeTest, "CA1", "relay-a"); err != nil {
+		t.Fatal(err)
+	}
+	lease("after its release", acmeTest, "relay-b", t0.Add(92*time.Second), true)
+	lease("after it expired", acmeTest, "relay-c", t0.Add(153*time.Second), true)
 }
