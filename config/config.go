@@ -86,6 +86,9 @@ type Number struct {
 	// number's AI agent (such as Authorization), their values read from the
 	// environment variables the file names.
 	AgentHeaders map[string]string
+	// TransferTargets are the numbers and SIP URIs the number's agent may
+	// transfer a caller to (stickycalls.transfer); empty means any.
+	TransferTargets []string
 }
 
 // Action is one next step of a call. Exactly one field is set, except in a

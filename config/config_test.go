@@ -329,10 +329,12 @@ numbers:
   "+18005550100":
     next: {stream: "wss://agent.example.com/media"}
     agent_headers: {Authorization: AGENT_AUTH, "X Bad": AGENT_AUTH, X-Empty: UNSET_VAR, X-Key: "Bearer pasted-secret"}
+    transfer_targets: ["+14155550100", "sip:desk@pbx.example.com", "555-0100"]
   "+18005550101":
     next: {dial: "+14155550000"}
     agent_headers: {Authorization: AGENT_AUTH}
 `, map[string]string{"AGENT_AUTH": "Bearer s3cret"}, []string{
+			`numbers["+18005550100"].transfer_targets[2]: must be an E.164 number`,
 			`numbers["+18005550100"].agent_headers["X Bad"]: not an HTTP header name`,
 			`numbers["+18005550100"].agent_headers["X-Empty"]: the environment variable it names is empty or unset`,
 			`numbers["+18005550100"].agent_headers["X-Key"]: must name an environment variable`,

@@ -52,7 +52,8 @@ type numberFile struct {
 	Fallback  actionFile `yaml:"fallback"`
 	// AgentHeaders maps a header name to the environment variable that
 	// holds its value.
-	AgentHeaders map[string]string `yaml:"agent_headers"`
+	AgentHeaders    map[string]string `yaml:"agent_headers"`
+	TransferTargets []string          `yaml:"transfer_targets"`
 }
 
 type actionFile struct {

@@ -37,6 +37,12 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 		if len(n.AgentHeaders) > 0 && n.Next.Stream == "" {
 			l.add(where+".agent_headers", "only a number whose next action is a stream has an agent to send them to")
 		}
+		for i, to := range nf.TransferTargets {
+			if !isE164(to) && !isSIP(to) {
+				l.add(fmt.Sprintf("%s.transfer_targets[%d]", where, i), "must be an E.164 number (+ then 8 to 15 digits) or a sip: URI")
+			}
+		}
+		n.TransferTargets = nf.TransferTargets
 		out[key] = n
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -221,4 +222,74 @@ func TestStreamOnePerCall(t *testing.T) {
 			se.agent() // the call streams again
 		})
 	}
+}
+
+// The agent decides what happens when its stream ends: a hang-up, a
+// transfer (to a target the number allows), or, when it says nothing (it
+// crashed or went away), the number's fallback. An invalid or forbidden
+// target is answered in-band and the stream goes on.
+func TestStreamAgentControl(t *testing.T) {
+	const human, other = "+14155550100", "+14155550199"
+	tests := []struct {
+		name   string
+		frames []string // the agent's, after start
+		want   []string // verbs of the after-stream answer
+		dial   string
+	}{
+		{"hang up", []string{`{"event":"stickycalls.hangup"}`}, []string{"Hangup"}, ""},
+		{"transfer", []string{`{"event":"stickycalls.transfer","to":"+1 (415) 555-0100"}`}, []string{"Dial", "Number"}, human},
+		{"transfer to SIP", []string{`{"event":"stickycalls.transfer","to":"sip:desk@pbx.example.com"}`}, []string{"Dial", "Sip"}, "sip:desk@pbx.example.com"},
+		{"crash", nil, []string{"Dial", "Number"}, agent},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			se := newStreamEnv(t, func(c *voice.Config) {
+				n := c.Numbers[number]
+				n.Fallback = voice.Action{Dial: agent}
+				n.TransferTargets = []string{human, "sip:desk@pbx.example.com"}
+				c.Numbers[number] = n
+			})
+			sid, from := fmt.Sprintf("CA98%02d", i), fmt.Sprintf("+141555598%02d", i)
+			tw := se.twilio(sid, se.call(sid, from))
+			ag := se.agent()
+			recv(t, ag, 2)
+			send(t, ag, tc.frames...)
+			if tc.frames == nil {
+				ag.Close()
+			}
+			if code := closeCode(t, tw); code != websocket.CloseNormalClosure && tc.frames != nil {
+				t.Errorf("Twilio close code = %d, want %d", code, websocket.CloseNormalClosure)
+			}
+			n := se.afterStream(sid, from)
+			if got := n.verbs(); !slices.Equal(got, tc.want) {
+				t.Fatalf("after-stream verbs = %v, want %v", got, tc.want)
+			}
+			if tc.dial != "" {
+				d, _ := n.find("Dial")
+				if target := strings.TrimSpace(d.Nodes[0].Text); target != tc.dial {
+					t.Errorf("dialled %q, want %q", target, tc.dial)
+				}
+			}
+		})
+	}
+	t.Run("a target the number does not allow", func(t *testing.T) {
+		se := newStreamEnv(t, func(c *voice.Config) {
+			n := c.Numbers[number]
+			n.TransferTargets = []string{human}
+			c.Numbers[number] = n
+		})
+		tw := se.twilio("CA9890", se.call("CA9890", "+14155559890"))
+		ag := se.agent()
+		recv(t, ag, 2)
+		for _, to := range []string{other, "not a number"} {
+			send(t, ag, `{"event":"stickycalls.transfer","to":"`+to+`"}`)
+			if reply := recv(t, ag, 1)[0]; !strings.Contains(reply, `"stickycalls.error"`) || !strings.Contains(reply, `"to"`) {
+				t.Errorf("transfer to %q answered %s, want a stickycalls.error on to", to, reply)
+			}
+		}
+		send(t, ag, agentMedia(1)) // the stream goes on
+		if got := mediaNumber(t, recv(t, tw, 1)[0]); got != 1 {
+			t.Errorf("Twilio got frame %d, want 1", got)
+		}
+	})
 }

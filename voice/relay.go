@@ -265,6 +265,7 @@ type relay struct {
 	agent    *side
 	shutdown <-chan struct{}
 	lease    *streamLease
+	number   Number      // the number called: its transfer targets
 	stopped  atomic.Bool // Twilio sent stop
 	once     sync.Once
 	outcome  string // set once, by the first stop
@@ -422,6 +423,7 @@ func (rl *relay) fromAgentFrame(ctx context.Context, typ int, msg []byte) {
 	var f struct {
 		Event string          `json:"event"`
 		End   json.RawMessage `json:"end"`
+		To    string          `json:"to"`
 	}
 	if typ != websocket.TextMessage || json.Unmarshal(msg, &f) != nil {
 		rl.metrics.drop("malformed")
@@ -436,9 +438,44 @@ func (rl *relay) fromAgentFrame(ctx context.Context, typ int, msg []byte) {
 		rl.send(rl.twilio, msg) // while Twilio is behind, the agent is not read
 	case "stickycalls.end":
 		rl.end(ctx, f.End)
+	case "stickycalls.hangup", "stickycalls.transfer":
+		rl.instruct(ctx, f.Event == "stickycalls.hangup", f.To)
 	default:
 		rl.metrics.drop("event")
 	}
+}
+
+// instruct takes the agent's wish for the end of its stream: it stores it
+// on the call's record, then ends the stream, so that Twilio asks
+// /voice/after-stream, which follows it on whichever instance answers. A
+// transfer target that is invalid, or not one the number allows, is
+// answered with stickycalls.error and the stream goes on. When the
+// instruction cannot be stored the stream still ends, and the number's
+// fallback runs.
+func (rl *relay) instruct(ctx context.Context, hangup bool, to string) {
+	a := callcontext.AgentAction{Hangup: hangup}
+	if !hangup {
+		target, err := callcontext.Transfer(to)
+		if err == nil && !rl.number.allows(target) {
+			err = &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: []string{"to"}, Message: "not one of the number's transfer targets"}}}
+		}
+		if err != nil {
+			reply, _ := endReply(nil, err)
+			rl.send(rl.agent, reply)
+			return
+		}
+		a.TransferTo = target
+	}
+	sctx, cancel := context.WithTimeout(ctx, rl.lim.Store)
+	defer cancel()
+	if err := rl.calls.Instruct(sctx, rl.scope, rl.callID, a); err != nil {
+		rl.logger.Warn().AnErr("err", err).Msg("agent instruction not stored; the fallback will run")
+	}
+	outcome := "agent_hangup"
+	if !hangup {
+		outcome = "agent_transfer"
+	}
+	rl.stop(outcome)
 }
 
 func (m *Metrics) drop(reason string) {

@@ -186,7 +186,7 @@ func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilio
 	}
 	opened = true
 	return &relay{logger: streamLogger(o.logger, start), calls: o.calls, metrics: o.cfg.Metrics, lim: o.lim,
-		scope: sc, callID: start.Start.CallSID, twilio: tw, agent: agent, shutdown: o.shutdown, lease: lease}, nil
+		scope: sc, callID: start.Start.CallSID, twilio: tw, agent: agent, shutdown: o.shutdown, lease: lease, number: num}, nil
 }
 
 // streamLogger is logger with the stream's call_id and stream_sid, as far

@@ -87,6 +87,7 @@ func newStreamEnv(t *testing.T, tweak func(*voice.Config)) *streamEnv {
 	mux.Handle("POST /voice/incoming", voice.RequireSignature(se.cfg)(voice.HandleIncoming(logger, calls, se.cfg)))
 	mux.Handle("POST /voice/confirm", voice.RequireSignature(se.cfg)(voice.HandleConfirm(logger, calls, se.cfg)))
 	mux.Handle("POST /voice/status", voice.RequireSignature(se.cfg)(voice.HandleStatus(logger, calls, se.cfg)))
+	mux.Handle("POST /voice/after-stream", voice.RequireSignature(se.cfg)(voice.HandleAfterStream(logger, calls, se.cfg)))
 	mux.Handle("GET /voice/stream", unwrapOnly(voice.HandleStream(logger, calls, se.cfg, se.shutdown)))
 	return se
 }
@@ -171,6 +172,18 @@ func (se *streamEnv) twilio(callSid string, params map[string]string) *websocket
 	se.t.Cleanup(func() { c.Close() })
 	send(se.t, c, connectedFrame, startFrame(callSid, params))
 	return c
+}
+
+// afterStream asks what follows the call's stream, as Twilio does when
+// <Connect> ends.
+func (se *streamEnv) afterStream(callSid, from string) node {
+	se.t.Helper()
+	status, body := se.post("/voice/after-stream", token, incomingForm(callSid, from, number))
+	var n node
+	if err := xml.Unmarshal([]byte(body), &n); status != 200 || err != nil || n.XMLName.Local != "Response" {
+		se.t.Fatalf("after-stream: %d %s (%v), want TwiML", status, body, err)
+	}
+	return n
 }
 
 // agent returns the next socket the relay opened to the fake agent.
@@ -298,9 +311,15 @@ func TestStreamTwiML(t *testing.T) {
 				c.Numbers[number] = n
 			})
 			n := se.incoming("CA8001", "+14155558001")
-			want := append([]string{"Say", "Connect", "Stream", "Parameter", "Parameter", "Parameter", "Parameter"}, tc.after...)
+			want := []string{"Say", "Connect", "Stream", "Parameter", "Parameter", "Parameter", "Parameter"}
 			if got := n.verbs(); !slices.Equal(got, want) {
-				t.Errorf("verbs = %v, want %v", got, want)
+				t.Errorf("verbs = %v, want %v (with <Connect action>, verbs after it never run)", got, want)
+			}
+			if c, _ := n.find("Connect"); c.attr("action") != se.srv.URL+"/voice/after-stream" {
+				t.Errorf("Connect action = %q, want this service's /voice/after-stream", c.attr("action"))
+			}
+			if got := se.afterStream("CA8001", "+14155558001").verbs(); !slices.Equal(got, tc.after) {
+				t.Errorf("after-stream verbs = %v, want %v (the fallback)", got, tc.after)
 			}
 			s, _ := n.find("Stream")
 			if got, want := s.attr("url"), "wss://"+se.host+"/voice/stream"; got != want {

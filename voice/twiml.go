@@ -40,11 +40,13 @@ func (c Config) next(r *http.Request, a Action, callID, ref, recommendation stri
 }
 
 // stream connects the call to this service's relay, which reaches the AI
-// agent of the number called, then runs the number's fallback when the
-// stream ends or fails. The parameters carry the call's numbers, and the
-// stickycalls_token binds them and the stream to this call under the auth
-// token of the account that signed the webhook, so the relay needs no
-// store to connect; without a token there is no stream, only the fallback.
+// agent of the number called; when the stream ends or fails Twilio asks
+// /voice/after-stream what next (what the agent asked, else the number's
+// fallback: with <Connect action>, verbs after <Connect> never run). The
+// parameters carry the call's numbers, and the stickycalls_token binds them
+// and the stream to this call under the auth token of the account that
+// signed the webhook, so the relay needs no store to connect; without a
+// token there is no stream, only the fallback.
 func (c Config) stream(r *http.Request, base, callID, ref, recommendation string) []twiml.Element {
 	dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
 	from, withheld, ok := callcontext.NormalizeANI(r.PostForm.Get("From"))
@@ -58,7 +60,7 @@ func (c Config) stream(r *http.Request, base, callID, ref, recommendation string
 		return fallback
 	}
 	wss := "wss://" + strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://") + "/voice/stream"
-	connect := &twiml.VoiceConnect{InnerElements: []twiml.Element{
+	connect := &twiml.VoiceConnect{Action: base + "/voice/after-stream", Method: "POST", InnerElements: []twiml.Element{
 		&twiml.VoiceStream{Url: wss, InnerElements: []twiml.Element{
 			&twiml.VoiceParameter{Name: "call_id", Value: callID},
 			&twiml.VoiceParameter{Name: "from", Value: from},
@@ -66,7 +68,7 @@ func (c Config) stream(r *http.Request, base, callID, ref, recommendation string
 			&twiml.VoiceParameter{Name: "stickycalls_token", Value: streamToken(acct.AuthToken, streamCall{callID, from, dnis}, c.now().Add(streamTokenTTL))},
 		}},
 	}}
-	return append([]twiml.Element{connect}, fallback...)
+	return []twiml.Element{connect}
 }
 
 // fallback is what runs after a stream: the number's fallback action, or a

@@ -6,6 +6,7 @@ package voice
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +38,14 @@ type Number struct {
 	// AgentHeaders are added to the relay's upgrade request to the agent
 	// (beside the X-Twilio-Signature it always carries).
 	AgentHeaders map[string]string
+	// TransferTargets are the numbers and SIP URIs the number's agent may
+	// transfer a caller to; none means any.
+	TransferTargets []string
+}
+
+// allows reports whether the number's agent may transfer a caller to.
+func (n Number) allows(to string) bool {
+	return len(n.TransferTargets) == 0 || slices.Contains(n.TransferTargets, to)
 }
 
 // Config is everything the webhooks need.

@@ -81,6 +81,26 @@ func (s *Store) ConfirmCall(_ context.Context, sc callcontext.Scope, callID stri
 	})
 }
 
+// InstructCall implements callcontext.Store.
+func (s *Store) InstructCall(_ context.Context, sc callcontext.Scope, callID, instruction string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, ok := readScope(tx, sc)
+		if !ok {
+			return callcontext.ErrNotFound
+		}
+		var call callcontext.CallRecord
+		found, err := get(b.calls, callID, &call)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return callcontext.ErrNotFound
+		}
+		call.AgentAction = instruction
+		return put(b.calls, callID, call)
+	})
+}
+
 // CachedLineType implements callcontext.Store.
 func (s *Store) CachedLineType(_ context.Context, e164 string, now time.Time) (identity.LineType, bool, error) {
 	var e lookupEntry

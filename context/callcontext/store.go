@@ -34,6 +34,10 @@ type Store interface {
 	// ConfirmCall records a caller's answer to the voice confirm question on
 	// the call's record. ErrNotFound if the call has no record.
 	ConfirmCall(ctx context.Context, sc Scope, callID string, c Confirmation) error
+	// InstructCall records what the call's AI agent asked to happen when its
+	// media stream ends (see Service.Instruct). ErrNotFound if the call has
+	// no record.
+	InstructCall(ctx context.Context, sc Scope, callID, instruction string) error
 	// LeaseStream gives holder the call's one live media stream until
 	// expires, or renews holder's lease; it reports false while another
 	// holder's lease is live at now.
@@ -244,7 +248,10 @@ type CallRecord struct {
 	// Contestable: a "no" or an end naming another customer counts against
 	// Matched's link to the ANI (the line was not known to be shared, and
 	// the call's attestation fit the link).
-	Contestable   bool      `json:"contestable,omitempty"`
+	Contestable bool `json:"contestable,omitempty"`
+	// AgentAction is what the call's AI agent asked for when its stream
+	// ends: "hangup" or "transfer:" and the target; "" for nothing.
+	AgentAction   string    `json:"agent_action,omitempty"`
 	Ended         time.Time `json:"ended,omitzero"`
 	EndPrint      string    `json:"end_print,omitempty"`
 	EndResponse   []byte    `json:"end_response,omitempty"`

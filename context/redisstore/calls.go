@@ -48,7 +48,8 @@ func answerField(confirmed, denied bool) string {
 // "rec", "cf" (customer, recommendation, answer: see answerField); "st", "sp", "sr",
 // "sl", "slp" (started, start print, response, lease, lease print); the
 // same with "e" for the end ("en" is ended); "co", "cs", "cr", "cc", "cd"
-// (completion time, status, customer, created, duration); "exp". Flags are "1" or
+// (completion time, status, customer, created, duration); "aa" (the AI
+// agent's instruction for when its stream ends); "exp". Flags are "1" or
 // "", times are ts encoded, and "" is the zero value.
 func callHash(c callcontext.CallRecord) map[string]string {
 	return map[string]string{
@@ -56,7 +57,7 @@ func callHash(c callcontext.CallRecord) map[string]string {
 		"st": ts(c.Started), "sp": c.StartPrint, "sr": string(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
 		"en": ts(c.Ended), "ep": c.EndPrint, "er": string(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
 		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated), "cd": strconv.FormatInt(c.CompletedDuration, 10),
-		"exp": ts(c.Expires), "rv": revealedField(c.Revealed),
+		"exp": ts(c.Expires), "rv": revealedField(c.Revealed), "aa": c.AgentAction,
 	}
 }
 
@@ -70,7 +71,7 @@ func revealedField(refs []string) string {
 
 // Field groups of a call hash.
 var (
-	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "cd", "exp", "rv"}
+	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "cd", "exp", "rv", "aa"}
 	startFields = []string{"base", "ref", "rec", "st", "sp", "sr", "sl", "slp", "exp", "rv"}
 	endFields   = []string{"en", "ep", "er", "el", "elp"}
 	doneFields  = []string{"co", "cs", "cr", "cc", "cd"}
@@ -105,7 +106,7 @@ func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
 	}
 	c.ID, c.ANI, c.DNIS, c.ExternalIDs = b.ID, b.ANI, b.DNIS, b.ExternalIDs
 	c.Attestation, c.LineType, c.Matched, c.Contestable = b.Attestation, b.LineType, b.Matched, b.Contestable
-	c.CustomerRef, c.Recommendation = m["ref"], identity.Recommendation(m["rec"])
+	c.CustomerRef, c.Recommendation, c.AgentAction = m["ref"], identity.Recommendation(m["rec"]), m["aa"]
 	c.Confirmed, c.Denied = m["cf"] == "1", m["cf"] == "0"
 	c.StartPrint, c.StartResponse, c.StartLeasePrint = m["sp"], bytesOf(m["sr"]), m["slp"]
 	c.EndPrint, c.EndResponse, c.EndLeasePrint = m["ep"], bytesOf(m["er"]), m["elp"]
@@ -259,6 +260,19 @@ func (s *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID st
 	m := merge{id: callID, mode: "confirm", ref: c.CustomerRef,
 		always: []any{"cf", answerField(c.Confirmed, c.Denied), "ref", c.CustomerRef, "rec", string(c.Recommendation)}}
 	cmd, err := s.one(ctx, "confirm call", m.run(s.names(sc)))
+	if err != nil {
+		return err
+	}
+	if cmd.Val() == int64(0) {
+		return callcontext.ErrNotFound
+	}
+	return nil
+}
+
+// InstructCall implements callcontext.Store in one script.
+func (s *Store) InstructCall(ctx context.Context, sc callcontext.Scope, callID, instruction string) error {
+	m := merge{id: callID, mode: "confirm", always: []any{"aa", instruction}}
+	cmd, err := s.one(ctx, "instruct call", m.run(s.names(sc)))
 	if err != nil {
 		return err
 	}
