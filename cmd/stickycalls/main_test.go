@@ -86,7 +86,7 @@ func launch(t *testing.T, env map[string]string) *server {
 			t.Errorf("run returned %v", err)
 		}
 	})
-	s := &server{t: t, base: "http://" + addr, out: out}
+	s := &server{t: t, base: "http://" + full["STICKYCALLS_ADDR"], out: out}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get(s.base + "/healthz")
