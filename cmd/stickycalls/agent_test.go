@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/stickycalls/stickycalls/context/redistest"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -177,4 +179,79 @@ func streamParams(t *testing.T, twiml string) map[string]string {
 		out[p.Name] = p.Value
 	}
 	return out
+}
+
+// With Redis hung (SIGSTOP) after the call was answered, a signed stream
+// still reaches the number's agent through the real server: the relay needs
+// no store to connect, and tells the agent the context is missing.
+func TestStreamRedisPaused(t *testing.T) {
+	t.Parallel()
+	r := redistest.Durable(t, "always")
+	agents := make(chan *websocket.Conn, 1)
+	var up websocket.Upgrader
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if c, err := up.Upgrade(w, req, nil); err == nil {
+			agents <- c
+		}
+	}))
+	defer fake.Close()
+
+	const tok, number = "paused0redis0token", "+18005550100"
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "numbers:\n  \"" + number + "\":\n    next: {stream: \"ws://" + strings.TrimPrefix(fake.URL, "http://") + "\"}\n"
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	public := "http://" + addr
+	startServer(t, map[string]string{"STICKYCALLS_ADDR": addr, "STICKYCALLS_CONFIG": config, "TWILIO_AUTH_TOKEN": tok,
+		"STICKYCALLS_PUBLIC_URL": public, "STICKYCALLS_REDIS_URL": "redis://" + r.Addr() + "/0?" + redisTimeouts})
+	c := &caller{http: &http.Client{Timeout: 5 * time.Second}, base: public, public: public, token: tok, out: io.Discard}
+	form := url.Values{"CallSid": {"CA" + strings.Repeat("8", 32)}, "AccountSid": {"AC" + strings.Repeat("0", 32)},
+		"From": {"+14155557002"}, "To": {number}, "CallStatus": {"ringing"}, "Direction": {"inbound"}}
+	twiml, err := c.post(t.Context(), "/voice/incoming", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := streamParams(t, twiml)
+
+	r.Pause()
+	defer r.Resume()
+	h := http.Header{"X-Twilio-Signature": {voice.Sign(tok, "wss://"+addr+"/voice/stream", nil)}}
+	tw, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/voice/stream", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tw.Close()
+	p, _ := json.Marshal(params)
+	start := `{"event":"start","sequenceNumber":"1","streamSid":"MZ2","start":{"accountSid":"` + form.Get("AccountSid") +
+		`","streamSid":"MZ2","callSid":"` + form.Get("CallSid") + `","tracks":["inbound"],"customParameters":` + string(p) + `}}`
+	for _, f := range []string{`{"event":"connected","protocol":"Call","version":"1.0.0"}`, start} {
+		if err := tw.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ag *websocket.Conn
+	select {
+	case ag = <-agents:
+	case <-time.After(15 * time.Second):
+		t.Fatal("with Redis paused the relay did not reach the agent")
+	}
+	defer ag.Close()
+	ag.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got struct {
+		Start struct {
+			CustomParameters map[string]string `json:"customParameters"`
+		} `json:"start"`
+	}
+	for got.Start.CustomParameters == nil {
+		_, msg, err := ag.ReadMessage()
+		if err != nil {
+			t.Fatalf("agent read: %v", err)
+		}
+		json.Unmarshal(msg, &got)
+	}
+	if p := got.Start.CustomParameters; p["stickycalls_degraded"] != "true" || p["recommendation"] != "ignore" || p["from"] != "+14155557002" {
+		t.Errorf("start.customParameters with Redis paused = %v, want degraded, ignore and the caller's number", p)
+	}
 }
