@@ -255,3 +255,97 @@ func TestStreamRedisPaused(t *testing.T) {
 		t.Errorf("start.customParameters with Redis paused = %v, want degraded, ignore and the caller's number", p)
 	}
 }
+
+// Behind a load balancer each step of a streamed call may reach another
+// instance: two servers on one Redis. A second stream of the call on the
+// other instance is refused (the lease is in the store), and the agent's
+// hang-up, taken by the instance that relays the stream, is followed by
+// the other instance's after-stream answer.
+func TestStreamTwoInstances(t *testing.T) {
+	t.Parallel()
+	r := redistest.Durable(t, "always")
+	agents := make(chan *websocket.Conn, 2)
+	var up websocket.Upgrader
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if c, err := up.Upgrade(w, req, nil); err == nil {
+			agents <- c
+		}
+	}))
+	defer fake.Close()
+	const tok, number = "two0instances0token", "+18005550100"
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "numbers:\n  \"" + number + "\":\n    next: {stream: \"ws://" + strings.TrimPrefix(fake.URL, "http://") + "\"}\n    fallback: {dial: \"+14155550000\"}\n"
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// One public URL, as behind a load balancer: both instances check
+	// signatures against it.
+	public := "https://calls.example.com"
+	var addrs [2]string
+	for i := range addrs {
+		addrs[i] = freeAddr(t)
+		launch(t, map[string]string{"STICKYCALLS_ADDR": addrs[i], "STICKYCALLS_CONFIG": config, "TWILIO_AUTH_TOKEN": tok,
+			"STICKYCALLS_PUBLIC_URL": public, "STICKYCALLS_REDIS_URL": "redis://" + r.Addr() + "/0?" + redisTimeouts})
+	}
+	instance := func(i int) *caller {
+		return &caller{http: &http.Client{Timeout: 5 * time.Second}, base: "http://" + addrs[i], public: public, token: tok, out: io.Discard}
+	}
+	form := url.Values{"CallSid": {"CA" + strings.Repeat("9", 32)}, "AccountSid": {"AC" + strings.Repeat("0", 32)},
+		"From": {"+14155557003"}, "To": {number}, "CallStatus": {"ringing"}, "Direction": {"inbound"}}
+	twiml, err := instance(0).post(t.Context(), "/voice/incoming", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := json.Marshal(streamParams(t, twiml))
+	start := `{"event":"start","sequenceNumber":"1","streamSid":"MZ3","start":{"accountSid":"` + form.Get("AccountSid") +
+		`","streamSid":"MZ3","callSid":"` + form.Get("CallSid") + `","tracks":["inbound"],"customParameters":` + string(p) + `}}`
+	stream := func(i int) *websocket.Conn {
+		h := http.Header{"X-Twilio-Signature": {voice.Sign(tok, "wss://calls.example.com/voice/stream", nil)}}
+		tw, _, err := websocket.DefaultDialer.Dial("ws://"+addrs[i]+"/voice/stream", h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tw.Close() })
+		for _, f := range []string{`{"event":"connected","protocol":"Call","version":"1.0.0"}`, start} {
+			if err := tw.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tw
+	}
+	closeCode := func(c *websocket.Conn) int {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, _, err := c.ReadMessage()
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code
+			}
+			if err != nil {
+				return -1
+			}
+		}
+	}
+
+	first := stream(1)
+	var ag *websocket.Conn
+	select {
+	case ag = <-agents:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first stream did not reach the agent")
+	}
+	defer ag.Close()
+	if code := closeCode(stream(0)); code != websocket.ClosePolicyViolation {
+		t.Errorf("a second stream of the call on the other instance closed with %d, want %d", code, websocket.ClosePolicyViolation)
+	}
+	if err := ag.WriteMessage(websocket.TextMessage, []byte(`{"event":"stickycalls.hangup"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if code := closeCode(first); code != websocket.CloseNormalClosure {
+		t.Errorf("the stream after the agent's hang-up closed with %d, want %d", code, websocket.CloseNormalClosure)
+	}
+	after, err := instance(0).post(t.Context(), "/voice/after-stream", form)
+	if err != nil || !strings.Contains(after, "<Hangup") || strings.Contains(after, "<Dial") {
+		t.Errorf("the other instance's after-stream = %s, %v; want <Hangup/> as the agent asked", after, err)
+	}
+}
