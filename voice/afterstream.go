@@ -20,11 +20,8 @@ func HandleAfterStream(logger zerolog.Logger, calls *callcontext.Service, cfg Co
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.deadline())
 		defer cancel()
-		r.ParseForm()
-		req := startRequest(r.PostForm)
-		num, ok := cfg.Numbers[req.Hints.DNIS]
-		if !ok || num.Tenant != tenantOf(r.Context()) {
-			cfg.degrade(w, r, logger, Number{}, req, "unknown_number")
+		req, num, ok := cfg.webhookCall(w, r, logger)
+		if !ok {
 			return
 		}
 		ref, tier := "", string(identity.Ignore)

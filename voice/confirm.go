@@ -41,11 +41,8 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.deadline())
 		defer cancel()
-		r.ParseForm()
-		req := startRequest(r.PostForm)
-		num, ok := cfg.Numbers[req.Hints.DNIS]
-		if !ok || num.Tenant != tenantOf(r.Context()) {
-			cfg.degrade(w, r, logger, num, req, "unknown_number")
+		req, num, ok := cfg.webhookCall(w, r, logger)
+		if !ok {
 			return
 		}
 		answer := answerOf(r.PostForm.Get("Digits"), r.PostForm.Get("SpeechResult"))

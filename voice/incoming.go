@@ -52,11 +52,8 @@ func HandleIncoming(logger zerolog.Logger, calls *callcontext.Service, cfg Confi
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.deadline())
 		defer cancel()
-		r.ParseForm() // the signature check has read and restored the body
-		req := startRequest(r.PostForm)
-		num, ok := cfg.Numbers[req.Hints.DNIS]
-		if !ok || num.Tenant != tenantOf(r.Context()) || req.CallID == "" {
-			cfg.degrade(w, r, logger, num, req, "unknown_number")
+		req, num, ok := cfg.webhookCall(w, r, logger)
+		if !ok {
 			return
 		}
 		res, err := startWithin(ctx, calls, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req)
@@ -105,6 +102,20 @@ func reason(ctx context.Context, err error) string {
 		return "store_unavailable"
 	}
 	return "start_failed"
+}
+
+// webhookCall reads a webhook's call and the number it called. When the
+// number is not one of the signing tenant's, it answers with the fallback
+// greeting and reports false.
+func (c Config) webhookCall(w http.ResponseWriter, r *http.Request, logger zerolog.Logger) (callcontext.StartRequest, Number, bool) {
+	r.ParseForm() // the signature check has read and restored the body
+	req := startRequest(r.PostForm)
+	num, ok := c.Numbers[req.Hints.DNIS]
+	if !ok || num.Tenant != tenantOf(r.Context()) || req.CallID == "" {
+		c.degrade(w, r, logger, num, req, "unknown_number")
+		return req, num, false
+	}
+	return req, num, true
 }
 
 // degrade answers with the set's fallback greeting (meant for when

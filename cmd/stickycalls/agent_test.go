@@ -76,39 +76,13 @@ func TestReadmeAgent(t *testing.T) {
 	}()
 	expectLine(t, lines, "listening")
 
-	const tok, number, from = "readme0agent0token", "+18005550100", "+14155557001"
-	dir := t.TempDir()
-	config := filepath.Join(dir, "config.yaml")
-	yaml := "numbers:\n  \"" + number + "\":\n    next: {stream: \"ws://" + agentAddr + "\"}\n"
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	const tok, number = "readme0agent0token", "+18005550100"
 	addr := freeAddr(t)
 	public := "http://" + addr
-	startServer(t, map[string]string{"STICKYCALLS_ADDR": addr, "STICKYCALLS_CONFIG": config, "TWILIO_AUTH_TOKEN": tok, "STICKYCALLS_PUBLIC_URL": public})
-	c := &caller{http: &http.Client{Timeout: 5 * time.Second}, base: public, public: public, token: tok, out: io.Discard}
-	form := url.Values{"CallSid": {"CA" + strings.Repeat("7", 32)}, "AccountSid": {"AC" + strings.Repeat("0", 32)},
-		"From": {from}, "To": {number}, "CallStatus": {"ringing"}, "Direction": {"inbound"}}
-	twiml, err := c.post(ctx, "/voice/incoming", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	params := streamParams(t, twiml)
-
-	h := http.Header{"X-Twilio-Signature": {voice.Sign(tok, "wss://"+addr+"/voice/stream", nil)}}
-	tw, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/voice/stream", h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tw.Close()
-	p, _ := json.Marshal(params)
-	start := `{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"accountSid":"` + form.Get("AccountSid") +
-		`","streamSid":"MZ1","callSid":"` + form.Get("CallSid") + `","tracks":["inbound"],"customParameters":` + string(p) + `}}`
-	for _, f := range []string{`{"event":"connected","protocol":"Call","version":"1.0.0"}`, start} {
-		if err := tw.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	startServer(t, map[string]string{"STICKYCALLS_ADDR": addr, "STICKYCALLS_CONFIG": streamingConfig(t, number, agentAddr),
+		"TWILIO_AUTH_TOKEN": tok, "STICKYCALLS_PUBLIC_URL": public})
+	call := newTwilioCall(t, tok, public, "CA"+strings.Repeat("7", 32), "+14155557001", number)
+	tw := call.stream(addr, call.post(addr, "/voice/incoming"))
 	expectLine(t, lines, "caller: new caller ignore")
 	tw.SetReadDeadline(time.Now().Add(20 * time.Second))
 	media := 0
@@ -133,9 +107,8 @@ func TestReadmeAgent(t *testing.T) {
 		t.Errorf("Twilio got %d of the agent's 2000 media frames", media)
 	}
 	expectLine(t, lines, "saved: cust_")
-	after, err := c.post(ctx, "/voice/after-stream", form)
-	if err != nil || !strings.Contains(after, "<Hangup") {
-		t.Errorf("after-stream = %s, %v; want <Hangup/> as the agent asked", after, err)
+	if after := call.post(addr, "/voice/after-stream"); !strings.Contains(after, "<Hangup") {
+		t.Errorf("after-stream = %s, want <Hangup/> as the agent asked", after)
 	}
 }
 
@@ -187,57 +160,19 @@ func streamParams(t *testing.T, twiml string) map[string]string {
 func TestStreamRedisPaused(t *testing.T) {
 	t.Parallel()
 	r := redistest.Durable(t, "always")
-	agents := make(chan *websocket.Conn, 1)
-	var up websocket.Upgrader
-	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if c, err := up.Upgrade(w, req, nil); err == nil {
-			agents <- c
-		}
-	}))
-	defer fake.Close()
-
+	agentAddr, agents := fakeAgent(t)
 	const tok, number = "paused0redis0token", "+18005550100"
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	yaml := "numbers:\n  \"" + number + "\":\n    next: {stream: \"ws://" + strings.TrimPrefix(fake.URL, "http://") + "\"}\n"
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	addr := freeAddr(t)
 	public := "http://" + addr
-	startServer(t, map[string]string{"STICKYCALLS_ADDR": addr, "STICKYCALLS_CONFIG": config, "TWILIO_AUTH_TOKEN": tok,
+	startServer(t, map[string]string{"STICKYCALLS_ADDR": addr, "STICKYCALLS_CONFIG": streamingConfig(t, number, agentAddr), "TWILIO_AUTH_TOKEN": tok,
 		"STICKYCALLS_PUBLIC_URL": public, "STICKYCALLS_REDIS_URL": "redis://" + r.Addr() + "/0?" + redisTimeouts})
-	c := &caller{http: &http.Client{Timeout: 5 * time.Second}, base: public, public: public, token: tok, out: io.Discard}
-	form := url.Values{"CallSid": {"CA" + strings.Repeat("8", 32)}, "AccountSid": {"AC" + strings.Repeat("0", 32)},
-		"From": {"+14155557002"}, "To": {number}, "CallStatus": {"ringing"}, "Direction": {"inbound"}}
-	twiml, err := c.post(t.Context(), "/voice/incoming", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	params := streamParams(t, twiml)
+	call := newTwilioCall(t, tok, public, "CA"+strings.Repeat("8", 32), "+14155557002", number)
+	twiml := call.post(addr, "/voice/incoming")
 
 	r.Pause()
 	defer r.Resume()
-	h := http.Header{"X-Twilio-Signature": {voice.Sign(tok, "wss://"+addr+"/voice/stream", nil)}}
-	tw, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/voice/stream", h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tw.Close()
-	p, _ := json.Marshal(params)
-	start := `{"event":"start","sequenceNumber":"1","streamSid":"MZ2","start":{"accountSid":"` + form.Get("AccountSid") +
-		`","streamSid":"MZ2","callSid":"` + form.Get("CallSid") + `","tracks":["inbound"],"customParameters":` + string(p) + `}}`
-	for _, f := range []string{`{"event":"connected","protocol":"Call","version":"1.0.0"}`, start} {
-		if err := tw.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var ag *websocket.Conn
-	select {
-	case ag = <-agents:
-	case <-time.After(15 * time.Second):
-		t.Fatal("with Redis paused the relay did not reach the agent")
-	}
-	defer ag.Close()
+	call.stream(addr, twiml)
+	ag := nextAgent(t, agents)
 	ag.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var got struct {
 		Start struct {
@@ -264,20 +199,9 @@ func TestStreamRedisPaused(t *testing.T) {
 func TestStreamTwoInstances(t *testing.T) {
 	t.Parallel()
 	r := redistest.Durable(t, "always")
-	agents := make(chan *websocket.Conn, 2)
-	var up websocket.Upgrader
-	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if c, err := up.Upgrade(w, req, nil); err == nil {
-			agents <- c
-		}
-	}))
-	defer fake.Close()
+	agentAddr, agents := fakeAgent(t)
 	const tok, number = "two0instances0token", "+18005550100"
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	yaml := "numbers:\n  \"" + number + "\":\n    next: {stream: \"ws://" + strings.TrimPrefix(fake.URL, "http://") + "\"}\n    fallback: {dial: \"+14155550000\"}\n"
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := streamingConfig(t, number, agentAddr, `fallback: {dial: "+14155550000"}`)
 	// One public URL, as behind a load balancer: both instances check
 	// signatures against it.
 	public := "https://calls.example.com"
@@ -287,65 +211,126 @@ func TestStreamTwoInstances(t *testing.T) {
 		launch(t, map[string]string{"STICKYCALLS_ADDR": addrs[i], "STICKYCALLS_CONFIG": config, "TWILIO_AUTH_TOKEN": tok,
 			"STICKYCALLS_PUBLIC_URL": public, "STICKYCALLS_REDIS_URL": "redis://" + r.Addr() + "/0?" + redisTimeouts})
 	}
-	instance := func(i int) *caller {
-		return &caller{http: &http.Client{Timeout: 5 * time.Second}, base: "http://" + addrs[i], public: public, token: tok, out: io.Discard}
-	}
-	form := url.Values{"CallSid": {"CA" + strings.Repeat("9", 32)}, "AccountSid": {"AC" + strings.Repeat("0", 32)},
-		"From": {"+14155557003"}, "To": {number}, "CallStatus": {"ringing"}, "Direction": {"inbound"}}
-	twiml, err := instance(0).post(t.Context(), "/voice/incoming", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := json.Marshal(streamParams(t, twiml))
-	start := `{"event":"start","sequenceNumber":"1","streamSid":"MZ3","start":{"accountSid":"` + form.Get("AccountSid") +
-		`","streamSid":"MZ3","callSid":"` + form.Get("CallSid") + `","tracks":["inbound"],"customParameters":` + string(p) + `}}`
-	stream := func(i int) *websocket.Conn {
-		h := http.Header{"X-Twilio-Signature": {voice.Sign(tok, "wss://calls.example.com/voice/stream", nil)}}
-		tw, _, err := websocket.DefaultDialer.Dial("ws://"+addrs[i]+"/voice/stream", h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tw.Close() })
-		for _, f := range []string{`{"event":"connected","protocol":"Call","version":"1.0.0"}`, start} {
-			if err := tw.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return tw
-	}
-	closeCode := func(c *websocket.Conn) int {
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for {
-			_, _, err := c.ReadMessage()
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				return ce.Code
-			}
-			if err != nil {
-				return -1
-			}
-		}
-	}
+	call := newTwilioCall(t, tok, public, "CA"+strings.Repeat("9", 32), "+14155557003", number)
+	twiml := call.post(addrs[0], "/voice/incoming")
 
-	first := stream(1)
-	var ag *websocket.Conn
-	select {
-	case ag = <-agents:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first stream did not reach the agent")
-	}
-	defer ag.Close()
-	if code := closeCode(stream(0)); code != websocket.ClosePolicyViolation {
+	first := call.stream(addrs[1], twiml)
+	ag := nextAgent(t, agents)
+	if code := closedWith(call.stream(addrs[0], twiml)); code != websocket.ClosePolicyViolation {
 		t.Errorf("a second stream of the call on the other instance closed with %d, want %d", code, websocket.ClosePolicyViolation)
 	}
 	if err := ag.WriteMessage(websocket.TextMessage, []byte(`{"event":"stickycalls.hangup"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if code := closeCode(first); code != websocket.CloseNormalClosure {
+	if code := closedWith(first); code != websocket.CloseNormalClosure {
 		t.Errorf("the stream after the agent's hang-up closed with %d, want %d", code, websocket.CloseNormalClosure)
 	}
-	after, err := instance(0).post(t.Context(), "/voice/after-stream", form)
-	if err != nil || !strings.Contains(after, "<Hangup") || strings.Contains(after, "<Dial") {
-		t.Errorf("the other instance's after-stream = %s, %v; want <Hangup/> as the agent asked", after, err)
+	if after := call.post(addrs[0], "/voice/after-stream"); !strings.Contains(after, "<Hangup") || strings.Contains(after, "<Dial") {
+		t.Errorf("the other instance's after-stream = %s, want <Hangup/> as the agent asked", after)
+	}
+}
+
+// fakeAgent is an AI agent on a free port that hands each accepted socket
+// to the test.
+func fakeAgent(t *testing.T) (addr string, agents <-chan *websocket.Conn) {
+	t.Helper()
+	ch := make(chan *websocket.Conn, 4)
+	var up websocket.Upgrader
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if c, err := up.Upgrade(w, req, nil); err == nil {
+			ch <- c
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), ch
+}
+
+// streamingConfig writes a configuration file whose number streams to the
+// agent at agentAddr, with more YAML lines for the number.
+func streamingConfig(t *testing.T, number, agentAddr string, more ...string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := "numbers:\n  \"" + number + "\":\n    next: {stream: \"ws://" + agentAddr + "\"}\n"
+	for _, l := range more {
+		yaml += "    " + l + "\n"
+	}
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// twilioCall is a call Twilio sends to one of the servers under test.
+type twilioCall struct {
+	t      *testing.T
+	token  string
+	public string // the URL signatures are made for
+	form   url.Values
+}
+
+func newTwilioCall(t *testing.T, token, public, sid, from, to string) *twilioCall {
+	return &twilioCall{t: t, token: token, public: public, form: url.Values{"CallSid": {sid}, "AccountSid": {"AC" + strings.Repeat("0", 32)},
+		"From": {from}, "To": {to}, "CallStatus": {"ringing"}, "Direction": {"inbound"}}}
+}
+
+// post sends a signed webhook to the server at addr and returns its TwiML.
+func (tc *twilioCall) post(addr, path string) string {
+	tc.t.Helper()
+	c := &caller{http: &http.Client{Timeout: 5 * time.Second}, base: "http://" + addr, public: tc.public, token: tc.token, out: io.Discard}
+	twiml, err := c.post(tc.t.Context(), path, tc.form)
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	return twiml
+}
+
+// stream opens the call's media stream at addr, as Twilio does, with the
+// <Stream> parameters of twiml, and sends connected and start.
+func (tc *twilioCall) stream(addr, twiml string) *websocket.Conn {
+	tc.t.Helper()
+	wss := "wss://" + strings.TrimPrefix(strings.TrimPrefix(tc.public, "https://"), "http://") + "/voice/stream"
+	tw, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/voice/stream", http.Header{"X-Twilio-Signature": {voice.Sign(tc.token, wss, nil)}})
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.t.Cleanup(func() { tw.Close() })
+	p, _ := json.Marshal(streamParams(tc.t, twiml))
+	sid := tc.form.Get("CallSid")
+	start := `{"event":"start","sequenceNumber":"1","streamSid":"MZ` + sid + `","start":{"accountSid":"` + tc.form.Get("AccountSid") +
+		`","streamSid":"MZ` + sid + `","callSid":"` + sid + `","tracks":["inbound"],"customParameters":` + string(p) + `}}`
+	for _, f := range []string{`{"event":"connected","protocol":"Call","version":"1.0.0"}`, start} {
+		if err := tw.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {
+			tc.t.Fatal(err)
+		}
+	}
+	return tw
+}
+
+// nextAgent waits for the relay's next socket to the fake agent.
+func nextAgent(t *testing.T, agents <-chan *websocket.Conn) *websocket.Conn {
+	t.Helper()
+	select {
+	case ag := <-agents:
+		t.Cleanup(func() { ag.Close() })
+		return ag
+	case <-time.After(15 * time.Second):
+		t.Fatal("the relay did not reach the agent")
+		return nil
+	}
+}
+
+// closedWith reads c until its close frame and returns the close code, -1
+// for a connection that ended otherwise.
+func closedWith(c *websocket.Conn) int {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		if err != nil {
+			return -1
+		}
 	}
 }

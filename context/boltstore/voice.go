@@ -63,26 +63,19 @@ type lookupEntry struct {
 
 // ConfirmCall implements callcontext.Store.
 func (s *Store) ConfirmCall(_ context.Context, sc callcontext.Scope, callID string, c callcontext.Confirmation) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, ok := readScope(tx, sc)
-		if !ok {
-			return callcontext.ErrNotFound
-		}
-		var call callcontext.CallRecord
-		found, err := get(b.calls, callID, &call)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return callcontext.ErrNotFound
-		}
+	return s.updateCall(sc, callID, func(call *callcontext.CallRecord) {
 		call.Confirmed, call.Denied, call.CustomerRef, call.Recommendation = c.Confirmed, c.Denied, c.CustomerRef, c.Recommendation
-		return put(b.calls, callID, call)
 	})
 }
 
 // InstructCall implements callcontext.Store.
 func (s *Store) InstructCall(_ context.Context, sc callcontext.Scope, callID, instruction string) error {
+	return s.updateCall(sc, callID, func(call *callcontext.CallRecord) { call.AgentAction = instruction })
+}
+
+// updateCall changes an existing call record with change, or reports
+// ErrNotFound.
+func (s *Store) updateCall(sc callcontext.Scope, callID string, change func(*callcontext.CallRecord)) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b, ok := readScope(tx, sc)
 		if !ok {
@@ -96,7 +89,7 @@ func (s *Store) InstructCall(_ context.Context, sc callcontext.Scope, callID, in
 		if !found {
 			return callcontext.ErrNotFound
 		}
-		call.AgentAction = instruction
+		change(&call)
 		return put(b.calls, callID, call)
 	})
 }
