@@ -33,7 +33,7 @@ func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *promethe
 }
 
 func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, tw voice.Config) {
-	twilio := voice.RequireSignature(tw) // the token of the AccountSid's tenant, and its previous one
+	twilio := voice.RequireSignature(tw, logger) // the token of the AccountSid's tenant, and its previous one
 	mux.Handle("POST /voice/incoming", twilio(voice.HandleIncoming(logger, calls, tw)))
 	mux.Handle("POST /voice/confirm", twilio(voice.HandleConfirm(logger, calls, tw)))
 	mux.Handle("POST /voice/status", twilio(voice.HandleStatus(logger, calls, tw)))

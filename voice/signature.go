@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
+	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/twilio/twilio-go/client"
 )
 
@@ -43,18 +46,34 @@ func (c Config) account(accountSID string) (Account, bool) {
 // X-Twilio-Signature for the configured public URL, made with the current
 // or previous auth token of the tenant owning the request's AccountSid. Any
 // other request gets 403 and touches nothing else.
-func RequireSignature(cfg Config) func(http.Handler) http.Handler {
+//
+// A refusal logs, at most every ten seconds, the URL the signature was
+// checked against (query values left out): behind a proxy that rewrites
+// the scheme or host, that is the first thing to compare with the URL set
+// in Twilio's console.
+func RequireSignature(cfg Config, logger zerolog.Logger) func(http.Handler) http.Handler {
+	refusals := logger.Sample(&zerolog.BurstSampler{Burst: 1, Period: 10 * time.Second})
+	refuse := func(w http.ResponseWriter, r *http.Request, why string) {
+		refusals.Warn().Str("url", withoutQueryValues(cfg.baseURL(r)+r.URL.RequestURI())).Str("reason", why).
+			Msg("Twilio signature refused")
+		forbid(w)
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sig := r.Header.Get("X-Twilio-Signature")
+			if sig == "" {
+				refuse(w, r, "no X-Twilio-Signature") // before reading the body
+				return
+			}
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForm))
 			form, perr := url.ParseQuery(string(body))
 			if err != nil || perr != nil {
-				forbid(w)
+				refuse(w, r, "unreadable form")
 				return
 			}
 			acct, ok := cfg.account(form.Get("AccountSid"))
-			if !ok || !signed(cfg.baseURL(r)+r.URL.RequestURI(), form, r.Header.Get("X-Twilio-Signature"), acct) {
-				forbid(w)
+			if !ok || !signed(cfg.baseURL(r)+r.URL.RequestURI(), form, sig, acct) {
+				refuse(w, r, "signature does not match")
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
@@ -82,6 +101,21 @@ func signed(u string, form url.Values, sig string, acct Account) bool {
 		}
 	}
 	return false
+}
+
+// withoutQueryValues is u with its query's values removed, so that a log
+// line shows which parameters were signed but none of their values.
+func withoutQueryValues(u string) string {
+	base, query, ok := strings.Cut(u, "?")
+	if !ok {
+		return u
+	}
+	keys := strings.Split(query, "&")
+	for i, kv := range keys {
+		k, _, _ := strings.Cut(kv, "=")
+		keys[i] = k + "="
+	}
+	return base + "?" + strings.Join(keys, "&")
 }
 
 func forbid(w http.ResponseWriter) {

@@ -86,7 +86,7 @@ func newRelayBench(b *testing.B) *relayBench {
 		Greeter:   g,
 		Metrics:   voice.NewMetrics(prometheus.NewRegistry()),
 	}
-	mux.Handle("POST /voice/incoming", voice.RequireSignature(cfg)(voice.HandleIncoming(zerolog.Nop(), calls, cfg)))
+	mux.Handle("POST /voice/incoming", voice.RequireSignature(cfg, zerolog.Nop())(voice.HandleIncoming(zerolog.Nop(), calls, cfg)))
 	mux.Handle("GET /voice/stream", voice.HandleStream(zerolog.Nop(), calls, cfg, nil))
 	for i := range benchStreams {
 		rb.params = append(rb.params, rb.incoming(b, fmt.Sprintf("CABENCH%04d", i), fmt.Sprintf("+1415555%04d", i)))

@@ -84,10 +84,10 @@ func newStreamEnv(t *testing.T, tweak func(*voice.Config)) *streamEnv {
 		tweak(&se.cfg)
 	}
 	logger := zerolog.New(se.logs)
-	mux.Handle("POST /voice/incoming", voice.RequireSignature(se.cfg)(voice.HandleIncoming(logger, calls, se.cfg)))
-	mux.Handle("POST /voice/confirm", voice.RequireSignature(se.cfg)(voice.HandleConfirm(logger, calls, se.cfg)))
-	mux.Handle("POST /voice/status", voice.RequireSignature(se.cfg)(voice.HandleStatus(logger, calls, se.cfg)))
-	mux.Handle("POST /voice/after-stream", voice.RequireSignature(se.cfg)(voice.HandleAfterStream(logger, calls, se.cfg)))
+	mux.Handle("POST /voice/incoming", voice.RequireSignature(se.cfg, logger)(voice.HandleIncoming(logger, calls, se.cfg)))
+	mux.Handle("POST /voice/confirm", voice.RequireSignature(se.cfg, logger)(voice.HandleConfirm(logger, calls, se.cfg)))
+	mux.Handle("POST /voice/status", voice.RequireSignature(se.cfg, logger)(voice.HandleStatus(logger, calls, se.cfg)))
+	mux.Handle("POST /voice/after-stream", voice.RequireSignature(se.cfg, logger)(voice.HandleAfterStream(logger, calls, se.cfg)))
 	mux.Handle("GET /voice/stream", unwrapOnly(voice.HandleStream(logger, calls, se.cfg, se.shutdown)))
 	return se
 }

@@ -7,6 +7,7 @@ package voice
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,16 +70,60 @@ func (c Config) deadline() time.Duration {
 	return c.Deadline
 }
 
-// baseURL is the public scheme and host of the service for r.
+// baseURL is the public scheme and host of the service for r: the
+// configured public URL, else what a proxy in front says (Forwarded, then
+// X-Forwarded-Proto and X-Forwarded-Host), else the request's own. A forged
+// header gains nothing: the signature must still match the URL Twilio was
+// given.
 func (c Config) baseURL(r *http.Request) string {
 	if c.PublicURL != "" {
 		return c.PublicURL
 	}
-	scheme := "http"
+	scheme, host := "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host
+	if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p != "" {
+		scheme = p
+	}
+	if h := firstValue(r.Header.Get("X-Forwarded-Host")); h != "" {
+		host = h
+	}
+	if p, h := forwarded(r.Header.Get("Forwarded")); p != "" || h != "" {
+		scheme, host = cmpOr(p, scheme), cmpOr(h, host)
+	}
+	return strings.ToLower(scheme) + "://" + host
+}
+
+// forwarded reads proto and host from the first element of a Forwarded
+// header (RFC 7239), the one the proxy nearest the client wrote.
+func forwarded(h string) (proto, host string) {
+	first, _, _ := strings.Cut(h, ",")
+	for _, pair := range strings.Split(first, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		v = strings.Trim(v, `"`)
+		switch {
+		case !ok:
+		case strings.EqualFold(k, "proto"):
+			proto = v
+		case strings.EqualFold(k, "host"):
+			host = v
+		}
+	}
+	return proto, host
+}
+
+// firstValue is the first of a comma-separated header's values.
+func firstValue(h string) string {
+	v, _, _ := strings.Cut(h, ",")
+	return strings.TrimSpace(v)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Metrics count what the webhooks did.

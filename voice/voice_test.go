@@ -165,14 +165,14 @@ func newEnvWith(t *testing.T, next voice.Action, lines func(callcontext.Store) c
 		Metrics:   voice.NewMetrics(prometheus.NewRegistry()),
 	}
 	e.mux, e.cfg = mux, cfg
-	signed := voice.RequireSignature(cfg)
+	signed := voice.RequireSignature(cfg, zerolog.Nop())
 	mux.Handle("POST /voice/incoming", signed(voice.HandleIncoming(zerolog.Nop(), calls, cfg)))
 	mux.Handle("POST /voice/confirm", signed(voice.HandleConfirm(zerolog.Nop(), calls, cfg)))
 	mux.Handle("POST /voice/status", signed(voice.HandleStatus(zerolog.Nop(), calls, cfg)))
 	return e
 }
 
-func (e *env) signed(h http.Handler) http.Handler { return voice.RequireSignature(e.cfg)(h) }
+func (e *env) signed(h http.Handler) http.Handler { return voice.RequireSignature(e.cfg, zerolog.Nop())(h) }
 
 // post sends a form signed with tok and returns the status and body.
 func (e *env) post(path, tok string, form url.Values) (int, string) {

@@ -334,3 +334,56 @@ func closedWith(c *websocket.Conn) int {
 		}
 	}
 }
+
+// Behind ngrok or any TLS proxy, with no public URL configured, a webhook
+// signed for the public https URL is accepted: the URL is rebuilt from the
+// proxy's headers. Startup warns how URLs are rebuilt, and a refusal logs
+// the URL it checked, without the query's values.
+func TestWebhookBehindProxy(t *testing.T) {
+	const tok, number = "proxy0token", "+18005550100"
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(config, []byte("numbers:\n  \""+number+"\":\n    next: {dial: \"+14155550000\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	s := startServer(t, map[string]string{"STICKYCALLS_ADDR": addr, "STICKYCALLS_CONFIG": config, "TWILIO_AUTH_TOKEN": tok})
+	if !strings.Contains(s.out.String(), "STICKYCALLS_PUBLIC_URL is not set") {
+		t.Error("no startup warning about the public URL")
+	}
+	form := newTwilioCall(t, tok, "", "CA"+strings.Repeat("6", 32), "+14155557006", number).form
+	post := func(target string, headers map[string]string) int {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/voice/incoming?src=proxy", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Twilio-Signature", voice.Sign(tok, target, form))
+		for k, v := range headers {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	public := "https://public.example/voice/incoming?src=proxy"
+	for name, h := range map[string]map[string]string{
+		"X-Forwarded-Proto and Host":  {"Host": "public.example", "X-Forwarded-Proto": "https"},
+		"X-Forwarded-Proto and -Host": {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "public.example"},
+		"Forwarded":                   {"Forwarded": `for=203.0.113.7;proto=https;host="public.example"`},
+	} {
+		if code := post(public, h); code != http.StatusOK {
+			t.Errorf("%s: status %d, want 200", name, code)
+		}
+	}
+	if code := post(public, nil); code != http.StatusForbidden {
+		t.Errorf("no proxy headers: status %d, want 403 (the request came over http to another host)", code)
+	}
+	logs := s.out.String()
+	if !strings.Contains(logs, `"url":"http://`+addr+`/voice/incoming?src="`) || strings.Contains(logs, "src=proxy") {
+		t.Errorf("the refusal's log does not show the URL checked without its query values:\n%s", logs)
+	}
+}

@@ -36,6 +36,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	if cfg.RedisURL != "" {
 		logRedis(logger)
 	}
+	if cfg.PublicURL == "" && len(cfg.Numbers) > 0 {
+		logger.Warn().Msg("STICKYCALLS_PUBLIC_URL is not set: Twilio signatures are checked against the URL rebuilt from " +
+			"the Forwarded or X-Forwarded-Proto and X-Forwarded-Host headers of a proxy in front, else from the request's own " +
+			"scheme and Host; set it to the URL configured in Twilio's console")
+	}
 	be, err := openStore(ctx, cfg, time.Second)
 	if err != nil {
 		return err
