@@ -172,7 +172,9 @@ func newEnvWith(t *testing.T, next voice.Action, lines func(callcontext.Store) c
 	return e
 }
 
-func (e *env) signed(h http.Handler) http.Handler { return voice.RequireSignature(e.cfg, zerolog.Nop())(h) }
+func (e *env) signed(h http.Handler) http.Handler {
+	return voice.RequireSignature(e.cfg, zerolog.Nop())(h)
+}
 
 // post sends a form signed with tok and returns the status and body.
 func (e *env) post(path, tok string, form url.Values) (int, string) {
