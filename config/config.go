@@ -31,6 +31,7 @@ type Config struct {
 	IdempotencyLease    time.Duration // STICKYCALLS_IDEMPOTENCY_LEASE, default 30s: how long an unfinished request holds its call_id or key
 	RateLimitTimeout    time.Duration // STICKYCALLS_RATE_LIMIT_TIMEOUT, default 50ms: then the limiter falls back to this instance's share
 	ShutdownTimeout     time.Duration // STICKYCALLS_SHUTDOWN_TIMEOUT, default 15s
+	MinCallDuration     time.Duration // STICKYCALLS_MIN_CALL_DURATION, default 5s: a shorter completed call links nothing
 
 	Tenants   map[string]Tenant      // always holds DefaultTenant
 	Numbers   map[string]Number      // keyed by E.164 number

@@ -44,6 +44,7 @@ func defaults() Config {
 		RateLimitTimeout: 50 * time.Millisecond,
 		IdempotencyLease: 30 * time.Second,
 		ShutdownTimeout:  15 * time.Second,
+		MinCallDuration:  5 * time.Second,
 		Tenants:          map[string]Tenant{"default": emptyTenant()},
 		Numbers:          map[string]Number{},
 		Greetings:        map[string]GreetingSet{},

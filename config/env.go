@@ -23,6 +23,7 @@ func (l *loader) env() Config {
 		RateLimitTimeout:    l.duration("STICKYCALLS_RATE_LIMIT_TIMEOUT", 50*time.Millisecond),
 		IdempotencyLease:    l.duration("STICKYCALLS_IDEMPOTENCY_LEASE", 30*time.Second),
 		ShutdownTimeout:     l.duration("STICKYCALLS_SHUTDOWN_TIMEOUT", 15*time.Second),
+		MinCallDuration:     l.duration("STICKYCALLS_MIN_CALL_DURATION", 5*time.Second),
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		l.add("STICKYCALLS_ADDR", "must be host:port or :port, got %q", cfg.Addr)

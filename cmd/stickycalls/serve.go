@@ -127,7 +127,7 @@ func newService(cfg config.Config, store callcontext.Store, greeter callcontext.
 	if err != nil {
 		return nil, err
 	}
-	return callcontext.NewService(store, lines, greeter, now, policies, callcontext.Durations{Lease: cfg.IdempotencyLease}, opts...), nil
+	return callcontext.NewService(store, lines, greeter, now, policies, callcontext.Durations{Lease: cfg.IdempotencyLease, MinCall: cfg.MinCallDuration}, opts...), nil
 }
 
 // lineTyper is Twilio Lookup for the tenants with Lookup credentials (an

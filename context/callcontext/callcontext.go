@@ -100,6 +100,7 @@ type Durations struct {
 	LinkTTL       time.Duration // a link after its last call, default 90 days
 	IntentTTL     time.Duration // an open intent without a call, default 90 days
 	HistoryTTL    time.Duration // closed intents, default 90 days
+	MinCall       time.Duration // a completed call shorter than this links nothing, default 5s
 }
 
 func (d Durations) withDefaults() Durations {
@@ -110,6 +111,7 @@ func (d Durations) withDefaults() Durations {
 	d.LinkTTL = orDefault(d.LinkTTL, 90*day)
 	d.IntentTTL = orDefault(d.IntentTTL, 90*day)
 	d.HistoryTTL = orDefault(d.HistoryTTL, 90*day)
+	d.MinCall = orDefault(d.MinCall, 5*time.Second)
 	return d
 }
 

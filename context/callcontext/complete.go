@@ -100,7 +100,8 @@ const StatusCompleted = "completed"
 
 // Complete records the end of a call as the phone network reports it,
 // with its duration in seconds (Twilio's CallDuration; negative when
-// unknown, then measured from the start). On "completed" it links the ANI:
+// unknown, then measured from the start). On "completed", for a call of at
+// least the minimum length, it links the ANI:
 // to the start's customer if the start was reuse or a confirmed confirm; to
 // a new customer (the call's fresh ref) if the ANI had no link at all;
 // otherwise to nobody. Other statuses record the end only. It is
@@ -130,7 +131,10 @@ func (s *Service) complete(ctx context.Context, sc Scope, callID, status string,
 	call.Completed, call.CompletionStatus, call.CompletedDuration = now, status, duration
 	commit := EndCommit{Call: call, Completion: true}
 	ref := s.completionTarget(call)
-	if status == StatusCompleted && call.Ended.IsZero() && call.ANI != "" && ref != "" {
+	// A call shorter than MinCall was no conversation (a robocall, a
+	// misdial): it links nothing and creates nobody.
+	conversation := status == StatusCompleted && time.Duration(duration)*time.Second >= s.d.MinCall
+	if conversation && call.Ended.IsZero() && call.ANI != "" && ref != "" {
 		created, made, err := s.linkCompletion(ctx, sc, &commit, ref, now)
 		if err != nil {
 			return err
@@ -139,7 +143,7 @@ func (s *Service) complete(ctx context.Context, sc Scope, callID, status string,
 			commit.Call.CompletedRef, commit.Call.CompletionCreated = ref, created
 		}
 	}
-	if status == StatusCompleted && call.Ended.IsZero() && call.Denied && call.Contestable && call.Matched != ref {
+	if conversation && call.Ended.IsZero() && call.Denied && call.Contestable && call.Matched != ref {
 		if err := s.disputeCompletion(ctx, sc, &commit, now); err != nil {
 			return err
 		}

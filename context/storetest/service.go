@@ -38,6 +38,7 @@ func serviceTests() []storeTest {
 		{"replays and conflicts", testServiceReplays},
 		{"the quota stops new work but not replays", testServiceQuota},
 		{"a call's outcome: ended, or completed with the network's duration", testCallOutcome},
+		{"a completed call shorter than 5 s links nothing", testShortCallLinksNothing},
 	}
 }
 
@@ -797,5 +798,23 @@ func testCallOutcome(t *testing.T, s callcontext.Store) {
 	}
 	if st, d := outcome("o2"); st != "no-answer" || d != 60 {
 		t.Errorf("no answer without CallDuration: %q %d, want no-answer after 60 s (measured)", st, d)
+	}
+}
+
+// A completed call shorter than the minimum (a robocall, a misdial) was no
+// conversation: it records its end but links nothing and creates nobody.
+func testShortCallLinksNothing(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	for id, seconds := range map[string]int64{"sc1": 2, "sc2": 30} {
+		r, _ := h.start(`{"call_id":"` + id + `","identity_hints":{"ani":"+141555502` + id[2:] + `0"}}`)
+		h.at(time.Duration(seconds) * time.Second)
+		if err := h.svc.Complete(context.Background(), acmeTest, id, callcontext.StatusCompleted, seconds); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.svc.Customer(context.Background(), acmeTest, r.CustomerRef)
+		if linked := err == nil; linked != (seconds >= 5) {
+			t.Errorf("a %d s completed call: customer %s exists %v, want %v", seconds, r.CustomerRef, linked, seconds >= 5)
+		}
+		h.at(0)
 	}
 }
