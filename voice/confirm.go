@@ -2,41 +2,24 @@ package voice
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/twilio/twilio-go/twiml"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
 )
 
-// yesWords is what a caller says for yes.
-var yesWords = regexp.MustCompile(`(?i)^\s*(yes|yeah|yep|yup|correct|right|that's me|that is me|it is|speaking|sure|si|oui)\b`)
-
-// saidYes reports whether the caller pressed 1 or said yes.
-func saidYes(digits, speech string) bool {
-	return digits == "1" || (digits == "" && yesWords.MatchString(strings.TrimSpace(speech)))
-}
-
-// answerOf is what the caller answered: yes, anything else heard (no), or
-// nothing.
-func answerOf(digits, speech string) callcontext.Answer {
-	switch {
-	case saidYes(digits, speech):
-		return callcontext.AnswerYes
-	case digits == "" && strings.TrimSpace(speech) == "":
-		return callcontext.AnswerNone
-	}
-	return callcontext.AnswerNo
-}
-
-// HandleConfirm takes the answer to the confirm question: yes continues as
-// reuse, anything else (silence included) as a new caller, and the call is
-// then not linked to the guessed customer.
+// HandleConfirm takes the answer to the confirm question (see classify):
+// yes continues as reuse; no as a new caller's call, and the call is then
+// not linked to the guessed customer; an unclear answer is asked once more
+// (the attempt travels in the signed action URL, so any instance may take
+// it), then continues as no answer, with the fallback greeting.
 func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.deadline())
@@ -45,23 +28,53 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 		if !ok {
 			return
 		}
-		answer := answerOf(r.PostForm.Get("Digits"), r.PostForm.Get("SpeechResult"))
-		res, err := calls.Confirm(ctx, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID, answer)
+		sc := callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}
+		set := cfg.Greeter.SetFor(req.Hints.DNIS)
+		asked, err := askedAbout(ctx, calls, sc, req.CallID)
+		if err != nil {
+			cfg.degrade(w, r, logger, num, req, reason(ctx, err))
+			return
+		}
+		conf, cerr := strconv.ParseFloat(r.PostForm.Get("Confidence"), 64)
+		answer := classify(r.PostForm.Get("Digits"), r.PostForm.Get("SpeechResult"), conf, cerr == nil, set.Language, asked.Name)
+		if answer == callcontext.AnswerNone && r.URL.Query().Get("attempt") == "" && asked.Greeting.Tier == identity.Confirm {
+			cfg.Metrics.fallback("asked_again")
+			writeTwiML(w, []twiml.Element{cfg.confirmGather(r, set, asked.Greeting.Text, asked.Name, 2)})
+			return
+		}
+		res, err := calls.Confirm(ctx, sc, req.CallID, answer)
 		if err != nil {
 			cfg.degrade(w, r, logger, num, req, reason(ctx, err))
 			return
 		}
 		// The call now stands as the answer left it: a "yes" hears the
-		// reuse greeting, a "no" a new caller's, silence the fallback text.
+		// reuse greeting, a "no" a new caller's, no answer the fallback text.
 		text := res.Greeting.Text
 		if answer == callcontext.AnswerNone {
 			cfg.Metrics.fallback("no_input")
 			text = cfg.Greeter.Fallback(req.Hints.DNIS).Text
 		}
-		verbs := []twiml.Element{say(cfg.Greeter.SetFor(req.Hints.DNIS), text)}
+		verbs := []twiml.Element{say(set, text)}
 		verbs = append(verbs, cfg.next(r, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))...)
 		writeTwiML(w, verbs)
 	})
+}
+
+// askedAbout is the call's start as the confirm question asked it: the
+// greeting spoken and the stored name it asked about.
+func askedAbout(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, callID string) (callcontext.StartResult, error) {
+	var res callcontext.StartResult
+	raw, err := calls.Call(ctx, sc, callID)
+	if err != nil {
+		return res, err
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return res, fmt.Errorf("decode call: %w", err)
+	}
+	if res.Match != nil {
+		res.Name = res.Match.Variables["name"]
+	}
+	return res, nil
 }
 
 // HandleStatus takes Twilio's status callback: a final status completes

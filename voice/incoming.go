@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/greetings"
 )
 
 // attestation maps Twilio's StirVerstat to an attestation: a verified
@@ -134,12 +136,27 @@ func (c Config) degrade(w http.ResponseWriter, r *http.Request, logger zerolog.L
 func (c Config) answer(r *http.Request, num Number, dnis string, res callcontext.StartResult) []twiml.Element {
 	set := c.Greeter.SetFor(dnis)
 	if res.Greeting.Tier == identity.Confirm {
-		return []twiml.Element{&twiml.VoiceGather{
-			Input: "dtmf speech", NumDigits: "1", Timeout: "5", Language: set.Language,
-			Action: c.baseURL(r) + "/voice/confirm", Method: "POST", ActionOnEmptyResult: "true",
-			InnerElements: []twiml.Element{say(set, res.Greeting.Text)},
-		}}
+		name := ""
+		if res.Match != nil {
+			name = res.Match.Variables["name"]
+		}
+		return []twiml.Element{c.confirmGather(r, set, res.Greeting.Text, name, 1)}
 	}
 	verbs := []twiml.Element{say(set, res.Greeting.Text)}
 	return append(verbs, c.next(r, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))...)
+}
+
+// confirmGather asks the confirm question: a key or speech in the set's
+// language, with the yes and no words and the name as hints, the end of
+// speech found by Twilio. A second attempt says so in its action URL.
+func (c Config) confirmGather(r *http.Request, set greetings.Set, question, name string, attempt int) twiml.Element {
+	action := c.baseURL(r) + "/voice/confirm"
+	if attempt > 1 {
+		action += "?attempt=" + strconv.Itoa(attempt)
+	}
+	return &twiml.VoiceGather{
+		Input: "dtmf speech", NumDigits: "1", Timeout: "5", SpeechTimeout: "auto", Language: set.Language,
+		Hints: hints(set.Language, name), Action: action, Method: "POST", ActionOnEmptyResult: "true",
+		InnerElements: []twiml.Element{say(set, question)},
+	}
 }

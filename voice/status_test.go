@@ -3,6 +3,7 @@ package voice_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -138,8 +139,12 @@ func TestConfirm(t *testing.T) {
 
 	e.incoming("CA7003", "+14155557777")
 	code, body = e.post("/voice/confirm", token, incomingForm("CA7003", "+14155557777", number))
+	if code != 200 || !strings.Contains(body, "<Gather") || !strings.Contains(body, "/voice/confirm?attempt=2") || !strings.Contains(body, "Jane Roe") {
+		t.Errorf("confirm with no input: %d %s, want the question asked once more", code, body)
+	}
+	code, body = e.post("/voice/confirm?attempt=2", token, incomingForm("CA7003", "+14155557777", number))
 	if code != 200 || strings.Contains(body, "Jane") || strings.Contains(body, "your name") || !strings.Contains(body, "Thanks for calling") {
-		t.Errorf("confirm with no input: %d %s, want the fallback greeting", code, body)
+		t.Errorf("confirm with no input, asked again: %d %s, want the fallback greeting", code, body)
 	}
 	// The agent's wrap-up without a customer_ref saves to a new customer,
 	// not to the guessed one.
@@ -194,6 +199,7 @@ func TestConfirmAnswersTeachTheLink(t *testing.T) {
 			form.Set("SpeechResult", speech)
 		}
 		e.post("/voice/confirm", token, form)
+		e.post("/voice/confirm?attempt=2", token, form) // an unclear answer is asked once more
 		e.status(sid, "+14155550999", "completed")
 	}
 	disputes := func() int {
@@ -212,5 +218,33 @@ func TestConfirmAnswersTeachTheLink(t *testing.T) {
 	answer("CAD002", "No.") // Twilio's retries count once
 	if n := disputes(); n != 1 {
 		t.Errorf("after a no: %d disputes, want 1", n)
+	}
+}
+
+// Mishearings: a filler before yes, "that's right", "mm-hmm" and "this is"
+// with the stored name are yes; a low-confidence transcription is asked
+// once more, then taken as no answer.
+func TestConfirmSpokenAnswers(t *testing.T) {
+	e := newEnv(t, voice.Action{Dial: agent})
+	e.remember("CAS000", "+14155550998", "John Doe", "unknown")
+	for i, speech := range []string{"Uh, yes.", "That's right.", "Mm-hmm.", "This is John."} {
+		sid := fmt.Sprintf("CAS00%d", i+1)
+		e.incoming(sid, "+14155550998")
+		form := incomingForm(sid, "+14155550998", number)
+		form.Set("SpeechResult", speech)
+		form.Set("Confidence", "0.83")
+		if _, body := e.post("/voice/confirm", token, form); !strings.Contains(body, "Welcome back, John Doe") {
+			t.Errorf("%q: %s, want the reuse greeting", speech, body)
+		}
+	}
+	e.incoming("CAS009", "+14155550998")
+	form := incomingForm("CAS009", "+14155550998", number)
+	form.Set("SpeechResult", "yes")
+	form.Set("Confidence", "0.21")
+	if _, body := e.post("/voice/confirm", token, form); !strings.Contains(body, "attempt=2") {
+		t.Errorf("a yes heard at 0.21: %s, want the question asked again", body)
+	}
+	if _, body := e.post("/voice/confirm?attempt=2", token, form); strings.Contains(body, "John") || !strings.Contains(body, "Thanks for calling") {
+		t.Errorf("a yes heard at 0.21 twice: %s, want the fallback greeting", body)
 	}
 }
