@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,9 @@ func call(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.SetOutput(io.Discard)
 	from := fs.String("from", "+14155551234", "caller number")
 	to := fs.String("to", "+18005550100", "number called (one of the configured numbers)")
-	digits := fs.String("digits", "", "what the caller presses when asked to confirm (1 = yes)")
+	digits := fs.String("digits", "", "what the caller presses when asked to confirm (1 = yes, 2 = no)")
+	speech := fs.String("speech", "", `what the caller says when asked to confirm, such as "Uh, yes." or "No, this is his wife."`)
+	duration := fs.Int("duration", 42, "CallDuration in seconds sent with the final status (a call under 5 s links nothing)")
 	verstat := fs.String("verstat", "", "StirVerstat, such as TN-Validation-Passed-A")
 	status := fs.String("status", "completed", "final CallStatus sent to /voice/status; empty sends none")
 	base := fs.String("url", "http://localhost:8080", "where the server listens")
@@ -50,18 +53,30 @@ func call(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	if strings.Contains(twiml, "<Gather") && *digits != "" {
-		confirm := cloneWith(form, "Digits", *digits)
-		confirm.Set("CallStatus", "in-progress")
-		if _, err := c.post(ctx, "/voice/confirm", confirm); err != nil {
-			return err
+	if strings.Contains(twiml, "<Gather") && (*digits != "" || *speech != "") {
+		confirm := cloneWith(form, "CallStatus", "in-progress")
+		if *digits != "" {
+			confirm.Set("Digits", *digits)
+		} else {
+			confirm.Set("SpeechResult", *speech)
+			confirm.Set("Confidence", "0.9")
+		}
+		// An unclear answer is asked once more; the caller says it again.
+		for _, path := range []string{"/voice/confirm", "/voice/confirm?attempt=2"} {
+			answer, err := c.post(ctx, path, confirm)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(answer, "<Gather") {
+				break
+			}
 		}
 	}
 	if *status == "" {
 		return nil
 	}
 	done := cloneWith(form, "CallStatus", *status)
-	done.Set("CallDuration", "42")
+	done.Set("CallDuration", strconv.Itoa(*duration))
 	_, err = c.post(ctx, "/voice/status", done)
 	return err
 }

@@ -24,6 +24,15 @@ func TestCallCommand(t *testing.T) {
 			t.Errorf("call output lacks %q:\n%s", want, got)
 		}
 	}
+	// The same caller again, answering the confirm question out loud.
+	out.Reset()
+	ans := []string{"call", "--url", s.base, "--from", "+14155551234", "--to", "+18005550100", "--speech", "Uh, yes.", "--duration", "3"}
+	if err := run(context.Background(), ans, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+		t.Fatalf("call --speech = %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "POST /voice/status -> 204") {
+		t.Errorf("call --speech --duration output:\n%s\nwant the status callback", out.String())
+	}
 	wrong := map[string]string{"TWILIO_AUTH_TOKEN": "anothertoken"}
 	if err := run(context.Background(), args, func(k string) string { return wrong[k] }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("call signed with the wrong token = %v, want a 403", err)

@@ -4,7 +4,7 @@
 //	stickycalls keys create --tenant T --mode test|prod
 //	stickycalls keys list
 //	stickycalls keys revoke KEY_ID
-//	stickycalls call --from NUMBER --to NUMBER [--digits 1]
+//	stickycalls call --from NUMBER --to NUMBER [--digits 1 | --speech "yes"] [--duration 42]
 //	stickycalls simulate [--seed 1] [--out docs/RECOGNITION.md]
 package main
 
@@ -32,7 +32,7 @@ const usage = `usage:
   stickycalls keys create --tenant NAME --mode test|prod
   stickycalls keys list
   stickycalls keys revoke KEY_ID
-  stickycalls call --from +14155551234 --to +18005550100 [--digits 1] [--url http://localhost:8080]
+  stickycalls call --from +14155551234 --to +18005550100 [--digits 1 | --speech "Uh, yes."] [--duration 42] [--url http://localhost:8080]
   stickycalls health [--url http://127.0.0.1:8080/readyz]   exit 0 when ready (container health checks)
   stickycalls simulate [--seed 1] [--customers 10000] [--calls 50000] [--out docs/RECOGNITION.md] [--url URL --key KEY]   measure recognition on a generated call history
   stickycalls bench [--quick] [--customers 10000,1000000] [--out docs/PERFORMANCE.md]   measure against a Redis floor
