@@ -72,15 +72,22 @@ func (c *Client) fly(ctx context.Context, key flightKey, f *flight, t *tenantCli
 func (c *Client) resolve(ctx context.Context, t *tenantClient, e164 string) (identity.LineType, error) {
 	if lt, ok := c.cached(ctx, e164); ok {
 		c.cacheHits.Add(1)
+		c.opts.Metrics.outcome(t.name, "hit")
 		return lt, nil
 	}
 	a, err := t.breaker.Execute(func() (answer, error) { return c.fetch(ctx, t, e164) })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		err = ErrBreakerOpen
 		c.rejections.Add(1)
-		return identity.Unknown, ErrBreakerOpen
+	} else if err != nil {
+		c.failures.Add(1)
+	}
+	c.opts.Metrics.outcome(t.name, outcomeOf(err))
+	if errors.Is(err, errUnauthorized) {
+		c.refusals.Error().Str("tenant", t.name).AnErr("err", err).
+			Msg("Twilio Lookup refused the tenant's credentials; line types are unknown until they are fixed")
 	}
 	if err != nil {
-		c.failures.Add(1)
 		return identity.Unknown, err
 	}
 	// The answer was paid for: keep it even if every caller has gone.

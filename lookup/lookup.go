@@ -62,7 +62,8 @@ type Options struct {
 	BreakerFailures uint32        // consecutive failures that open a tenant's breaker, default 5
 	BreakerOpen     time.Duration // how long a breaker stays open before a half-open probe, default 30s
 	Now             func() time.Time
-	Logger          zerolog.Logger    // breaker transitions only; the zero Logger logs nothing
+	Logger          zerolog.Logger    // breaker transitions, and refused credentials (at most once a minute); the zero Logger logs nothing
+	Metrics         *Metrics          // nil: none
 	Transport       http.RoundTripper // nil means http.DefaultTransport
 }
 
@@ -111,6 +112,7 @@ type Client struct {
 	flights map[flightKey]*flight
 
 	requests, cacheHits, failures, rejections, cacheErrors atomic.Uint64
+	refusals                                               zerolog.Logger // sampled: credentials refused
 }
 
 // Client satisfies callcontext.LineTyper, which lookup may not import.
@@ -124,6 +126,7 @@ type tenantClient struct {
 	name                    string
 	account, user, password string
 	breaker                 *gobreaker.CircuitBreaker[answer]
+	unauthorized            atomic.Bool // Twilio's last answer refused the credentials
 }
 
 // answer is what Twilio said about a number and how long to keep it.
@@ -147,15 +150,15 @@ func NewClient(creds map[string]Credentials, cache Cache, opts Options) *Client 
 		flights: make(map[flightKey]*flight),
 	}
 	c.transport = countingTransport{base: opts.Transport, n: &c.requests}
+	c.refusals = opts.Logger.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})
 	for name, cr := range creds {
 		user, password, ok := cr.basicAuth()
 		if !ok {
 			continue
 		}
-		c.tenants[name] = &tenantClient{
-			name: name, account: cr.AccountSID, user: user, password: password,
-			breaker: newBreaker(name, opts),
-		}
+		t := &tenantClient{name: name, account: cr.AccountSID, user: user, password: password}
+		t.breaker = newBreaker(name, opts, &t.unauthorized)
+		c.tenants[name] = t
 	}
 	return c
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -459,7 +461,7 @@ func TestFailuresAreNotCached(t *testing.T) {
 		"500":            {status: 500, file: "server_error.json"},
 		"429":            {status: 429, file: "too_many_requests.json"},
 		"502 not JSON":   {status: 502, body: "<html>Bad Gateway " + mobileNumber + "</html>"},
-		"401 refused":    {status: 401, file: "unauthorized.json"},
+		"400 refused":    {status: 400, body: `{"code": 21211, "message": "Invalid parameter", "status": 400}`},
 		"200 not JSON":   {status: 200, body: "{"},
 		"503 empty body": {status: 503},
 	}
@@ -594,7 +596,7 @@ func TestBreakerIsPerTenant(t *testing.T) {
 
 func TestRefusalDoesNotOpenBreaker(t *testing.T) {
 	h := newHarness(t, Options{BreakerFailures: 1})
-	h.twilio.set(mobileNumber, reply{status: 401, file: "unauthorized.json"})
+	h.twilio.set(mobileNumber, reply{status: 400, body: `{"code": 21211, "message": "Invalid parameter", "status": 400}`})
 	for i := range 3 {
 		if _, err := h.client.LineType(t.Context(), "acme", mobileNumber); err == nil || errors.Is(err, ErrBreakerOpen) {
 			t.Fatalf("LineType() #%d error = %v, want Twilio's refusal", i+1, err)
@@ -697,4 +699,77 @@ func TestWaiterLeavesOthersGetAnswer(t *testing.T) {
 	if h.hits() != 1 {
 		t.Errorf("requests = %d, want 1", h.hits())
 	}
+}
+
+// Wrong or revoked credentials (401, 403) open the tenant's breaker at
+// once, so calls stop paying for a round trip that cannot succeed, and say
+// so in the log, once.
+func TestUnauthorizedOpensBreaker(t *testing.T) {
+	for _, st := range []int{401, 403} {
+		h := newHarness(t, Options{BreakerFailures: 5})
+		h.twilio.set(mobileNumber, reply{status: st, file: "unauthorized.json"})
+		if _, err := h.client.LineType(t.Context(), "acme", mobileNumber); err == nil || errors.Is(err, ErrBreakerOpen) {
+			t.Fatalf("%d: first LineType() error = %v, want Twilio's refusal", st, err)
+		}
+		for range 3 {
+			if _, err := h.client.LineType(t.Context(), "acme", mobileNumber); !errors.Is(err, ErrBreakerOpen) {
+				t.Errorf("%d: LineType() after the refusal = %v, want ErrBreakerOpen", st, err)
+			}
+		}
+		if h.hits() != 1 {
+			t.Errorf("%d: requests = %d, want 1", st, h.hits())
+		}
+		if n := strings.Count(h.logs.String(), "refused the tenant's credentials"); n != 1 {
+			t.Errorf("%d: credential refusals logged %d times, want 1:\n%s", st, n, h.logs.String())
+		}
+	}
+}
+
+// The Lookup series change as expected on a cache hit, a miss answered by
+// Twilio, a timeout and refused credentials.
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newHarness(t, Options{Metrics: NewMetrics(reg), Timeout: 50 * time.Millisecond})
+	h.client.LineType(t.Context(), "acme", mobileNumber)  // miss: answered
+	h.client.LineType(t.Context(), "acme", mobileNumber)  // hit
+	h.client.LineType(t.Context(), "acme", hangingNumber) // timeout
+	h.twilio.set(landlineNumber, reply{status: 401, file: "unauthorized.json"})
+	h.client.LineType(t.Context(), "acme", landlineNumber) // unauthorized, and the breaker opens
+	h.client.LineType(t.Context(), "acme", voipNumber)     // refused at once
+	for outcome, want := range map[string]float64{"answered": 1, "hit": 1, "timeout": 1, "unauthorized": 1, "breaker_open": 1, "error": 0} {
+		if got := series(t, reg, "stickycalls_lookup_requests_total", outcome).GetCounter().GetValue(); got != want {
+			t.Errorf("outcome %s = %v, want %v", outcome, got, want)
+		}
+	}
+	if got := series(t, reg, "stickycalls_lookup_breaker_state", "").GetGauge().GetValue(); got != 2 {
+		t.Errorf("breaker state = %v, want 2 (open)", got)
+	}
+	if got := series(t, reg, "stickycalls_lookup_duration_seconds", "").GetHistogram().GetSampleCount(); got != 3 {
+		t.Errorf("Twilio request durations observed = %d, want 3", got)
+	}
+}
+
+// series finds tenant acme's series of a family, with the given outcome
+// label when one is named; an absent series reads as zero.
+func series(t *testing.T, reg *prometheus.Registry, name, outcome string) *dto.Metric {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["tenant"] == "acme" && (outcome == "" || labels["outcome"] == outcome) {
+				return m
+			}
+		}
+	}
+	return &dto.Metric{}
 }

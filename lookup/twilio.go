@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/sony/gobreaker/v2"
 	"github.com/twilio/twilio-go/client"
@@ -17,11 +18,15 @@ import (
 )
 
 // Causes of a failed request, wrapped by the errors LineType returns.
-// errRefused is a 4xx answer other than 404 and 429 (bad credentials,
-// Lookup not enabled): Twilio is up, so the breaker counts it as a success.
+// errRefused is a 4xx answer other than 401, 403, 404 and 429 (Lookup not
+// enabled, a bad request): Twilio is up, so the breaker counts it as a
+// success. errUnauthorized (401, 403: wrong or revoked credentials) opens
+// the tenant's breaker at once: every call would pay for a round trip that
+// cannot succeed until an operator fixes the credentials.
 var (
-	errFailed  = errors.New("request to Twilio failed")
-	errRefused = errors.New("request refused by Twilio")
+	errFailed       = errors.New("request to Twilio failed")
+	errRefused      = errors.New("request refused by Twilio")
+	errUnauthorized = errors.New("Twilio refused the credentials")
 )
 
 // lookupError is an error that is safe to log: its text never holds the
@@ -43,7 +48,14 @@ func (c *Client) fetch(ctx context.Context, t *tenantClient, e164 string) (answe
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	params := (&lookups.FetchPhoneNumberParams{}).SetFields("line_type_intelligence")
+	began := time.Now()
 	res, err := t.api(ctx, c.transport).FetchPhoneNumber(e164, params)
+	c.opts.Metrics.took(t.name, time.Since(began))
+	if st := status(err); st == http.StatusUnauthorized || st == http.StatusForbidden {
+		t.unauthorized.Store(true) // ReadyToTrip reads it under the breaker's lock
+	} else if err == nil {
+		t.unauthorized.Store(false)
+	}
 	if err != nil {
 		if status(err) == http.StatusNotFound && ctx.Err() == nil {
 			return answer{identity.Unknown, c.opts.NegativeTTL}, nil
@@ -100,6 +112,8 @@ func failure(ctx context.Context, err error) error {
 	switch st := status(err); {
 	case st == http.StatusTooManyRequests || st >= 500:
 		return &lookupError{msg: "lookup: status " + strconv.Itoa(st) + codeOf(err), cause: errFailed}
+	case st == http.StatusUnauthorized || st == http.StatusForbidden:
+		return &lookupError{msg: "lookup: status " + strconv.Itoa(st) + codeOf(err), cause: errUnauthorized}
 	case st != 0:
 		return &lookupError{msg: "lookup: status " + strconv.Itoa(st) + codeOf(err), cause: errRefused}
 	}
@@ -126,14 +140,19 @@ var digits = regexp.MustCompile(`(\+|%2[bB])?[0-9]{5,}`)
 // redact masks every run of five or more digits.
 func redact(s string) string { return digits.ReplaceAllString(s, "***") }
 
-// newBreaker returns a tenant's breaker. Only transitions are logged.
-func newBreaker(tenant string, o Options) *gobreaker.CircuitBreaker[answer] {
+// newBreaker returns a tenant's breaker. Only transitions are logged. It
+// opens after BreakerFailures consecutive failures, or at once when
+// unauthorized says Twilio refused the credentials.
+func newBreaker(tenant string, o Options, unauthorized *atomic.Bool) *gobreaker.CircuitBreaker[answer] {
 	log := o.Logger
+	o.Metrics.state(tenant, gobreaker.StateClosed)
 	return gobreaker.NewCircuitBreaker[answer](gobreaker.Settings{
 		Name:        "twilio-lookup",
 		MaxRequests: 1, // one half-open probe; its success closes the breaker
 		Timeout:     o.BreakerOpen,
-		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= o.BreakerFailures },
+		ReadyToTrip: func(n gobreaker.Counts) bool {
+			return n.ConsecutiveFailures >= o.BreakerFailures || unauthorized.Load()
+		},
 		IsSuccessful: func(err error) bool {
 			return err == nil || errors.Is(err, errRefused)
 		},
@@ -141,6 +160,7 @@ func newBreaker(tenant string, o Options) *gobreaker.CircuitBreaker[answer] {
 		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 		// Runs under the breaker's mutex: it must not call the breaker.
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			o.Metrics.state(tenant, to)
 			ev := log.Info()
 			if to == gobreaker.StateOpen {
 				ev = log.Warn()

@@ -358,7 +358,7 @@ func (r *runner) probeWaves(ctx context.Context, w *workloads) (map[string]float
 	if err != nil {
 		return nil, err
 	}
-	calls, err := newService(cfg, be.store, greeter, lineTyper(cfg, be.store, zerolog.Nop(), outside{now: time.Now}), time.Now)
+	calls, err := newService(cfg, be.store, greeter, lineTyper(cfg, be.store, zerolog.Nop(), outside{now: time.Now}, nil), time.Now)
 	if err != nil {
 		return nil, err
 	}

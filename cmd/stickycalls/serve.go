@@ -94,7 +94,7 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 	if err != nil {
 		return app{}, err
 	}
-	lines := lineTyper(cfg, be.store, logger, w)
+	lines := lineTyper(cfg, be.store, logger, w, lookup.NewMetrics(reg))
 	opts := []callcontext.Option{callcontext.WithObserver(newRecognition(reg))}
 	if w.refs != nil {
 		opts = append(opts, callcontext.WithRefs(w.refs))
@@ -133,7 +133,7 @@ func newService(cfg config.Config, store callcontext.Store, greeter callcontext.
 // lineTyper is Twilio Lookup for the tenants with Lookup credentials (an
 // account SID with its auth token or an API key and secret), answers cached
 // in the store; without any, line types come from requests and memory.
-func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger, w outside) callcontext.LineTyper {
+func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger, w outside, m *lookup.Metrics) callcontext.LineTyper {
 	creds := map[string]lookup.Credentials{}
 	for name, t := range cfg.Tenants {
 		tw := t.Twilio
@@ -144,7 +144,7 @@ func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger
 	if len(creds) == 0 {
 		return callcontext.NoLookup{}
 	}
-	return lookup.NewClient(creds, store, lookup.Options{Timeout: cfg.LookupTimeout, Now: w.now, Logger: logger, Transport: w.lookup})
+	return lookup.NewClient(creds, store, lookup.Options{Timeout: cfg.LookupTimeout, Now: w.now, Logger: logger, Transport: w.lookup, Metrics: m})
 }
 
 // policiesOf turns each configured tenant into the service's policy.
