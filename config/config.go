@@ -98,6 +98,10 @@ type Action struct {
 	Dial     string // an E.164 number or a "sip:" URI
 	Stream   string // a ws:// or wss:// URL of an AI voice agent
 	Redirect string // an http(s) URL of the operator's TwiML app
+	// Whisper says whether the dialled agent hears the caller's context
+	// before the bridge; nil: yes for a number, no for a SIP URI (which
+	// gets the call_id and customer_ref as x- headers instead).
+	Whisper *bool
 }
 
 // GreetingSet is one named set of greeting texts. Each text is a text/template

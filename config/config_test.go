@@ -334,7 +334,11 @@ numbers:
   "+18005550101":
     next: {dial: "+14155550000"}
     agent_headers: {Authorization: AGENT_AUTH}
+  "+18005550103":
+    next: {stream: "wss://agent.example.com/media", whisper: false}
+    fallback: {dial: "sip:desk@pbx.example.com", whisper: true}
 `, map[string]string{"AGENT_AUTH": "Bearer s3cret"}, []string{
+			`numbers["+18005550103"].next.whisper: only a dial has an agent to whisper to`,
 			`numbers["+18005550100"].transfer_targets[2]: must be an E.164 number`,
 			`numbers["+18005550100"].agent_headers["X Bad"]: not an HTTP header name`,
 			`numbers["+18005550100"].agent_headers["X-Empty"]: the environment variable it names is empty or unset`,

@@ -60,6 +60,7 @@ type actionFile struct {
 	Dial     string `yaml:"dial"`
 	Stream   string `yaml:"stream"`
 	Redirect string `yaml:"redirect"`
+	Whisper  *bool  `yaml:"whisper"`
 }
 
 type greetingFile struct {

@@ -83,7 +83,7 @@ func isHeaderName(s string) bool {
 // Dial targets are not echoed: they are phone numbers.
 func (l *loader) action(where string, a Action) {
 	set := 0
-	for _, s := range []string{a.Dial, a.Stream, a.Redirect} {
+	for _, s := range []string{a.Dial, a.Stream, a.Redirect} { // Whisper goes with Dial
 		if s != "" {
 			set++
 		}
@@ -97,6 +97,8 @@ func (l *loader) action(where string, a Action) {
 		l.add(where+".stream", "must be a ws:// or wss:// URL, got %q", a.Stream)
 	case a.Redirect != "" && !isURL(a.Redirect, "http", "https"):
 		l.add(where+".redirect", "must be an http:// or https:// URL, got %q", a.Redirect)
+	case a.Whisper != nil && a.Dial == "":
+		l.add(where+".whisper", "only a dial has an agent to whisper to")
 	}
 }
 

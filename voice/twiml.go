@@ -20,10 +20,13 @@ func say(set greetings.Set, text string) twiml.Element {
 // next renders a number's next action for a call.
 func (c Config) next(r *http.Request, a Action, callID, ref, recommendation string) []twiml.Element {
 	base := c.baseURL(r)
-	whisper := base + "/voice/whisper?" + url.Values{"call_id": {callID}}.Encode()
+	whisper := ""
+	if a.Dial != "" && a.whisper() {
+		whisper = base + "/voice/whisper?" + url.Values{"call_id": {callID}}.Encode()
+	}
 	switch {
 	case strings.HasPrefix(a.Dial, "sip:"):
-		return []twiml.Element{&twiml.VoiceDial{InnerElements: []twiml.Element{&twiml.VoiceSip{SipUrl: a.Dial, Url: whisper}}}}
+		return []twiml.Element{&twiml.VoiceDial{InnerElements: []twiml.Element{&twiml.VoiceSip{SipUrl: sipWithHeaders(a.Dial, callID, ref), Url: whisper}}}}
 	case a.Dial != "":
 		return []twiml.Element{&twiml.VoiceDial{InnerElements: []twiml.Element{&twiml.VoiceNumber{PhoneNumber: a.Dial, Url: whisper}}}}
 	case a.Redirect != "":
@@ -37,6 +40,21 @@ func (c Config) next(r *http.Request, a Action, callID, ref, recommendation stri
 		return c.stream(r, base, callID, ref, recommendation)
 	}
 	return nil
+}
+
+// sipWithHeaders adds the call's call_id and customer_ref to a SIP URI as
+// x- headers, which Twilio sends in the INVITE, so a SIP agent's desktop
+// can read the context over REST without a spoken whisper.
+func sipWithHeaders(uri, callID, ref string) string {
+	h := url.Values{"x-call_id": {callID}}
+	if ref != "" {
+		h.Set("x-customer_ref", ref)
+	}
+	sep := "?"
+	if strings.Contains(uri, "?") {
+		sep = "&"
+	}
+	return uri + sep + h.Encode()
 }
 
 // stream connects the call to this service's relay, which reaches the AI

@@ -29,6 +29,15 @@ type Action struct {
 	Dial     string // E.164 number or sip: URI
 	Stream   string // wss:// URL of the AI agent
 	Redirect string // the operator's TwiML app
+	Whisper  *bool  // the dialled agent hears the context first; nil: yes for a number, no for SIP
+}
+
+// whisper reports whether a dial speaks the caller's context to the agent.
+func (a Action) whisper() bool {
+	if a.Whisper != nil {
+		return *a.Whisper
+	}
+	return !strings.HasPrefix(a.Dial, "sip:")
 }
 
 // Number is how calls to one of the operator's numbers are answered.

@@ -3,6 +3,7 @@ package voice_test
 import (
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -320,5 +321,45 @@ func TestAttestationFromVerstat(t *testing.T) {
 	// Attestation A lets the open intent be spoken below confidence 0.7.
 	if status != 200 || !strings.Contains(body, "refund request") {
 		t.Errorf("attestation A: %d %s, want the open intent spoken", status, body)
+	}
+}
+
+// A SIP agent gets the call's call_id and customer_ref as x- headers and,
+// by default, no spoken whisper; a number's dial whispers unless told not to.
+func TestDialWhisperAndSIPHeaders(t *testing.T) {
+	no, yes := false, true
+	tests := []struct {
+		name    string
+		next    voice.Action
+		noun    string
+		whisper bool
+		headers bool
+	}{
+		{"number", voice.Action{Dial: agent}, "Number", true, false},
+		{"number without whisper", voice.Action{Dial: agent, Whisper: &no}, "Number", false, false},
+		{"SIP", voice.Action{Dial: "sip:desk@pbx.example.com"}, "Sip", false, true},
+		{"SIP with whisper", voice.Action{Dial: "sip:desk@pbx.example.com;transport=tls", Whisper: &yes}, "Sip", true, true},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, tc.next)
+			sid := fmt.Sprintf("CASIP%d", i)
+			n := e.incoming(sid, "+14155550301")
+			target, ok := n.find("Dial")
+			if !ok {
+				t.Fatalf("no <Dial> in %+v", n)
+			}
+			noun := target.Nodes[0]
+			if noun.XMLName.Local != tc.noun {
+				t.Fatalf("dialled a %s, want a %s", noun.XMLName.Local, tc.noun)
+			}
+			if got := noun.attr("url") != ""; got != tc.whisper {
+				t.Errorf("whisper url %q, want one: %v", noun.attr("url"), tc.whisper)
+			}
+			text := strings.TrimSpace(noun.Text)
+			if got := strings.Contains(text, "x-call_id="+sid) && strings.Contains(text, "x-customer_ref=cust_"); got != tc.headers {
+				t.Errorf("dial target %q: x- headers %v, want %v", text, got, tc.headers)
+			}
+		})
 	}
 }
