@@ -279,12 +279,18 @@ func (rl *relay) run(ctx context.Context, first [][]byte) {
 	defer context.AfterFunc(ctx, func() { rl.stop("request_ended") })()
 	rl.twilio.extend()
 	rl.agent.extend()
-	defer rl.lease.release(rl.lim)
+	// The renewer is waited for before the release: a renewal still in
+	// flight would otherwise grant the lease again after it.
 	leased := make(chan struct{})
-	defer close(leased)
+	var renewer sync.WaitGroup
 	if rl.lease.store {
-		go rl.lease.keep(leased, rl.lim)
+		renewer.Go(func() { rl.lease.keep(leased, rl.lim) })
 	}
+	defer func() {
+		close(leased)
+		renewer.Wait()
+		rl.lease.release(rl.lim)
+	}()
 	var wg sync.WaitGroup
 	wg.Go(func() { rl.pump(rl.agent) })
 	wg.Go(func() { rl.pump(rl.twilio) })
