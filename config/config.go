@@ -116,6 +116,15 @@ type GreetingSet struct {
 	Confirm              string
 	Ignore               string
 	Fallback             string
+	// The voice webhooks' own texts (see greetings.Set).
+	Welcome          string // file welcome
+	VoiceReuseIntent string // file voice_reuse_intent
+	Connecting       string // file connecting
+	Declined         string // file declined
+	// Yes and No replace the built-in words of the language that answer
+	// the confirm question; empty keeps them.
+	Yes, No             []string
+	MinSpeechConfidence float64 // file min_speech_confidence, in [0,1], default 0.4
 }
 
 // Load reads the environment through getenv and, when STICKYCALLS_CONFIG

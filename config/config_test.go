@@ -192,6 +192,13 @@ greetings:
     confirm: "Hello! Am I speaking with {{.Name}}? Press 1 or say yes."
     ignore: "Hello! Thanks for calling."
     fallback: "Hello! Thanks for calling."
+    welcome: "Hi! Thanks for calling Acme."
+    voice_reuse_intent: "You called about {{.Intent}}."
+    connecting: "One moment."
+    declined: "My mistake."
+    yes: ["yes", "you bet"]
+    no: ["no", "wrong person"]
+    min_speech_confidence: 0.5
   short:
     reuse: "{{if .Name}}Hi {{.Name}}{{else}}Hi{{end}}"
 `
@@ -232,8 +239,15 @@ func TestLoadFullFile(t *testing.T) {
 			Confirm:              "Hello! Am I speaking with {{.Name}}? Press 1 or say yes.",
 			Ignore:               "Hello! Thanks for calling.",
 			Fallback:             "Hello! Thanks for calling.",
+			Welcome:              "Hi! Thanks for calling Acme.",
+			VoiceReuseIntent:     "You called about {{.Intent}}.",
+			Connecting:           "One moment.",
+			Declined:             "My mistake.",
+			Yes:                  []string{"yes", "you bet"},
+			No:                   []string{"no", "wrong person"},
+			MinSpeechConfidence:  0.5,
 		},
-		"short": {DetailsMinConfidence: 0.7, Reuse: "{{if .Name}}Hi {{.Name}}{{else}}Hi{{end}}"},
+		"short": {DetailsMinConfidence: 0.7, MinSpeechConfidence: 0.4, Reuse: "{{if .Name}}Hi {{.Name}}{{else}}Hi{{end}}"},
 	}
 	got, err := Load(envOf(env))
 	if err != nil {
@@ -353,7 +367,14 @@ greetings:
     ignore: "{{$.Phone}}"
     fallback: "{{template \"nope\"}}"
     reuse_intent: "{{.Intent"
+    connecting: "{{.Name}} {{.Phone}}"
+    yes: ["yes", "", "!!"]
+    min_speech_confidence: 1.5
 `, nil, []string{
+			`greetings["support"].connecting: uses .Phone`,
+			`greetings["support"].yes[1]: must be a word or phrase`,
+			`greetings["support"].yes[2]: must be a word or phrase`,
+			`greetings["support"].min_speech_confidence: must be from 0 to 1, got 1.5`,
 			`greetings["support"].reuse: uses .Balance`,
 			`greetings["support"].confirm: uses .Customer.Email`,
 			`greetings["support"].ignore: uses $.Phone`,

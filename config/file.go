@@ -72,6 +72,13 @@ type greetingFile struct {
 	Confirm              string   `yaml:"confirm"`
 	Ignore               string   `yaml:"ignore"`
 	Fallback             string   `yaml:"fallback"`
+	Welcome              string   `yaml:"welcome"`
+	VoiceReuseIntent     string   `yaml:"voice_reuse_intent"`
+	Connecting           string   `yaml:"connecting"`
+	Declined             string   `yaml:"declined"`
+	Yes                  []string `yaml:"yes"`
+	No                   []string `yaml:"no"`
+	MinSpeechConfidence  *float64 `yaml:"min_speech_confidence"` // nil: the default
 }
 
 // file reads and decodes the YAML file at path. An empty path means no file.
@@ -147,7 +154,8 @@ func section(typ string) string {
 	case "actionFile":
 		return "an action (dial, stream, redirect)"
 	case "greetingFile":
-		return "a greeting set (language, voice, details_min_confidence, reuse, reuse_intent, confirm, ignore, fallback)"
+		return "a greeting set (language, voice, details_min_confidence, reuse, reuse_intent, confirm, ignore, fallback, " +
+			"welcome, voice_reuse_intent, connecting, declined, yes, no, min_speech_confidence)"
 	}
 	return "the top level (public_url, tenants, numbers, greetings)"
 }

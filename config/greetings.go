@@ -3,8 +3,10 @@ package config
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"text/template"
 	"text/template/parse"
+	"unicode"
 )
 
 // greetingSets checks the file's greeting sets and applies their defaults.
@@ -31,6 +33,19 @@ func (l *loader) greetingSet(where string, gf greetingFile) GreetingSet {
 		Confirm:              gf.Confirm,
 		Ignore:               gf.Ignore,
 		Fallback:             gf.Fallback,
+		Welcome:              gf.Welcome,
+		VoiceReuseIntent:     gf.VoiceReuseIntent,
+		Connecting:           gf.Connecting,
+		Declined:             gf.Declined,
+		Yes:                  l.answerWords(where+".yes", gf.Yes),
+		No:                   l.answerWords(where+".no", gf.No),
+		MinSpeechConfidence:  0.4,
+	}
+	if c := gf.MinSpeechConfidence; c != nil {
+		g.MinSpeechConfidence = *c
+		if !(*c >= 0 && *c <= 1) {
+			l.add(where+".min_speech_confidence", "must be from 0 to 1, got %v", *c)
+		}
 	}
 	if c := gf.DetailsMinConfidence; c != nil {
 		g.DetailsMinConfidence = *c
@@ -39,10 +54,26 @@ func (l *loader) greetingSet(where string, gf greetingFile) GreetingSet {
 		}
 	}
 	for _, t := range [][2]string{{"reuse", g.Reuse}, {"reuse_intent", g.ReuseIntent},
-		{"confirm", g.Confirm}, {"ignore", g.Ignore}, {"fallback", g.Fallback}} {
+		{"confirm", g.Confirm}, {"ignore", g.Ignore}, {"fallback", g.Fallback}, {"welcome", g.Welcome},
+		{"voice_reuse_intent", g.VoiceReuseIntent}, {"connecting", g.Connecting}, {"declined", g.Declined}} {
 		l.template(where+"."+t[0], t[0], t[1])
 	}
 	return g
+}
+
+// answerWords checks a list of words or phrases that answer the confirm
+// question: each has a letter or digit and at most 64 bytes, and the list
+// at most 200 of them.
+func (l *loader) answerWords(where string, words []string) []string {
+	if len(words) > 200 {
+		l.add(where, "at most 200 phrases, got %d", len(words))
+	}
+	for i, w := range words {
+		if len(w) > 64 || !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+			l.add(fmt.Sprintf("%s[%d]", where, i), "must be a word or phrase of at most 64 bytes")
+		}
+	}
+	return words
 }
 
 // template checks that src parses as a text/template and refers to no data

@@ -47,7 +47,20 @@ const (
 	builtinConfirm              = "Hello! Am I speaking with {{.Name}}? Press 1 or say yes."
 	builtinIgnore               = "Hello! Thanks for calling. May I have your name?"
 	builtinFallback             = "Hello! Thanks for calling."
+	// Voice speaks an open intent before the next action, so it tells it
+	// rather than asking: nothing would collect the answer.
+	builtinVoiceIntent = "I see you called {{if gt .Attempts 1}}{{.Attempts}} times {{end}}about {{.Intent}}."
 )
+
+// voiceLines are the built-in short lines voice adds, by base language:
+// before a dial, and after a caller said no to the confirm question.
+var voiceLines = map[string]struct{ connecting, declined string }{
+	"en": {"Connecting you now.", "Sorry about that."},
+	"es": {"Le comunicamos ahora.", "Disculpe."},
+	"fr": {"Je vous mets en relation.", "Excusez-moi."},
+	"de": {"Ich verbinde Sie jetzt.", "Entschuldigung."},
+	"pt": {"Vou transferir a sua chamada agora.", "Desculpe."},
+}
 
 // Set is one greeting set, as the configuration file names it. Zero fields
 // take the built-in values; Voice "" means the voice's own default.
@@ -55,7 +68,23 @@ type Set struct {
 	Language, Voice      string
 	DetailsMinConfidence float64 // 0 (or less) means the default 0.7
 	// Text/template sources that may use .Name, .Intent and .Attempts.
+	// Reuse, ReuseIntent, Confirm and Ignore are the REST start's
+	// greeting.text (the guide's texts); Fallback is spoken when
+	// something failed or the confirm question went unanswered.
 	Reuse, ReuseIntent, Confirm, Ignore, Fallback string
+	// Voice's texts, which never ask what nothing collects: Welcome greets
+	// a new or unrecognized caller (default: Fallback), VoiceReuseIntent
+	// tells an open intent (default: ReuseIntent when the set gives one,
+	// else a statement), Connecting comes before a dial and Declined after
+	// a "no" (defaults in the set's language for en, es, fr, de and pt,
+	// else English).
+	Welcome, VoiceReuseIntent, Connecting, Declined string
+	// Yes and No replace the built-in words of the set's language that
+	// answer the confirm question; MinSpeechConfidence is the speech
+	// recognizer's confidence below which an answer is asked again (0:
+	// 0.4). The voice package reads them.
+	Yes, No             []string
+	MinSpeechConfidence float64
 }
 
 // Greeter renders greetings. Build it with New; it is immutable afterwards.
@@ -102,7 +131,7 @@ func (g *Greeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
 	s := g.setFor(res.DNIS)
 	switch res.Identity.Recommendation {
 	case identity.Reuse:
-		return callcontext.Greeting{Tier: identity.Reuse, Text: g.reuse(s, res)}
+		return callcontext.Greeting{Tier: identity.Reuse, Text: g.reuse(s, res, textReuseIntent)}
 	case identity.Confirm:
 		return g.confirm(s, res.Name)
 	}
@@ -129,6 +158,42 @@ func (g *Greeter) Fallback(dnis string) callcontext.Greeting {
 	return callcontext.Greeting{Tier: identity.Ignore, Text: g.render(g.setFor(dnis), textFallback, data{})}
 }
 
+// Voice returns what the voice webhooks say to res's caller before the
+// next action: Greet's greeting, except that a new or unrecognized caller
+// hears the welcome, which asks nothing, and an open intent is told, not
+// asked about. Tier is as Greet's.
+func (g *Greeter) Voice(res *callcontext.StartResult) callcontext.Greeting {
+	if res == nil {
+		return g.welcome(g.builtin)
+	}
+	s := g.setFor(res.DNIS)
+	switch res.Identity.Recommendation {
+	case identity.Reuse:
+		return callcontext.Greeting{Tier: identity.Reuse, Text: g.reuse(s, res, textVoiceIntent)}
+	case identity.Confirm:
+		if c := g.confirm(s, res.Name); c.Tier == identity.Confirm {
+			return c
+		}
+	}
+	return g.welcome(s)
+}
+
+// Connecting is the line dnis's set says before a dial ("Connecting you
+// now.").
+func (g *Greeter) Connecting(dnis string) string {
+	return g.render(g.setFor(dnis), textConnecting, data{})
+}
+
+// Declined is the line dnis's set says after a caller said no to the
+// confirm question ("Sorry about that."), instead of a second hello.
+func (g *Greeter) Declined(dnis string) string {
+	return g.render(g.setFor(dnis), textDeclined, data{})
+}
+
+func (g *Greeter) welcome(s *set) callcontext.Greeting {
+	return callcontext.Greeting{Tier: identity.Ignore, Text: g.render(s, textWelcome, data{})}
+}
+
 func (g *Greeter) setFor(dnis string) *set {
 	if s, ok := g.sets[g.numbers[dnis]]; ok && g.numbers[dnis] != "" {
 		return s
@@ -148,9 +213,9 @@ func (g *Greeter) confirm(s *set, name string) callcontext.Greeting {
 	return callcontext.Greeting{Tier: identity.Confirm, Text: g.render(s, textConfirm, data{Name: name})}
 }
 
-// reuse is the reuse text, then the first open intent's text when details
-// may be spoken.
-func (g *Greeter) reuse(s *set, res *callcontext.StartResult) string {
+// reuse is the reuse text, then the first open intent's text (intent)
+// when details may be spoken.
+func (g *Greeter) reuse(s *set, res *callcontext.StartResult, intent text) string {
 	d := data{Name: strings.TrimSpace(res.Name)}
 	text := g.render(s, textReuse, d)
 	if !detailsAllowed(s.conf.DetailsMinConfidence, res.Identity) {
@@ -159,7 +224,7 @@ func (g *Greeter) reuse(s *set, res *callcontext.StartResult) string {
 	for _, in := range res.OpenIntents {
 		if d.Intent = spoken(in.Intent); d.Intent != "" {
 			d.Attempts = max(in.AttemptCount, 1)
-			return text + " " + g.render(s, textReuseIntent, d)
+			return text + " " + g.render(s, intent, d)
 		}
 	}
 	return text
@@ -183,11 +248,32 @@ func resolve(c Set) Set {
 		c.DetailsMinConfidence = builtinDetailsMinConfidence
 	}
 	c.Reuse = cmp.Or(c.Reuse, builtinReuse)
-	c.ReuseIntent = cmp.Or(c.ReuseIntent, builtinReuseIntent)
 	c.Confirm = cmp.Or(c.Confirm, builtinConfirm)
 	c.Ignore = cmp.Or(c.Ignore, builtinIgnore)
+	c.VoiceReuseIntent = cmp.Or(c.VoiceReuseIntent, c.ReuseIntent, builtinVoiceIntent)
+	c.ReuseIntent = cmp.Or(c.ReuseIntent, builtinReuseIntent)
 	c.Fallback = cmp.Or(c.Fallback, builtinFallback)
+	c.Welcome = cmp.Or(c.Welcome, c.Fallback)
+	lines, ok := voiceLines[baseLanguage(c.Language)]
+	if !ok {
+		lines = voiceLines["en"]
+	}
+	c.Connecting = cmp.Or(c.Connecting, lines.connecting)
+	c.Declined = cmp.Or(c.Declined, lines.declined)
+	if c.MinSpeechConfidence <= 0 {
+		c.MinSpeechConfidence = builtinMinSpeechConfidence
+	}
 	return c
+}
+
+// builtinMinSpeechConfidence is the default floor of a spoken answer's
+// recognition confidence.
+const builtinMinSpeechConfidence = 0.4
+
+// baseLanguage is a BCP 47 tag's language, lower case: "es-MX" → "es".
+func baseLanguage(tag string) string {
+	base, _, _ := strings.Cut(strings.ToLower(tag), "-")
+	return base
 }
 
 // set is a resolved Set with its templates parsed.
@@ -204,7 +290,9 @@ func compile(c Set) (*set, []error) {
 	for k := range numTexts {
 		t, err := template.New(k.String()).Parse(k.source(s.conf))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			if k.source(c) != "" { // not an inherited text: its own field is reported
+				errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			}
 			continue
 		}
 		s.tmpl[k] = t

@@ -163,6 +163,8 @@ func TestSetFor(t *testing.T) {
 		Confirm:     "Hello! Am I speaking with {{.Name}}? Press 1 or say yes.",
 		Ignore:      "Hello! Thanks for calling. May I have your name?",
 		Fallback:    "Hello! Thanks for calling.",
+		Welcome:     "Hello! Thanks for calling.", VoiceReuseIntent: "I see you called {{if gt .Attempts 1}}{{.Attempts}} times {{end}}about {{.Intent}}.",
+		Connecting: "Connecting you now.", Declined: "Sorry about that.", MinSpeechConfidence: 0.4,
 	}
 	withReuse := builtin
 	withReuse.Reuse = "Good to hear from you again, {{.Name}}."
@@ -179,6 +181,8 @@ func TestSetFor(t *testing.T) {
 			Confirm:     "¿Hablo con {{.Name}}?",
 			Ignore:      "¡Hola! Gracias por llamar.",
 			Fallback:    "Gracias por llamar.",
+			Welcome:     "Gracias por llamar.", VoiceReuseIntent: "Llamó {{.Attempts}} vez/veces por {{.Intent}}.",
+			Connecting: "Le comunicamos ahora.", Declined: "Disculpe.", MinSpeechConfidence: 0.4,
 		},
 	}
 	for dnis, want := range tests {
@@ -315,4 +319,44 @@ func TestGreetConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestVoice: the voice texts never ask what nothing collects: a new
+// caller hears the welcome, not the REST greeting's "May I have your
+// name?", and an open intent is told, not asked about.
+func TestVoice(t *testing.T) {
+	g := newGreeter(t)
+	returning := func(dnis, rec string) *callcontext.StartResult {
+		return &callcontext.StartResult{DNIS: dnis, Name: "John",
+			Identity:    callcontext.IdentityView{Recommendation: identity.Recommendation(rec), Confidence: 0.9},
+			OpenIntents: []callcontext.IntentView{{Intent: "refund_request", AttemptCount: 2}}}
+	}
+	tests := []struct {
+		name     string
+		res      *callcontext.StartResult
+		wantTier identity.Recommendation
+		want     string
+	}{
+		{"reuse tells the intent", returning(unknown, "reuse"), identity.Reuse, "Welcome back, John! I see you called 2 times about refund request."},
+		{"a set's own reuse_intent is kept", returning(support, "reuse"), identity.Reuse, "¡Hola de nuevo, John! Llamó 2 vez/veces por refund request."},
+		{"confirm asks", returning(unknown, "confirm"), identity.Confirm, "Hello! Am I speaking with John? Press 1 or say yes."},
+		{"confirm without a name welcomes", &callcontext.StartResult{Identity: callcontext.IdentityView{Recommendation: identity.Confirm}}, identity.Ignore, "Hello! Thanks for calling."},
+		{"ignore welcomes", returning(unknown, "ignore"), identity.Ignore, "Hello! Thanks for calling."},
+		{"ignore in Spanish", returning(support, "ignore"), identity.Ignore, "Gracias por llamar."},
+		{"nil", nil, identity.Ignore, "Hello! Thanks for calling."},
+	}
+	for _, tt := range tests {
+		got := g.Voice(tt.res)
+		if got.Tier != tt.wantTier || got.Text != tt.want {
+			t.Errorf("%s: Voice = %q %q, want %q %q", tt.name, got.Tier, got.Text, tt.wantTier, tt.want)
+		}
+	}
+	if got := g.Greet(returning(unknown, "ignore")).Text; !strings.Contains(got, "May I have your name?") {
+		t.Errorf("Greet(ignore) = %q: the REST greeting keeps the guide's text", got)
+	}
+	for dnis, want := range map[string][2]string{unknown: {"Connecting you now.", "Sorry about that."}, support: {"Le comunicamos ahora.", "Disculpe."}} {
+		if got := [2]string{g.Connecting(dnis), g.Declined(dnis)}; got != want {
+			t.Errorf("Connecting, Declined(%s) = %q, want %q", dnis, got, want)
+		}
+	}
 }

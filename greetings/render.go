@@ -17,6 +17,11 @@ const (
 	textConfirm
 	textIgnore
 	textFallback
+	// Voice's own texts: nothing collects an answer after them.
+	textWelcome
+	textVoiceIntent
+	textConnecting
+	textDeclined
 	numTexts
 )
 
@@ -31,6 +36,14 @@ func (t text) String() string {
 		return "confirm"
 	case textIgnore:
 		return "ignore"
+	case textWelcome:
+		return "welcome"
+	case textVoiceIntent:
+		return "voice_reuse_intent"
+	case textConnecting:
+		return "connecting"
+	case textDeclined:
+		return "declined"
 	}
 	return "fallback"
 }
@@ -46,6 +59,14 @@ func (t text) source(c Set) string {
 		return c.Confirm
 	case textIgnore:
 		return c.Ignore
+	case textWelcome:
+		return c.Welcome
+	case textVoiceIntent:
+		return c.VoiceReuseIntent
+	case textConnecting:
+		return c.Connecting
+	case textDeclined:
+		return c.Declined
 	}
 	return c.Fallback
 }

@@ -10,17 +10,38 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/greetings"
 )
-
-// minSpeechConfidence is the Confidence of a transcription below which the
-// answer is unclear and asked again.
-const minSpeechConfidence = 0.4
 
 // phrases are one language's ways of saying yes and no to "Am I speaking
 // with …?", of introducing oneself ("this is …"), and the fillers a caller
 // starts with; all lower case with accents folded.
 type phrases struct {
 	yes, no, intro, fillers []string
+}
+
+// phrasesOf returns the phrases of a greeting set's language: the set's
+// own yes and no words when it gives them, else the built-in ones.
+func phrasesOf(set greetings.Set) phrases {
+	p := phrasesFor(set.Language)
+	if len(set.Yes) > 0 {
+		p.yes = folded(set.Yes)
+	}
+	if len(set.No) > 0 {
+		p.no = folded(set.No)
+	}
+	return p
+}
+
+// folded is each phrase as words() reads speech: "That's it" → "that s it".
+func folded(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, ph := range list {
+		if w := words(ph); len(w) > 0 {
+			out = append(out, strings.Join(w, " "))
+		}
+	}
+	return out
 }
 
 // phrasesFor returns the built-in phrases of a BCP 47 language's base
@@ -74,12 +95,14 @@ func phrasesFor(language string) phrases {
 
 // classify reads a caller's answer to "Am I speaking with name?": digits
 // (1 yes, 2 no, any other unclear) win over speech; speech is read in the
-// greeting set's language and English, accents folded, fillers skipped: a
-// yes phrase, the stored name alone or "this is" and the stored name are
-// yes ("yes, this is his wife" is not: a name said must be the stored
-// one); a no phrase or another name is no. A transcription below the
-// confidence floor, and anything else heard, is unclear (AnswerNone).
-func classify(digits, speech string, confidence float64, hasConfidence bool, language, name string) callcontext.Answer {
+// greeting set's language (its own words when it gives them), then the
+// other built-in ones, accents folded, fillers skipped: a yes phrase, the
+// stored name alone or "this is" and the stored name are yes ("yes, this
+// is his wife" is not: a name said must be the stored one); a no phrase
+// or another name is no. A transcription below the set's confidence floor,
+// and anything else heard, is unclear (AnswerNone).
+func classify(digits, speech string, confidence float64, hasConfidence bool, set greetings.Set, name string) callcontext.Answer {
+	language := set.Language
 	switch {
 	case digits == "1":
 		return callcontext.AnswerYes
@@ -89,12 +112,12 @@ func classify(digits, speech string, confidence float64, hasConfidence bool, lan
 		return callcontext.AnswerNone
 	}
 	said := words(speech)
-	if len(said) == 0 || (hasConfidence && confidence < minSpeechConfidence) {
+	if len(said) == 0 || (hasConfidence && confidence < set.MinSpeechConfidence) {
 		return callcontext.AnswerNone
 	}
 	// The set's language first, then the others built in: a caller may
 	// answer "sí" on an English line.
-	langs := []phrases{phrasesFor(language)}
+	langs := []phrases{phrasesOf(set)}
 	for _, l := range []string{"en", "es", "fr", "de", "pt"} {
 		if base, _, _ := strings.Cut(strings.ToLower(language), "-"); base != l {
 			langs = append(langs, phrasesFor(l))
@@ -197,9 +220,9 @@ func words(s string) []string {
 }
 
 // hints are the phrases the speech recognizer should expect: the yes and
-// no phrases of the language and the stored name.
-func hints(language, name string) string {
-	p := phrasesFor(language)
+// no phrases of the set and the stored name.
+func hints(set greetings.Set, name string) string {
+	p := phrasesOf(set)
 	var h []string
 	for _, ph := range append(append([]string{}, p.yes...), p.no...) {
 		if !slices.ContainsFunc(strings.Fields(ph), func(w string) bool { return len(w) == 1 }) {

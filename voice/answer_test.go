@@ -4,7 +4,13 @@ import (
 	"testing"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/greetings"
 )
+
+// setIn is a greeting set in language with the built-in words and floor.
+func setIn(language string) greetings.Set {
+	return greetings.Set{Language: language, MinSpeechConfidence: 0.4}
+}
 
 // TestClassify reads real-world answers to "Am I speaking with John Doe?"
 // (or its translation) in the five built-in languages.
@@ -43,7 +49,7 @@ func TestClassify(t *testing.T) {
 		{"en-US", "Sí", yes}, {"en-US", "Oui", yes}, {"en-US", "Nein", no},
 	}
 	for _, tt := range tests {
-		if got := classify("", tt.speech, 0.9, true, tt.lang, "John Doe"); got != tt.want {
+		if got := classify("", tt.speech, 0.9, true, setIn(tt.lang), "John Doe"); got != tt.want {
 			t.Errorf("%s %q = %s, want %s", tt.lang, tt.speech, got, tt.want)
 		}
 	}
@@ -67,8 +73,34 @@ func TestClassifyDigitsAndConfidence(t *testing.T) {
 		{"", "yes", 0.4, true, callcontext.AnswerYes},
 		{"", "yes", 0, false, callcontext.AnswerYes}, // no Confidence sent
 	} {
-		if got := classify(tt.digits, tt.speech, tt.conf, tt.has, "en-US", "John Doe"); got != tt.want {
+		if got := classify(tt.digits, tt.speech, tt.conf, tt.has, setIn("en-US"), "John Doe"); got != tt.want {
 			t.Errorf("classify(%q, %q, %v) = %s, want %s", tt.digits, tt.speech, tt.conf, got, tt.want)
 		}
+	}
+}
+
+// TestClassifySetWords: a greeting set's own words replace the built-in
+// ones of its language, and its confidence floor applies.
+func TestClassifySetWords(t *testing.T) {
+	set := greetings.Set{Language: "en-GB", Yes: []string{"Aye", "You bet!"}, No: []string{"Wrong person"}, MinSpeechConfidence: 0.7}
+	for _, tt := range []struct {
+		speech string
+		conf   float64
+		want   callcontext.Answer
+	}{
+		{"Aye.", 0.9, callcontext.AnswerYes},
+		{"Uh, you bet", 0.9, callcontext.AnswerYes},
+		{"Wrong person, sorry", 0.9, callcontext.AnswerNo},
+		{"Aye", 0.6, callcontext.AnswerNone}, // below the set's floor
+		{"John", 0.9, callcontext.AnswerYes}, // the stored name still answers
+		{"Yes", 0.9, callcontext.AnswerNone}, // the set's list replaced the built-in English words
+		{"Sí", 0.9, callcontext.AnswerYes},   // the other languages' still read
+	} {
+		if got := classify("", tt.speech, tt.conf, true, set, "John Doe"); got != tt.want {
+			t.Errorf("classify(%q, %v) = %s, want %s", tt.speech, tt.conf, got, tt.want)
+		}
+	}
+	if h := hints(set, "John Doe"); h != "aye, you bet, wrong person, John Doe" {
+		t.Errorf("hints = %q, want the set's words and the name", h)
 	}
 }

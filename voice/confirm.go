@@ -36,10 +36,10 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 			return
 		}
 		conf, cerr := strconv.ParseFloat(r.PostForm.Get("Confidence"), 64)
-		answer := classify(r.PostForm.Get("Digits"), r.PostForm.Get("SpeechResult"), conf, cerr == nil, set.Language, asked.Name)
+		answer := classify(r.PostForm.Get("Digits"), r.PostForm.Get("SpeechResult"), conf, cerr == nil, set, asked.Name)
 		if answer == callcontext.AnswerNone && r.URL.Query().Get("attempt") == "" && asked.Greeting.Tier == identity.Confirm {
 			cfg.Metrics.fallback("asked_again")
-			writeTwiML(w, []twiml.Element{cfg.confirmGather(r, set, asked.Greeting.Text, asked.Name, 2)})
+			writeTwiML(w, []twiml.Element{cfg.confirmGather(r, set, cfg.Greeter.Confirm(req.Hints.DNIS, asked.Name).Text, asked.Name, 2)})
 			return
 		}
 		res, err := calls.Confirm(ctx, sc, req.CallID, answer)
@@ -48,13 +48,20 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 			return
 		}
 		// The call now stands as the answer left it: a "yes" hears the
-		// reuse greeting, a "no" a new caller's, no answer the fallback text.
-		text := res.Greeting.Text
-		if answer == callcontext.AnswerNone {
+		// reuse greeting, a "no" one short line (not a second hello), no
+		// answer the fallback text.
+		var text string
+		switch {
+		case answer == callcontext.AnswerNone:
 			cfg.Metrics.fallback("no_input")
 			text = cfg.Greeter.Fallback(req.Hints.DNIS).Text
+		case answer == callcontext.AnswerNo && asked.Greeting.Tier == identity.Confirm:
+			text = cfg.Greeter.Declined(req.Hints.DNIS)
+		default:
+			res.DNIS = req.Hints.DNIS
+			text = cfg.Greeter.Voice(&res).Text
 		}
-		verbs := []twiml.Element{say(set, text)}
+		verbs := []twiml.Element{cfg.lead(req.Hints.DNIS, text, num.Next)}
 		verbs = append(verbs, cfg.next(r, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))...)
 		writeTwiML(w, verbs)
 	})

@@ -125,24 +125,33 @@ func (c Config) webhookCall(w http.ResponseWriter, r *http.Request, logger zerol
 func (c Config) degrade(w http.ResponseWriter, r *http.Request, logger zerolog.Logger, num Number, req callcontext.StartRequest, why string) {
 	c.Metrics.fallback(why)
 	logger.Warn().Str("call_sid", req.CallID).Str("reason", why).Msg("voice fallback")
-	set := c.Greeter.SetFor(req.Hints.DNIS)
-	verbs := []twiml.Element{say(set, c.Greeter.Fallback(req.Hints.DNIS).Text)}
+	verbs := []twiml.Element{c.lead(req.Hints.DNIS, c.Greeter.Fallback(req.Hints.DNIS).Text, num.Next)}
 	verbs = append(verbs, c.next(r, num.Next, req.CallID, "", string(identity.Ignore))...)
 	writeTwiML(w, verbs)
 }
 
-// answer renders the start's tier: reuse and ignore speak the greeting and
-// run the next action; confirm asks first.
-func (c Config) answer(r *http.Request, num Number, dnis string, res callcontext.StartResult) []twiml.Element {
-	set := c.Greeter.SetFor(dnis)
-	if res.Greeting.Tier == identity.Confirm {
-		name := ""
-		if res.Match != nil {
-			name = res.Match.Variables["name"]
-		}
-		return []twiml.Element{c.confirmGather(r, set, res.Greeting.Text, name, 1)}
+// lead says text before the next action a, adding the set's connecting
+// line before a dial: nothing says a question that nothing collects.
+func (c Config) lead(dnis, text string, a Action) twiml.Element {
+	if a.Dial != "" {
+		text += " " + c.Greeter.Connecting(dnis)
 	}
-	verbs := []twiml.Element{say(set, res.Greeting.Text)}
+	return say(c.Greeter.SetFor(dnis), text)
+}
+
+// answer renders the start's tier in voice's texts (greetings.Greeter.Voice):
+// reuse and ignore speak the greeting and run the next action; confirm
+// asks first.
+func (c Config) answer(r *http.Request, num Number, dnis string, res callcontext.StartResult) []twiml.Element {
+	res.DNIS = dnis
+	if res.Match != nil {
+		res.Name = res.Match.Variables["name"]
+	}
+	g := c.Greeter.Voice(&res)
+	if g.Tier == identity.Confirm {
+		return []twiml.Element{c.confirmGather(r, c.Greeter.SetFor(dnis), g.Text, res.Name, 1)}
+	}
+	verbs := []twiml.Element{c.lead(dnis, g.Text, num.Next)}
 	return append(verbs, c.next(r, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))...)
 }
 
@@ -156,7 +165,7 @@ func (c Config) confirmGather(r *http.Request, set greetings.Set, question, name
 	}
 	return &twiml.VoiceGather{
 		Input: "dtmf speech", NumDigits: "1", Timeout: "5", SpeechTimeout: "auto", Language: set.Language,
-		Hints: hints(set.Language, name), Action: action, Method: "POST", ActionOnEmptyResult: "true",
+		Hints: hints(set, name), Action: action, Method: "POST", ActionOnEmptyResult: "true",
 		InnerElements: []twiml.Element{say(set, question)},
 	}
 }

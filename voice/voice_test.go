@@ -269,8 +269,11 @@ func TestIncomingTiers(t *testing.T) {
 	if got := ignore.verbs(); !slices.Equal(got, []string{"Say", "Dial", "Number"}) {
 		t.Errorf("ignore verbs = %v, want Say Dial Number", got)
 	}
-	if s, _ := ignore.find("Say"); strings.Contains(s.Text, "Doe") || strings.Contains(s.Text, "Roe") {
-		t.Errorf("ignore Say = %q, want no name", s.Text)
+	if s, _ := ignore.find("Say"); s.Text != "Hello! Thanks for calling. Connecting you now." {
+		t.Errorf("ignore Say = %q, want the welcome and the connecting line: no name, no question nothing collects", s.Text)
+	}
+	if s, _ := reuse.find("Say"); strings.Contains(s.Text, "?") || !strings.HasSuffix(s.Text, "Connecting you now.") {
+		t.Errorf("reuse Say = %q, want no question before a dial", s.Text)
 	}
 }
 

@@ -176,6 +176,8 @@ func newGreeter(cfg config.Config) (*greetings.Greeter, error) {
 		sets[name] = greetings.Set{
 			Language: g.Language, Voice: g.Voice, DetailsMinConfidence: g.DetailsMinConfidence,
 			Reuse: g.Reuse, ReuseIntent: g.ReuseIntent, Confirm: g.Confirm, Ignore: g.Ignore, Fallback: g.Fallback,
+			Welcome: g.Welcome, VoiceReuseIntent: g.VoiceReuseIntent, Connecting: g.Connecting, Declined: g.Declined,
+			Yes: g.Yes, No: g.No, MinSpeechConfidence: g.MinSpeechConfidence,
 		}
 	}
 	numbers := map[string]string{}
