@@ -90,6 +90,20 @@ type Number struct {
 	// TransferTargets are the numbers and SIP URIs the number's agent may
 	// transfer a caller to (stickycalls.transfer); empty means any.
 	TransferTargets []string
+	// DialTimeout is how long a dial rings before it counts as not
+	// answered: file dial_timeout in whole seconds, 5 to 600, default 30.
+	DialTimeout time.Duration
+	// Unanswered runs when a dial is not answered (no-answer, busy,
+	// failed); zero: a built-in apology and goodbye.
+	Unanswered Unanswered
+}
+
+// Unanswered is what a caller hears when the number's dial is not
+// answered. At most one field is set.
+type Unanswered struct {
+	Message   string // said, then the call ends
+	Voicemail string // the prompt said before the beep of a <Record>
+	Dial      string // another E.164 number or sip: URI, tried once
 }
 
 // Action is one next step of a call. Exactly one field is set, except in a

@@ -177,6 +177,8 @@ numbers:
     greetings: support
     next: {dial: "+14155550000"}
     fallback: {dial: "+14155550000"}
+    dial_timeout: 20
+    unanswered: {voicemail: "Please leave a message after the tone."}
   "+18005550101":
     tenant: acme-2
     next: {stream: "wss://agent.example.com/media"}
@@ -225,9 +227,10 @@ func TestLoadFullFile(t *testing.T) {
 		"acme-2": {Plans: map[string]Plan{"test": {MonthlyQuota: 50}}, Scoring: emptyTenant().Scoring},
 	}
 	want.Numbers = map[string]Number{
-		"+18005550100":  {Tenant: "default", Greetings: "support", Next: Action{Dial: "+14155550000"}, Fallback: Action{Dial: "+14155550000"}},
-		"+18005550101":  {Tenant: "acme-2", Next: Action{Stream: "wss://agent.example.com/media"}},
-		"+442071838750": {Tenant: "default", Next: Action{Redirect: "https://app.example.com/twiml"}},
+		"+18005550100": {Tenant: "default", Greetings: "support", Next: Action{Dial: "+14155550000"}, Fallback: Action{Dial: "+14155550000"},
+			DialTimeout: 20 * time.Second, Unanswered: Unanswered{Voicemail: "Please leave a message after the tone."}},
+		"+18005550101":  {Tenant: "acme-2", Next: Action{Stream: "wss://agent.example.com/media"}, DialTimeout: 30 * time.Second},
+		"+442071838750": {Tenant: "default", Next: Action{Redirect: "https://app.example.com/twiml"}, DialTimeout: 30 * time.Second},
 	}
 	want.Greetings = map[string]GreetingSet{
 		"support": {
@@ -348,6 +351,8 @@ numbers:
   "+18005550101":
     next: {dial: "+14155550000"}
     agent_headers: {Authorization: AGENT_AUTH}
+    dial_timeout: 2
+    unanswered: {message: "Sorry.", dial: "+1555"}
   "+18005550103":
     next: {stream: "wss://agent.example.com/media", whisper: false}
     fallback: {dial: "sip:desk@pbx.example.com", whisper: true}
@@ -358,6 +363,8 @@ numbers:
 			`numbers["+18005550100"].agent_headers["X-Empty"]: the environment variable it names is empty or unset`,
 			`numbers["+18005550100"].agent_headers["X-Key"]: must name an environment variable`,
 			`numbers["+18005550101"].agent_headers: only a number whose next action is a stream has an agent to send them to`,
+			`numbers["+18005550101"].dial_timeout: must be whole seconds from 5 to 600, got 2`,
+			`numbers["+18005550101"].unanswered: at most one of message, voicemail, dial`,
 		}},
 		{"bad template fields", `
 greetings:

@@ -54,6 +54,15 @@ type numberFile struct {
 	// holds its value.
 	AgentHeaders    map[string]string `yaml:"agent_headers"`
 	TransferTargets []string          `yaml:"transfer_targets"`
+	DialTimeout     *int              `yaml:"dial_timeout"` // seconds; nil: the default
+	Unanswered      unansweredFile    `yaml:"unanswered"`
+}
+
+// unansweredFile is what runs when a dial is not answered: at most one field.
+type unansweredFile struct {
+	Message   string `yaml:"message"`
+	Voicemail string `yaml:"voicemail"`
+	Dial      string `yaml:"dial"`
 }
 
 type actionFile struct {
@@ -150,7 +159,9 @@ func section(typ string) string {
 	case "scoringFile":
 		return "scoring (weights, thresholds)"
 	case "numberFile":
-		return "a number (tenant, greetings, next, fallback)"
+		return "a number (tenant, greetings, next, fallback, agent_headers, transfer_targets, dial_timeout, unanswered)"
+	case "unansweredFile":
+		return "unanswered (message, voicemail, dial)"
 	case "actionFile":
 		return "an action (dial, stream, redirect)"
 	case "greetingFile":

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // numbers checks the file's numbers against the tenants and greeting sets
@@ -43,9 +44,37 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 			}
 		}
 		n.TransferTargets = nf.TransferTargets
+		n.DialTimeout = 30 * time.Second
+		if t := nf.DialTimeout; t != nil {
+			n.DialTimeout = time.Duration(*t) * time.Second
+			if *t < 5 || *t > 600 {
+				l.add(where+".dial_timeout", "must be whole seconds from 5 to 600, got %d", *t)
+			}
+		}
+		n.Unanswered = l.unanswered(where+".unanswered", Unanswered(nf.Unanswered))
 		out[key] = n
 	}
 	return out
+}
+
+// unanswered checks that at most one field of u is set, and that it is
+// valid.
+func (l *loader) unanswered(where string, u Unanswered) Unanswered {
+	set := 0
+	for _, s := range []string{u.Message, u.Voicemail, u.Dial} {
+		if s != "" {
+			set++
+		}
+	}
+	switch {
+	case set > 1:
+		l.add(where, "at most one of message, voicemail, dial")
+	case u.Dial != "" && !isE164(u.Dial) && !isSIP(u.Dial):
+		l.add(where+".dial", "must be an E.164 number (+ then 8 to 15 digits) or a sip: URI")
+	case len(u.Message) > 1000 || len(u.Voicemail) > 1000:
+		l.add(where, "a text of at most 1000 bytes")
+	}
+	return u
 }
 
 // agentHeaders reads each header's value from the environment variable

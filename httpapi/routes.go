@@ -38,6 +38,7 @@ func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 	mux.Handle("POST /voice/confirm", twilio(voice.HandleConfirm(logger, calls, tw)))
 	mux.Handle("POST /voice/status", twilio(voice.HandleStatus(logger, calls, tw)))
 	mux.Handle("POST /voice/after-stream", twilio(voice.HandleAfterStream(logger, calls, tw)))
+	mux.Handle("POST /voice/dial-status", twilio(voice.HandleDialStatus(logger, calls, tw)))
 	mux.Handle("POST /voice/whisper", twilio(voice.HandleWhisper(calls, tw)))
 	mux.Handle("GET /voice/stream", voice.HandleStream(logger, calls, tw, tw.Shutdown)) // signed upgrade, checked inside
 }

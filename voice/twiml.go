@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twilio/twilio-go/twiml"
 
@@ -20,15 +21,9 @@ func say(set greetings.Set, text string) twiml.Element {
 // next renders a number's next action for a call.
 func (c Config) next(r *http.Request, a Action, callID, ref, recommendation string) []twiml.Element {
 	base := c.baseURL(r)
-	whisper := ""
-	if a.Dial != "" && a.whisper() {
-		whisper = base + "/voice/whisper?" + url.Values{"call_id": {callID}}.Encode()
-	}
 	switch {
-	case strings.HasPrefix(a.Dial, "sip:"):
-		return []twiml.Element{&twiml.VoiceDial{InnerElements: []twiml.Element{&twiml.VoiceSip{SipUrl: sipWithHeaders(a.Dial, callID, ref), Url: whisper}}}}
 	case a.Dial != "":
-		return []twiml.Element{&twiml.VoiceDial{InnerElements: []twiml.Element{&twiml.VoiceNumber{PhoneNumber: a.Dial, Url: whisper}}}}
+		return []twiml.Element{c.dial(r, a, callID, ref, 1)}
 	case a.Redirect != "":
 		q := url.Values{"call_id": {callID}, "customer_ref": {ref}, "recommendation": {recommendation}}
 		sep := "?"
@@ -40,6 +35,32 @@ func (c Config) next(r *http.Request, a Action, callID, ref, recommendation stri
 		return c.stream(r, base, callID, ref, recommendation)
 	}
 	return nil
+}
+
+// dial rings a's target for the number's dial timeout, the caller hearing
+// ringback until the agent answers (answerOnBridge), the agent hearing the
+// whisper first unless a says not to; however it ends, Twilio then asks
+// /voice/dial-status what next, the attempt in the URL.
+func (c Config) dial(r *http.Request, a Action, callID, ref string, attempt int) twiml.Element {
+	target, whisper := a.Dial, ""
+	if a.whisper() {
+		whisper = c.baseURL(r) + "/voice/whisper?" + url.Values{"call_id": {callID}}.Encode()
+	}
+	dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
+	timeout := c.Numbers[dnis].DialTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	action := c.baseURL(r) + "/voice/dial-status"
+	if attempt > 1 {
+		action += "?attempt=" + strconv.Itoa(attempt)
+	}
+	var callee twiml.Element = &twiml.VoiceNumber{PhoneNumber: target, Url: whisper}
+	if strings.HasPrefix(target, "sip:") {
+		callee = &twiml.VoiceSip{SipUrl: sipWithHeaders(target, callID, ref), Url: whisper}
+	}
+	return &twiml.VoiceDial{AnswerOnBridge: "true", Timeout: strconv.Itoa(int(timeout / time.Second)),
+		Action: action, Method: "POST", InnerElements: []twiml.Element{callee}}
 }
 
 // sipWithHeaders adds the call's call_id and customer_ref to a SIP URI as

@@ -51,6 +51,18 @@ type Number struct {
 	// TransferTargets are the numbers and SIP URIs the number's agent may
 	// transfer a caller to; none means any.
 	TransferTargets []string
+	// DialTimeout is how long a dial rings (0: 30 s).
+	DialTimeout time.Duration
+	// Unanswered runs when a dial is not answered.
+	Unanswered Unanswered
+}
+
+// Unanswered is what a caller hears when a dial is not answered: at most
+// one field is set; none is an apology and goodbye.
+type Unanswered struct {
+	Message   string // said, then the call ends
+	Voicemail string // the prompt before a <Record>
+	Dial      string // another number or SIP URI, tried once
 }
 
 // allows reports whether the number's agent may transfer a caller to.

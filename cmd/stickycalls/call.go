@@ -7,9 +7,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +29,7 @@ func call(ctx context.Context, args []string, getenv func(string) string, stdout
 	to := fs.String("to", "+18005550100", "number called (one of the configured numbers)")
 	digits := fs.String("digits", "", "what the caller presses when asked to confirm (1 = yes, 2 = no)")
 	speech := fs.String("speech", "", `what the caller says when asked to confirm, such as "Uh, yes." or "No, this is his wife."`)
+	dialStatus := fs.String("dial-status", "", "how the dial to the agent ends (completed, no-answer, busy, failed), sent to /voice/dial-status")
 	duration := fs.Int("duration", 42, "CallDuration in seconds sent with the final status (a call under 5 s links nothing)")
 	verstat := fs.String("verstat", "", "StirVerstat, such as TN-Validation-Passed-A")
 	status := fs.String("status", "completed", "final CallStatus sent to /voice/status; empty sends none")
@@ -63,14 +66,16 @@ func call(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 		// An unclear answer is asked once more; the caller says it again.
 		for _, path := range []string{"/voice/confirm", "/voice/confirm?attempt=2"} {
-			answer, err := c.post(ctx, path, confirm)
-			if err != nil {
+			if twiml, err = c.post(ctx, path, confirm); err != nil {
 				return err
 			}
-			if !strings.Contains(answer, "<Gather") {
+			if !strings.Contains(twiml, "<Gather") {
 				break
 			}
 		}
+	}
+	if err := c.agentSide(ctx, twiml, cloneWith(form, "CallStatus", "in-progress"), *dialStatus); err != nil {
+		return err
 	}
 	if *status == "" {
 		return nil
@@ -79,6 +84,31 @@ func call(ctx context.Context, args []string, getenv func(string) string, stdout
 	done.Set("CallDuration", strconv.Itoa(*duration))
 	_, err = c.post(ctx, "/voice/status", done)
 	return err
+}
+
+// whisperPath finds the whisper a <Dial> plays to the agent.
+var whisperPath = regexp.MustCompile(`url="[^"]*(/voice/whisper\?[^"]*)"`)
+
+// agentSide plays what happens at the agent's end of a dial: the whisper
+// the agent hears, then, with dialStatus, Twilio's <Dial action> webhook
+// (and the second one when the unanswered action dials another number).
+func (c *caller) agentSide(ctx context.Context, twiml string, form url.Values, dialStatus string) error {
+	if m := whisperPath.FindStringSubmatch(twiml); m != nil {
+		if _, err := c.post(ctx, html.UnescapeString(m[1]), url.Values{"CallSid": form["CallSid"], "AccountSid": form["AccountSid"], "To": form["To"]}); err != nil {
+			return err
+		}
+	}
+	if dialStatus == "" || !strings.Contains(twiml, "<Dial") {
+		return nil
+	}
+	dialled := cloneWith(form, "DialCallStatus", dialStatus)
+	for _, path := range []string{"/voice/dial-status", "/voice/dial-status?attempt=2"} {
+		answer, err := c.post(ctx, path, dialled)
+		if err != nil || !strings.Contains(answer, "<Dial") {
+			return err
+		}
+	}
+	return nil
 }
 
 type caller struct {

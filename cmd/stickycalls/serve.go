@@ -195,7 +195,8 @@ func voiceConfig(cfg config.Config, greeter *greetings.Greeter, m *voice.Metrics
 			AuthToken: t.Twilio.AuthToken, PreviousAuthToken: t.Twilio.PreviousAuthToken})
 	}
 	for number, n := range cfg.Numbers {
-		tw.Numbers[number] = voice.Number{Tenant: n.Tenant, Next: voice.Action(n.Next), Fallback: voice.Action(n.Fallback), AgentHeaders: n.AgentHeaders, TransferTargets: n.TransferTargets}
+		tw.Numbers[number] = voice.Number{Tenant: n.Tenant, Next: voice.Action(n.Next), Fallback: voice.Action(n.Fallback), AgentHeaders: n.AgentHeaders,
+			TransferTargets: n.TransferTargets, DialTimeout: n.DialTimeout, Unanswered: voice.Unanswered(n.Unanswered)}
 	}
 	return tw
 }

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -68,9 +69,12 @@ func (s *Store) ConfirmCall(_ context.Context, sc callcontext.Scope, callID stri
 	})
 }
 
-// InstructCall implements callcontext.Store.
-func (s *Store) InstructCall(_ context.Context, sc callcontext.Scope, callID, instruction string) error {
-	return s.updateCall(sc, callID, func(call *callcontext.CallRecord) { call.AgentAction = instruction })
+// NoteCall implements callcontext.Store.
+func (s *Store) NoteCall(_ context.Context, sc callcontext.Scope, callID string, n callcontext.CallNote) error {
+	return s.updateCall(sc, callID, func(call *callcontext.CallRecord) {
+		call.AgentAction = cmp.Or(n.AgentAction, call.AgentAction)
+		call.DialStatus = cmp.Or(n.DialStatus, call.DialStatus)
+	})
 }
 
 // updateCall changes an existing call record with change, or reports

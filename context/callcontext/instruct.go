@@ -3,6 +3,7 @@ package callcontext
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -56,8 +57,25 @@ func (s *Service) Instruct(ctx context.Context, sc Scope, callID string, a Agent
 	if !a.Hangup {
 		instruction = agentTransfer + a.TransferTo
 	}
-	if err := s.store.InstructCall(ctx, sc, callID, instruction); err != nil {
+	if err := s.store.NoteCall(ctx, sc, callID, CallNote{AgentAction: instruction}); err != nil {
 		return fmt.Errorf("instruct call: %w", err)
+	}
+	return nil
+}
+
+// DialStatuses are the outcomes Twilio reports for a <Dial>.
+var DialStatuses = []string{"completed", "answered", "busy", "no-answer", "failed", "canceled"}
+
+// Dialled records how the call's <Dial> ended (one of DialStatuses), for
+// GET /v1/calls. ErrNotFound if the call has no record.
+func (s *Service) Dialled(ctx context.Context, sc Scope, callID, status string) error {
+	if !slices.Contains(DialStatuses, status) {
+		v := &ValidationError{}
+		v.add("must be one of "+strings.Join(DialStatuses, ", "), "DialCallStatus")
+		return v
+	}
+	if err := s.store.NoteCall(ctx, sc, callID, CallNote{DialStatus: status}); err != nil {
+		return fmt.Errorf("note dial status: %w", err)
 	}
 	return nil
 }

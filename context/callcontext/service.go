@@ -313,11 +313,14 @@ func (s *Service) Call(ctx context.Context, sc Scope, callID string) ([]byte, er
 		return nil, ErrNotFound
 	}
 	status, end, duration := c.outcome()
-	if status == "" {
+	if status == "" && c.DialStatus == "" {
 		return s.Context(c), nil
 	}
 	res, _ := s.project(c)
-	res.Status, res.CallEnd, res.DurationSeconds = status, &end, &duration
+	if status != "" {
+		res.Status, res.CallEnd, res.DurationSeconds = status, &end, &duration
+	}
+	res.DialStatus = c.DialStatus
 	b, err := json.Marshal(res)
 	if err != nil {
 		return nil, fmt.Errorf("encode call: %w", err)

@@ -34,10 +34,10 @@ type Store interface {
 	// ConfirmCall records a caller's answer to the voice confirm question on
 	// the call's record. ErrNotFound if the call has no record.
 	ConfirmCall(ctx context.Context, sc Scope, callID string, c Confirmation) error
-	// InstructCall records what the call's AI agent asked to happen when its
-	// media stream ends (see Service.Instruct). ErrNotFound if the call has
-	// no record.
-	InstructCall(ctx context.Context, sc Scope, callID, instruction string) error
+	// NoteCall records on the call's record what the voice webhooks
+	// learned after its start: the fields of n that are not empty.
+	// ErrNotFound if the call has no record.
+	NoteCall(ctx context.Context, sc Scope, callID string, n CallNote) error
 	// LeaseStream gives holder the call's one live media stream until
 	// expires, or renews holder's lease; it reports false while another
 	// holder's lease is live at now.
@@ -251,7 +251,10 @@ type CallRecord struct {
 	Contestable bool `json:"contestable,omitempty"`
 	// AgentAction is what the call's AI agent asked for when its stream
 	// ends: "hangup" or "transfer:" and the target; "" for nothing.
-	AgentAction   string    `json:"agent_action,omitempty"`
+	AgentAction string `json:"agent_action,omitempty"`
+	// DialStatus is how the call's last <Dial> ended (completed, answered,
+	// busy, no-answer, failed, canceled); "" before any.
+	DialStatus    string    `json:"dial_status,omitempty"`
 	Ended         time.Time `json:"ended,omitzero"`
 	EndPrint      string    `json:"end_print,omitempty"`
 	EndResponse   []byte    `json:"end_response,omitempty"`
@@ -295,6 +298,17 @@ type Confirmation struct {
 	Denied         bool
 	CustomerRef    string
 	Recommendation identity.Recommendation
+}
+
+// CallNote is what the voice webhooks learn about a call after its start.
+// An empty field leaves the record's as it is.
+type CallNote struct {
+	// AgentAction is what the call's AI agent asked to happen when its
+	// media stream ends (see Service.Instruct).
+	AgentAction string
+	// DialStatus is Twilio's DialCallStatus of the call's last <Dial>
+	// (see Service.Dialled).
+	DialStatus string
 }
 
 // StartCommit is what a finished start stores.

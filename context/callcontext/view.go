@@ -24,6 +24,9 @@ type StartResult struct {
 	Status          string  `json:"status,omitempty"`
 	CallEnd         *string `json:"call_end,omitempty"`
 	DurationSeconds *int64  `json:"duration_seconds,omitempty"`
+	// DialStatus is how the voice webhook's <Dial> to the number's agent
+	// ended (completed, answered, busy, no-answer, failed, canceled).
+	DialStatus string `json:"dial_status,omitempty"`
 
 	// DNIS is the number dialled, which picks a greeting set; Name is the
 	// stored name, when the tier may reveal it.

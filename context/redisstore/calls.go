@@ -49,7 +49,8 @@ func answerField(confirmed, denied bool) string {
 // "sl", "slp" (started, start print, response, lease, lease print); the
 // same with "e" for the end ("en" is ended); "co", "cs", "cr", "cc", "cd"
 // (completion time, status, customer, created, duration); "aa" (the AI
-// agent's instruction for when its stream ends); "exp". Flags are "1" or
+// agent's instruction for when its stream ends); "ds" (the dial status);
+// "exp". Flags are "1" or
 // "", times are ts encoded, and "" is the zero value.
 func callHash(c callcontext.CallRecord) map[string]string {
 	return map[string]string{
@@ -58,6 +59,7 @@ func callHash(c callcontext.CallRecord) map[string]string {
 		"en": ts(c.Ended), "ep": c.EndPrint, "er": string(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
 		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated), "cd": strconv.FormatInt(c.CompletedDuration, 10),
 		"exp": ts(c.Expires), "rv": revealedField(c.Revealed), "aa": c.AgentAction,
+		"ds": c.DialStatus,
 	}
 }
 
@@ -71,7 +73,7 @@ func revealedField(refs []string) string {
 
 // Field groups of a call hash.
 var (
-	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "cd", "exp", "rv", "aa"}
+	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "cd", "exp", "rv", "aa", "ds"}
 	startFields = []string{"base", "ref", "rec", "st", "sp", "sr", "sl", "slp", "exp", "rv"}
 	endFields   = []string{"en", "ep", "er", "el", "elp"}
 	doneFields  = []string{"co", "cs", "cr", "cc", "cd"}
@@ -106,7 +108,7 @@ func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
 	}
 	c.ID, c.ANI, c.DNIS, c.ExternalIDs = b.ID, b.ANI, b.DNIS, b.ExternalIDs
 	c.Attestation, c.LineType, c.Matched, c.Contestable = b.Attestation, b.LineType, b.Matched, b.Contestable
-	c.CustomerRef, c.Recommendation, c.AgentAction = m["ref"], identity.Recommendation(m["rec"]), m["aa"]
+	c.CustomerRef, c.Recommendation, c.AgentAction, c.DialStatus = m["ref"], identity.Recommendation(m["rec"]), m["aa"], m["ds"]
 	c.Confirmed, c.Denied = m["cf"] == "1", m["cf"] == "0"
 	c.StartPrint, c.StartResponse, c.StartLeasePrint = m["sp"], bytesOf(m["sr"]), m["slp"]
 	c.EndPrint, c.EndResponse, c.EndLeasePrint = m["ep"], bytesOf(m["er"]), m["elp"]
@@ -269,9 +271,14 @@ func (s *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID st
 	return nil
 }
 
-// InstructCall implements callcontext.Store in one script.
-func (s *Store) InstructCall(ctx context.Context, sc callcontext.Scope, callID, instruction string) error {
-	m := merge{id: callID, mode: "confirm", always: []any{"aa", instruction}}
+// NoteCall implements callcontext.Store in one script.
+func (s *Store) NoteCall(ctx context.Context, sc callcontext.Scope, callID string, n callcontext.CallNote) error {
+	m := merge{id: callID, mode: "confirm"}
+	for _, f := range [][2]string{{"aa", n.AgentAction}, {"ds", n.DialStatus}} {
+		if f[1] != "" {
+			m.always = append(m.always, f[0], f[1])
+		}
+	}
 	cmd, err := s.one(ctx, "instruct call", m.run(s.names(sc)))
 	if err != nil {
 		return err

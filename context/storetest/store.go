@@ -125,7 +125,7 @@ func storeTests() []storeTest {
 		{"a claim with a query reads what Resolve reads", testClaimQuery},
 		{"Erase removes the calls whose answers showed the customer", testEraseRevealed},
 		{"a call has one live media stream", testStreamLease},
-		{"InstructCall keeps the agent's instruction on the call", testInstructCall},
+		{"NoteCall keeps the agent's instruction and the dial status on the call", testNoteCall},
 	}
 }
 
@@ -643,35 +643,36 @@ func testStreamLease(t *testing.T, s callcontext.Store) {
 	lease("after it expired", acmeTest, "relay-c", t0.Add(153*time.Second), true)
 }
 
-// An AI agent's instruction for the end of its stream is kept on the
-// call's record, beside its start and end, for whichever instance answers
-// the after-stream webhook.
-func testInstructCall(t *testing.T, s callcontext.Store) {
+// What the voice webhooks learn after a start (an AI agent's instruction
+// for the end of its stream, the dial's outcome) is kept on the call's
+// record, beside its start and end, for whichever instance answers the
+// next webhook; a note sets only its non-empty fields.
+func testNoteCall(t *testing.T, s callcontext.Store) {
 	ctx := context.Background()
-	if err := s.InstructCall(ctx, acmeTest, "call_1", "hangup"); !errors.Is(err, callcontext.ErrNotFound) {
-		t.Errorf("InstructCall(call_1) before any start = %v, want ErrNotFound", err)
+	if err := s.NoteCall(ctx, acmeTest, "call_1", callcontext.CallNote{AgentAction: "hangup"}); !errors.Is(err, callcontext.ErrNotFound) {
+		t.Errorf("NoteCall(call_1) before any start = %v, want ErrNotFound", err)
 	}
 	call := startCall("call_1", "cust_1", t0)
 	mustSaveStart(t, s, acmeTest, call, identity.Mobile, false)
-	if err := s.InstructCall(ctx, acmeProd, "call_1", "hangup"); !errors.Is(err, callcontext.ErrNotFound) {
-		t.Errorf("InstructCall(acme prod, call_1) = %v, want ErrNotFound (another scope)", err)
+	if err := s.NoteCall(ctx, acmeProd, "call_1", callcontext.CallNote{AgentAction: "hangup"}); !errors.Is(err, callcontext.ErrNotFound) {
+		t.Errorf("NoteCall(acme prod, call_1) = %v, want ErrNotFound (another scope)", err)
 	}
-	for _, instruction := range []string{"hangup", "transfer:+14155550100"} {
-		if err := s.InstructCall(ctx, acmeTest, "call_1", instruction); err != nil {
-			t.Fatalf("InstructCall(%s) = %v", instruction, err)
+	for _, n := range []callcontext.CallNote{{AgentAction: "hangup"}, {AgentAction: "transfer:+14155550100"}, {DialStatus: "no-answer"}, {}} {
+		if err := s.NoteCall(ctx, acmeTest, "call_1", n); err != nil {
+			t.Fatalf("NoteCall(%+v) = %v", n, err)
 		}
 	}
 	want := call
-	want.AgentAction = "transfer:+14155550100"
+	want.AgentAction, want.DialStatus = "transfer:+14155550100", "no-answer"
 	if diff := cmp.Diff(want, mustCall(t, s, acmeTest, "call_1"), equateEmpty); diff != "" {
-		t.Errorf("Call(call_1) after InstructCall: diff (-want +got):\n%s", diff)
+		t.Errorf("Call(call_1) after NoteCall: diff (-want +got):\n%s", diff)
 	}
 	// An end that comes later keeps it.
 	e := commitOf("call_1", t0.Add(time.Minute), 0, record("cust_1", 1, t0.Add(time.Minute), ani1))
 	e.Call = want
 	e.Call.Ended, e.Call.EndPrint, e.Call.EndResponse = t0.Add(time.Minute), printA, []byte(`{}`)
 	mustCommit(t, s, acmeTest, e)
-	if got := mustCall(t, s, acmeTest, "call_1").AgentAction; got != want.AgentAction {
-		t.Errorf("AgentAction after an end = %q, want %q", got, want.AgentAction)
+	if got := mustCall(t, s, acmeTest, "call_1"); got.AgentAction != want.AgentAction || got.DialStatus != want.DialStatus {
+		t.Errorf("after an end: AgentAction %q DialStatus %q, want %q %q", got.AgentAction, got.DialStatus, want.AgentAction, want.DialStatus)
 	}
 }
