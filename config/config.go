@@ -32,6 +32,7 @@ type Config struct {
 	RateLimitTimeout    time.Duration // STICKYCALLS_RATE_LIMIT_TIMEOUT, default 50ms: then the limiter falls back to this instance's share
 	ShutdownTimeout     time.Duration // STICKYCALLS_SHUTDOWN_TIMEOUT, default 15s
 	MinCallDuration     time.Duration // STICKYCALLS_MIN_CALL_DURATION, default 5s: a shorter completed call links nothing
+	OutboxPath          string        // STICKYCALLS_OUTBOX, default DataPath without ".db" plus ".outbox.db": where completions wait while the store is away
 
 	Tenants   map[string]Tenant      // always holds DefaultTenant
 	Numbers   map[string]Number      // keyed by E.164 number

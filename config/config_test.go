@@ -45,6 +45,7 @@ func defaults() Config {
 		IdempotencyLease: 30 * time.Second,
 		ShutdownTimeout:  15 * time.Second,
 		MinCallDuration:  5 * time.Second,
+		OutboxPath:       "stickycalls.outbox.db",
 		Tenants:          map[string]Tenant{"default": emptyTenant()},
 		Numbers:          map[string]Number{},
 		Greetings:        map[string]GreetingSet{},
@@ -59,7 +60,8 @@ func TestLoadEnv(t *testing.T) {
 	}{
 		{"defaults", nil, func(*Config) {}},
 		{"addr", map[string]string{"STICKYCALLS_ADDR": "127.0.0.1:9000"}, func(c *Config) { c.Addr = "127.0.0.1:9000" }},
-		{"data", map[string]string{"STICKYCALLS_DATA": "/var/lib/sc.db"}, func(c *Config) { c.DataPath = "/var/lib/sc.db" }},
+		{"data", map[string]string{"STICKYCALLS_DATA": "/var/lib/sc.db"}, func(c *Config) { c.DataPath, c.OutboxPath = "/var/lib/sc.db", "/var/lib/sc.outbox.db" }},
+		{"outbox", map[string]string{"STICKYCALLS_OUTBOX": "/var/spool/sc.db"}, func(c *Config) { c.OutboxPath = "/var/spool/sc.db" }},
 		{"redis", map[string]string{
 			"STICKYCALLS_REDIS_URL":             "redis://a:26379,redis://b:26379",
 			"STICKYCALLS_REDIS_SENTINEL_MASTER": "mymaster",

@@ -25,6 +25,10 @@ func (l *loader) env() Config {
 		ShutdownTimeout:     l.duration("STICKYCALLS_SHUTDOWN_TIMEOUT", 15*time.Second),
 		MinCallDuration:     l.duration("STICKYCALLS_MIN_CALL_DURATION", 5*time.Second),
 	}
+	cfg.OutboxPath = cmp.Or(l.getenv("STICKYCALLS_OUTBOX"), strings.TrimSuffix(cfg.DataPath, ".db")+".outbox.db")
+	if cfg.OutboxPath == cfg.DataPath {
+		l.add("STICKYCALLS_OUTBOX", "must be another file than STICKYCALLS_DATA")
+	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		l.add("STICKYCALLS_ADDR", "must be host:port or :port, got %q", cfg.Addr)
 	}

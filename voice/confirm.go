@@ -3,6 +3,7 @@ package voice
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -85,27 +86,41 @@ func askedAbout(ctx context.Context, calls *callcontext.Service, sc callcontext.
 }
 
 // HandleStatus takes Twilio's status callback: a final status completes
-// the call (see callcontext.Service.Complete). It answers 204 once the
-// completion is stored, and 503 when it could not be, so Twilio retries.
+// the call (see callcontext.Service.Complete) as of the callback's
+// arrival. It answers 204 once the completion is stored, in the store or,
+// when the store fails or is too slow, in the local outbox, which applies
+// it when the store is back; 503 (which Twilio retries only with #rp=… in
+// the URL) only when neither could keep it.
 func HandleStatus(logger zerolog.Logger, calls *callcontext.Service, cfg Config) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()
 		req := startRequest(r.PostForm)
 		status := r.PostForm.Get("CallStatus")
 		num, ok := cfg.Numbers[req.Hints.DNIS]
-		if !ok || num.Tenant != tenantOf(r.Context()) || !final(status) {
+		if !ok || num.Tenant != tenantOf(r.Context()) || !final(status) || req.CallID == "" {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		err := calls.Complete(r.Context(), callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID, status, callDuration(r.PostForm))
+		ctx, cancel := context.WithTimeout(r.Context(), cfg.deadline())
+		defer cancel()
+		c := callcontext.Completion{CallID: req.CallID, Status: status, Duration: callDuration(r.PostForm), At: cfg.now()}
+		err := calls.Complete(ctx, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, c)
 		switch {
 		case err == nil, errorsIsNotFound(err):
 			w.WriteHeader(http.StatusNoContent)
-		default:
-			logger.Error().Err(err).Str("call_sid", req.CallID).Msg("complete call")
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		case cfg.Outbox != nil:
+			perr := cfg.Outbox.Put(num.Tenant, c)
+			if perr == nil {
+				logger.Warn().Err(err).Str("call_sid", req.CallID).Msg("completion kept in the outbox until the store is back")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			err = errors.Join(err, perr)
 		}
+		logger.Error().Err(err).Str("call_sid", req.CallID).Msg("complete call")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/greetings"
 )
 
@@ -82,6 +83,15 @@ type Config struct {
 	Relay     RelayLimits      // bounds of /voice/stream; zero fields take defaults
 	Shutdown  <-chan struct{}  // closed when the server shuts down; the router hands it to HandleStream
 	Streams   *sync.WaitGroup  // counts open media streams, so shutdown can wait for them (nil: not counted)
+	// Outbox keeps the completions the store could not take (nil: they
+	// are answered 503 instead).
+	Outbox Outbox
+}
+
+// Outbox is a local durable queue of completions, applied when the store
+// is back (see context/outbox).
+type Outbox interface {
+	Put(tenant string, c callcontext.Completion) error
 }
 
 func (c Config) deadline() time.Duration {

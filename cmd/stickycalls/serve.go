@@ -17,6 +17,7 @@ import (
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/outbox"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
 	"github.com/stickycalls/stickycalls/lookup"
@@ -54,10 +55,18 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(be.collectors...)
-	a, err := newApp(cfg, be, logger, reg, outside{now: time.Now})
+	ob, err := outbox.Open(cfg.OutboxPath, outbox.Options{Logger: logger, Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("STICKYCALLS_OUTBOX: %w", err)
+	}
+	defer ob.Close()
+	a, err := newApp(cfg, be, logger, reg, outside{now: time.Now, outbox: ob})
 	if err != nil {
 		return err
 	}
+	applied := make(chan struct{})
+	go func() { defer close(applied); ob.Run(bgCtx, a.applyCompletion) }()
+	defer func() { stopBackground(); <-applied }()
 	if err := firstKey(ctx, a.calls, stdout); err != nil {
 		return err
 	}
@@ -75,6 +84,9 @@ type outside struct {
 	now    func() time.Time
 	lookup http.RoundTripper // nil: http.DefaultTransport
 	refs   func() string     // nil: crypto/rand
+	// outbox keeps voice completions while the store is away, in a local
+	// file (nil: a completion the store refuses is answered 503).
+	outbox voice.Outbox
 }
 
 // app is the service as serve runs it: the domain service and the one
@@ -105,9 +117,17 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 	}
 	a := app{calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
-	tw.Now, tw.Shutdown, tw.Streams = w.now, a.shutdown, a.streams
+	tw.Now, tw.Shutdown, tw.Streams, tw.Outbox = w.now, a.shutdown, a.streams, w.outbox
 	a.handler = httpapi.NewHandler(logger, calls, reg, &tw, be.limiter)
 	return a, nil
+}
+
+// applyCompletion applies a completion kept in the outbox, as of the time
+// its callback arrived.
+func (a app) applyCompletion(ctx context.Context, e outbox.Entry) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return a.calls.Complete(ctx, callcontext.Scope{Tenant: e.Tenant, Mode: callcontext.Prod}, e.Completion)
 }
 
 // waitFor waits for wg, at most d. After d its waiter goroutine is left to

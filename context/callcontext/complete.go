@@ -98,18 +98,32 @@ func (s *Service) project(call CallRecord) (StartResult, bool) {
 // Final call statuses Twilio reports.
 const StatusCompleted = "completed"
 
-// Complete records the end of a call as the phone network reports it,
-// with its duration in seconds (Twilio's CallDuration; negative when
-// unknown, then measured from the start). On "completed", for a call of at
-// least the minimum length, it links the ANI:
+// Completion is the end of a call as the phone network reports it.
+type Completion struct {
+	CallID string
+	Status string // Twilio's final CallStatus: completed, busy, failed, no-answer, canceled
+	// Duration is Twilio's CallDuration in seconds; negative when unknown,
+	// then measured from the start.
+	Duration int64
+	// At is when the network reported it (the status callback arrived),
+	// which a completion applied later from the outbox keeps; zero: now.
+	At time.Time
+}
+
+// Complete records the end of a call as the phone network reports it, as
+// of c.At. On "completed", for a call of at least the minimum length, it
+// links the ANI:
 // to the start's customer if the start was reuse or a confirmed confirm; to
 // a new customer (the call's fresh ref) if the ANI had no link at all;
 // otherwise to nobody. Other statuses record the end only. It is
 // idempotent, and never overrides an end that came first.
-func (s *Service) Complete(ctx context.Context, sc Scope, callID, status string, duration int64) error {
-	now := s.now().UTC()
+func (s *Service) Complete(ctx context.Context, sc Scope, c Completion) error {
+	now := c.At.UTC()
+	if c.At.IsZero() {
+		now = s.now().UTC()
+	}
 	for range maxEndAttempts {
-		err := s.complete(ctx, sc, callID, status, duration, now)
+		err := s.complete(ctx, sc, c.CallID, c.Status, c.Duration, now)
 		if !errors.Is(err, ErrVersion) {
 			return err
 		}

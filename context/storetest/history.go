@@ -83,7 +83,7 @@ func (h *harness) answer(callID string, a callcontext.Answer) {
 
 func (h *harness) complete(callID string) {
 	h.t.Helper()
-	if err := h.svc.Complete(context.Background(), acmeTest, callID, callcontext.StatusCompleted, 30); err != nil {
+	if err := h.svc.Complete(context.Background(), acmeTest, callcontext.Completion{CallID: callID, Status: callcontext.StatusCompleted, Duration: 30}); err != nil {
 		h.t.Fatalf("Complete(%s) error %v", callID, err)
 	}
 }

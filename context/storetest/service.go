@@ -785,7 +785,7 @@ func testCallOutcome(t *testing.T, s callcontext.Store) {
 		t.Errorf("an ended call: %q %d, want ended after 90 s", st, d)
 	}
 	h.at(5 * time.Minute)
-	if err := h.svc.Complete(context.Background(), acmeTest, "o1", "completed", 301); err != nil {
+	if err := h.svc.Complete(context.Background(), acmeTest, callcontext.Completion{CallID: "o1", Status: "completed", Duration: 301}); err != nil {
 		t.Fatal(err)
 	}
 	if st, d := outcome("o1"); st != "completed" || d != 301 {
@@ -793,11 +793,27 @@ func testCallOutcome(t *testing.T, s callcontext.Store) {
 	}
 	h.start(`{"call_id":"o2","identity_hints":{"ani":"+14155550187"}}`)
 	h.at(6 * time.Minute)
-	if err := h.svc.Complete(context.Background(), acmeTest, "o2", "no-answer", -1); err != nil {
+	if err := h.svc.Complete(context.Background(), acmeTest, callcontext.Completion{CallID: "o2", Status: "no-answer", Duration: -1}); err != nil {
 		t.Fatal(err)
 	}
 	if st, d := outcome("o2"); st != "no-answer" || d != 60 {
 		t.Errorf("no answer without CallDuration: %q %d, want no-answer after 60 s (measured)", st, d)
+	}
+	// A completion applied late (from the outbox, after a store outage)
+	// keeps the time its callback arrived, for the record and the link.
+	h.start(`{"call_id":"o3","identity_hints":{"ani":"+14155550188"}}`)
+	h.at(40 * time.Minute)
+	arrived := t0.Add(7 * time.Minute)
+	if err := h.svc.Complete(context.Background(), acmeTest, callcontext.Completion{CallID: "o3", Status: "completed", Duration: 45, At: arrived}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := h.svc.CallRecord(context.Background(), acmeTest, "o3")
+	if err != nil || !rec.Completed.Equal(arrived) {
+		t.Errorf("late completion recorded at %v (%v), want %v, when the callback arrived", rec.Completed, err, arrived)
+	}
+	got, err := h.svc.Customer(context.Background(), acmeTest, rec.CustomerRef)
+	if err != nil || got.LastCallAt == nil || *got.LastCallAt != callcontext.Timestamp(arrived) {
+		t.Errorf("late completion's customer = %+v, %v; want it linked as of %v", got, err, arrived)
 	}
 }
 
@@ -808,7 +824,7 @@ func testShortCallLinksNothing(t *testing.T, s callcontext.Store) {
 	for id, seconds := range map[string]int64{"sc1": 2, "sc2": 30} {
 		r, _ := h.start(`{"call_id":"` + id + `","identity_hints":{"ani":"+141555502` + id[2:] + `0"}}`)
 		h.at(time.Duration(seconds) * time.Second)
-		if err := h.svc.Complete(context.Background(), acmeTest, id, callcontext.StatusCompleted, seconds); err != nil {
+		if err := h.svc.Complete(context.Background(), acmeTest, callcontext.Completion{CallID: id, Status: callcontext.StatusCompleted, Duration: seconds}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := h.svc.Customer(context.Background(), acmeTest, r.CustomerRef)
