@@ -1,11 +1,15 @@
 # The README's commands. `make test` is what CI runs.
-.PHONY: run test vet build redis-up redis-cluster-up redis-down
+.PHONY: run test test-deps vet build redis-up redis-cluster-up redis-down
 
 run:
 	go run ./cmd/stickycalls
 
-test: vet
+test: test-deps vet
 	go test -race -count=1 ./...
+
+# redis-server and python3-websockets, when missing (apt-get, as root or with sudo).
+test-deps:
+	@scripts/test-deps.sh
 
 vet:
 	go vet ./...

@@ -31,6 +31,8 @@ type Config struct {
 	IdempotencyLease    time.Duration // STICKYCALLS_IDEMPOTENCY_LEASE, default 30s: how long an unfinished request holds its call_id or key
 	RateLimitTimeout    time.Duration // STICKYCALLS_RATE_LIMIT_TIMEOUT, default 50ms: then the limiter falls back to this instance's share
 	ShutdownTimeout     time.Duration // STICKYCALLS_SHUTDOWN_TIMEOUT, default 15s
+	ReadTimeout         time.Duration // STICKYCALLS_READ_TIMEOUT, default 10s: how long a client may take to send a whole request
+	MaxConnections      int           // STICKYCALLS_MAX_CONNECTIONS, default 4096: open HTTP connections, media streams not counted
 	MinCallDuration     time.Duration // STICKYCALLS_MIN_CALL_DURATION, default 5s: a shorter completed call links nothing
 	OutboxPath          string        // STICKYCALLS_OUTBOX, default DataPath without ".db" plus ".outbox.db": where completions wait while the store is away
 

@@ -46,6 +46,8 @@ func defaults() Config {
 		ShutdownTimeout:  15 * time.Second,
 		MinCallDuration:  5 * time.Second,
 		OutboxPath:       "stickycalls.outbox.db",
+		ReadTimeout:      10 * time.Second,
+		MaxConnections:   4096,
 		Tenants:          map[string]Tenant{"default": emptyTenant()},
 		Numbers:          map[string]Number{},
 		Greetings:        map[string]GreetingSet{},
@@ -75,10 +77,12 @@ func TestLoadEnv(t *testing.T) {
 			"STICKYCALLS_LOOKUP_TIMEOUT":   "250ms",
 			"STICKYCALLS_SWEEP_INTERVAL":   "1h",
 			"STICKYCALLS_SHUTDOWN_TIMEOUT": "30s",
+			"STICKYCALLS_READ_TIMEOUT":     "5s",
 		}, func(c *Config) {
 			c.WebhookDeadline, c.LookupTimeout = 1500*time.Millisecond, 250*time.Millisecond
-			c.SweepInterval, c.ShutdownTimeout = time.Hour, 30*time.Second
+			c.SweepInterval, c.ShutdownTimeout, c.ReadTimeout = time.Hour, 30*time.Second, 5*time.Second
 		}},
+		{"max connections", map[string]string{"STICKYCALLS_MAX_CONNECTIONS": "100"}, func(c *Config) { c.MaxConnections = 100 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,6 +313,8 @@ func TestLoadProblems(t *testing.T) {
 			"STICKYCALLS_LOOKUP_TIMEOUT":        "0s",
 			"STICKYCALLS_SWEEP_INTERVAL":        "-1m",
 			"STICKYCALLS_SHUTDOWN_TIMEOUT":      "15",
+			"STICKYCALLS_MAX_CONNECTIONS":       "lots",
+			"STICKYCALLS_OUTBOX":                "stickycalls.db",
 			"STICKYCALLS_PUBLIC_URL":            "calls.example.com",
 			"STICKYCALLS_REDIS_SENTINEL_MASTER": "mymaster",
 			"TWILIO_ACCOUNT_SID":                "XY01",
@@ -320,6 +326,8 @@ func TestLoadProblems(t *testing.T) {
 			"STICKYCALLS_LOOKUP_TIMEOUT: must be more than zero",
 			"STICKYCALLS_SWEEP_INTERVAL: must be more than zero",
 			"STICKYCALLS_SHUTDOWN_TIMEOUT: not a duration",
+			"STICKYCALLS_MAX_CONNECTIONS: must be a whole number above zero",
+			"STICKYCALLS_OUTBOX: must be another file than STICKYCALLS_DATA",
 			"STICKYCALLS_PUBLIC_URL: must be an absolute http or https URL",
 			"STICKYCALLS_REDIS_SENTINEL_MASTER: needs STICKYCALLS_REDIS_URL",
 			"TWILIO_ACCOUNT_SID: an account SID starts with AC",

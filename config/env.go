@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -24,6 +25,8 @@ func (l *loader) env() Config {
 		IdempotencyLease:    l.duration("STICKYCALLS_IDEMPOTENCY_LEASE", 30*time.Second),
 		ShutdownTimeout:     l.duration("STICKYCALLS_SHUTDOWN_TIMEOUT", 15*time.Second),
 		MinCallDuration:     l.duration("STICKYCALLS_MIN_CALL_DURATION", 5*time.Second),
+		ReadTimeout:         l.duration("STICKYCALLS_READ_TIMEOUT", 10*time.Second),
+		MaxConnections:      l.count("STICKYCALLS_MAX_CONNECTIONS", 4096),
 	}
 	cfg.OutboxPath = cmp.Or(l.getenv("STICKYCALLS_OUTBOX"), strings.TrimSuffix(cfg.DataPath, ".db")+".outbox.db")
 	if cfg.OutboxPath == cfg.DataPath {
@@ -59,6 +62,21 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 		l.add(name, "must be more than zero, got %q", s)
 	}
 	return d
+}
+
+// count reads the environment variable name as a positive whole number,
+// returning def when it is unset or empty.
+func (l *loader) count(name string, def int) int {
+	s := l.getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		l.add(name, "must be a whole number above zero, got %q", s)
+		return def
+	}
+	return n
 }
 
 // publicURL returns the file's public_url, else STICKYCALLS_PUBLIC_URL,

@@ -41,7 +41,9 @@ func handleCallStart(calls *callcontext.Service, m *metrics) func(http.ResponseW
 			return err
 		}
 		noteCall(r.Context(), req.CallID, req.Hints.ANI)
-		rep, err := calls.Start(r.Context(), scopeOf(r.Context()), req, key)
+		ctx, cancel := writeContext(r)
+		defer cancel()
+		rep, err := calls.Start(ctx, scopeOf(r.Context()), req, key)
 		if err != nil {
 			return err
 		}
@@ -63,7 +65,9 @@ func handleCallEnd(calls *callcontext.Service, m *metrics) func(http.ResponseWri
 			return err
 		}
 		noteCall(r.Context(), req.CallID, "")
-		rep, err := calls.End(r.Context(), scopeOf(r.Context()), req, key)
+		ctx, cancel := writeContext(r)
+		defer cancel()
+		rep, err := calls.End(ctx, scopeOf(r.Context()), req, key)
 		if err != nil {
 			return err
 		}
@@ -71,6 +75,18 @@ func handleCallEnd(calls *callcontext.Service, m *metrics) func(http.ResponseWri
 		reply(w, rep)
 		return nil
 	}
+}
+
+// writeTimeout bounds a write that runs on after its client went away.
+const writeTimeout = 10 * time.Second
+
+// writeContext is the context of a start's or end's store work once its
+// body has been read and validated: detached from the client's, so a
+// client that goes away (a timeout, a dropped connection) does not leave
+// the write half done, and its retry gets the replay rather than a 409
+// from the unfinished lease; bounded by writeTimeout instead.
+func writeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), writeTimeout)
 }
 
 // joinIssues merges the issues of two validation errors into one list.

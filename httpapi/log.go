@@ -102,12 +102,20 @@ func logRequests(logger zerolog.Logger, m *metrics, next http.Handler) http.Hand
 				}
 			}
 			d := time.Since(start)
-			m.observe(r, sw.status, d)
-			logLine(logger, r, f, sw.status, d)
+			status := sw.status
+			if r.Context().Err() != nil {
+				status = statusClientClosed // whatever was written, nobody read it
+			}
+			m.observe(r, status, d)
+			logLine(logger, r, f, status, d)
 		}()
 		next.ServeHTTP(sw, r)
 	})
 }
+
+// statusClientClosed is logged and counted for a request whose client went
+// away before the answer (nginx's 499): never a server error.
+const statusClientClosed = 499
 
 type panicError struct{ v any }
 

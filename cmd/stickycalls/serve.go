@@ -244,11 +244,16 @@ func listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	limited := newLimitListener(ln, cfg.MaxConnections, logger)
+	// ReadTimeout bounds the whole request, body included, so a client
+	// that stalls its body gives its connection back; media streams set
+	// their own deadlines once upgraded.
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout), ReadTimeout: cfg.ReadTimeout,
+		IdleTimeout: 2 * time.Minute, ConnState: limited.connState}
 	srv.RegisterOnShutdown(func() { close(shutdown) })
 	logger.Info().Str("addr", ln.Addr().String()).Msg("listening")
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(limited) }()
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// limitListener accepts at most max connections at a time. A connection
+// stops counting when it closes or when a handler takes it over (a media
+// stream's WebSocket, which keeps its own deadlines and is bounded by the
+// calls it carries). While the limit is reached, new connections wait in
+// the kernel's backlog and a warning is logged, at most once every 10 s.
+type limitListener struct {
+	net.Listener
+	slots  chan struct{}
+	logger zerolog.Logger
+
+	mu     sync.Mutex
+	warned time.Time
+}
+
+func newLimitListener(ln net.Listener, max int, logger zerolog.Logger) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, max), logger: logger}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		l.warn()
+		l.slots <- struct{}{}
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *limitListener) warn() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Since(l.warned) < 10*time.Second {
+		return
+	}
+	l.warned = time.Now()
+	l.logger.Warn().Int("max_connections", cap(l.slots)).
+		Msg("connection limit reached: new connections wait until one closes (STICKYCALLS_MAX_CONNECTIONS)")
+}
+
+// connState releases a connection's slot when a handler hijacks it; give
+// it to http.Server.ConnState.
+func (l *limitListener) connState(c net.Conn, state http.ConnState) {
+	if state != http.StateHijacked {
+		return
+	}
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
+	if lc, ok := c.(*limitedConn); ok {
+		lc.done()
+	}
+}
+
+// limitedConn gives its slot back once, on Close or on hijack.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) done() { c.once.Do(c.release) }
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.done()
+	return err
+}
