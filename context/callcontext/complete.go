@@ -3,7 +3,6 @@ package callcontext
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -122,13 +121,7 @@ func (s *Service) Complete(ctx context.Context, sc Scope, c Completion) error {
 	if c.At.IsZero() {
 		now = s.now().UTC()
 	}
-	for range maxEndAttempts {
-		err := s.complete(ctx, sc, c.CallID, c.Status, c.Duration, now)
-		if !errors.Is(err, ErrVersion) {
-			return err
-		}
-	}
-	return fmt.Errorf("complete: %w", ErrVersion)
+	return s.retryVersion(ctx, sc, func() error { return s.complete(ctx, sc, c.CallID, c.Status, c.Duration, now) })
 }
 
 func (s *Service) complete(ctx context.Context, sc Scope, callID, status string, duration int64, now time.Time) error {

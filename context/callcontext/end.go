@@ -7,16 +7,57 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/identity"
 )
 
-// maxEndAttempts bounds how often an end is recomputed when a customer
-// changed under it. Each ErrVersion means another end committed in between,
-// so n concurrent ends of one customer need at most n attempts each.
-const maxEndAttempts = 32
+// Serializer is a store whose writes of a scope can be run one at a time
+// in this process (the embedded store: one process, one writer anyway).
+// The service holds it around an end's or a completion's reads and
+// commit, so concurrent ends of one customer never conflict.
+type Serializer interface {
+	// Serialize waits for the scope's turn and returns its release.
+	Serialize(sc Scope) (release func())
+}
+
+// retryBound bounds the retries of a write that has no deadline of its own.
+const retryBound = 10 * time.Second
+
+// retryVersion runs attempt until it does not fail with ErrVersion (a
+// customer changed under it: another write committed in between), within
+// ctx's deadline, or retryBound when ctx has none: a count would turn
+// ordinary contention into failures. Between attempts it waits a little,
+// longer each time, so contending writers spread out.
+func (s *Service) retryVersion(ctx context.Context, sc Scope, attempt func() error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, retryBound)
+		defer cancel()
+	}
+	for try := 0; ; try++ {
+		err := s.serialized(sc, attempt)
+		if !errors.Is(err, ErrVersion) {
+			return err
+		}
+		wait := time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 5)))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (gave up retrying: %v)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// serialized runs attempt in the scope's turn when the store has turns.
+func (s *Service) serialized(sc Scope, attempt func() error) error {
+	if ser, ok := s.store.(Serializer); ok {
+		defer ser.Serialize(sc)()
+	}
+	return attempt()
+}
 
 // End saves what happened on a call. key is the Idempotency-Key, or "".
 func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string) (Reply, error) {
@@ -31,22 +72,24 @@ func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string)
 		return derefReply(reply), err
 	}
 	found := &res.Found
-	for range maxEndAttempts {
-		var e *ending
+	var e *ending
+	err = s.retryVersion(ctx, sc, func() error {
+		var err error
 		e, err = s.end(ctx, sc, req, res.Call, c, found)
 		found = nil // a retry reads again
-		if !errors.Is(err, ErrVersion) {
-			if err != nil {
-				break
-			}
-			if e.corrected {
-				s.observer.Corrected(e.call.startTier())
-			}
-			return Reply{Body: e.body}, nil
-		}
+		return err
+	})
+	if err != nil {
+		// The request's deadline may be spent: the release gets its own.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		s.release(rctx, sc, c)
+		return Reply{}, err
 	}
-	s.release(ctx, sc, c)
-	return Reply{}, err
+	if e.corrected {
+		s.observer.Corrected(e.call.startTier())
+	}
+	return Reply{Body: e.body}, nil
 }
 
 // ending is what one attempt of an end has worked out.

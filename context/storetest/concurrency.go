@@ -104,7 +104,7 @@ func testConcurrentIdenticalStarts(t *testing.T, s callcontext.Store) {
 func testConcurrentDifferentEnds(t *testing.T, s callcontext.Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
-	const n = 20
+	const n = 100 // contention must never become a failure
 	reqs := make([]callcontext.EndRequest, n)
 	for i := range reqs {
 		reqs[i] = parseEnd(t, fmt.Sprintf(`{"call_id":"call_%02d","customer_ref":"cust_many","intent":"x","intent_status":"open"}`, i))
