@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"net"
 	"net/http"
@@ -41,6 +42,15 @@ func noteError(ctx context.Context, err error)            { fieldsOf(ctx).err = 
 func noteCall(ctx context.Context, callID, ani string) {
 	f := fieldsOf(ctx)
 	f.callID, f.ani = callID, callcontext.Phone(ani)
+}
+
+// idHash is how a log names an id a client chose (which may be anything,
+// a phone number included): the first 12 hex digits of its SHA-256, enough
+// to follow one call through the logs and to match it against an id one
+// already knows.
+func idHash(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:6])
 }
 
 func newRequestID() string {
@@ -126,13 +136,19 @@ func logLine(logger zerolog.Logger, r *http.Request, f *logFields, status int, d
 	if status >= 500 {
 		ev = logger.Error().AnErr("err", f.err)
 	}
-	ev = ev.Str("request_id", f.requestID).Str("method", r.Method).Str("path", r.URL.Path).
+	// The route, never the raw path: a path may hold a client's id, or
+	// anything at all when no route matched.
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	ev = ev.Str("request_id", f.requestID).Str("method", r.Method).Str("route", route).
 		Int("status", status).Dur("duration_ms", d)
 	if f.scope.Tenant != "" {
 		ev = ev.Str("tenant", f.scope.Tenant).Str("mode", string(f.scope.Mode))
 	}
 	if f.callID != "" {
-		ev = ev.Str("call_id", f.callID)
+		ev = ev.Str("call_id_hash", idHash(f.callID))
 	}
 	if f.ani != "" {
 		ev = ev.Stringer("ani", f.ani)

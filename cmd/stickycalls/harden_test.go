@@ -163,7 +163,7 @@ func TestClientGoneWriteFinishes(t *testing.T) {
 		if code != 200 || h.Get("Idempotent-Replayed") != "true" {
 			t.Errorf("retry of %s after its client went away = %d %v (Idempotent-Replayed %q), want the replay of the finished write", req.path, code, m, h.Get("Idempotent-Replayed"))
 		}
-		if !regexp.MustCompile(`"path":"` + req.path + `","status":499`).MatchString(s.out.String()) {
+		if !regexp.MustCompile(`"route":"POST ` + req.path + `","status":499`).MatchString(s.out.String()) {
 			t.Errorf("no log line with status 499 for %s whose client went away:\n%s", req.path, s.out.String())
 		}
 	}
