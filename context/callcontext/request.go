@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -163,21 +165,68 @@ func str(m map[string]json.RawMessage, name string, v *ValidationError, path ...
 	if !ok || isNull(raw) {
 		return "", false
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		v.add("must be a string", append(path, name)...)
+	s, problem := text(raw)
+	if problem != "" {
+		v.add(problem, append(path, name)...)
 		return "", false
 	}
 	return s, true
 }
 
 func stringMap(raw json.RawMessage, v *ValidationError, path ...string) map[string]string {
-	var m map[string]string
-	if err := json.Unmarshal(raw, &m); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
 		v.add("must be an object of strings", path...)
 		return nil
 	}
+	m := make(map[string]string, len(fields))
+	for _, k := range sortedKeys(fields) {
+		s, problem := text(fields[k])
+		if problem != "" {
+			v.add(problem, append(path, k)...)
+			continue
+		}
+		m[k] = s
+	}
 	return m
+}
+
+// Problems of a text.
+const (
+	notString   = "must be a string"
+	notUTF8     = "must be valid UTF-8"
+	hasControls = "must not hold control characters (tab and newline are allowed)"
+)
+
+// text decodes a JSON string, refusing what encoding/json would silently
+// change (invalid UTF-8 and lone surrogate escapes both become U+FFFD) and
+// control characters other than tab and newline. It returns the string or
+// why it is refused.
+func text(raw json.RawMessage) (string, string) {
+	if !utf8.Valid(raw) {
+		return "", notUTF8
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", notString
+	}
+	if strings.ContainsRune(s, utf8.RuneError) && !bytes.Contains(bytes.ToLower(raw), []byte(`\ufffd`)) &&
+		!bytes.Contains(raw, []byte(string(utf8.RuneError))) {
+		return "", notUTF8 // a lone surrogate, such as \ud800
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\t' && r != '\n' }) {
+		return "", hasControls
+	}
+	return s, ""
+}
+
+// checkUTF8 adds a problem for a body that is not valid UTF-8 where no
+// field's problem says so already (invalid bytes in a name, say).
+func checkUTF8(body []byte, v *ValidationError) {
+	if utf8.Valid(body) || slices.ContainsFunc(v.Issues, func(i Issue) bool { return i.Message == notUTF8 }) {
+		return
+	}
+	v.add(notUTF8, "body")
 }
 
 // ParseStart validates a start body, flat or nested, listing every problem.
@@ -198,6 +247,7 @@ func ParseStart(body []byte) (StartRequest, error) {
 	if req.Attestation == "" {
 		req.Attestation = identity.AttestNone
 	}
+	checkUTF8(body, &v)
 	req.Channel = "phone"
 	if ch, ok := str(m, "channel", &v); ok {
 		switch ch {
@@ -298,6 +348,10 @@ func externalIDs(raw json.RawMessage, v *ValidationError, path ...string) map[st
 		if n := utf8.RuneCountInString(ids[k]); n < 1 || n > 256 {
 			v.add("value must be 1-256 characters", append(path, k)...)
 		}
+		val := ids[k]
+		if why := sensitive(k, &val); why != "" {
+			v.add("refused: "+why+"; sensitive data is never stored", append(path, k)...)
+		}
 	}
 	if len(ids) == 0 {
 		return nil
@@ -354,6 +408,7 @@ func ParseEnd(body []byte) (EndRequest, error) {
 		req.Variables = parseVariables(raw, &v)
 	}
 	req.VariableTTL = parseTTL(m, &v)
+	checkUTF8(body, &v)
 	return req, v.errOrNil()
 }
 
@@ -361,6 +416,8 @@ func parseIntent(m map[string]json.RawMessage, v *ValidationError) (intent, stat
 	intent, hasIntent := str(m, "intent", v)
 	if hasIntent && !intentPattern.MatchString(intent) {
 		v.add("must be a slug of 1-64 characters a-z 0-9 _ . -", "intent")
+	} else if why := sensitiveText(intent); hasIntent && why != "" {
+		v.add("refused: "+why+"; sensitive data is never stored", "intent")
 	}
 	status, hasStatus := str(m, "intent_status", v)
 	if hasStatus && status != "open" && status != "resolved" && status != "abandoned" {
@@ -398,9 +455,9 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 			v.add("name must be 1-128 characters of A-Z a-z 0-9 _ . -", "variables", k)
 			continue
 		}
-		val, ok := variableValue(m[k])
-		if !ok {
-			v.add("must be a string, number, boolean, null or {\"value\": ...}", "variables", k)
+		val, problem := variableValue(m[k])
+		if problem != "" {
+			v.add(problem, "variables", k)
 			continue
 		}
 		if val != nil && utf8.RuneCountInString(*val) > maxVariableLen {
@@ -427,36 +484,42 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 	return vars
 }
 
-// variableValue turns a JSON value into the text stored; nil deletes.
-func variableValue(raw json.RawMessage) (*string, bool) {
+// notValue is the problem of a variable that is no value.
+const notValue = "must be a string, number, boolean, null or {\"value\": ...}"
+
+// variableValue turns a JSON value into the text stored (nil deletes), or
+// says why it cannot be stored.
+func variableValue(raw json.RawMessage) (*string, string) {
 	raw = bytes.TrimSpace(raw)
 	if isNull(raw) {
-		return nil, true
+		return nil, ""
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return nil, false
+		s, problem := text(raw)
+		if problem != "" {
+			return nil, problem
 		}
-		return &s, true
+		return &s, ""
 	case 't', 'f':
-		s := string(raw)
-		return &s, true
+		if b := string(raw); b == "true" || b == "false" {
+			return &b, ""
+		}
+		return nil, notValue
 	case '{':
 		var w map[string]json.RawMessage
 		if json.Unmarshal(raw, &w) != nil || len(w) != 1 || w["value"] == nil || bytes.TrimSpace(w["value"])[0] == '{' {
-			return nil, false
+			return nil, notValue
 		}
 		return variableValue(w["value"])
 	case '[':
-		return nil, false
+		return nil, notValue
 	}
 	if _, err := strconv.ParseFloat(string(raw), 64); err != nil {
-		return nil, false
+		return nil, notValue
 	}
 	s := string(raw) // a number keeps the text the client sent
-	return &s, true
+	return &s, ""
 }
 
 func parseTTL(m map[string]json.RawMessage, v *ValidationError) time.Duration {

@@ -188,7 +188,7 @@ func TestParseStartIssues(t *testing.T) {
 		{"empty external id value", `{"call_id":"c1","external_ids":{"crm":""}}`, []string{"external_ids.crm"}},
 		{"external id value of 257", `{"call_id":"c1","external_ids":{"crm":"` + strings.Repeat("v", 257) + `"}}`, []string{"external_ids.crm"}},
 		{"external id key of 65", `{"call_id":"c1","external_ids":{"` + strings.Repeat("k", 65) + `":"v"}}`, []string{"external_ids." + strings.Repeat("k", 65)}},
-		{"external ids not strings", `{"call_id":"c1","external_ids":{"crm":1}}`, []string{"external_ids"}},
+		{"external ids not strings", `{"call_id":"c1","external_ids":{"crm":1}}`, []string{"external_ids.crm"}},
 		{"unknown line type", `{"call_id":"c1","ani":"+14155551234","telco":{"line_type":"fax"}}`, []string{"telco.line_type"}},
 		{"lower-case attestation", `{"call_id":"c1","ani":"+14155551234","telco":{"attestation":"a"}}`, []string{"telco.attestation"}},
 		{"telco not an object", `{"call_id":"c1","ani":"+14155551234","telco":"mobile"}`, []string{"telco"}},
@@ -285,38 +285,58 @@ func TestParseEndIntent(t *testing.T) {
 // TestParseEndSensitive checks what an end refuses to store.
 func TestParseEndSensitive(t *testing.T) {
 	values := map[string]bool{ // value of variable "note" → refused
-		"123-45-6789":                    true,
-		"my ssn is 123-45-6789.":         true,
-		"ssn:123-45-6789":                true,
-		"4111 1111 1111 1111":            true,
-		"4111-1111-1111-1111":            true,
-		"4111111111111111":               true,
-		"card 4111 1111 1111 1111 exp":   true,
-		"order 1234 4111 1111 1111 1111": true,
-		"5500 0000 0000 0004":            true,  // Mastercard
-		"2223003122003222":               true,  // Mastercard 2-series
-		"378282246310005":                true,  // Amex
-		"6011111111111117":               true,  // Discover
-		"3530111333300000":               true,  // JCB
-		"30569309025904":                 true,  // Diners, 14 digits
-		"order 1234567890123456":         false, // no card network starts with 1
-		"order 4111111111111112":         false, // fails Luhn
-		"1234567890123456":               false,
-		"9111111111111111":               false,
-		"411111111111":                   false, // 12 digits
-		"1234-56-7890":                   false, // not ddd-dd-dddd
-		"12-345-6789":                    false,
-		"1123-45-67890":                  false, // digits run on both sides
-		"call me at 415-555-1234":        false,
-		"+14155551234":                   false,
-		"2026-02-07":                     false,
-		"John Doe":                       false,
-		"":                               false,
+		"123-45-6789":                        true,
+		"my ssn is 123-45-6789.":             true,
+		"ssn:123-45-6789":                    true,
+		"4111 1111 1111 1111":                true,
+		"4111-1111-1111-1111":                true,
+		"4111111111111111":                   true,
+		"card 4111 1111 1111 1111 exp":       true,
+		"order 1234 4111 1111 1111 1111":     true,
+		"5500 0000 0000 0004":                true, // Mastercard
+		"2223003122003222":                   true, // Mastercard 2-series
+		"378282246310005":                    true, // Amex
+		"6011111111111117":                   true, // Discover
+		"3530111333300000":                   true, // JCB
+		"30569309025904":                     true, // Diners, 14 digits
+		"4111.1111.1111.1111":                true, // dots
+		"4111/1111/1111/1111":                true, // slashes
+		"4111\t1111\t1111\t1111":             true, // tabs
+		"4111\u00a01111\u00a01111\u00a01111": true, // non-breaking spaces
+		"４１１１１１１１１１１１１１１１":                   true, // full-width digits
+		"٤١١١١١١١١١١١١١١١":                   true, // Arabic-Indic digits
+		"123 45 6789":                        true, // an SSN with spaces
+		"123.45.6789":                        true,
+		"order 1234567890123456":             false, // no card network starts with 1
+		"order 4111111111111112":             false, // fails Luhn
+		"1234567890123456":                   false,
+		"9111111111111111":                   false,
+		"411111111111":                       false, // 12 digits
+		"1234-56-7890":                       false, // not ddd-dd-dddd
+		"12-345-6789":                        false,
+		"1123-45-67890":                      false, // digits run on both sides
+		"call me at 415-555-1234":            false,
+		"+14155551234":                       false,
+		"2026-02-07":                         false,
+		"John Doe":                           false,
+		"":                                   false,
 	}
 	for val, refused := range values {
 		body := fmt.Sprintf(`{"call_id":"c1","customer_ref":"cust_1","variables":{"note":%q}}`, val)
 		checkRefused(t, body, "note", refused)
+		// The same rules hold for external ids.
+		body = fmt.Sprintf(`{"call_id":"c1","customer_ref":"cust_1","external_ids":{"note":%q}}`, val)
+		if val != "" {
+			checkRefusedAt(t, body, "external_ids.note", refused)
+		}
 	}
+	// Under a name that says SSN, nine digits are one, however written.
+	for val, refused := range map[string]bool{"123456789": true, "123 45 6789": true, "12345678": false, "1234567890": false} {
+		checkRefused(t, fmt.Sprintf(`{"call_id":"c1","variables":{"tax_id":%q}}`, val), "tax_id", refused)
+		checkRefused(t, fmt.Sprintf(`{"call_id":"c1","variables":{"plan":%q}}`, val), "plan", val == "123 45 6789") // 3-2-4 is one under any name
+	}
+	// An intent that is a card number is refused like a variable.
+	checkRefusedAt(t, `{"call_id":"c1","intent":"4111111111111111"}`, "intent", true)
 	keys := map[string]bool{ // variable name → refused
 		"password":           true,
 		"userPassword":       true,
@@ -327,6 +347,8 @@ func TestParseEndSensitive(t *testing.T) {
 		"api_secret":         true,
 		"apiSecret":          true,
 		"SSN":                true,
+		"social_security":    true,
+		"socialSecurityNo":   true,
 		"ssn_last4":          true,
 		"customerSSN":        true,
 		"cvv":                true,
@@ -367,10 +389,17 @@ func TestParseEndSensitive(t *testing.T) {
 
 func checkRefused(t *testing.T, body, key string, refused bool) {
 	t.Helper()
+	checkRefusedAt(t, body, "variables."+key, refused)
+}
+
+// checkRefusedAt checks that an end body is refused at exactly path, or
+// accepted.
+func checkRefusedAt(t *testing.T, body, path string, refused bool) {
+	t.Helper()
 	_, err := ParseEnd([]byte(body))
 	var want []string
 	if refused {
-		want = []string{"variables." + key}
+		want = []string{path}
 	}
 	if diff := cmp.Diff(want, issuePaths(t, body, err)); diff != "" {
 		t.Errorf("ParseEnd(%s) refused = %v, want %v; issue paths diff (-want +got):\n%s", body, err != nil, refused, diff)
@@ -502,5 +531,42 @@ func TestParseEndCountsCharacters(t *testing.T) {
 	}
 	if _, err := ParseEnd([]byte(`{"call_id":"c","customer_ref":"r","variables":{"note":"card 4111  1111-1111 1111"}}`)); err == nil {
 		t.Error("ParseEnd(a card number with a double space) = nil, want a refusal")
+	}
+}
+
+// Text that encoding/json would silently change, and control characters,
+// are refused at their path rather than stored altered.
+func TestParseTextValidity(t *testing.T) {
+	tests := []struct {
+		name, body string
+		path, says string
+	}{
+		{"invalid UTF-8 in a value", "{\"call_id\":\"c1\",\"variables\":{\"note\":\"ok \xff\xfe\"}}", "variables.note", "valid UTF-8"},
+		{"a lone surrogate", `{"call_id":"c1","variables":{"note":"\ud800"}}`, "variables.note", "valid UTF-8"},
+		{"NUL", `{"call_id":"c1","variables":{"note":"a\u0000b"}}`, "variables.note", "control characters"},
+		{"escape", `{"call_id":"c1","variables":{"note":"\u001b[31mred"}}`, "variables.note", "control characters"},
+		{"C1 control", `{"call_id":"c1","variables":{"note":"a\u0085b"}}`, "variables.note", "control characters"},
+		{"wrapped value", `{"call_id":"c1","variables":{"note":{"value":"a\u0007"}}}`, "variables.note", "control characters"},
+		{"external id", `{"call_id":"c1","external_ids":{"crm":"a\u0000"}}`, "external_ids.crm", "control characters"},
+		{"invalid UTF-8 in a name", "{\"call_id\":\"c1\",\"variables\":{\"n\xffote\":\"x\"}}", "", "valid UTF-8"},
+	}
+	for _, tt := range tests {
+		_, err := ParseEnd([]byte(tt.body))
+		if err == nil || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%s: ParseEnd error %v, want it to say %q", tt.name, err, tt.says)
+			continue
+		}
+		if tt.path != "" && !slices.Contains(issuePaths(t, tt.body, err), tt.path) {
+			t.Errorf("%s: issue paths %v, want %s", tt.name, issuePaths(t, tt.body, err), tt.path)
+		}
+	}
+	for _, ok := range []string{`"tab\there"`, `"line\nbreak"`, `"U+FFFD \ufffd kept"`, `"é日本"`} {
+		body := `{"call_id":"c1","variables":{"note":` + ok + `}}`
+		if _, err := ParseEnd([]byte(body)); err != nil {
+			t.Errorf("ParseEnd(%s) = %v, want it accepted", body, err)
+		}
+	}
+	if _, err := ParseStart([]byte("{\"call_id\":\"c1\",\"ani\":\"+14155551234\",\"external_ids\":{\"crm\":\"\xff\"}}")); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("ParseStart with invalid UTF-8 = %v, want refused", err)
 	}
 }

@@ -8,15 +8,25 @@ import (
 )
 
 var (
-	ssnPattern = regexp.MustCompile(`(^|[^0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}([^0-9]|$)`)
-	// digitRun is a run of digits that spaces or dashes may separate.
-	digitRun = regexp.MustCompile(`[0-9](?:[ -]*[0-9])*`)
+	// ssnPattern is 3-2-4 digits with one kind of separator, read on
+	// normalized text (see digitsText).
+	ssnPattern = regexp.MustCompile(`(^|[^0-9])[0-9]{3}([ -])[0-9]{2}([ -])[0-9]{4}([^0-9]|$)`)
+	// nineDigits is nine digits, separated or not: an SSN under a name
+	// that says so.
+	nineDigits = regexp.MustCompile(`(^|[^0-9])[0-9]{3} ?[0-9]{2} ?[0-9]{4}([^0-9]|$)`)
+	// digitRun is a run of digits that separators may split.
+	digitRun = regexp.MustCompile(`[0-9](?: *[0-9])*`)
 )
 
 // secretWords are key parts that name a secret.
-var secretWords = []string{"password", "passwd", "secret", "ssn", "cvv", "cvc", "pin"}
+var secretWords = []string{"password", "passwd", "passcode", "secret", "ssn", "cvv", "cvc", "cvv2", "pin", "otp"}
 
-// sensitive tells why a variable must not be stored, or "" if it may be.
+// ssnWords are key parts that say a value may be an SSN or another tax id.
+var ssnWords = []string{"ss", "ssn", "social", "socsec", "sin", "tin", "tax", "taxid"}
+
+// sensitive tells why a named value must not be stored, or "" if it may
+// be: a name that names a secret (password, social security…), an SSN, or
+// a payment card number, however it is written (see digitsText).
 func sensitive(key string, val *string) string {
 	parts := keyParts(key)
 	for _, p := range parts {
@@ -24,19 +34,67 @@ func sensitive(key string, val *string) string {
 			return "the name " + key + " names a secret"
 		}
 	}
+	if i := slices.Index(parts, "social"); i >= 0 && slices.Contains(parts[i+1:], "security") {
+		return "the name " + key + " names a social security number"
+	}
 	if i := slices.Index(parts, "card"); i >= 0 && slices.Contains(parts[i+1:], "number") {
 		return "the name " + key + " names a card number"
 	}
 	if val == nil {
 		return ""
 	}
-	if ssnPattern.MatchString(*val) {
+	if why := sensitiveText(*val); why != "" {
+		return why
+	}
+	if slices.ContainsFunc(parts, func(p string) bool { return slices.Contains(ssnWords, p) }) && nineDigits.MatchString(digitsText(*val)) {
+		return "the value holds a social security number"
+	}
+	return ""
+}
+
+// sensitiveText tells why a text must not be stored whatever its name (an
+// SSN written 3-2-4, a payment card number), or "".
+func sensitiveText(s string) string {
+	d := digitsText(s)
+	if ssnPattern.MatchString(d) {
 		return "the value holds a US social security number"
 	}
-	if holdsCardNumber(*val) {
+	if holdsCardNumber(d) {
 		return "the value holds a payment card number"
 	}
 	return ""
+}
+
+// digitsText rewrites s so digit patterns can be read whatever the
+// writing: every Unicode decimal digit (full-width, Arabic-Indic…) becomes
+// its ASCII digit, and every separator people put between digit groups
+// (white space of any kind, dashes, dots, slashes, underscores) a space.
+func digitsText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case unicode.IsDigit(r):
+			b.WriteRune('0' + rune(digitValue(r)))
+		case unicode.IsSpace(r), unicode.Is(unicode.Pd, r), r == '.', r == '/', r == '_', r == '\u00a0', r == '\u202f':
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// digitValue is the value of a Unicode decimal digit. Decimal digits come
+// in runs of ten code points, 0 to 9, some runs adjacent (the mathematical
+// digits), so the value is how many digits precede r in its run, modulo 10.
+func digitValue(r rune) int {
+	below := 0
+	for unicode.IsDigit(r - rune(below) - 1) {
+		below++
+	}
+	return below % 10
 }
 
 // keyParts lower-cases a key split on _ . - and camelCase boundaries.
@@ -68,11 +126,12 @@ func keyParts(key string) []string {
 	return parts
 }
 
-// holdsCardNumber reports whether s holds a 13-19 digit number that passes
-// Luhn and starts with a card network's prefix.
+// holdsCardNumber reports whether normalized text s (see digitsText)
+// holds a 13-19 digit number that passes Luhn and starts with a card
+// network's prefix.
 func holdsCardNumber(s string) bool {
 	for _, run := range digitRun.FindAllString(s, -1) {
-		groups := strings.FieldsFunc(run, func(r rune) bool { return r == ' ' || r == '-' })
+		groups := strings.Fields(run)
 		// Any consecutive groups may form the number: "order 1234 4111 1111 1111 1111".
 		for i := range groups {
 			digits := ""
