@@ -174,7 +174,7 @@ func (s *server) stateOfRef(ref, name string) (customerState, float64, exchanged
 // is there in full and replays; every other end is there in full or not at
 // all, and its retry applies it exactly once.
 func TestCrashDuringEnds(t *testing.T) {
-	t.Parallel() // the retries wait out leases of up to 30 s: overlap them
+	t.Parallel()
 	t.Run("single", func(t *testing.T) {
 		t.Parallel()
 		r := redistest.Durable(t, "always")
@@ -195,10 +195,12 @@ func crashDuringEnds(t *testing.T, url string, kill, restart func()) {
 	const (
 		n       = 200
 		workers = 4
-		// A retried end may meet the lease its crashed twin took (30 s).
-		leaseWait = 45 * time.Second
+		// A retried end may meet the lease its crashed twin took: a short
+		// one keeps the suite fast.
+		lease     = 3 * time.Second
+		leaseWait = 3 * lease
 	)
-	s := startServer(t, map[string]string{"STICKYCALLS_REDIS_URL": url})
+	s := startServer(t, map[string]string{"STICKYCALLS_REDIS_URL": url, "STICKYCALLS_IDEMPOTENCY_LEASE": lease.String()})
 
 	inParallel(n, workers, func(i int) {
 		body := fmt.Sprintf(`{"call_id":"crash_%d","identity_hints":{"ani":"+1415600%04d"}}`, i, i)
