@@ -1,5 +1,5 @@
 # The README's commands. `make test` is what CI runs.
-.PHONY: run test test-deps vet build redis-up redis-cluster-up redis-down
+.PHONY: run test test-deps vet fuzz build redis-up redis-cluster-up redis-down
 
 run:
 	go run ./cmd/stickycalls
@@ -13,6 +13,10 @@ test-deps:
 
 vet:
 	go vet ./...
+
+# Every fuzz target for FUZZTIME each (default 30s); make test runs their seeds.
+fuzz:
+	@scripts/fuzz.sh
 
 build:
 	CGO_ENABLED=0 go build -o bin/stickycalls ./cmd/stickycalls

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -843,20 +844,35 @@ func FuzzStartEnd(f *testing.F) {
 		`{"call_id": "fz-16", "call_id": "fz-16b", "identity_hints": {"ani": "+14155550100"}, "identity_hints": {"customer_ref": "c"}}`,
 	}
 	for _, s := range seeds {
-		f.Add([]byte(s))
+		f.Add([]byte(s), "")
 	}
+	f.Add([]byte(seeds[0]), "key-1")
+	f.Add([]byte(seeds[2]), strings.Repeat("k", 300))
+	f.Add([]byte(seeds[1]), "\u00e9\t+14155550100")
 	e := newEnv(f, nil)
-	f.Fuzz(func(t *testing.T, body []byte) {
+	f.Fuzz(func(t *testing.T, body []byte, key string) {
+		if strings.ContainsFunc(key, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }) {
+			return // no HTTP client can send it as an Idempotency-Key
+		}
 		for _, path := range []string{"/v1/calls/start", "/v1/calls/end"} {
-			res := e.do(t, request{method: "POST", path: path, auth: bearer(e.testKey), body: string(body),
-				header: map[string]string{"Content-Type": "application/json"}})
-			if res.status >= 500 {
-				t.Fatalf("POST %s %q: got %s, want no 5xx", path, body, res)
+			// Not e.do: the fuzzer cancels its inputs' contexts when its time is up.
+			req, _ := http.NewRequestWithContext(context.Background(), "POST", e.srv.URL+path, bytes.NewReader(body))
+			req.Header.Set("Authorization", bearer(e.testKey))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("POST %s: %v", path, err)
 			}
-			if res.status != http.StatusOK {
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode >= 500 {
+				t.Fatalf("POST %s %q (Idempotency-Key %q): got %d %s, want no 5xx", path, body, key, resp.StatusCode, got)
+			}
+			if resp.StatusCode != http.StatusOK {
 				var eb errorBody
-				if err := json.Unmarshal(res.body, &eb); err != nil || eb.Error != http.StatusText(res.status) || eb.RequestID == "" {
-					t.Errorf("POST %s %q: error body %s is not the documented shape (%v)", path, body, res.body, err)
+				if err := json.Unmarshal(got, &eb); err != nil || eb.Error != http.StatusText(resp.StatusCode) || eb.RequestID == "" {
+					t.Errorf("POST %s %q: error body %s is not the documented shape (%v)", path, body, got, err)
 				}
 			}
 		}

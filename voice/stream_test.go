@@ -239,7 +239,7 @@ func startFrame(callSid string, params map[string]string) string {
 		`,"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"streamSid":"` + streamSID + `"}`
 }
 
-func send(t *testing.T, c *websocket.Conn, frames ...string) {
+func send(t testing.TB, c *websocket.Conn, frames ...string) {
 	t.Helper()
 	for _, f := range frames {
 		if err := c.WriteMessage(websocket.TextMessage, []byte(f)); err != nil {

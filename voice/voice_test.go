@@ -113,7 +113,7 @@ func (s *countingStore) Claim(ctx context.Context, sc callcontext.Scope, c callc
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	mux   *http.ServeMux
 	cfg   voice.Config
 	srv   *httptest.Server
@@ -121,14 +121,14 @@ type env struct {
 	calls *callcontext.Service
 }
 
-func newEnv(t *testing.T, next voice.Action) *env {
+func newEnv(t testing.TB, next voice.Action) *env {
 	t.Helper()
 	return newEnvWith(t, next, nil)
 }
 
 // openStore opens a bbolt store in t's temporary directory, counting the
 // calls that reach it, and the built-in greetings.
-func openStore(t *testing.T) (*countingStore, *greetings.Greeter) {
+func openStore(t testing.TB) (*countingStore, *greetings.Greeter) {
 	t.Helper()
 	bolt, err := boltstore.Open(filepath.Join(t.TempDir(), "voice.db"), time.Second)
 	if err != nil {
@@ -145,7 +145,7 @@ func openStore(t *testing.T) (*countingStore, *greetings.Greeter) {
 
 // newEnvWith builds the env with a LineTyper made over its store (nil:
 // no Lookup).
-func newEnvWith(t *testing.T, next voice.Action, lines func(callcontext.Store) callcontext.LineTyper) *env {
+func newEnvWith(t testing.TB, next voice.Action, lines func(callcontext.Store) callcontext.LineTyper) *env {
 	t.Helper()
 	store, g := openStore(t)
 	var lt callcontext.LineTyper = callcontext.NoLookup{}
