@@ -33,6 +33,8 @@ type Config struct {
 	ShutdownTimeout     time.Duration // STICKYCALLS_SHUTDOWN_TIMEOUT, default 15s
 	ReadTimeout         time.Duration // STICKYCALLS_READ_TIMEOUT, default 10s: how long a client may take to send a whole request
 	MaxConnections      int           // STICKYCALLS_MAX_CONNECTIONS, default 4096: open HTTP connections, media streams not counted
+	TLSCertFile         string        // STICKYCALLS_TLS_CERT_FILE: with TLSKeyFile, the service serves HTTPS itself
+	TLSKeyFile          string        // STICKYCALLS_TLS_KEY_FILE
 	MinCallDuration     time.Duration // STICKYCALLS_MIN_CALL_DURATION, default 5s: a shorter completed call links nothing
 	OutboxPath          string        // STICKYCALLS_OUTBOX, default DataPath without ".db" plus ".outbox.db": where completions wait while the store is away
 

@@ -28,6 +28,10 @@ func (l *loader) env() Config {
 		ReadTimeout:         l.duration("STICKYCALLS_READ_TIMEOUT", 10*time.Second),
 		MaxConnections:      l.count("STICKYCALLS_MAX_CONNECTIONS", 4096),
 	}
+	cfg.TLSCertFile, cfg.TLSKeyFile = l.getenv("STICKYCALLS_TLS_CERT_FILE"), l.getenv("STICKYCALLS_TLS_KEY_FILE")
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		l.add("STICKYCALLS_TLS_CERT_FILE", "needs STICKYCALLS_TLS_KEY_FILE too, and the other way round")
+	}
 	cfg.OutboxPath = cmp.Or(l.getenv("STICKYCALLS_OUTBOX"), strings.TrimSuffix(cfg.DataPath, ".db")+".outbox.db")
 	if cfg.OutboxPath == cfg.DataPath {
 		l.add("STICKYCALLS_OUTBOX", "must be another file than STICKYCALLS_DATA")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"sync"
@@ -240,6 +241,13 @@ func firstKey(ctx context.Context, calls *callcontext.Service, stdout io.Writer)
 // Shutdown does not wait for hijacked connections, so it closes shutdown,
 // on which open media streams send their close frames.
 func listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler, logger zerolog.Logger, shutdown chan<- struct{}) error {
+	var cert *certificate
+	if cfg.TLSCertFile != "" {
+		var err error
+		if cert, err = loadCertificate(cfg.TLSCertFile, cfg.TLSKeyFile); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -249,11 +257,21 @@ func listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler
 	// that stalls its body gives its connection back; media streams set
 	// their own deadlines once upgraded.
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: min(10*time.Second, cfg.ReadTimeout), ReadTimeout: cfg.ReadTimeout,
-		IdleTimeout: 2 * time.Minute, ConnState: limited.connState}
+		IdleTimeout: 2 * time.Minute, ConnState: limited.connState,
+		// The server's own complaints (TLS handshakes that failed, and
+		// the like) go to the JSON log, a few a second at most.
+		ErrorLog: log.New(logger.With().Str("component", "http").Logger().Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second}), "", 0)}
 	srv.RegisterOnShutdown(func() { close(shutdown) })
-	logger.Info().Str("addr", ln.Addr().String()).Msg("listening")
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(limited) }()
+	if cert != nil {
+		srv.TLSConfig = cert.config()
+		go cert.reloadOnHangup(ctx, logger)
+		logger.Info().Str("addr", ln.Addr().String()).Bool("tls", true).Msg("listening")
+		go func() { errc <- srv.ServeTLS(limited, "", "") }()
+	} else {
+		logger.Info().Str("addr", ln.Addr().String()).Msg("listening")
+		go func() { errc <- srv.Serve(limited) }()
+	}
 	select {
 	case err := <-errc:
 		return err
