@@ -22,6 +22,7 @@ type Config struct {
 	DataPath            string        // STICKYCALLS_DATA, default "stickycalls.db"
 	RedisURL            string        // STICKYCALLS_REDIS_URL, may be a comma-separated list
 	RedisSentinelMaster string        // STICKYCALLS_REDIS_SENTINEL_MASTER
+	RedisWaitReplicas   int           // STICKYCALLS_REDIS_WAIT_REPLICAS, default 0: replicas every write waits for (WAIT) before it is acknowledged
 	PublicURL           string        // file public_url, else STICKYCALLS_PUBLIC_URL; no trailing slash
 	AdminToken          string        // STICKYCALLS_ADMIN_TOKEN
 	LogLevel            string        // STICKYCALLS_LOG_LEVEL: debug, info (default), warn or error

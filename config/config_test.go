@@ -83,6 +83,7 @@ func TestLoadEnv(t *testing.T) {
 			c.SweepInterval, c.ShutdownTimeout, c.ReadTimeout = time.Hour, 30*time.Second, 5*time.Second
 		}},
 		{"max connections", map[string]string{"STICKYCALLS_MAX_CONNECTIONS": "100"}, func(c *Config) { c.MaxConnections = 100 }},
+		{"wait replicas", map[string]string{"STICKYCALLS_REDIS_WAIT_REPLICAS": "1"}, func(c *Config) { c.RedisWaitReplicas = 1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -327,7 +328,7 @@ func TestLoadProblems(t *testing.T) {
 			"STICKYCALLS_LOOKUP_TIMEOUT: must be more than zero",
 			"STICKYCALLS_SWEEP_INTERVAL: must be more than zero",
 			"STICKYCALLS_SHUTDOWN_TIMEOUT: not a duration",
-			"STICKYCALLS_MAX_CONNECTIONS: must be a whole number above zero",
+			"STICKYCALLS_MAX_CONNECTIONS: must be a whole number",
 			"STICKYCALLS_TLS_CERT_FILE: needs STICKYCALLS_TLS_KEY_FILE too",
 			"STICKYCALLS_OUTBOX: must be another file than STICKYCALLS_DATA",
 			"STICKYCALLS_PUBLIC_URL: must be an absolute http or https URL",

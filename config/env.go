@@ -26,6 +26,7 @@ func (l *loader) env() Config {
 		ShutdownTimeout:     l.duration("STICKYCALLS_SHUTDOWN_TIMEOUT", 15*time.Second),
 		MinCallDuration:     l.duration("STICKYCALLS_MIN_CALL_DURATION", 5*time.Second),
 		ReadTimeout:         l.duration("STICKYCALLS_READ_TIMEOUT", 10*time.Second),
+		RedisWaitReplicas:   l.whole("STICKYCALLS_REDIS_WAIT_REPLICAS", 0),
 		MaxConnections:      l.count("STICKYCALLS_MAX_CONNECTIONS", 4096),
 	}
 	cfg.TLSCertFile, cfg.TLSKeyFile = l.getenv("STICKYCALLS_TLS_CERT_FILE"), l.getenv("STICKYCALLS_TLS_KEY_FILE")
@@ -71,16 +72,38 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 // count reads the environment variable name as a positive whole number,
 // returning def when it is unset or empty.
 func (l *loader) count(name string, def int) int {
-	s := l.getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		l.add(name, "must be a whole number above zero, got %q", s)
+	n, ok := l.number(name, def)
+	if ok && n <= 0 {
+		l.add(name, "must be a whole number above zero, got %q", l.getenv(name))
 		return def
 	}
 	return n
+}
+
+// whole reads the environment variable name as a whole number, zero
+// included, returning def when it is unset or empty.
+func (l *loader) whole(name string, def int) int {
+	n, ok := l.number(name, def)
+	if ok && n < 0 {
+		l.add(name, "must be a whole number, 0 or more, got %q", l.getenv(name))
+		return def
+	}
+	return n
+}
+
+// number reads the environment variable name as an integer; ok is false
+// when it is unset (def) or not a number (a problem is added).
+func (l *loader) number(name string, def int) (n int, ok bool) {
+	s := l.getenv(name)
+	if s == "" {
+		return def, false
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		l.add(name, "must be a whole number, got %q", s)
+		return def, false
+	}
+	return n, true
 }
 
 // publicURL returns the file's public_url, else STICKYCALLS_PUBLIC_URL,

@@ -71,6 +71,7 @@ func openRedis(ctx context.Context, cfg config.Config) (backend, error) {
 	if err != nil {
 		return backend{}, fmt.Errorf("STICKYCALLS_REDIS_URL: %w", err)
 	}
+	opts.WaitReplicas = cfg.RedisWaitReplicas
 	s, err := redisstore.Open(ctx, opts)
 	if err != nil {
 		return backend{}, fmt.Errorf("open redis: %w", err)

@@ -92,6 +92,14 @@ type Options struct {
 	WriteTimeout time.Duration // default ReadTimeout
 	PoolTimeout  time.Duration // default 2s
 	LockTTL      time.Duration // how long an end holds the customers it changes, default 5s
+
+	// WaitReplicas, when above 0, makes every write wait (WAIT, on the
+	// connection that wrote) until that many replicas have it, for at most
+	// WaitTimeout (default half the ReadTimeout); a write too few took is
+	// answered as unavailable, never acknowledged, so a failover cannot
+	// lose it.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // Store is a callcontext.Store in Redis. It is safe for concurrent use.
@@ -99,6 +107,9 @@ type Store struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	lockTTL time.Duration
+
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // Open connects to Redis, checks that it answers and loads the scripts. An
@@ -117,7 +128,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		opts.Cluster = cluster
 	}
-	s := &Store{rdb: newClient(opts), prefix: opts.Prefix, lockTTL: orDefault(opts.LockTTL, 5*time.Second)}
+	s := &Store{rdb: newClient(opts), prefix: opts.Prefix, lockTTL: orDefault(opts.LockTTL, 5*time.Second),
+		waitReplicas: opts.WaitReplicas, waitTimeout: orDefault(opts.WaitTimeout, orDefault(opts.ReadTimeout, time.Second)/2)}
 	if err := s.loadScripts(ctx); err != nil {
 		s.rdb.Close()
 		return nil, err
@@ -187,7 +199,8 @@ func storeErr(what string, err error) error {
 }
 
 // unavailableReplies are error replies of a Redis that cannot serve now.
-var unavailableReplies = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS", "BUSY", "ERR max number of clients"}
+var unavailableReplies = []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS", "BUSY", "ERR max number of clients",
+	"MOVED", "ASK"} // a slot that moved, seen by a write sent to its master directly (WaitReplicas on a Cluster)
 
 func unavailable(err error) bool {
 	if errors.Is(err, context.Canceled) {

@@ -54,7 +54,7 @@ func Sentinel(t testing.TB) string {
 	}
 	sentinel, err := startNodeWith(config{watch: master.addr})
 	if err != nil {
-		forget(master)
+		forgetLocked(master)
 		t.Fatalf("redistest: start the sentinel: %v", err)
 	}
 	t.Cleanup(func() {
@@ -320,6 +320,12 @@ func waitPortFree(addr string) {
 // waits until the cluster is ok; on failure it stops what it started. The
 // caller holds mu.
 func startClusterWith(cfg config) ([]*node, error) {
+	return startClusterOf(3, cfg)
+}
+
+// startClusterOf starts n cluster-enabled nodes (3, or 6 for three masters
+// with a replica each), as startClusterWith does.
+func startClusterOf(count int, cfg config) ([]*node, error) {
 	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
 		return nil, fmt.Errorf("redis-cli not found (%v); %s", err, installHint)
@@ -332,7 +338,7 @@ func startClusterWith(cfg config) ([]*node, error) {
 		all = slices.DeleteFunc(all, func(n *node) bool { return slices.Contains(nodes, n) })
 		return nil, err
 	}
-	for range 3 {
+	for range count {
 		n, err := startNodeWith(cfg)
 		if err != nil {
 			return fail(err)
@@ -343,7 +349,7 @@ func startClusterWith(cfg config) ([]*node, error) {
 		return fail(err)
 	}
 	for _, n := range nodes {
-		if err := waitClusterOK(n); err != nil {
+		if err := waitClusterOf(n, count); err != nil {
 			return fail(err)
 		}
 	}

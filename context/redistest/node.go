@@ -52,6 +52,9 @@ type config struct {
 	cluster bool
 	fsync   string // "" keeps no data (--appendonly no); else the AOF's --appendfsync
 	watch   string // a sentinel watching the master at this address, as SentinelMaster
+	quorum  int    // of a sentinel: how many sentinels must agree the master is down (0: 1)
+	downMs  int    // of a sentinel: how long the master may not answer before it is down (0: 2000 ms)
+	replica string // a replica of the master at this address
 }
 
 // startNode starts a redis-server on a free port, retrying with another
@@ -96,13 +99,17 @@ func tryNode(bin string, cfg config) (n *node, retry bool, err error) {
 		"--save", "", "--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log"),
 	}
 	if cfg.watch != "" {
-		if args, err = sentinelArgs(dir, port, cfg.watch); err != nil {
+		if args, err = sentinelArgs(dir, port, cfg); err != nil {
 			return nil, false, err
 		}
 	} else if cfg.fsync == "" {
 		args = append(args, "--appendonly", "no")
 	} else {
 		args = append(args, "--appendonly", "yes", "--appendfsync", cfg.fsync)
+	}
+	if cfg.replica != "" {
+		host, port, _ := net.SplitHostPort(cfg.replica)
+		args = append(args, "--replicaof", host, port)
 	}
 	if cfg.cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
@@ -218,13 +225,18 @@ func (p *proc) waitReady(addr string) error {
 	}
 }
 
-// waitClusterOK waits until the node sees the whole cluster and every slot.
-func waitClusterOK(n *node) error {
+// waitClusterOK waits until the node sees the whole cluster of three
+// nodes and every slot.
+func waitClusterOK(n *node) error { return waitClusterOf(n, 3) }
+
+// waitClusterOf waits until the node sees a cluster of count nodes and
+// every slot.
+func waitClusterOf(n *node, count int) error {
 	deadline := time.Now().Add(clusterWait)
 	for {
 		info, err := command(n.addr, "CLUSTER", "INFO")
 		if err == nil && strings.Contains(info, "cluster_state:ok") &&
-			strings.Contains(info, "cluster_known_nodes:3") && strings.Contains(info, "cluster_slots_ok:16384") {
+			strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", count)) && strings.Contains(info, "cluster_slots_ok:16384") {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -385,19 +397,40 @@ func readReply(r *bufio.Reader) (string, error) {
 			return "", err
 		}
 		return string(buf[:size]), nil
+	case strings.HasPrefix(line, ":"):
+		return line[1:], nil
+	case strings.HasPrefix(line, "*"):
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return "", fmt.Errorf("bad array reply %q", line)
+		}
+		elems := make([]string, 0, max(n, 0))
+		for range n {
+			e, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			elems = append(elems, e)
+		}
+		return strings.Join(elems, "\n"), nil
 	}
 	return "", fmt.Errorf("unexpected reply %q", line)
 }
 
 // sentinelArgs are the arguments of a sentinel watching master. A sentinel
 // needs a configuration file it can rewrite.
-func sentinelArgs(dir string, port int, master string) ([]string, error) {
-	host, mport, err := net.SplitHostPort(master)
+func sentinelArgs(dir string, port int, cfg config) ([]string, error) {
+	host, mport, err := net.SplitHostPort(cfg.watch)
 	if err != nil {
 		return nil, err
 	}
+	quorum, downMs := max(cfg.quorum, 1), cfg.downMs
+	if downMs == 0 {
+		downMs = 2000
+	}
 	conf := filepath.Join(dir, "sentinel.conf")
-	body := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 2000\n", SentinelMaster, host, mport, SentinelMaster)
+	body := fmt.Sprintf("sentinel monitor %s %s %s %d\nsentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s 10000\n",
+		SentinelMaster, host, mport, quorum, SentinelMaster, downMs, SentinelMaster)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		return nil, err
 	}

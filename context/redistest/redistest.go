@@ -127,7 +127,11 @@ func createCluster(cli string, nodes []*node) error {
 	for _, n := range nodes {
 		args = append(args, n.addr)
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	replicas := "0"
+	if len(nodes) == 6 {
+		replicas = "1" // three masters, each with a replica
+	}
+	args = append(args, "--cluster-replicas", replicas, "--cluster-yes")
 	out, err := exec.Command(cli, args...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "All 16384 slots covered") {
 		return fmt.Errorf("redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
