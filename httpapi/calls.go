@@ -38,6 +38,7 @@ func handleCallStart(calls *callcontext.Service, m *metrics) func(http.ResponseW
 		key, keyErr := idempotencyKey(r)
 		req, err := callcontext.ParseStart(body)
 		if err = joinIssues(err, keyErr); err != nil {
+			m.refusals(scopeOf(r.Context()), err)
 			return err
 		}
 		noteCall(r.Context(), req.CallID, req.Hints.ANI)
@@ -45,6 +46,7 @@ func handleCallStart(calls *callcontext.Service, m *metrics) func(http.ResponseW
 		defer cancel()
 		rep, err := calls.Start(ctx, scopeOf(r.Context()), req, key)
 		if err != nil {
+			m.refusals(scopeOf(r.Context()), err)
 			return err
 		}
 		m.replay(rep.Replayed)
@@ -62,6 +64,7 @@ func handleCallEnd(calls *callcontext.Service, m *metrics) func(http.ResponseWri
 		key, keyErr := idempotencyKey(r)
 		req, err := callcontext.ParseEnd(body)
 		if err = joinIssues(err, keyErr); err != nil {
+			m.refusals(scopeOf(r.Context()), err)
 			return err
 		}
 		noteCall(r.Context(), req.CallID, "")
@@ -69,6 +72,7 @@ func handleCallEnd(calls *callcontext.Service, m *metrics) func(http.ResponseWri
 		defer cancel()
 		rep, err := calls.End(ctx, scopeOf(r.Context()), req, key)
 		if err != nil {
+			m.refusals(scopeOf(r.Context()), err)
 			return err
 		}
 		m.replay(rep.Replayed)

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
 // metrics are the HTTP layer's Prometheus series.
@@ -15,6 +18,9 @@ type metrics struct {
 	replays  prometheus.Counter
 	// limiterErrors counts requests let through because the limiter failed.
 	limiterErrors prometheus.Counter
+	rateLimited   *prometheus.CounterVec
+	quotaRefused  *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -33,8 +39,36 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "stickycalls_rate_limiter_errors_total", Help: "Requests let through unlimited because the rate limiter did not answer.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.replays, m.limiterErrors)
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stickycalls_rate_limited_total", Help: "Requests refused with 429 by the plan's rate limit.",
+	}, []string{"tenant", "mode"})
+	m.quotaRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stickycalls_quota_refused_total", Help: "Starts and ends refused with 402: the plan's monthly quota is spent.",
+	}, []string{"tenant", "mode"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stickycalls_variables_refused_total", Help: "Values refused as sensitive data, by reason (secret_name, ssn, card_number).",
+	}, []string{"reason"})
+	for _, r := range []string{callcontext.ReasonSecretName, callcontext.ReasonSSN, callcontext.ReasonCardNumber} {
+		m.refused.WithLabelValues(r)
+	}
+	reg.MustRegister(m.requests, m.duration, m.replays, m.limiterErrors, m.rateLimited, m.quotaRefused, m.refused)
 	return m
+}
+
+// refusals counts what a start's or end's error refused: sensitive values
+// and a spent quota.
+func (m *metrics) refusals(sc callcontext.Scope, err error) {
+	var invalid *callcontext.ValidationError
+	if errors.As(err, &invalid) {
+		for _, is := range invalid.Issues {
+			if is.Reason != "" {
+				m.refused.WithLabelValues(is.Reason).Inc()
+			}
+		}
+	}
+	if errors.Is(err, callcontext.ErrOverQuota) {
+		m.quotaRefused.WithLabelValues(sc.Tenant, string(sc.Mode)).Inc()
+	}
 }
 
 func (m *metrics) observe(r *http.Request, status int, d time.Duration) {

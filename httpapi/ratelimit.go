@@ -34,6 +34,7 @@ func rateLimit(calls *callcontext.Service, limiter callcontext.Limiter, m *metri
 		h.Set("RateLimit-Reset", strconv.Itoa(reset))
 		if !rate.Allowed {
 			h.Set("Retry-After", strconv.Itoa(max(reset, 1)))
+			m.rateLimited.WithLabelValues(sc.Tenant, string(sc.Mode)).Inc()
 			return errRateLimited
 		}
 		return nil

@@ -78,6 +78,7 @@ func HandleStream(logger zerolog.Logger, calls *callcontext.Service, cfg Config,
 			cfg.Streams.Add(1)
 			defer cfg.Streams.Done()
 		}
+		defer cfg.Metrics.streamOpened()()
 		tw := newSide("twilio", conn, lim, twilioReadLimit)
 		o := opener{logger: logger, calls: calls, cfg: cfg, lim: lim, signers: signers, shutdown: shutdown, leases: leases}
 		first, start, err := readUntilStart(tw, lim)

@@ -163,6 +163,7 @@ type Metrics struct {
 	tiers     *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
 	streams   *prometheus.CounterVec
+	open      prometheus.Gauge
 }
 
 // NewMetrics registers the voice metrics with reg.
@@ -181,7 +182,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "stickycalls_voice_streams_total", Help: "Media streams that ended, by how they ended.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.fallbacks, m.tiers, m.dropped, m.streams)
+	m.open = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "stickycalls_voice_streams_open", Help: "Media streams this instance relays now.",
+	})
+	reg.MustRegister(m.fallbacks, m.tiers, m.dropped, m.streams, m.open)
 	return m
 }
 
@@ -189,6 +193,16 @@ func (m *Metrics) fallback(reason string) {
 	if m != nil {
 		m.fallbacks.WithLabelValues(reason).Inc()
 	}
+}
+
+// streamOpened counts a stream from its upgrade; call the returned func
+// when it ends.
+func (m *Metrics) streamOpened() func() {
+	if m == nil {
+		return func() {}
+	}
+	m.open.Inc()
+	return m.open.Dec
 }
 
 func (m *Metrics) tier(t string) {

@@ -21,6 +21,7 @@ var allowedImports = map[string][]string{
 	"context/storetest":        {"context/callcontext", "context/identity"},
 	"context/redistest":        {},
 	"context/outbox":           {"context/callcontext"},
+	"context/storemetrics":     {"context/callcontext", "context/identity"},
 	"lookup":                   {"context/identity"},
 	"greetings":                {"context/callcontext", "context/identity"},
 	"voice":                    {"context/callcontext", "context/identity", "greetings"},

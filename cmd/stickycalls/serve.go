@@ -8,6 +8,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/outbox"
+	"github.com/stickycalls/stickycalls/context/storemetrics"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
 	"github.com/stickycalls/stickycalls/lookup"
@@ -107,12 +110,14 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 	if err != nil {
 		return app{}, err
 	}
-	lines := lineTyper(cfg, be.store, logger, w, lookup.NewMetrics(reg))
-	opts := []callcontext.Option{callcontext.WithObserver(newRecognition(reg))}
+	reg.MustRegister(buildInfo())
+	store := storemetrics.Wrap(be.store, reg)
+	lines := lineTyper(cfg, store, logger, w, lookup.NewMetrics(reg))
+	opts := []callcontext.Option{callcontext.WithObserver(newCallMetrics(reg))}
 	if w.refs != nil {
 		opts = append(opts, callcontext.WithRefs(w.refs))
 	}
-	calls, err := newService(cfg, be.store, greeter, lines, w.now, opts...)
+	calls, err := newService(cfg, store, greeter, lines, w.now, opts...)
 	if err != nil {
 		return app{}, err
 	}
@@ -129,6 +134,19 @@ func (a app) applyCompletion(ctx context.Context, e outbox.Entry) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return a.calls.Complete(ctx, callcontext.Scope{Tenant: e.Tenant, Mode: callcontext.Prod}, e.Completion)
+}
+
+// buildInfo is stickycalls_build_info{version,go_version} 1: which build
+// an instance runs, from the binary's module information.
+func buildInfo() prometheus.Collector {
+	version, goVersion := "(devel)", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = cmpOr(bi.Main.Version, version)
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "stickycalls_build_info", Help: "The build an instance runs: always 1, labelled.",
+		ConstLabels: prometheus.Labels{"version": version, "go_version": goVersion}})
+	g.Set(1)
+	return g
 }
 
 // waitFor waits for wg, at most d. After d its waiter goroutine is left to

@@ -89,6 +89,7 @@ func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string)
 	if e.corrected {
 		s.observer.Corrected(e.call.startTier())
 	}
+	s.observer.Ended(sc, EndEvent{Created: e.created, Billable: e.commit.Billable, Counted: e.commit.Counted, Intent: e.transition})
 	return Reply{Body: e.body}, nil
 }
 
@@ -104,6 +105,8 @@ type ending struct {
 	ids     []ExternalID
 	commit  EndCommit
 	created bool
+	// transition is what the end did to its intent (see EndEvent.Intent).
+	transition string
 	// others are the customers besides the target that the end changes,
 	// as read (prev: their versions then) and then changed; drop marks the
 	// ones a completion created that may go if nothing else is left.
@@ -402,7 +405,7 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	}
 	if e.req.Intent != "" {
 		if !applied {
-			r.applyIntent(e.req.Intent, e.req.Status, now)
+			e.transition = r.applyIntent(e.req.Intent, e.req.Status, now)
 		}
 		res.IntentsUpdated = 1
 	}

@@ -52,12 +52,12 @@ func FuzzParseEnd(f *testing.F) {
 		for k, v := range req.Variables {
 			if v != nil {
 				checkText(t, *v)
-				if why := sensitive(k, v); why != "" {
-					t.Errorf("ParseEnd(%q) accepted variable %s: %s", body, k, why)
+				if r := sensitive(k, v); r.why != "" {
+					t.Errorf("ParseEnd(%q) accepted variable %s: %s", body, k, r.why)
 				}
 			}
 		}
-		if req.Intent != "" && sensitiveText(req.Intent) != "" {
+		if req.Intent != "" && sensitiveText(req.Intent).why != "" {
 			t.Errorf("ParseEnd(%q) accepted intent %q", body, req.Intent)
 		}
 	})

@@ -65,20 +65,23 @@ func (r *Record) close(in Intent, status string, at time.Time) {
 	r.History = append(r.History, in)
 }
 
-// applyIntent records one call's intent. Open counts the call on an open
-// intent; resolved and abandoned close it, or record it in history.
-func (r *Record) applyIntent(name, status string, now time.Time) {
+// applyIntent records one call's intent and returns its transition. Open
+// counts the call on an open intent (followed up) or opens it; resolved
+// and abandoned close it, or record it in history.
+func (r *Record) applyIntent(name, status string, now time.Time) string {
 	i := slices.IndexFunc(r.Intents, func(in Intent) bool { return in.Name == name })
 	switch {
 	case status == "open" && i >= 0:
 		r.Intents[i].Attempts++
 		r.Intents[i].LastCall = now
+		return IntentFollowedUp
 	case status == "open":
 		r.Intents = append(r.Intents, Intent{Name: name, Status: "open", Attempts: 1, Opened: now, LastCall: now})
 		if len(r.Intents) > maxOpenIntents {
 			r.close(r.Intents[0], "abandoned", now)
 			r.Intents = r.Intents[1:]
 		}
+		return IntentOpened
 	case i >= 0:
 		in := r.Intents[i]
 		r.Intents = slices.Delete(r.Intents, i, i+1)
@@ -86,6 +89,7 @@ func (r *Record) applyIntent(name, status string, now time.Time) {
 	default:
 		r.close(Intent{Name: name, Opened: now, LastCall: now}, status, now)
 	}
+	return status // resolved or abandoned
 }
 
 // applyVariables merges vars into r and returns how many changed.

@@ -117,6 +117,9 @@ func NormalizeANI(s string) (e164 string, withheld, ok bool) {
 type Issue struct {
 	Path    []string `json:"path"`
 	Message string   `json:"message"`
+	// Reason, for a value refused as sensitive data, is one of the
+	// Reason constants, for the metrics; the client reads Message.
+	Reason string `json:"-"`
 }
 
 // ValidationError lists every problem of a request.
@@ -134,6 +137,11 @@ func (e *ValidationError) Error() string {
 
 func (e *ValidationError) add(msg string, path ...string) {
 	e.Issues = append(e.Issues, Issue{Path: path, Message: msg})
+}
+
+// refuse adds a value refused as sensitive data.
+func (e *ValidationError) refuse(r refusal, path ...string) {
+	e.Issues = append(e.Issues, Issue{Path: path, Message: "refused: " + r.why + "; sensitive data is never stored", Reason: r.reason})
 }
 
 // errOrNil returns e as an error only when it holds issues, never a typed nil.
@@ -349,8 +357,8 @@ func externalIDs(raw json.RawMessage, v *ValidationError, path ...string) map[st
 			v.add("value must be 1-256 characters", append(path, k)...)
 		}
 		val := ids[k]
-		if why := sensitive(k, &val); why != "" {
-			v.add("refused: "+why+"; sensitive data is never stored", append(path, k)...)
+		if r := sensitive(k, &val); r.why != "" {
+			v.refuse(r, append(path, k)...)
 		}
 	}
 	if len(ids) == 0 {
@@ -416,8 +424,8 @@ func parseIntent(m map[string]json.RawMessage, v *ValidationError) (intent, stat
 	intent, hasIntent := str(m, "intent", v)
 	if hasIntent && !intentPattern.MatchString(intent) {
 		v.add("must be a slug of 1-64 characters a-z 0-9 _ . -", "intent")
-	} else if why := sensitiveText(intent); hasIntent && why != "" {
-		v.add("refused: "+why+"; sensitive data is never stored", "intent")
+	} else if r := sensitiveText(intent); hasIntent && r.why != "" {
+		v.refuse(r, "intent")
 	}
 	status, hasStatus := str(m, "intent_status", v)
 	if hasStatus && status != "open" && status != "resolved" && status != "abandoned" {
@@ -464,8 +472,8 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 			v.add(fmt.Sprintf("value must be at most %d characters", maxVariableLen), "variables", k)
 			continue
 		}
-		if why := sensitive(k, val); why != "" {
-			v.add("refused: "+why+"; sensitive data is never stored", "variables", k)
+		if r := sensitive(k, val); r.why != "" {
+			v.refuse(r, "variables", k)
 			continue
 		}
 		vars[k] = val

@@ -24,45 +24,56 @@ var secretWords = []string{"password", "passwd", "passcode", "secret", "ssn", "c
 // ssnWords are key parts that say a value may be an SSN or another tax id.
 var ssnWords = []string{"ss", "ssn", "social", "socsec", "sin", "tin", "tax", "taxid"}
 
-// sensitive tells why a named value must not be stored, or "" if it may
-// be: a name that names a secret (password, social security…), an SSN, or
-// a payment card number, however it is written (see digitsText).
-func sensitive(key string, val *string) string {
+// Reasons a value is refused as sensitive data (Issue.Reason).
+const (
+	ReasonSecretName = "secret_name"
+	ReasonSSN        = "ssn"
+	ReasonCardNumber = "card_number"
+)
+
+// refusal is why a value must not be stored: a reason for the metrics and
+// the words for the client. The zero refusal means it may be stored.
+type refusal struct{ reason, why string }
+
+// sensitive tells why a named value must not be stored: a name that names
+// a secret (password, social security…), an SSN, or a payment card
+// number, however it is written (see digitsText).
+func sensitive(key string, val *string) refusal {
 	parts := keyParts(key)
 	for _, p := range parts {
 		if slices.Contains(secretWords, p) {
-			return "the name " + key + " names a secret"
+			return refusal{ReasonSecretName, "the name " + key + " names a secret"}
 		}
 	}
 	if i := slices.Index(parts, "social"); i >= 0 && slices.Contains(parts[i+1:], "security") {
-		return "the name " + key + " names a social security number"
+		return refusal{ReasonSecretName, "the name " + key + " names a social security number"}
 	}
 	if i := slices.Index(parts, "card"); i >= 0 && slices.Contains(parts[i+1:], "number") {
-		return "the name " + key + " names a card number"
+		return refusal{ReasonSecretName, "the name " + key + " names a card number"}
 	}
 	if val == nil {
-		return ""
+		return refusal{}
 	}
-	if why := sensitiveText(*val); why != "" {
-		return why
+	if r := sensitiveText(*val); r.why != "" {
+		return r
 	}
 	if slices.ContainsFunc(parts, func(p string) bool { return slices.Contains(ssnWords, p) }) && nineDigits.MatchString(digitsText(*val)) {
-		return "the value holds a social security number"
+		return refusal{ReasonSSN, "the value holds a social security number"}
 	}
-	return ""
+	return refusal{}
 }
 
 // sensitiveText tells why a text must not be stored whatever its name (an
-// SSN written 3-2-4, a payment card number), or "".
-func sensitiveText(s string) string {
+// SSN written 3-2-4, a payment card number).
+func sensitiveText(s string) refusal {
 	d := digitsText(s)
 	if ssnPattern.MatchString(d) {
-		return "the value holds a US social security number"
+		return refusal{ReasonSSN, "the value holds a US social security number"}
 	}
 	if holdsCardNumber(d) {
-		return "the value holds a payment card number"
+		return refusal{ReasonCardNumber, "the value holds a payment card number"}
 	}
-	return ""
+	return refusal{}
 }
 
 // digitsText rewrites s so digit patterns can be read whatever the

@@ -25,12 +25,14 @@ type Service struct {
 	observer Observer
 }
 
-// Observer hears what calls reveal about recognition, so that operators
-// can estimate the wrong-person rate from live traffic. Its methods must
-// return at once.
+// Observer hears what calls do, as they are counted (replays never), so
+// that operators can watch recognition, billing and intents, and estimate
+// the wrong-person rate from live traffic. Its methods must return at once.
 type Observer interface {
-	// Started is a start answered at tier (replays are not counted).
-	Started(tier identity.Recommendation)
+	// Started is a start answered.
+	Started(sc Scope, e StartEvent)
+	// Ended is an end saved.
+	Ended(sc Scope, e EndEvent)
 	// Answered is a caller's answer to the confirm question.
 	Answered(a Answer)
 	// Corrected is an agent's end that named another customer than the
@@ -38,9 +40,33 @@ type Observer interface {
 	Corrected(tier identity.Recommendation)
 }
 
+// StartEvent is what a start answered.
+type StartEvent struct {
+	Recommendation identity.Recommendation
+	Confidence     float64
+	Billable       bool
+}
+
+// EndEvent is what an end saved.
+type EndEvent struct {
+	Created  bool   // the end created its customer
+	Billable bool   // it counts as a billable call
+	Counted  bool   // it counts as a call in usage (it had no start)
+	Intent   string // the intent's transition: opened, followed_up, resolved, abandoned; "" for none
+}
+
+// Intent transitions an end reports.
+const (
+	IntentOpened     = "opened"
+	IntentFollowedUp = "followed_up"
+	IntentResolved   = "resolved"
+	IntentAbandoned  = "abandoned"
+)
+
 type noObserver struct{}
 
-func (noObserver) Started(identity.Recommendation)   {}
+func (noObserver) Started(Scope, StartEvent)         {}
+func (noObserver) Ended(Scope, EndEvent)             {}
 func (noObserver) Answered(Answer)                   {}
 func (noObserver) Corrected(identity.Recommendation) {}
 
@@ -136,12 +162,12 @@ func (s *Service) Start(ctx context.Context, sc Scope, req StartRequest, key str
 	if reply != nil || err != nil {
 		return derefReply(reply), err
 	}
-	body, tier, err := s.start(ctx, sc, req, c, res.Found)
+	body, ev, err := s.start(ctx, sc, req, c, res.Found)
 	if err != nil {
 		s.release(ctx, sc, c)
 		return Reply{}, err
 	}
-	s.observer.Started(tier)
+	s.observer.Started(sc, ev)
 	return Reply{Body: body}, nil
 }
 
@@ -153,7 +179,7 @@ func derefReply(r *Reply) Reply {
 }
 
 // start answers a claimed start from what the claim found for its hints.
-func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim, found Found) ([]byte, identity.Recommendation, error) {
+func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim, found Found) ([]byte, StartEvent, error) {
 	pol := s.policy(sc.Tenant)
 	ani, ids := c.Query.ANI, c.Query.ExternalIDs
 	lt, ltSource := s.lineType(ctx, sc, req, ani, found.ANI.LineType)
@@ -165,7 +191,7 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	result.Greeting = s.greeter.Greet(&result)
 	body, err := json.Marshal(result)
 	if err != nil {
-		return nil, "", fmt.Errorf("encode start: %w", err)
+		return nil, StartEvent{}, fmt.Errorf("encode start: %w", err)
 	}
 	remember := identity.Unknown
 	if ltSource == "request" || ltSource == "lookup" {
@@ -184,9 +210,9 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	}
 	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable}
 	if err := s.store.SaveStart(ctx, sc, commit); err != nil {
-		return nil, "", fmt.Errorf("save start: %w", err)
+		return nil, StartEvent{}, fmt.Errorf("save start: %w", err)
 	}
-	return body, m.Recommendation, nil
+	return body, StartEvent{Recommendation: m.Recommendation, Confidence: result.Identity.Confidence, Billable: result.Billable}, nil
 }
 
 // revealed lists the customers a start's answer shows: the matched one and

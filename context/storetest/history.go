@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -23,6 +25,7 @@ func historyTests() []storeTest {
 		{"an agent's correction disputes the link once", testHistoryCorrection},
 		{"a number silent for 50 days is asked to confirm", testHistoryDormant},
 		{"an agent naming the number's customer confirms the link", testHistoryAgentNames},
+		{"the observer hears each start and end once, with what operators count", testObserverEvents},
 	}
 }
 
@@ -31,9 +34,21 @@ type observed struct {
 	mu        sync.Mutex
 	answers   map[callcontext.Answer]int
 	corrected map[identity.Recommendation]int
+	started   []callcontext.StartEvent
+	ended     []callcontext.EndEvent
 }
 
-func (o *observed) Started(identity.Recommendation) {}
+func (o *observed) Started(_ callcontext.Scope, e callcontext.StartEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.started = append(o.started, e)
+}
+
+func (o *observed) Ended(_ callcontext.Scope, e callcontext.EndEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ended = append(o.ended, e)
+}
 
 func (o *observed) Answered(a callcontext.Answer) {
 	o.mu.Lock()
@@ -283,4 +298,40 @@ func equalCounts[K comparable](got, want map[K]int) bool {
 		}
 	}
 	return true
+}
+
+// The observer hears each start and end once, replays never, with what
+// operators count: the recommendation and confidence, whether the call is
+// billable and counted, whether the end created its customer, and what it
+// did to its intent.
+func testObserverEvents(t *testing.T, s callcontext.Store) {
+	h, o := newObservedHarness(t, s)
+	ctx := context.Background()
+	h.start(`{"call_id":"v1","identity_hints":{"ani":"+14155550171"},"telco":{"line_type":"mobile"}}`)
+	h.end(`{"call_id":"v1","customer_ref":"cust_vi","intent":"billing","intent_status":"open","variables":{"name":"Vi"}}`)
+	if _, err := h.svc.End(ctx, acmeTest, parseEnd(t, `{"call_id":"v1","customer_ref":"cust_vi","intent":"billing","intent_status":"open","variables":{"name":"Vi"}}`), ""); err != nil {
+		t.Fatal(err) // a replay: heard by nobody
+	}
+	h.at(time.Hour)
+	h.start(`{"call_id":"v2","identity_hints":{"ani":"+14155550171"},"telco":{"line_type":"mobile"}}`)
+	h.end(`{"call_id":"v2","customer_ref":"cust_vi","intent":"billing","intent_status":"open"}`)
+	h.end(`{"call_id":"v3","customer_ref":"cust_vi","intent":"billing","intent_status":"resolved"}`) // no start
+	h.end(`{"call_id":"v4","customer_ref":"cust_vi","intent":"refund","intent_status":"abandoned"}`)
+	h.end(`{"call_id":"v5","customer_ref":"cust_vi"}`)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.started) != 2 || o.started[0].Recommendation != identity.Ignore || !o.started[0].Billable ||
+		o.started[1].Recommendation != identity.Reuse || o.started[1].Billable || o.started[1].Confidence < 0.5 {
+		t.Errorf("started = %+v, want a billable ignore, then a non-billable reuse with its confidence", o.started)
+	}
+	want := []callcontext.EndEvent{
+		{Created: true, Billable: true, Intent: callcontext.IntentOpened},
+		{Intent: callcontext.IntentFollowedUp},
+		{Counted: true, Intent: callcontext.IntentResolved},
+		{Counted: true, Intent: callcontext.IntentAbandoned},
+		{Counted: true},
+	}
+	if diff := cmp.Diff(want, o.ended); diff != "" {
+		t.Errorf("ended: diff (-want +got):\n%s", diff)
+	}
 }
