@@ -21,13 +21,21 @@ const (
 
 // NewHandler returns the whole HTTP surface. reg collects the metrics that
 // /metrics serves; a nil tw leaves the Twilio voice webhooks out; limiter
-// enforces the plans' rate limits (nil: none).
-func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, tw *voice.Config, limiter callcontext.Limiter) http.Handler {
+// enforces the plans' rate limits (nil: none); opts add what is optional
+// (the admin routes).
+func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, tw *voice.Config, limiter callcontext.Limiter, opts ...Option) http.Handler {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	m := newMetrics(reg)
 	mux := http.NewServeMux()
 	addRoutes(mux, logger, calls, m, reg, limiter)
 	if tw != nil {
 		addVoiceRoutes(mux, logger, calls, *tw)
+	}
+	if o.adminToken != "" {
+		addAdminRoutes(mux, logger, calls, o.adminToken)
 	}
 	return logRequests(logger, m, jsonErrors(logger, mux))
 }
@@ -41,6 +49,15 @@ func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 	mux.Handle("POST /voice/dial-status", twilio(voice.HandleDialStatus(logger, calls, tw)))
 	mux.Handle("POST /voice/whisper", twilio(voice.HandleWhisper(calls, tw)))
 	mux.Handle("GET /voice/stream", voice.HandleStream(logger, calls, tw, tw.Shutdown)) // signed upgrade, checked inside
+}
+
+// addAdminRoutes serves key management to the holder of the admin token
+// (STICKYCALLS_ADMIN_TOKEN), so keys are managed while the service runs.
+func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, token string) {
+	admin := requireAdmin(logger, token)
+	mux.Handle("POST /admin/keys", admin(handle(logger, handleKeyCreate(calls))))
+	mux.Handle("GET /admin/keys", admin(handle(logger, handleKeyList(calls))))
+	mux.Handle("DELETE /admin/keys/{key_id}", admin(handle(logger, handleKeyRevoke(calls))))
 }
 
 func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, m *metrics, reg *prometheus.Registry, limiter callcontext.Limiter) {

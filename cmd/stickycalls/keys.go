@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,8 +17,12 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
-// keys runs the keys subcommands against the configured store.
+// keys runs the keys subcommands. With STICKYCALLS_ADMIN_TOKEN set they
+// go through the running server's admin routes (--url, default the local
+// address), so keys are managed without stopping it; when no server
+// answers, or without a token, they work on the configured store.
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	args, url := cutFlag(args, "url")
 	if len(args) == 0 {
 		return errors.New("keys: want create, list or revoke")
 	}
@@ -23,10 +30,17 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
+	if cfg.AdminToken != "" {
+		c := &adminClient{http: &http.Client{Timeout: 10 * time.Second}, base: cmpOr(url, localURL(cfg.Addr)), token: cfg.AdminToken}
+		if err := keysVia(ctx, c, args, stdout); !errors.Is(err, errNoServer) {
+			return err
+		}
+	}
 	// A server holds the embedded store's file; fail at once, not after a wait.
 	be, err := openStore(ctx, cfg, 200*time.Millisecond)
 	if errors.Is(err, boltstore.ErrLocked) {
-		return fmt.Errorf("keys: %s is in use by a running server; stop the server first (on Redis the CLI works beside running servers)", cfg.DataPath)
+		return fmt.Errorf("keys: %s is in use by a running server: set STICKYCALLS_ADMIN_TOKEN to the server's admin token "+
+			"(and --url if it does not listen on %s) to manage keys through it, or stop the server", cfg.DataPath, localURL(cfg.Addr))
 	}
 	if err != nil {
 		return err
@@ -40,16 +54,32 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
+	return keysVia(ctx, localKeys{calls}, args, stdout)
+}
+
+// keyManager is where keys are managed: the store, or a running server.
+type keyManager interface {
+	create(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error)
+	list(ctx context.Context) ([]callcontext.APIKey, error)
+	revoke(ctx context.Context, id string) error
+}
+
+// keysVia runs one keys subcommand with m.
+func keysVia(ctx context.Context, m keyManager, args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "create":
-		return keysCreate(ctx, calls, args[1:], stdout)
+		return keysCreate(ctx, m, args[1:], stdout)
 	case "list":
-		return keysList(ctx, calls, stdout)
+		keys, err := m.list(ctx)
+		if err != nil {
+			return fmt.Errorf("keys list: %w", err)
+		}
+		return keysList(keys, stdout)
 	case "revoke":
 		if len(args) != 2 {
 			return errors.New("keys revoke: want one KEY_ID")
 		}
-		if err := calls.RevokeKey(ctx, args[1]); err != nil {
+		if err := m.revoke(ctx, args[1]); err != nil {
 			return fmt.Errorf("keys revoke %s: %w", args[1], err)
 		}
 		fmt.Fprintf(stdout, "revoked %s\n", args[1])
@@ -58,7 +88,49 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	return fmt.Errorf("keys: unknown subcommand %q", args[0])
 }
 
-func keysCreate(ctx context.Context, calls *callcontext.Service, args []string, stdout io.Writer) error {
+// localKeys manages keys in the store directly.
+type localKeys struct{ calls *callcontext.Service }
+
+func (l localKeys) create(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error) {
+	return l.calls.CreateKey(ctx, tenant, mode)
+}
+func (l localKeys) list(ctx context.Context) ([]callcontext.APIKey, error) { return l.calls.Keys(ctx) }
+func (l localKeys) revoke(ctx context.Context, id string) error           { return l.calls.RevokeKey(ctx, id) }
+
+// cutFlag removes --name VALUE or --name=VALUE from anywhere in args and
+// returns the rest and the value.
+func cutFlag(args []string, name string) ([]string, string) {
+	var rest []string
+	value := ""
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--"+name || a == "-"+name:
+			if i+1 < len(args) {
+				value = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(a, "--"+name+"=") || strings.HasPrefix(a, "-"+name+"="):
+			_, value, _ = strings.Cut(a, "=")
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, value
+}
+
+// localURL is the URL of a server listening on addr on this machine.
+func localURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func keysCreate(ctx context.Context, m keyManager, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	tenant := fs.String("tenant", config.DefaultTenant, "tenant the key belongs to")
@@ -66,7 +138,7 @@ func keysCreate(ctx context.Context, calls *callcontext.Service, args []string, 
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
-	secret, k, err := calls.CreateKey(ctx, *tenant, callcontext.Mode(*mode))
+	secret, k, err := m.create(ctx, *tenant, callcontext.Mode(*mode))
 	if err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
@@ -74,11 +146,7 @@ func keysCreate(ctx context.Context, calls *callcontext.Service, args []string, 
 	return nil
 }
 
-func keysList(ctx context.Context, calls *callcontext.Service, stdout io.Writer) error {
-	keys, err := calls.Keys(ctx)
-	if err != nil {
-		return err
-	}
+func keysList(keys []callcontext.APIKey, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tMODE\tCREATED\tLAST USE\tKEY\tSTATUS")
 	for _, k := range keys {

@@ -124,7 +124,7 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 	a := app{calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
 	tw.Now, tw.Shutdown, tw.Streams, tw.Outbox = w.now, a.shutdown, a.streams, w.outbox
-	a.handler = httpapi.NewHandler(logger, calls, reg, &tw, be.limiter)
+	a.handler = httpapi.NewHandler(logger, calls, reg, &tw, be.limiter, httpapi.WithAdminToken(cfg.AdminToken))
 	return a, nil
 }
 

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// errNoServer means no server answered at the admin client's URL.
+var errNoServer = errors.New("no server answers")
+
+// adminClient manages keys through a running server's admin routes.
+type adminClient struct {
+	http  *http.Client
+	base  string
+	token string
+}
+
+// adminKey is a key as the admin routes show it.
+type adminKey struct {
+	ID       string           `json:"id"`
+	Tenant   string           `json:"tenant"`
+	Mode     callcontext.Mode `json:"mode"`
+	Prefix   string           `json:"prefix"`
+	Created  time.Time        `json:"created_at"`
+	LastUsed *time.Time       `json:"last_used_at"`
+	Revoked  *time.Time       `json:"revoked_at"`
+	Key      string           `json:"key"`
+}
+
+func (k adminKey) apiKey() callcontext.APIKey {
+	out := callcontext.APIKey{ID: k.ID, Tenant: k.Tenant, Mode: k.Mode, Prefix: k.Prefix, Created: k.Created}
+	if k.LastUsed != nil {
+		out.LastUsed = *k.LastUsed
+	}
+	if k.Revoked != nil {
+		out.Revoked = *k.Revoked
+	}
+	return out
+}
+
+func (c *adminClient) create(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error) {
+	body, _ := json.Marshal(map[string]string{"tenant": tenant, "mode": string(mode)})
+	var k adminKey
+	if err := c.do(ctx, "POST", "/admin/keys", body, http.StatusCreated, &k); err != nil {
+		return "", callcontext.APIKey{}, err
+	}
+	return k.Key, k.apiKey(), nil
+}
+
+func (c *adminClient) list(ctx context.Context) ([]callcontext.APIKey, error) {
+	var out struct {
+		Keys []adminKey `json:"keys"`
+	}
+	if err := c.do(ctx, "GET", "/admin/keys", nil, http.StatusOK, &out); err != nil {
+		return nil, err
+	}
+	keys := make([]callcontext.APIKey, len(out.Keys))
+	for i, k := range out.Keys {
+		keys[i] = k.apiKey()
+	}
+	return keys, nil
+}
+
+func (c *adminClient) revoke(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/admin/keys/"+id, nil, http.StatusNoContent, nil)
+}
+
+// do sends one admin request and decodes the answer into v. A server that
+// does not answer at all is errNoServer; one that answers otherwise than
+// want is an error with its message.
+func (c *adminClient) do(ctx context.Context, method, path string, body []byte, want int, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w at %s: %v", errNoServer, c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("the server at %s refused STICKYCALLS_ADMIN_TOKEN (401): is it the server's?", c.base)
+	case resp.StatusCode == http.StatusNotFound && path == "/admin/keys":
+		return fmt.Errorf("the server at %s has no admin routes: start it with STICKYCALLS_ADMIN_TOKEN set", c.base)
+	case resp.StatusCode != want:
+		var e struct {
+			Message string `json:"message"`
+		}
+		json.Unmarshal(raw, &e)
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, cmpOr(e.Message, http.StatusText(resp.StatusCode)))
+	}
+	if v != nil {
+		if err := json.Unmarshal(raw, v); err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
