@@ -70,6 +70,7 @@ var (
 	subCalls     = []byte("calls")
 	subIdem      = []byte("idem")
 	subUsage     = []byte("usage")
+	subTallies   = []byte("tallies")
 )
 
 // Option changes how Open opens the file.
@@ -119,6 +120,7 @@ func (s *Store) Ping(context.Context) error {
 // scope is one scope's buckets inside a transaction.
 type scope struct {
 	customers, anis, owners, calls, idem, usage *bolt.Bucket
+	tallies                                     *bolt.Bucket // hour → counts; nil in a file from before tallies, until written
 }
 
 func scopeName(sc callcontext.Scope) []byte { return []byte(sc.Tenant + "\x00" + string(sc.Mode)) }
@@ -129,13 +131,13 @@ func writeScope(tx *bolt.Tx, sc callcontext.Scope) (scope, error) {
 	if err != nil {
 		return scope{}, err
 	}
-	subs := make([]*bolt.Bucket, 6)
-	for i, name := range [][]byte{subCustomers, subANIs, subOwners, subCalls, subIdem, subUsage} {
+	subs := make([]*bolt.Bucket, 7)
+	for i, name := range [][]byte{subCustomers, subANIs, subOwners, subCalls, subIdem, subUsage, subTallies} {
 		if subs[i], err = b.CreateBucketIfNotExists(name); err != nil {
 			return scope{}, err
 		}
 	}
-	return scope{subs[0], subs[1], subs[2], subs[3], subs[4], subs[5]}, nil
+	return scope{subs[0], subs[1], subs[2], subs[3], subs[4], subs[5], subs[6]}, nil
 }
 
 // readScope returns the scope's buckets, or ok false if it has none yet.
@@ -144,7 +146,12 @@ func readScope(tx *bolt.Tx, sc callcontext.Scope) (scope, bool) {
 	if b == nil {
 		return scope{}, false
 	}
-	return scope{b.Bucket(subCustomers), b.Bucket(subANIs), b.Bucket(subOwners), b.Bucket(subCalls), b.Bucket(subIdem), b.Bucket(subUsage)}, true
+	return scopeOf(b), true
+}
+
+// scopeOf is a scope bucket's sub-buckets.
+func scopeOf(b *bolt.Bucket) scope {
+	return scope{b.Bucket(subCustomers), b.Bucket(subANIs), b.Bucket(subOwners), b.Bucket(subCalls), b.Bucket(subIdem), b.Bucket(subUsage), b.Bucket(subTallies)}
 }
 
 // get decodes the JSON value of key into v and reports whether it existed.

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -207,6 +208,9 @@ func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st callcontex
 		if err := rememberLineType(b, st); err != nil {
 			return err
 		}
+		if err := tally(b, st.Tally); err != nil {
+			return err
+		}
 		return count(b, st.Period, st.Billable)
 	})
 }
@@ -241,6 +245,46 @@ func rememberLineType(b scope, st callcontext.StartCommit) error {
 	e.LineType = st.LineType
 	e.LineTypeExpires = st.Call.Started.Add(st.LinkTTL)
 	return put(b.anis, st.Call.ANI, e)
+}
+
+// tally adds one to t's field in its hour.
+func tally(b scope, t callcontext.Tally) error {
+	if t.Field == "" {
+		return nil
+	}
+	hour := callcontext.TallyHour(t.At)
+	counts := map[string]int64{}
+	if _, err := get(b.tallies, hour, &counts); err != nil {
+		return err
+	}
+	counts[t.Field]++
+	return put(b.tallies, hour, counts)
+}
+
+// Tallies implements callcontext.Store.
+func (s *Store) Tallies(_ context.Context, sc callcontext.Scope, from, to time.Time) ([]callcontext.HourTally, error) {
+	var out []callcontext.HourTally
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, ok := readScope(tx, sc)
+		if !ok || b.tallies == nil {
+			return nil
+		}
+		first, last := callcontext.TallyHour(from), callcontext.TallyHour(to)
+		c := b.tallies.Cursor()
+		for k, v := c.Seek([]byte(first)); k != nil && string(k) <= last; k, v = c.Next() {
+			hour, err := time.Parse("2006010215", string(k))
+			if err != nil {
+				return fmt.Errorf("tally hour %q: %w", k, err)
+			}
+			h := callcontext.HourTally{Hour: hour, Counts: map[string]int64{}}
+			if err := jsonDecode(v, &h.Counts); err != nil {
+				return err
+			}
+			out = append(out, h)
+		}
+		return nil
+	})
+	return out, err
 }
 
 func count(b scope, period string, billable bool) error {

@@ -161,6 +161,9 @@ func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e callcontext
 		if err := put(b.calls, call.ID, call); err != nil {
 			return err
 		}
+		if err := tally(b, e.Tally); err != nil {
+			return err
+		}
 		if !e.Counted {
 			return nil
 		}

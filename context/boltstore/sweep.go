@@ -21,14 +21,25 @@ func (s *Store) Sweep(now time.Time) error {
 			return err
 		}
 		return tx.Bucket(bucketScopes).ForEach(func(name, _ []byte) error {
-			sb := tx.Bucket(bucketScopes).Bucket(name)
-			b := scope{sb.Bucket(subCustomers), sb.Bucket(subANIs), sb.Bucket(subOwners), sb.Bucket(subCalls), sb.Bucket(subIdem), sb.Bucket(subUsage)}
-			return sweepScope(b, now)
+			return sweepScope(scopeOf(tx.Bucket(bucketScopes).Bucket(name)), now)
 		})
 	})
 }
 
 func sweepScope(b scope, now time.Time) error {
+	if b.tallies != nil { // hours past retention: their keys sort before the oldest kept
+		oldest := []byte(callcontext.TallyHour(now.Add(-callcontext.TallyRetention)))
+		var old [][]byte
+		c := b.tallies.Cursor()
+		for k, _ := c.First(); k != nil && string(k) < string(oldest); k, _ = c.Next() {
+			old = append(old, k)
+		}
+		for _, k := range old {
+			if err := b.tallies.Delete(k); err != nil {
+				return err
+			}
+		}
+	}
 	var dead []string
 	err := b.customers.ForEach(func(k, _ []byte) error {
 		var r callcontext.Record

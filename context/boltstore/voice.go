@@ -64,26 +64,29 @@ type lookupEntry struct {
 
 // ConfirmCall implements callcontext.Store.
 func (s *Store) ConfirmCall(_ context.Context, sc callcontext.Scope, callID string, c callcontext.Confirmation) error {
-	return s.updateCall(sc, callID, func(call *callcontext.CallRecord) {
+	return s.updateCall(sc, callID, c.Tally, func(call *callcontext.CallRecord) {
 		call.Confirmed, call.Denied, call.CustomerRef, call.Recommendation = c.Confirmed, c.Denied, c.CustomerRef, c.Recommendation
 	})
 }
 
 // NoteCall implements callcontext.Store.
 func (s *Store) NoteCall(_ context.Context, sc callcontext.Scope, callID string, n callcontext.CallNote) error {
-	return s.updateCall(sc, callID, func(call *callcontext.CallRecord) {
+	return s.updateCall(sc, callID, callcontext.Tally{}, func(call *callcontext.CallRecord) {
 		call.AgentAction = cmp.Or(n.AgentAction, call.AgentAction)
 		call.DialStatus = cmp.Or(n.DialStatus, call.DialStatus)
 	})
 }
 
-// updateCall changes an existing call record with change, or reports
-// ErrNotFound.
-func (s *Store) updateCall(sc callcontext.Scope, callID string, change func(*callcontext.CallRecord)) error {
+// updateCall changes an existing call record with change, and counts t,
+// or reports ErrNotFound.
+func (s *Store) updateCall(sc callcontext.Scope, callID string, t callcontext.Tally, change func(*callcontext.CallRecord)) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b, ok := readScope(tx, sc)
-		if !ok {
+		if _, ok := readScope(tx, sc); !ok {
 			return callcontext.ErrNotFound
+		}
+		b, err := writeScope(tx, sc) // a file from before tallies gets their bucket
+		if err != nil {
+			return err
 		}
 		var call callcontext.CallRecord
 		found, err := get(b.calls, callID, &call)
@@ -94,6 +97,9 @@ func (s *Store) updateCall(sc callcontext.Scope, callID string, change func(*cal
 			return callcontext.ErrNotFound
 		}
 		change(&call)
+		if err := tally(b, t); err != nil {
+			return err
+		}
 		return put(b.calls, callID, call)
 	})
 }

@@ -38,7 +38,8 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer
 		res, _ := s.project(call) // only a confirm-tier call can change its mind
 		return res, nil
 	}
-	c := Confirmation{Confirmed: a == AnswerYes, Denied: a == AnswerNo, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse}
+	c := Confirmation{Confirmed: a == AnswerYes, Denied: a == AnswerNo, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse,
+		Tally: answerTally(s.now().UTC(), a)}
 	if a != AnswerYes {
 		c.CustomerRef, c.Recommendation = s.newRef(), identity.Ignore
 	}

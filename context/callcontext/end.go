@@ -89,7 +89,7 @@ func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string)
 	if e.corrected {
 		s.observer.Corrected(e.call.startTier())
 	}
-	s.observer.Ended(sc, EndEvent{Created: e.created, Billable: e.commit.Billable, Counted: e.commit.Counted, Intent: e.transition})
+	s.observer.Ended(sc, e.event())
 	return Reply{Body: e.body}, nil
 }
 
@@ -115,6 +115,11 @@ type ending struct {
 	drop      map[string]bool
 	corrected bool   // the end named another customer than the start recognized
 	body      []byte // the response, once committed
+}
+
+// event is what the end saved, as counted.
+func (e *ending) event() EndEvent {
+	return EndEvent{Created: e.created, Billable: e.commit.Billable, Counted: e.commit.Counted, Intent: e.transition}
 }
 
 // end applies a claimed end. claimed is what the claim read, if it read
@@ -151,6 +156,7 @@ func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRe
 	e.commit.Period = c.Period
 	e.commit.Counted = call.Started.IsZero()
 	e.commit.Billable = e.created
+	e.commit.Tally = endTally(c.Now, e.event())
 	if err := s.store.CommitEnd(ctx, sc, e.commit); err != nil {
 		return nil, fmt.Errorf("commit end: %w", err)
 	}

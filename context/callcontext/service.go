@@ -208,11 +208,12 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 		sig := res.Signals
 		call.Contestable = sig.ANIMatch && !sig.ANIShared && !sig.Link.Unusual(sig.Attestation, pol.Thresholds.UsualAttestation)
 	}
-	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable}
+	ev := StartEvent{Recommendation: m.Recommendation, Confidence: result.Identity.Confidence, Billable: result.Billable}
+	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable, Tally: startTally(c.Now, ev)}
 	if err := s.store.SaveStart(ctx, sc, commit); err != nil {
 		return nil, StartEvent{}, fmt.Errorf("save start: %w", err)
 	}
-	return body, StartEvent{Recommendation: m.Recommendation, Confidence: result.Identity.Confidence, Billable: result.Billable}, nil
+	return body, ev, nil
 }
 
 // revealed lists the customers a start's answer shows: the matched one and

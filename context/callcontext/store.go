@@ -51,6 +51,10 @@ type Store interface {
 	Erase(ctx context.Context, sc Scope, ref string) error
 	// Usage returns the counters of a period.
 	Usage(ctx context.Context, sc Scope, period string) (UsageCount, error)
+	// Tallies returns the scope's hourly counts (see Tally) of the hours
+	// from the one of from to the one of to, both included, oldest first;
+	// an hour with nothing counted is absent.
+	Tallies(ctx context.Context, sc Scope, from, to time.Time) ([]HourTally, error)
 
 	PutKey(ctx context.Context, k APIKey) error
 	// KeyByHash returns the key with that hash or ErrNotFound.
@@ -298,6 +302,7 @@ type Confirmation struct {
 	Denied         bool
 	CustomerRef    string
 	Recommendation identity.Recommendation
+	Tally          Tally // the answer, counted with it
 }
 
 // CallNote is what the voice webhooks learn about a call after its start.
@@ -318,6 +323,7 @@ type StartCommit struct {
 	LinkTTL  time.Duration     // how long a remembered line type lives
 	Period   string
 	Billable bool
+	Tally    Tally // the start, counted with it
 }
 
 // EndCommit is one end's whole effect.
@@ -333,6 +339,7 @@ type EndCommit struct {
 	// completion fields instead of its end fields.
 	Completion bool
 	Billable   bool
+	Tally      Tally // the end, counted with it (none for a completion)
 }
 
 // Write changes one customer. Prev is the version read (0: must not exist).

@@ -148,16 +148,17 @@ type merge struct {
 	ttl     int64
 	mode    string // "start", "merge" or "confirm"
 	ref     string // the customer whose call set gets the call, if the record names it
-	always  []any  // field, value pairs
-	fresh   []any  // the pairs a new record starts with
+	tally   callcontext.Tally
+	always  []any // field, value pairs
+	fresh   []any // the pairs a new record starts with
 }
 
 func (m merge) run(n names) run {
-	keys := []string{n.call(m.id), n.usage(m.period)}
+	keys := []string{n.call(m.id), n.usage(m.period), n.tallies(m.tally.At)}
 	if m.ref != "" {
 		keys = append(keys, n.refCalls(m.ref))
 	}
-	args := append([]any{m.counter, m.ttl, m.mode, m.ref, len(m.always) / 2}, m.always...)
+	args := append([]any{m.counter, m.ttl, m.mode, m.ref, len(m.always) / 2, m.tally.Field, callcontext.TallyRetention.Milliseconds()}, m.always...)
 	return run{mergeScript, keys, append(args, m.fresh...)}
 }
 
@@ -242,7 +243,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 	h := callHash(c)
 	h["sl"], h["slp"] = "", ""
 	m := merge{id: c.ID, period: st.Period, counter: usageField(st.Billable), ttl: ttl(c.Expires, c.Started), mode: "start",
-		ref: c.CustomerRef, always: pairs(h, startFields)}
+		ref: c.CustomerRef, tally: st.Tally, always: pairs(h, startFields)}
 	runs := []run{m.run(n)}
 	for _, ref := range c.Revealed {
 		if ref != c.CustomerRef { // the merge files the call under its own customer
@@ -259,7 +260,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 
 // ConfirmCall implements callcontext.Store in one script.
 func (s *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID string, c callcontext.Confirmation) error {
-	m := merge{id: callID, mode: "confirm", ref: c.CustomerRef,
+	m := merge{id: callID, mode: "confirm", ref: c.CustomerRef, tally: c.Tally,
 		always: []any{"cf", answerField(c.Confirmed, c.Denied), "ref", c.CustomerRef, "rec", string(c.Recommendation)}}
 	cmd, err := s.one(ctx, "confirm call", m.run(s.names(sc)))
 	if err != nil {
@@ -299,6 +300,38 @@ func (s *Store) Call(ctx context.Context, sc callcontext.Scope, id string) (call
 		return callcontext.CallRecord{}, callcontext.ErrNotFound
 	}
 	return decodeCall(m)
+}
+
+// Tallies implements callcontext.Store: the hours' hashes, read in one
+// pipeline (one wave).
+func (s *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time.Time) ([]callcontext.HourTally, error) {
+	n := s.names(sc)
+	var hours []time.Time
+	for h := from.UTC().Truncate(time.Hour); !h.After(to); h = h.Add(time.Hour) {
+		hours = append(hours, h)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(hours))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range hours {
+			cmds[i] = p.HGetAll(ctx, n.tallies(h))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr("read tallies", err)
+	}
+	var out []callcontext.HourTally
+	for i, c := range cmds {
+		if len(c.Val()) == 0 {
+			continue
+		}
+		counts := make(map[string]int64, len(c.Val()))
+		for f, v := range c.Val() {
+			counts[f], _ = strconv.ParseInt(v, 10, 64)
+		}
+		out = append(out, callcontext.HourTally{Hour: hours[i], Counts: counts})
+	}
+	return out, nil
 }
 
 // Usage implements callcontext.Store.

@@ -175,7 +175,7 @@ func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) er
 func (c *committer) finish(ctx context.Context) error {
 	call := c.e.Call
 	h := callHash(call)
-	m := merge{id: call.ID, period: c.e.Period, ttl: ttl(call.Expires, c.now), mode: "merge", ref: call.CustomerRef, fresh: pairs(h, allFields)}
+	m := merge{id: call.ID, period: c.e.Period, ttl: ttl(call.Expires, c.now), mode: "merge", ref: call.CustomerRef, tally: c.e.Tally, fresh: pairs(h, allFields)}
 	if c.e.Counted {
 		m.counter = usageField(c.e.Billable)
 	}

@@ -93,27 +93,30 @@ return 1
 `)
 
 // mergeScript merges fields into a call record and counts the call if
-// asked. KEYS: call, usage (read only with a counter), the customer's call
-// set (optional). ARGV: counter field or ”, TTL, mode, the customer ref of
-// the call set, n, then n field/value pairs always set, then the pairs a
-// new record starts with. Modes: "start" sets the TTL, "merge" sets it on
-// a new record, "confirm" changes only an existing record (returns 0 if
-// there is none).
+// asked. KEYS: call, usage (read only with a counter), the hour's tallies
+// (read only with a tally field), the customer's call set (optional).
+// ARGV: counter field or ”, TTL, mode, the customer ref of the call set,
+// n, tally field or ”, the tallies' TTL, then n field/value pairs always
+// set, then the pairs a new record starts with. Modes: "start" sets the
+// TTL, "merge" sets it on a new record, "confirm" changes only an existing
+// record (returns 0 if there is none). A tally costs one command; its hash
+// gets its TTL when a field first appears in it.
 var mergeScript = redis.NewScript(prelude + `
 local call = KEYS[1]
 local absent = redis.call('EXISTS', call) == 0
 local mode = ARGV[3]
 if absent and mode == 'confirm' then return 0 end
-local first = 6 + 2 * tonumber(ARGV[5])
+local first = 8 + 2 * tonumber(ARGV[5])
 -- One HSET per group of fields: a command each was most of a start's.
 if absent and #ARGV >= first then redis.call('HSET', call, unpack(ARGV, first, #ARGV)) end
-if first > 6 then redis.call('HSET', call, unpack(ARGV, 6, first - 1)) end
+if first > 8 then redis.call('HSET', call, unpack(ARGV, 8, first - 1)) end
 if mode == 'start' or (absent and mode == 'merge') then redis.call('PEXPIRE', call, ARGV[2]) end
-if KEYS[3] and redis.call('HGET', call, 'ref') == ARGV[4] then
-  redis.call('SADD', KEYS[3], call)
-  extend(KEYS[3], redis.call('PTTL', call))
+if KEYS[4] and redis.call('HGET', call, 'ref') == ARGV[4] then
+  redis.call('SADD', KEYS[4], call)
+  extend(KEYS[4], redis.call('PTTL', call))
 end
 if ARGV[1] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[1], 1) end
+if ARGV[6] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[6], 1) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
 return 1
 `)
 

@@ -49,7 +49,7 @@ func Wrap(s callcontext.Store, reg prometheus.Registerer) *Store {
 // operations are the operation labels, one per Store method.
 var operations = []string{"resolve", "customers", "claim", "release", "save_start", "commit_end", "confirm_call", "note_call",
 	"lease_stream", "release_stream", "call", "erase", "usage", "put_key", "key_by_hash", "keys", "revoke_key", "touch_key",
-	"cached_line_type", "cache_line_type", "ping"}
+	"cached_line_type", "cache_line_type", "ping", "tallies"}
 
 // measure records one operation that began at began and ended with *err;
 // defer it with the method's named error.
@@ -193,4 +193,10 @@ func (m *Store) CacheLineType(ctx context.Context, e164 string, lt identity.Line
 func (m *Store) Ping(ctx context.Context) (err error) {
 	defer m.measure("ping", time.Now(), &err)
 	return m.inner.Ping(ctx)
+}
+
+// Tallies implements callcontext.Store.
+func (m *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time.Time) (h []callcontext.HourTally, err error) {
+	defer m.measure("tallies", time.Now(), &err)
+	return m.inner.Tallies(ctx, sc, from, to)
 }

@@ -20,6 +20,7 @@ import (
 func serviceTests() []storeTest {
 	return []storeTest{
 		{"the guide's integration test", testGuideFlow},
+		{"starts, ends and confirm answers are tallied by hour with their writes", testTallies},
 		{"the docs' returning caller", testDocsFlow},
 		{"a shared line asks to confirm", testSharedLine},
 		{"withheld and own numbers are never matched or linked", testWithheld},
@@ -832,5 +833,58 @@ func testShortCallLinksNothing(t *testing.T, s callcontext.Store) {
 			t.Errorf("a %d s completed call: customer %s exists %v, want %v", seconds, r.CustomerRef, linked, seconds >= 5)
 		}
 		h.at(0)
+	}
+}
+
+// Every start, end and confirm answer is counted in its hour's tallies by
+// the write that stores it, so the dashboard's figures are the same on
+// every instance; replays count nothing; the summary of 30 days reads them.
+func testTallies(t *testing.T, s callcontext.Store) {
+	h, _ := newObservedHarness(t, s)
+	ctx := context.Background()
+	h.start(`{"call_id":"y1","identity_hints":{"ani":"+14155550161"},"telco":{"line_type":"mobile"}}`)
+	h.end(`{"call_id":"y1","customer_ref":"cust_yu","intent":"billing","intent_status":"open","variables":{"name":"Yu"}}`)
+	if _, err := h.svc.End(ctx, acmeTest, parseEnd(t, `{"call_id":"y1","customer_ref":"cust_yu","intent":"billing","intent_status":"open","variables":{"name":"Yu"}}`), ""); err != nil {
+		t.Fatal(err) // a replay: counted nowhere
+	}
+	h.at(2*time.Hour + 5*time.Minute)
+	h.start(`{"call_id":"y2","identity_hints":{"ani":"+14155550161"},"telco":{"line_type":"mobile"}}`) // reuse
+	h.end(`{"call_id":"y3","customer_ref":"cust_yu","intent":"billing","intent_status":"resolved"}`)   // no start
+	// A confirm-tier call answered no.
+	h.start(`{"call_id":"y4","identity_hints":{"ani":"+14155550162"}}`)
+	h.end(`{"call_id":"y4","customer_ref":"cust_zo","variables":{"name":"Zo"}}`)
+	h.start(`{"call_id":"y5","identity_hints":{"ani":"+14155550162"}}`)
+	if _, err := h.svc.Confirm(ctx, acmeTest, "y5", callcontext.AnswerNo); err != nil {
+		t.Fatal(err)
+	}
+
+	hour := func(d time.Duration) time.Time { return t0.Add(d).Truncate(time.Hour) }
+	got, err := s.Tallies(ctx, acmeTest, hour(-time.Hour), hour(3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []callcontext.HourTally{
+		{Hour: hour(0), Counts: map[string]int64{"s/ignore/1/0": 1, "e/1/0/1/opened": 1}},
+		{Hour: hour(2 * time.Hour), Counts: map[string]int64{
+			"s/reuse/0/5": 1, "e/0/1/0/resolved": 1, "s/ignore/1/0": 1, "e/1/0/1/-": 1, "s/confirm/0/4": 1, "a/no": 1}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Tallies: diff (-want +got):\n%s", diff)
+	}
+	if got, err := s.Tallies(ctx, acmeTest, hour(time.Hour), hour(time.Hour)); err != nil || len(got) != 0 {
+		t.Errorf("Tallies of a quiet hour = %v, %v; want none", got, err)
+	}
+	if got, err := s.Tallies(ctx, acmeProd, hour(-time.Hour), hour(3*time.Hour)); err != nil || len(got) != 0 {
+		t.Errorf("Tallies of another scope = %v, %v; want none", got, err)
+	}
+
+	sum, err := h.svc.Summary(ctx, acmeTest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.StartsTotal() != 4 || sum.Starts[identity.Reuse] != 1 || sum.Calls() != 5 || sum.Billable != 2 || sum.NonBillable != 3 ||
+		sum.Ends != 3 || sum.Created != 2 || sum.Intents[callcontext.IntentResolved] != 1 || sum.Answers[callcontext.AnswerNo] != 1 ||
+		sum.CallsByHour[23] != 4 || sum.CallsByHour[21] != 1 || sum.CallsByDay[29] != 5 {
+		t.Errorf("Summary = %+v; want 4 starts (1 reuse), 5 calls (2 billable), 3 ends (2 created), 1 resolved, 1 no, by hour 1 then 4", sum)
 	}
 }
