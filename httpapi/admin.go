@@ -23,14 +23,21 @@ type options struct {
 // carry token as their bearer credential; without it they do not exist.
 func WithAdminToken(token string) Option { return func(o *options) { o.adminToken = token } }
 
-// requireAdmin lets through only requests whose bearer credential is the
-// admin token, compared in constant time.
+// requireAdmin lets through only requests that carry the admin token,
+// compared in constant time: as the bearer credential, or, for a browser,
+// as the password of HTTP Basic authentication (any user name), which a
+// 401 asks for.
 func requireAdmin(logger zerolog.Logger, token string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return handle(logger, func(w http.ResponseWriter, r *http.Request) error {
-			scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") ||
-				subtle.ConstantTimeCompare([]byte(strings.TrimSpace(secret)), []byte(token)) != 1 {
+			secret := ""
+			if _, password, ok := r.BasicAuth(); ok {
+				secret = password
+			} else if scheme, s, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+				secret = strings.TrimSpace(s)
+			}
+			if subtle.ConstantTimeCompare([]byte(secret), []byte(token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Basic realm="stickycalls admin", charset="UTF-8"`)
 				return errUnauthorized
 			}
 			next.ServeHTTP(w, r)

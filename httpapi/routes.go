@@ -35,7 +35,7 @@ func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *promethe
 		addVoiceRoutes(mux, logger, calls, *tw)
 	}
 	if o.adminToken != "" {
-		addAdminRoutes(mux, logger, calls, o.adminToken)
+		addAdminRoutes(mux, logger, calls, reg, o.adminToken)
 	}
 	return logRequests(logger, m, jsonErrors(logger, mux))
 }
@@ -51,10 +51,12 @@ func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 	mux.Handle("GET /voice/stream", voice.HandleStream(logger, calls, tw, tw.Shutdown)) // signed upgrade, checked inside
 }
 
-// addAdminRoutes serves key management to the holder of the admin token
-// (STICKYCALLS_ADMIN_TOKEN), so keys are managed while the service runs.
-func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, token string) {
+// addAdminRoutes serves the operators' dashboard and key management to the
+// holder of the admin token (STICKYCALLS_ADMIN_TOKEN), so keys are managed
+// while the service runs.
+func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, token string) {
 	admin := requireAdmin(logger, token)
+	mux.Handle("GET /dashboard", admin(handle(logger, handleDashboard(calls, reg))))
 	mux.Handle("POST /admin/keys", admin(handle(logger, handleKeyCreate(calls))))
 	mux.Handle("GET /admin/keys", admin(handle(logger, handleKeyList(calls))))
 	mux.Handle("DELETE /admin/keys/{key_id}", admin(handle(logger, handleKeyRevoke(calls))))
