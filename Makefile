@@ -1,5 +1,5 @@
 # The README's commands. `make test` is what CI runs.
-.PHONY: run test test-deps vet fuzz build redis-up redis-cluster-up redis-down
+.PHONY: run test test-deps vet fuzz screenshot build redis-up redis-cluster-up redis-down
 
 run:
 	go run ./cmd/stickycalls
@@ -13,6 +13,10 @@ test-deps:
 
 vet:
 	go vet ./...
+
+# docs/dashboard.png, from the browser test's scripted calls (needs chromium).
+screenshot:
+	STICKYCALLS_SCREENSHOT=$(CURDIR)/docs/dashboard.png go test ./cmd/stickycalls -run '^TestDashboardInBrowser$$' -count=1
 
 # Every fuzz target for FUZZTIME each (default 30s); make test runs their seeds.
 fuzz:

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and a fresh Debian or Ubuntu machine
-# lacks: redis-server (tests start their own on free ports) and Debian's
-# python3-websockets (the README's Python agent runs in a test).
+# lacks: redis-server (tests start their own on free ports), Debian's
+# python3-websockets (the README's Python agent runs in a test) and
+# chromium (the dashboard's browser test).
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || missing+=(python3-websockets)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
