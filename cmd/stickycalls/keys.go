@@ -95,7 +95,7 @@ func (l localKeys) create(ctx context.Context, tenant string, mode callcontext.M
 	return l.calls.CreateKey(ctx, tenant, mode)
 }
 func (l localKeys) list(ctx context.Context) ([]callcontext.APIKey, error) { return l.calls.Keys(ctx) }
-func (l localKeys) revoke(ctx context.Context, id string) error           { return l.calls.RevokeKey(ctx, id) }
+func (l localKeys) revoke(ctx context.Context, id string) error            { return l.calls.RevokeKey(ctx, id) }
 
 // cutFlag removes --name VALUE or --name=VALUE from anywhere in args and
 // returns the rest and the value.
