@@ -7,7 +7,7 @@ run:
 test: test-deps vet
 	go test -race -count=1 ./...
 
-# redis-server and python3-websockets, when missing (apt-get, as root or with sudo).
+# redis-server, python3-websockets and promtool (Debian's prometheus, its server kept off), when missing (apt-get, as root or with sudo).
 test-deps:
 	@scripts/test-deps.sh
 

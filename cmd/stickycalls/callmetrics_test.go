@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/outbox"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -39,10 +41,64 @@ func (fakeLookup) RoundTrip(r *http.Request) (*http.Response, error) {
 // The operators' checklist read off /metrics after scripted traffic:
 // every series with the exact value the traffic implies.
 func TestMetricsAfterTraffic(t *testing.T) {
+	got := scrapeAfterTraffic(t, false)
+	for _, want := range []string{
+		`stickycalls_calls_started_total{mode="test",recommendation="ignore",tenant="default"} 1`,
+		`stickycalls_calls_started_total{mode="test",recommendation="reuse",tenant="default"} 1`,
+		`stickycalls_calls_started_total{mode="prod",recommendation="ignore",tenant="default"} 3`,
+		`stickycalls_calls_started_total{mode="prod",recommendation="confirm",tenant="default"} 2`,
+		`stickycalls_calls_ended_total{created="true",mode="test",tenant="default"} 1`,
+		`stickycalls_calls_ended_total{created="false",mode="test",tenant="default"} 1`,
+		`stickycalls_calls_ended_total{created="true",mode="prod",tenant="default"} 1`,
+		`stickycalls_identity_confidence_count{mode="test",tenant="default"} 2`,
+		`stickycalls_identity_confidence_count{mode="prod",tenant="default"} 5`,
+		`stickycalls_identity_confidence_bucket{mode="test",tenant="default",le="0.5"} 1`,
+		`stickycalls_billable_calls_total{billable="true",mode="test",tenant="default"} 1`,
+		`stickycalls_billable_calls_total{billable="false",mode="test",tenant="default"} 1`,
+		`stickycalls_billable_calls_total{billable="true",mode="prod",tenant="default"} 3`,
+		`stickycalls_billable_calls_total{billable="false",mode="prod",tenant="default"} 2`,
+		`stickycalls_intents_total{mode="test",tenant="default",transition="opened"} 1`,
+		`stickycalls_intents_total{mode="test",tenant="default",transition="resolved"} 1`,
+		`stickycalls_variables_refused_total{reason="card_number"} 1`,
+		`stickycalls_variables_refused_total{reason="ssn"} 0`,
+		`stickycalls_confirm_answers_total{answer="yes"} 1`,
+		`stickycalls_confirm_answers_total{answer="no"} 1`,
+		`stickycalls_confirm_answers_total{answer="none"} 0`,
+		`stickycalls_voice_fallbacks_total{reason="unknown_number"} 1`,
+		`stickycalls_lookup_requests_total{outcome="answered",tenant="default"} 2`,
+		`stickycalls_lookup_requests_total{outcome="hit",tenant="default"} 2`,
+		`stickycalls_rate_limited_total{mode="test",tenant="default"} 1`,
+		`stickycalls_http_requests_total{route="GET /v1/usage",status="401"} 1`,
+		`stickycalls_http_requests_total{route="GET /v1/usage",status="429"} 1`,
+		`stickycalls_store_operation_duration_seconds_count{operation="claim"} 10`,
+		`stickycalls_store_errors_total{operation="claim"} 0`,
+		`stickycalls_voice_streams_open 0`,
+	} {
+		if !strings.Contains(got, want+"\n") {
+			name := want[:strings.IndexAny(want, "{ ")]
+			t.Errorf("/metrics lacks %s; it has:\n%s", want, strings.Join(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`.*$`).FindAllString(got, -1), "\n"))
+		}
+	}
+	if !regexp.MustCompile(`(?m)^stickycalls_build_info\{go_version="go[^"]+",version="[^"]+"\} 1$`).MatchString(got) {
+		t.Error("/metrics lacks stickycalls_build_info")
+	}
+}
+
+// scrapeAfterTraffic builds the app in-process as serve does (a bbolt store
+// and an outbox in a temporary folder, but a fake Twilio Lookup), plays the
+// scripted traffic TestMetricsAfterTraffic checks (REST in test mode, voice
+// in prod mode) and returns what GET /metrics then serves. With overQuota, a
+// second tenant whose plan allows one call a month then starts two, the
+// second refused with 402, so that stickycalls_quota_refused_total appears
+// too (it does only from the first 402; TestMetricsAfterTraffic plays
+// without it, as its counts of store operations exclude those calls).
+func scrapeAfterTraffic(t *testing.T, overQuota bool) string {
+	t.Helper()
 	const tok, number, acct = "metrics0token", "+18005550100", "AC0123456789abcdef0123456789abcdef"
 	dir := t.TempDir()
 	file := filepath.Join(dir, "config.yaml")
 	yaml := "tenants:\n  default:\n    plans:\n      test: {rate_limit_per_minute: 10}\n    twilio: {account_sid: " + acct + "}\n" +
+		"  capped:\n    plans:\n      prod: {monthly_quota: 1}\n" +
 		"numbers:\n  \"" + number + "\":\n    next: {dial: \"+14155550000\"}\n"
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,7 +114,13 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	defer be.close()
 	reg := prometheus.NewRegistry()
-	a, err := newApp(cfg, be, zerolog.Nop(), reg, outside{now: time.Now, lookup: fakeLookup{}})
+	reg.MustRegister(be.collectors...)
+	ob, err := outbox.Open(filepath.Join(dir, "outbox.db"), outbox.Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	a, err := newApp(cfg, be, zerolog.Nop(), reg, outside{now: time.Now, lookup: fakeLookup{}, outbox: ob})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,51 +202,24 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	voicePost("/voice/incoming", call("CA"+strings.Repeat("n", 32), "+14155550122", number))
 	voicePost("/voice/incoming", call("CA"+strings.Repeat("u", 32), "+14155550122", "+18005559999"))
 
+	if overQuota {
+		cappedKey, _, err := a.calls.CreateKey(t.Context(), "capped", callcontext.Prod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []int{200, 402} {
+			body := fmt.Sprintf(`{"call_id":"q%d",%s}`, i, mobile)
+			if got := rest(cappedKey, "POST", "/v1/calls/start", body); got != want {
+				t.Fatalf("capped start %d = %d, want %d", i+1, got, want)
+			}
+		}
+	}
+
 	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	got := string(raw)
-	for _, want := range []string{
-		`stickycalls_calls_started_total{mode="test",recommendation="ignore",tenant="default"} 1`,
-		`stickycalls_calls_started_total{mode="test",recommendation="reuse",tenant="default"} 1`,
-		`stickycalls_calls_started_total{mode="prod",recommendation="ignore",tenant="default"} 3`,
-		`stickycalls_calls_started_total{mode="prod",recommendation="confirm",tenant="default"} 2`,
-		`stickycalls_calls_ended_total{created="true",mode="test",tenant="default"} 1`,
-		`stickycalls_calls_ended_total{created="false",mode="test",tenant="default"} 1`,
-		`stickycalls_calls_ended_total{created="true",mode="prod",tenant="default"} 1`,
-		`stickycalls_identity_confidence_count{mode="test",tenant="default"} 2`,
-		`stickycalls_identity_confidence_count{mode="prod",tenant="default"} 5`,
-		`stickycalls_identity_confidence_bucket{mode="test",tenant="default",le="0.5"} 1`,
-		`stickycalls_billable_calls_total{billable="true",mode="test",tenant="default"} 1`,
-		`stickycalls_billable_calls_total{billable="false",mode="test",tenant="default"} 1`,
-		`stickycalls_billable_calls_total{billable="true",mode="prod",tenant="default"} 3`,
-		`stickycalls_billable_calls_total{billable="false",mode="prod",tenant="default"} 2`,
-		`stickycalls_intents_total{mode="test",tenant="default",transition="opened"} 1`,
-		`stickycalls_intents_total{mode="test",tenant="default",transition="resolved"} 1`,
-		`stickycalls_variables_refused_total{reason="card_number"} 1`,
-		`stickycalls_variables_refused_total{reason="ssn"} 0`,
-		`stickycalls_confirm_answers_total{answer="yes"} 1`,
-		`stickycalls_confirm_answers_total{answer="no"} 1`,
-		`stickycalls_confirm_answers_total{answer="none"} 0`,
-		`stickycalls_voice_fallbacks_total{reason="unknown_number"} 1`,
-		`stickycalls_lookup_requests_total{outcome="answered",tenant="default"} 2`,
-		`stickycalls_lookup_requests_total{outcome="hit",tenant="default"} 2`,
-		`stickycalls_rate_limited_total{mode="test",tenant="default"} 1`,
-		`stickycalls_http_requests_total{route="GET /v1/usage",status="401"} 1`,
-		`stickycalls_http_requests_total{route="GET /v1/usage",status="429"} 1`,
-		`stickycalls_store_operation_duration_seconds_count{operation="claim"} 10`,
-		`stickycalls_store_errors_total{operation="claim"} 0`,
-		`stickycalls_voice_streams_open 0`,
-	} {
-		if !strings.Contains(got, want+"\n") {
-			name := want[:strings.IndexAny(want, "{ ")]
-			t.Errorf("/metrics lacks %s; it has:\n%s", want, strings.Join(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`.*$`).FindAllString(got, -1), "\n"))
-		}
-	}
-	if !regexp.MustCompile(`(?m)^stickycalls_build_info\{go_version="go[^"]+",version="[^"]+"\} 1$`).MatchString(got) {
-		t.Error("/metrics lacks stickycalls_build_info")
-	}
+	return string(raw)
 }
