@@ -73,6 +73,14 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// RememberedLineType is a number's line type as a scope remembers it from
+// its calls (not Lookup's cache, which is every tenant's).
+type RememberedLineType struct {
+	ANI      string            `json:"ani"`
+	LineType identity.LineType `json:"line_type"`
+	Expires  time.Time         `json:"expires"`
+}
+
 // Query is what a start's hints ask the store for. ANI is empty when
 // withheld or one of the tenant's own numbers.
 type Query struct {

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) callcontext.Store) {
 		{"Service", serviceTests()},
 		{"History", historyTests()},
 		{"Concurrency", concurrencyTests()},
+		{"Backup", backupTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

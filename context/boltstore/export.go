@@ -1,0 +1,71 @@
+package boltstore
+
+import (
+	"context"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// Export calls customer with every customer of the scope alive at now,
+// then lineType with every remembered line type live at now, from one
+// consistent view of the file.
+func (s *Store) Export(_ context.Context, sc callcontext.Scope, now time.Time, customer func(callcontext.Record) error, lineType func(callcontext.RememberedLineType) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b, ok := readScope(tx, sc)
+		if !ok {
+			return nil
+		}
+		err := b.customers.ForEach(func(_, v []byte) error {
+			var r callcontext.Record
+			if err := jsonDecode(v, &r); err != nil {
+				return err
+			}
+			if !r.Expires.After(now) {
+				return nil
+			}
+			return customer(r)
+		})
+		if err != nil {
+			return err
+		}
+		return b.anis.ForEach(func(k, v []byte) error {
+			var e aniEntry
+			if err := jsonDecode(v, &e); err != nil {
+				return err
+			}
+			if e.LineType == "" || e.LineType == identity.Unknown || !e.LineTypeExpires.After(now) {
+				return nil
+			}
+			return lineType(callcontext.RememberedLineType{ANI: string(k), LineType: e.LineType, Expires: e.LineTypeExpires})
+		})
+	})
+}
+
+// RememberLineTypes stores remembered line types, as a start would, in
+// batches of seedBatch per transaction.
+func (s *Store) RememberLineTypes(_ context.Context, sc callcontext.Scope, lts []callcontext.RememberedLineType) error {
+	for len(lts) > 0 {
+		batch := lts[:min(len(lts), seedBatch)]
+		lts = lts[len(batch):]
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b, err := writeScope(tx, sc)
+			if err != nil {
+				return err
+			}
+			for _, lt := range batch {
+				if err := updateANI(b, lt.ANI, func(e *aniEntry) { e.LineType, e.LineTypeExpires = lt.LineType, lt.Expires }); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
