@@ -1,14 +1,21 @@
 package httpapi
 
 import (
+	"cmp"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -17,6 +24,7 @@ type Option func(*options)
 
 type options struct {
 	adminToken string
+	backup     Backup
 }
 
 // WithAdminToken serves the admin routes (/admin/keys) to requests that
@@ -142,3 +150,97 @@ func handleKeyRevoke(calls *callcontext.Service) func(http.ResponseWriter, *http
 		return nil
 	}
 }
+
+// Backup moves a scope's recognition state out of the store and into it
+// (see context/backup).
+type Backup interface {
+	Export(ctx context.Context, sc callcontext.Scope, w io.Writer) (backup.Counts, error)
+	Import(ctx context.Context, sc callcontext.Scope, r io.Reader) (backup.Counts, error)
+}
+
+// WithBackup serves /admin/export and /admin/import with b, beside the
+// other admin routes.
+func WithBackup(b Backup) Option { return func(o *options) { o.backup = b } }
+
+// adminScope reads ?tenant=&mode= (default: default, prod).
+func adminScope(r *http.Request) (callcontext.Scope, error) {
+	q := r.URL.Query()
+	tenant, mode := cmp.Or(q.Get("tenant"), "default"), cmp.Or(q.Get("mode"), string(callcontext.Prod))
+	v := &callcontext.ValidationError{}
+	if !tenantName.MatchString(tenant) {
+		v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"query", "tenant"}, Message: "1 to 64 characters of a-z, 0-9, _ and -"})
+	}
+	if mode != string(callcontext.Test) && mode != string(callcontext.Prod) {
+		v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"query", "mode"}, Message: "must be test or prod"})
+	}
+	if len(v.Issues) > 0 {
+		return callcontext.Scope{}, v
+	}
+	return callcontext.Scope{Tenant: tenant, Mode: callcontext.Mode(mode)}, nil
+}
+
+// handleExport streams a scope's state as JSON Lines.
+func handleExport(b Backup) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sc, err := adminScope(r)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		cw := &countingWriter{w: w}
+		if _, err = b.Export(r.Context(), sc, cw); err != nil && cw.n == 0 {
+			w.Header().Del("Content-Type")
+			return err // nothing sent yet: an error answer
+		}
+		if err != nil {
+			// The status is out: the response is aborted, not ended, so
+			// the reader sees a broken transfer rather than a short file.
+			noteError(r.Context(), err)
+			panic(http.ErrAbortHandler)
+		}
+		return nil
+	}
+}
+
+// handleImport reads a whole export and writes it into a scope, or refuses
+// it whole: 400 listing every bad line, 409 when customers are stored
+// otherwise than in the file.
+func handleImport(b Backup) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		sc, err := adminScope(r)
+		if err != nil {
+			return err
+		}
+		counts, err := b.Import(r.Context(), sc, http.MaxBytesReader(w, r.Body, maxImport))
+		var bad *backup.BadFile
+		switch {
+		case errors.As(err, &bad):
+			v := &callcontext.ValidationError{}
+			for _, l := range bad.Lines {
+				v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"line", strconv.Itoa(l.Line)}, Message: l.Message})
+			}
+			return v
+		case errors.Is(err, backup.ErrConflict):
+			return fmt.Errorf("%w: %v", callcontext.ErrConflict, err)
+		case err != nil:
+			return err
+		}
+		writeJSON(w, http.StatusOK, counts)
+		return nil
+	}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// maxImport bounds an import's body: about a million customers.
+const maxImport = 8 << 30

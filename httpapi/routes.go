@@ -35,7 +35,7 @@ func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *promethe
 		addVoiceRoutes(mux, logger, calls, *tw)
 	}
 	if o.adminToken != "" {
-		addAdminRoutes(mux, logger, calls, reg, o.adminToken)
+		addAdminRoutes(mux, logger, calls, reg, o)
 	}
 	return logRequests(logger, m, jsonErrors(logger, mux))
 }
@@ -54,8 +54,12 @@ func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 // addAdminRoutes serves the operators' dashboard and key management to the
 // holder of the admin token (STICKYCALLS_ADMIN_TOKEN), so keys are managed
 // while the service runs.
-func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, token string) {
-	admin := requireAdmin(logger, token)
+func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, o options) {
+	admin := requireAdmin(logger, o.adminToken)
+	if o.backup != nil {
+		mux.Handle("GET /admin/export", admin(handle(logger, handleExport(o.backup))))
+		mux.Handle("POST /admin/import", admin(handle(logger, handleImport(o.backup))))
+	}
 	mux.Handle("GET /dashboard", admin(handle(logger, handleDashboard(calls, reg))))
 	mux.Handle("POST /admin/keys", admin(handle(logger, handleKeyCreate(calls))))
 	mux.Handle("GET /admin/keys", admin(handle(logger, handleKeyList(calls))))

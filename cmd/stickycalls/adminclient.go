@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
+	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -109,4 +112,110 @@ func (c *adminClient) do(ctx context.Context, method, path string, body []byte, 
 		}
 	}
 	return nil
+}
+
+// ping checks that a server with admin routes answers, and takes the token.
+func (c *adminClient) ping(ctx context.Context) error {
+	return c.do(ctx, "GET", "/admin/keys", nil, http.StatusOK, nil)
+}
+
+// Export streams the server's export of sc into w.
+func (c *adminClient) Export(ctx context.Context, sc callcontext.Scope, w io.Writer) (backup.Counts, error) {
+	resp, err := c.send(ctx, "GET", "/admin/export?"+scopeQuery(sc), nil)
+	if err != nil {
+		return backup.Counts{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return backup.Counts{}, answerError(resp)
+	}
+	lc := &lineCounter{}
+	if _, err := io.Copy(io.MultiWriter(w, lc), resp.Body); err != nil {
+		return backup.Counts{}, fmt.Errorf("the export was cut short: %w", err)
+	}
+	return lc.counts, nil
+}
+
+// Import sends the export in r to the server, to write into sc.
+func (c *adminClient) Import(ctx context.Context, sc callcontext.Scope, r io.Reader) (backup.Counts, error) {
+	resp, err := c.send(ctx, "POST", "/admin/import?"+scopeQuery(sc), r)
+	if err != nil {
+		return backup.Counts{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return backup.Counts{}, answerError(resp)
+	}
+	var counts backup.Counts
+	if err := json.NewDecoder(resp.Body).Decode(&counts); err != nil {
+		return backup.Counts{}, fmt.Errorf("import answer: %w", err)
+	}
+	return counts, nil
+}
+
+// send sends one admin request with a streamed body.
+func (c *adminClient) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-ndjson")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w at %s: %v", errNoServer, c.base, err)
+	}
+	return resp, nil
+}
+
+// answerError is an error answer's message, every problem listed.
+func answerError(resp *http.Response) error {
+	var e struct {
+		Message string `json:"message"`
+		Details *struct {
+			Issues []struct {
+				Path    []string `json:"path"`
+				Message string   `json:"message"`
+			} `json:"issues"`
+		} `json:"details"`
+	}
+	json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&e)
+	msg := fmt.Sprintf("%d %s", resp.StatusCode, cmpOr(e.Message, http.StatusText(resp.StatusCode)))
+	if e.Details != nil {
+		for _, is := range e.Details.Issues {
+			msg += "\n  " + strings.Join(is.Path, " ") + ": " + is.Message
+		}
+	}
+	return errors.New(msg)
+}
+
+func scopeQuery(sc callcontext.Scope) string {
+	return url.Values{"tenant": {sc.Tenant}, "mode": {string(sc.Mode)}}.Encode()
+}
+
+// lineCounter counts an export's customers and line types as it passes.
+type lineCounter struct {
+	counts  backup.Counts
+	partial []byte
+}
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	data := append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		switch line := data[:i]; {
+		case bytes.HasPrefix(line, []byte(`{"customer"`)):
+			l.counts.Customers++
+		case bytes.HasPrefix(line, []byte(`{"line_type"`)):
+			l.counts.LineTypes++
+		}
+		data = data[i+1:]
+	}
+	l.partial = append(l.partial[:0], data...)
+	return len(p), nil
 }

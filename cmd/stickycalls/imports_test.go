@@ -26,7 +26,7 @@ var allowedImports = map[string][]string{
 	"lookup":                   {"context/identity"},
 	"greetings":                {"context/callcontext", "context/identity"},
 	"voice":                    {"context/callcontext", "context/identity", "greetings"},
-	"httpapi":                  {"context/callcontext", "context/identity", "voice"},
+	"httpapi":                  {"context/callcontext", "context/identity", "context/backup", "voice"},
 	"cmd/stickycalls/simulate": {"voice"}, // signs webhooks as Twilio does; otherwise only HTTP
 }
 

@@ -31,8 +31,10 @@ const usage = `usage:
   stickycalls [serve]                                  run the service
   stickycalls keys create --tenant NAME --mode test|prod
   stickycalls keys list
-  stickycalls keys revoke KEY_ID
-  stickycalls call --from +14155551234 --to +18005550100 [--digits 1 | --speech "Uh, yes."] [--duration 42] [--url http://localhost:8080]
+  stickycalls keys revoke KEY_ID                       (with STICKYCALLS_ADMIN_TOKEN: through the running server)
+  stickycalls export [--tenant default] [--mode prod] [--out FILE]   a tenant and mode's customers as JSON Lines
+  stickycalls import [--tenant default] [--mode prod] FILE           ... and back, into this store
+  stickycalls call --from +14155551234 --to +18005550100 [--digits 1 | --speech "Uh, yes."] [--duration 42] [--dial-status no-answer] [--url http://localhost:8080]
   stickycalls health [--url http://127.0.0.1:8080/readyz]   exit 0 when ready (container health checks)
   stickycalls simulate [--seed 1] [--customers 10000] [--calls 50000] [--out docs/RECOGNITION.md] [--url URL --key KEY]   measure recognition on a generated call history
   stickycalls bench [--quick] [--customers 10000,1000000] [--out docs/PERFORMANCE.md]   measure against a Redis floor
@@ -49,6 +51,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, getenv, stdout)
 	case "keys":
 		return keys(ctx, args, getenv, stdout)
+	case "export":
+		return exportCmd(ctx, args, getenv, stdout, stderr)
+	case "import":
+		return importCmd(ctx, args, getenv, stdout)
 	case "call":
 		return call(ctx, args, getenv, stdout)
 	case "health":

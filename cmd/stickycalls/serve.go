@@ -124,7 +124,11 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 	a := app{calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
 	tw.Now, tw.Shutdown, tw.Streams, tw.Outbox = w.now, a.shutdown, a.streams, w.outbox
-	a.handler = httpapi.NewHandler(logger, calls, reg, &tw, be.limiter, httpapi.WithAdminToken(cfg.AdminToken))
+	hopts := []httpapi.Option{httpapi.WithAdminToken(cfg.AdminToken)}
+	if b := newStoreBackup(be, w.now); b != nil {
+		hopts = append(hopts, httpapi.WithBackup(b))
+	}
+	a.handler = httpapi.NewHandler(logger, calls, reg, &tw, be.limiter, hopts...)
 	return a, nil
 }
 

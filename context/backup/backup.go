@@ -55,6 +55,9 @@ type Sink interface {
 	RememberLineTypes(ctx context.Context, sc callcontext.Scope, lts []callcontext.RememberedLineType) error
 }
 
+// ErrConflict means customers of the file are stored otherwise already.
+var ErrConflict = errors.New("import refused")
+
 // Counts says what an export wrote or an import did.
 type Counts struct {
 	Customers int `json:"customers"`
@@ -245,8 +248,8 @@ func Import(ctx context.Context, dst Sink, sc callcontext.Scope, f File, now tim
 		}
 	}
 	if len(conflicts) > 0 {
-		return Counts{}, fmt.Errorf("import refused, nothing written: %d customers are stored otherwise than in the file (%s)",
-			len(conflicts), strings.Join(conflicts[:min(len(conflicts), 10)], ", "))
+		return Counts{}, fmt.Errorf("%w, nothing written: %d customers are stored otherwise than in the file (%s)",
+			ErrConflict, len(conflicts), strings.Join(conflicts[:min(len(conflicts), 10)], ", "))
 	}
 	var lts []callcontext.RememberedLineType
 	for _, lt := range f.LineTypes {
