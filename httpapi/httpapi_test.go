@@ -25,6 +25,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
+	"github.com/stickycalls/stickycalls/httpapi/apitest"
 )
 
 // now is the service's clock in every test: a fixed instant, so nothing
@@ -146,6 +147,7 @@ func (e *env) do(tb testing.TB, r request) response {
 	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", r.method, r.path, err)
 	}
+	apitest.Check(tb, req, res, body)
 	return response{status: res.StatusCode, header: res.Header, body: body}
 }
 
@@ -864,8 +866,12 @@ func FuzzStartEnd(f *testing.F) {
 			if err != nil {
 				t.Fatalf("POST %s: %v", path, err)
 			}
-			got, _ := io.ReadAll(resp.Body)
+			got, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("POST %s: read body: %v", path, err)
+			}
+			apitest.Check(t, req, resp, got)
 			if resp.StatusCode >= 500 {
 				t.Fatalf("POST %s %q (Idempotency-Key %q): got %d %s, want no 5xx", path, body, key, resp.StatusCode, got)
 			}

@@ -25,7 +25,8 @@ var allowedImports = map[string][]string{
 	"greetings":                {"context/callcontext", "context/identity"},
 	"voice":                    {"context/callcontext", "context/identity", "greetings"},
 	"httpapi":                  {"context/callcontext", "context/identity", "voice"},
-	"cmd/stickycalls/simulate": {"voice"}, // signs webhooks as Twilio does; otherwise only HTTP
+	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
+	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP
 }
 
 func TestImports(t *testing.T) {
@@ -64,6 +65,35 @@ func TestImportsTableComplete(t *testing.T) {
 		}
 		if _, ok := allowedImports[filepath.ToSlash(rel)]; !ok {
 			t.Errorf("package %s is not in allowedImports: decide what it may import", rel)
+		}
+		return nil
+	})
+}
+
+// testOnly are the packages only test files may import: test helpers, and
+// what they bring along (kin-openapi, redis-server processes).
+var testOnly = []string{"context/storetest", "context/redistest", "httpapi/apitest"}
+
+// TestTestOnlyPackages: no package, the program included, imports a test
+// helper outside its test files.
+func TestTestOnlyPackages(t *testing.T) {
+	root := filepath.Join("..", "..")
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		p, err := build.ImportDir(path, 0)
+		if err != nil {
+			return nil // no Go files
+		}
+		rel, _ := filepath.Rel(root, path)
+		for _, imp := range p.Imports {
+			if dep, ok := strings.CutPrefix(imp, module); ok && contains(testOnly, dep) {
+				t.Errorf("%s must not import %s outside its test files", filepath.ToSlash(rel), dep)
+			}
 		}
 		return nil
 	})
