@@ -24,8 +24,12 @@ import (
 // Validator checks answers against one OpenAPI document. It is safe for
 // concurrent use.
 type Validator struct {
-	doc    *openapi3.T
-	router routers.Router
+	doc *openapi3.T
+	// byMethod routes among the paths that take a method, as the service's
+	// router does: GET /v1/calls/start reads the call named start, it is
+	// not POST /v1/calls/start's 405.
+	byMethod map[string]routers.Router
+	all      routers.Router // every path: tells a 405 from a 404
 }
 
 // New loads doc (OpenAPI 3, JSON or YAML) and validates it, its examples
@@ -38,11 +42,46 @@ func New(ctx context.Context, doc []byte) (*Validator, error) {
 	if err := t.Validate(ctx); err != nil {
 		return nil, fmt.Errorf("validate OpenAPI document: %w", err)
 	}
-	r, err := gorillamux.NewRouter(t)
-	if err != nil {
+	v := &Validator{doc: t, byMethod: map[string]routers.Router{}}
+	if v.all, err = gorillamux.NewRouter(t); err != nil {
 		return nil, fmt.Errorf("route OpenAPI document: %w", err)
 	}
-	return &Validator{doc: t, router: r}, nil
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodTrace}
+	for _, method := range methods {
+		paths := openapi3.NewPaths()
+		for path, item := range t.Paths.Map() {
+			if item.GetOperation(method) != nil {
+				paths.Set(path, item)
+			}
+		}
+		if paths.Len() == 0 {
+			continue
+		}
+		only := *t // shallow: the paths differ, the rest is shared and read-only
+		only.Paths = paths
+		if v.byMethod[method], err = gorillamux.NewRouter(&only); err != nil {
+			return nil, fmt.Errorf("route OpenAPI document's %s operations: %w", method, err)
+		}
+	}
+	return v, nil
+}
+
+// find routes req as the service's router does: among the paths that take
+// its method first; failing that, ErrMethodNotAllowed for a path that takes
+// others, else ErrPathNotFound.
+func (v *Validator) find(req *http.Request) (*routers.Route, map[string]string, error) {
+	if r, ok := v.byMethod[req.Method]; ok {
+		route, params, err := r.FindRoute(req)
+		if !errors.Is(err, routers.ErrPathNotFound) {
+			return route, params, err
+		}
+	}
+	_, _, err := v.all.FindRoute(req)
+	if err == nil {
+		err = routers.ErrMethodNotAllowed // a path that takes the method was found above
+	}
+	return nil, nil, err
 }
 
 // Validate reports how the answer (status, header, body) to req departs
@@ -51,7 +90,7 @@ func New(ctx context.Context, doc []byte) (*Validator, error) {
 // router's 404, and a method a documented path does not take its 405, as
 // the document's NotFound and MethodNotAllowed responses describe them.
 func (v *Validator) Validate(ctx context.Context, req *http.Request, status int, header http.Header, body []byte) error {
-	route, params, err := v.router.FindRoute(req)
+	route, params, err := v.find(req)
 	switch {
 	case errors.Is(err, routers.ErrPathNotFound):
 		route, err = v.only(req, "NotFound", http.StatusNotFound)

@@ -56,6 +56,8 @@ func answers(t *testing.T) map[string]answer {
 		{"end", "POST", "/v1/calls/end", `{"call_id":"a-1","customer_ref":"cust_a","variables":{"name":"Ann"}}`},
 		{"customer", "GET", "/v1/customers/cust_a", ""},
 		{"usage", "GET", "/v1/usage", ""},
+		{"start of a call named end", "POST", "/v1/calls/start", `{"call_id":"end","identity_hints":{"ani":"+14155550101"}}`},
+		{"call named end", "GET", "/v1/calls/end", ""},
 		{"unknown customer", "GET", "/v1/customers/cust_nobody", ""},
 		{"invalid start", "POST", "/v1/calls/start", `{"call_id":"a-2"}`},
 		{"wrong method", "PUT", "/v1/usage", ""},
@@ -139,7 +141,7 @@ func TestSpoiledDocumentFails(t *testing.T) {
 			s := at(t, doc, "components", "schemas", "StartResult")
 			delete(at(t, s, "properties"), "greeting")
 			s["required"] = slices.DeleteFunc(s["required"].([]any), func(v any) bool { return v == "greeting" })
-		}, []string{"start"}},
+		}, []string{"start", "start of a call named end"}},
 		{"a field the end does not send required", func(t *testing.T, doc map[string]any) {
 			s := at(t, doc, "components", "schemas", "EndResult")
 			s["required"] = append(s["required"].([]any), "saved_at")
@@ -153,12 +155,15 @@ func TestSpoiledDocumentFails(t *testing.T) {
 		{"a variable's value a number", func(t *testing.T, doc map[string]any) {
 			at(t, doc, "components", "schemas", "StoredVariable", "properties", "value")["type"] = "integer"
 		}, []string{"customer"}},
+		{"GET /v1/calls/{call_id} missing", func(t *testing.T, doc map[string]any) {
+			delete(at(t, doc, "paths"), "/v1/calls/{call_id}")
+		}, []string{"call named end"}},
 		{"details dropped from the error body", func(t *testing.T, doc map[string]any) {
 			delete(at(t, doc, "components", "schemas", "Error", "properties"), "details")
 		}, []string{"invalid start"}},
 		{"the RateLimit-Remaining header a string of letters", func(t *testing.T, doc map[string]any) {
 			at(t, doc, "components", "headers", "RateLimit-Remaining")["schema"] = map[string]any{"type": "string", "pattern": "^[a-z]+$"}
-		}, []string{"start", "end", "customer", "usage", "unknown customer", "invalid start"}},
+		}, []string{"start", "end", "customer", "usage", "unknown customer", "invalid start", "start of a call named end", "call named end"}},
 		{"the 405 without Allow", func(t *testing.T, doc map[string]any) {
 			h := at(t, doc, "components", "responses", "MethodNotAllowed", "headers")
 			h["Allowed-Methods"] = h["Allow"]
