@@ -112,7 +112,7 @@ func (v *Validator) Validate(ctx context.Context, req *http.Request, status int,
 		return err
 	}
 	// kin-openapi skips the body of a response documented without one.
-	if doc := route.Operation.Responses.Status(status); len(doc.Value.Content) == 0 && len(body) > 0 {
+	if doc := route.Operation.Responses.Status(status); doc != nil && doc.Value != nil && len(doc.Value.Content) == 0 && len(body) > 0 {
 		return fmt.Errorf("status %d is documented without a body, got %d bytes", status, len(body))
 	}
 	return nil
