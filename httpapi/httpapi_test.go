@@ -21,10 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
+	"github.com/stickycalls/stickycalls/httpapi/apitest"
 )
 
 // now is the service's clock in every test: a fixed instant, so nothing
@@ -78,9 +80,28 @@ func newEnv(tb testing.TB, policies map[string]callcontext.Policy) *env {
 	e.testKey = e.createKey(tb, "default", callcontext.Test)
 	e.prodKey = e.createKey(tb, "default", callcontext.Prod)
 	e.otherKey = e.createKey(tb, "other", callcontext.Test)
-	e.srv = httptest.NewServer(httpapi.NewHandler(zerolog.New(e.logs), calls, prometheus.NewRegistry(), nil, callcontext.NewMemoryLimiter()))
+	e.srv = httptest.NewServer(httpapi.NewHandler(zerolog.New(e.logs), calls, prometheus.NewRegistry(), nil, callcontext.NewMemoryLimiter(),
+		httpapi.WithAdminToken(adminToken), httpapi.WithBackup(storeBackup{store})))
 	tb.Cleanup(e.srv.Close)
 	return e
+}
+
+// adminToken is the env's STICKYCALLS_ADMIN_TOKEN.
+const adminToken = "env0admin0token"
+
+// storeBackup is the admin routes' backup of the env's store.
+type storeBackup struct{ store *boltstore.Store }
+
+func (b storeBackup) Export(ctx context.Context, sc callcontext.Scope, w io.Writer) (backup.Counts, error) {
+	return backup.Export(ctx, b.store, sc, now, w)
+}
+
+func (b storeBackup) Import(ctx context.Context, sc callcontext.Scope, r io.Reader) (backup.Counts, error) {
+	f, err := backup.Read(r)
+	if err != nil {
+		return backup.Counts{}, err
+	}
+	return backup.Import(ctx, b.store, sc, f, now)
 }
 
 func (e *env) createKey(tb testing.TB, tenant string, mode callcontext.Mode) string {
@@ -146,6 +167,7 @@ func (e *env) do(tb testing.TB, r request) response {
 	if err != nil {
 		tb.Fatalf("%s %s: read body: %v", r.method, r.path, err)
 	}
+	apitest.Check(tb, req, res, body)
 	return response{status: res.StatusCode, header: res.Header, body: body}
 }
 
@@ -864,8 +886,12 @@ func FuzzStartEnd(f *testing.F) {
 			if err != nil {
 				t.Fatalf("POST %s: %v", path, err)
 			}
-			got, _ := io.ReadAll(resp.Body)
+			got, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("POST %s: read body: %v", path, err)
+			}
+			apitest.Check(t, req, resp, got)
 			if resp.StatusCode >= 500 {
 				t.Fatalf("POST %s %q (Idempotency-Key %q): got %d %s, want no 5xx", path, body, key, resp.StatusCode, got)
 			}

@@ -1,5 +1,6 @@
 // Package httpapi is the service's one http.Handler: the REST /v1 API,
-// health, readiness and metrics. Every route is listed in addRoutes.
+// health, readiness, metrics and the API's OpenAPI document. Every route is
+// listed in addRoutes, and every REST route in openapi.yaml.
 package httpapi
 
 import (
@@ -69,6 +70,7 @@ func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, m *metrics, reg *prometheus.Registry, limiter callcontext.Limiter) {
 	api := requireKey(logger, calls, rateLimit(calls, limiter, m))
 	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /openapi.json", handleOpenAPI(logger))
 	mux.Handle("GET /readyz", handleReadyz(calls))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("POST /v1/calls/start", api(handle(logger, handleCallStart(calls, m))))

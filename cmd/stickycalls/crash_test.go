@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/redistest"
+	"github.com/stickycalls/stickycalls/httpapi/apitest"
 )
 
 // redisTimeouts keep a request on a dead Redis short: it answers 503 within
@@ -37,8 +38,9 @@ func (a exchanged) String() string {
 	return fmt.Sprintf("%d %s", a.status, a.body)
 }
 
-// exchange sends one request with the server's key through crashClient.
-// Unlike do, it may run on any goroutine.
+// exchange sends one request with the server's key through crashClient
+// and checks a whole answer against the OpenAPI document. Unlike do, it may
+// run on any goroutine.
 func (s *server) exchange(method, path, body string) exchanged {
 	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	if err != nil {
@@ -54,6 +56,9 @@ func (s *server) exchange(method, path, body string) exchanged {
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
+	if err == nil { // a body cut short by a crash is no answer to check
+		apitest.Check(s.t, req, resp, raw)
+	}
 	return exchanged{status: resp.StatusCode, header: resp.Header, body: raw, err: err}
 }
 

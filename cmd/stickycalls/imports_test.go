@@ -27,7 +27,8 @@ var allowedImports = map[string][]string{
 	"greetings":                {"context/callcontext", "context/identity"},
 	"voice":                    {"context/callcontext", "context/identity", "greetings"},
 	"httpapi":                  {"context/callcontext", "context/identity", "context/backup", "voice"},
-	"cmd/stickycalls/simulate": {"voice"}, // signs webhooks as Twilio does; otherwise only HTTP
+	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
+	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP
 }
 
 func TestImports(t *testing.T) {
@@ -51,6 +52,35 @@ func TestImports(t *testing.T) {
 // TestImportsTableComplete: every package of the project (but main) is in
 // the table, so a new one gets its edges decided.
 func TestImportsTableComplete(t *testing.T) {
+	eachPackage(func(rel string, p *build.Package) {
+		if p.Name == "main" || rel == "." {
+			return // the program
+		}
+		if _, ok := allowedImports[rel]; !ok {
+			t.Errorf("package %s is not in allowedImports: decide what it may import", rel)
+		}
+	})
+}
+
+// testOnly are the packages only test files may import: test helpers, and
+// what they bring along (kin-openapi, redis-server processes).
+var testOnly = []string{"context/storetest", "context/redistest", "httpapi/apitest"}
+
+// TestTestOnlyPackages: no package, the program included, imports a test
+// helper outside its test files.
+func TestTestOnlyPackages(t *testing.T) {
+	eachPackage(func(rel string, p *build.Package) {
+		for _, imp := range p.Imports {
+			if dep, ok := strings.CutPrefix(imp, module); ok && contains(testOnly, dep) {
+				t.Errorf("%s must not import %s outside its test files", rel, dep)
+			}
+		}
+	})
+}
+
+// eachPackage calls f with every package of the project, the program
+// included, and its path from the module's root (slash-separated).
+func eachPackage(f func(rel string, p *build.Package)) {
 	root := filepath.Join("..", "..")
 	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
@@ -59,14 +89,12 @@ func TestImportsTableComplete(t *testing.T) {
 		if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
 			return filepath.SkipDir
 		}
-		rel, _ := filepath.Rel(root, path)
 		p, err := build.ImportDir(path, 0)
-		if err != nil || p.Name == "main" || rel == "." {
-			return nil // no Go files, or the program
+		if err != nil {
+			return nil // no Go files
 		}
-		if _, ok := allowedImports[filepath.ToSlash(rel)]; !ok {
-			t.Errorf("package %s is not in allowedImports: decide what it may import", rel)
-		}
+		rel, _ := filepath.Rel(root, path)
+		f(filepath.ToSlash(rel), p)
 		return nil
 	})
 }

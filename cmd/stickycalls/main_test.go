@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stickycalls/stickycalls/httpapi/apitest"
 )
 
 // syncBuffer is a bytes.Buffer that run may write while the test reads.
@@ -121,7 +123,11 @@ func (s *server) do(method, path, body string, headers ...string) (int, http.Hea
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	apitest.Check(s.t, req, resp, raw)
 	var m map[string]any
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &m); err != nil {
@@ -229,8 +235,13 @@ func TestConcurrentEndsOneEffect(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			raw, _ := io.ReadAll(resp.Body)
+			raw, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			apitest.Check(t, req, resp, raw)
 			answers <- answer{resp.StatusCode, string(raw)}
 		}()
 	}

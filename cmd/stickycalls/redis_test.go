@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stickycalls/stickycalls/context/redistest"
+	"github.com/stickycalls/stickycalls/httpapi/apitest"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
@@ -64,7 +66,13 @@ func countOK(t *testing.T, servers []*server, key string, n int) map[int]int {
 				t.Error(err)
 				return
 			}
+			raw, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			apitest.Check(t, req, resp, raw)
 			mu.Lock()
 			got[resp.StatusCode]++
 			mu.Unlock()

@@ -57,7 +57,7 @@ func simulation(ctx context.Context, args []string, getenv func(string) string, 
 	if f.url != "" {
 		rep, err = simulate.Play(ctx, w, remoteTarget(f))
 	} else {
-		rep, err = simulateInProcess(ctx, w, f.scoring)
+		rep, err = simulateInProcess(ctx, w, f.scoring, nil)
 	}
 	if err != nil {
 		return err
@@ -126,8 +126,9 @@ func remoteTarget(f simFlags) simulate.Target {
 
 // simulateInProcess builds the service as serve does, over a throwaway
 // embedded store (no fsync) with the simulation's clock, refs and Lookup,
-// and plays w through its handler without any network.
-func simulateInProcess(ctx context.Context, w *simulate.World, scoring string) (*simulate.Report, error) {
+// and plays w through its handler without any network. A non-nil wrap
+// wraps the in-process transport (tests check every answer with it).
+func simulateInProcess(ctx context.Context, w *simulate.World, scoring string, wrap func(http.RoundTripper) http.RoundTripper) (*simulate.Report, error) {
 	dir, err := os.MkdirTemp("", "stickycalls-simulate-")
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
@@ -153,8 +154,12 @@ func simulateInProcess(ctx context.Context, w *simulate.World, scoring string) (
 	if err != nil {
 		return nil, fmt.Errorf("simulate: create key: %w", err)
 	}
+	var transport http.RoundTripper = handlerTransport{a.handler}
+	if wrap != nil {
+		transport = wrap(transport)
+	}
 	return simulate.Play(ctx, w, simulate.Target{
-		Client: &http.Client{Transport: handlerTransport{a.handler}}, BaseURL: simPublicURL, APIKey: key,
+		Client: &http.Client{Transport: transport}, BaseURL: simPublicURL, APIKey: key,
 		AuthToken: simAuthToken, AccountSID: simAccountSID, Number: simNumber, SetClock: clock.Set,
 	})
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/simulate"
+	"github.com/stickycalls/stickycalls/httpapi/apitest"
 )
 
 // A small simulation runs through run, writes its report and picture, and
@@ -41,13 +44,40 @@ func TestSimulateDeterministic(t *testing.T) {
 	}
 }
 
+// checked wraps a transport so that every /v1 answer through it is checked
+// against the OpenAPI document: the simulation reaches shared lines,
+// confirm answers and completed calls that few other tests do.
+func checked(t *testing.T) func(http.RoundTripper) http.RoundTripper {
+	return func(next http.RoundTripper) http.RoundTripper { return checkedTransport{t, next} }
+}
+
+type checkedTransport struct {
+	t    *testing.T
+	next http.RoundTripper
+}
+
+func (c checkedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(r)
+	if err != nil || !strings.HasPrefix(r.URL.Path, "/v1/") {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	apitest.Check(c.t, r, resp, body)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
 // Every segment gets calls, and every rate is a share.
 func TestSimulateSane(t *testing.T) {
 	w, err := simulate.NewWorld(simulate.Params{Seed: 3, People: 120, Calls: 400, Days: 180, VoiceShare: 0.3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := simulateInProcess(t.Context(), w, "")
+	rep, err := simulateInProcess(t.Context(), w, "", checked(t))
 	if err != nil {
 		t.Fatalf("simulateInProcess() = %v", err)
 	}
@@ -85,7 +115,7 @@ func TestSimulateTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := simulateInProcess(t.Context(), w, "")
+	rep, err := simulateInProcess(t.Context(), w, "", checked(t))
 	if err != nil {
 		t.Fatalf("simulateInProcess() = %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stickycalls/stickycalls/httpapi/apitest"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 named cn and its key, and
@@ -100,6 +103,11 @@ func (s *server) doTLS(base string, pool *x509.CertPool) (int, http.Header, erro
 	if err != nil {
 		return 0, nil, err
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
+	}
+	apitest.Check(s.t, req, resp, raw)
 	return resp.StatusCode, resp.Header, nil
 }
