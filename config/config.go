@@ -49,6 +49,10 @@ type Tenant struct {
 	Plans   map[string]Plan // keyed by mode, "test" or "prod"; an absent mode is unlimited
 	Twilio  Twilio
 	Scoring Scoring
+	// VapiSecret is the secret Vapi sends with the tenant's server
+	// messages, read from the variable vapi.secret_env names; "" refuses
+	// every message.
+	VapiSecret string
 }
 
 // Plan limits one mode of a tenant. Zero in a field means unlimited.
@@ -102,6 +106,16 @@ type Number struct {
 	// Unanswered runs when a dial is not answered (no-answer, busy,
 	// failed); zero: a built-in apology and goodbye.
 	Unanswered Unanswered
+	// Vapi, when set, answers the number's calls on a Vapi assistant.
+	Vapi *VapiNumber
+}
+
+// VapiNumber is how a number served by a Vapi assistant is answered.
+type VapiNumber struct {
+	AssistantID  string            // the assistant Vapi runs for the call
+	Intent       string            // the structured output key of the end's intent ("" for none)
+	IntentStatus string            // … of its status: open, resolved or abandoned
+	Variables    map[string]string // variable name → structured output key
 }
 
 // Unanswered is what a caller hears when the number's dial is not

@@ -23,6 +23,23 @@ type tenantFile struct {
 	Plans   map[string]planFile `yaml:"plans"`
 	Twilio  twilioFile          `yaml:"twilio"`
 	Scoring scoringFile         `yaml:"scoring"`
+	Vapi    vapiTenantFile      `yaml:"vapi"`
+}
+
+// vapiTenantFile names the environment variable that holds the secret Vapi
+// sends with each server message (its X-Vapi-Secret header).
+type vapiTenantFile struct {
+	SecretEnv string `yaml:"secret_env"`
+}
+
+// vapiNumberFile is how a number served by a Vapi assistant is answered:
+// the assistant, and which keys of its structured output are the end's
+// intent, intent status and variables.
+type vapiNumberFile struct {
+	AssistantID  string            `yaml:"assistant_id"`
+	Intent       string            `yaml:"intent"`
+	IntentStatus string            `yaml:"intent_status"`
+	Variables    map[string]string `yaml:"variables"` // variable name → structured output key
 }
 
 type planFile struct {
@@ -56,6 +73,7 @@ type numberFile struct {
 	TransferTargets []string          `yaml:"transfer_targets"`
 	DialTimeout     *int              `yaml:"dial_timeout"` // seconds; nil: the default
 	Unanswered      unansweredFile    `yaml:"unanswered"`
+	Vapi            *vapiNumberFile   `yaml:"vapi"`
 }
 
 // unansweredFile is what runs when a dial is not answered: at most one field.
@@ -151,7 +169,11 @@ func (l *loader) addYAML(path, msg string) {
 func section(typ string) string {
 	switch strings.TrimPrefix(typ, "config.") {
 	case "tenantFile":
-		return "a tenant (plans, twilio, scoring)"
+		return "a tenant (plans, twilio, scoring, vapi)"
+	case "vapiTenantFile":
+		return "a tenant's vapi (secret_env)"
+	case "vapiNumberFile":
+		return "a number's vapi (assistant_id, intent, intent_status, variables)"
 	case "planFile":
 		return "a plan (rate_limit_per_minute, monthly_quota)"
 	case "twilioFile":
@@ -159,7 +181,7 @@ func section(typ string) string {
 	case "scoringFile":
 		return "scoring (weights, thresholds)"
 	case "numberFile":
-		return "a number (tenant, greetings, next, fallback, agent_headers, transfer_targets, dial_timeout, unanswered)"
+		return "a number (tenant, greetings, next, fallback, agent_headers, transfer_targets, dial_timeout, unanswered, vapi)"
 	case "unansweredFile":
 		return "unanswered (message, voicemail, dial)"
 	case "actionFile":

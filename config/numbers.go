@@ -30,7 +30,9 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 		if _, ok := cfg.Greetings[n.Greetings]; n.Greetings != "" && !ok {
 			l.add(where+".greetings", "no greeting set %q", n.Greetings)
 		}
-		l.action(where+".next", n.Next)
+		if nf.Vapi == nil || n.Next != (Action{}) { // a number a Vapi assistant answers may have no next action
+			l.action(where+".next", n.Next)
+		}
 		if n.Fallback != (Action{}) {
 			l.action(where+".fallback", n.Fallback)
 		}
@@ -52,6 +54,12 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 			}
 		}
 		n.Unanswered = l.unanswered(where+".unanswered", Unanswered(nf.Unanswered))
+		if v := nf.Vapi; v != nil {
+			n.Vapi = &VapiNumber{AssistantID: v.AssistantID, Intent: v.Intent, IntentStatus: v.IntentStatus, Variables: v.Variables}
+			if v.AssistantID == "" {
+				l.add(where+".vapi.assistant_id", "required: the Vapi assistant that answers the number's calls")
+			}
+		}
 		out[key] = n
 	}
 	return out

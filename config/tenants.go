@@ -29,11 +29,15 @@ func (l *loader) tenants(in map[string]tenantFile) map[string]Tenant {
 // tenant checks and resolves one tenant of the file.
 func (l *loader) tenant(name string, tf tenantFile) Tenant {
 	where := fmt.Sprintf("tenants[%q]", name)
-	return Tenant{
+	t := Tenant{
 		Plans:   l.plans(where+".plans", tf.Plans),
 		Twilio:  l.twilio(where+".twilio", name == DefaultTenant, tf.Twilio),
 		Scoring: l.scoring(where+".scoring", tf.Scoring),
 	}
+	if env := tf.Vapi.SecretEnv; env != "" {
+		t.VapiSecret = l.secret(where+".vapi.secret_env", env, func(string) string { return "" }, "")
+	}
+	return t
 }
 
 // isTenantName reports whether s is 1 to 64 characters of a-z, 0-9, _ and -.

@@ -25,7 +25,12 @@ type Option func(*options)
 type options struct {
 	adminToken string
 	backup     Backup
+	vapi       http.Handler
 }
+
+// WithVapi serves a Vapi assistant's server URL at /integrations/vapi
+// with h (see voice/vapi).
+func WithVapi(h http.Handler) Option { return func(o *options) { o.vapi = h } }
 
 // WithAdminToken serves the admin routes (/admin/keys) to requests that
 // carry token as their bearer credential; without it they do not exist.

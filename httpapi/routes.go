@@ -38,6 +38,9 @@ func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *promethe
 	if o.adminToken != "" {
 		addAdminRoutes(mux, logger, calls, reg, o)
 	}
+	if o.vapi != nil {
+		mux.Handle("POST /integrations/vapi", o.vapi) // the tenant's X-Vapi-Secret, checked inside
+	}
 	return logRequests(logger, m, jsonErrors(logger, mux))
 }
 

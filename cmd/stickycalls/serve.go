@@ -26,6 +26,7 @@ import (
 	"github.com/stickycalls/stickycalls/httpapi"
 	"github.com/stickycalls/stickycalls/lookup"
 	"github.com/stickycalls/stickycalls/voice"
+	"github.com/stickycalls/stickycalls/voice/vapi"
 )
 
 // serve runs the service until ctx is done, then drains it.
@@ -96,6 +97,7 @@ type outside struct {
 // app is the service as serve runs it: the domain service and the one
 // handler over it, with what shutting it down needs.
 type app struct {
+	logger   zerolog.Logger
 	calls    *callcontext.Service
 	handler  http.Handler
 	shutdown chan struct{}   // close it to end open media streams
@@ -121,10 +123,13 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 	if err != nil {
 		return app{}, err
 	}
-	a := app{calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
+	a := app{logger: logger, calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
 	tw.Now, tw.Shutdown, tw.Streams, tw.Outbox = w.now, a.shutdown, a.streams, w.outbox
 	hopts := []httpapi.Option{httpapi.WithAdminToken(cfg.AdminToken)}
+	if vc := vapiConfig(cfg, greeter, w.outbox); len(vc.Numbers) > 0 {
+		hopts = append(hopts, httpapi.WithVapi(vapi.Handle(logger, calls, vc)))
+	}
 	if b := newStoreBackup(be, w.now); b != nil {
 		hopts = append(hopts, httpapi.WithBackup(b))
 	}
@@ -132,12 +137,24 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 	return a, nil
 }
 
-// applyCompletion applies a completion kept in the outbox, as of the time
-// its callback arrived.
+// applyCompletion applies what the outbox kept: a completion, as of the
+// time its callback arrived, or an end. An end the service refuses (bad
+// data, a conflicting end of the call) is logged and let go: retrying it
+// cannot help.
 func (a app) applyCompletion(ctx context.Context, e outbox.Entry) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	return a.calls.Complete(ctx, callcontext.Scope{Tenant: e.Tenant, Mode: callcontext.Prod}, e.Completion)
+	sc := callcontext.Scope{Tenant: e.Tenant, Mode: callcontext.Prod}
+	if e.End == nil {
+		return a.calls.Complete(ctx, sc, e.Completion)
+	}
+	_, err := a.calls.End(ctx, sc, *e.End, "")
+	var invalid *callcontext.ValidationError
+	if errors.As(err, &invalid) || errors.Is(err, callcontext.ErrConflict) {
+		a.logger.Error().Err(err).Str("call_sid", e.End.CallID).Msg("outbox: end refused; dropped")
+		return nil
+	}
+	return err
 }
 
 // buildInfo is stickycalls_build_info{version,go_version} 1: which build
@@ -242,6 +259,26 @@ func voiceConfig(cfg config.Config, greeter *greetings.Greeter, m *voice.Metrics
 			TransferTargets: n.TransferTargets, DialTimeout: n.DialTimeout, Unanswered: voice.Unanswered(n.Unanswered)}
 	}
 	return tw
+}
+
+// vapiConfig is what the Vapi server URL needs from the configuration:
+// the numbers Vapi assistants answer, and the tenants' secrets.
+func vapiConfig(cfg config.Config, greeter *greetings.Greeter, ob voice.Outbox) vapi.Config {
+	vc := vapi.Config{Numbers: map[string]vapi.Number{}, Secrets: map[string]string{}, Deadline: cfg.WebhookDeadline, Greeter: greeter}
+	if o, ok := ob.(vapi.Outbox); ok {
+		vc.Outbox = o
+	}
+	for number, n := range cfg.Numbers {
+		if v := n.Vapi; v != nil {
+			vc.Numbers[number] = vapi.Number{Tenant: n.Tenant, AssistantID: v.AssistantID, Intent: v.Intent, IntentStatus: v.IntentStatus, Variables: v.Variables}
+		}
+	}
+	for name, t := range cfg.Tenants {
+		if t.VapiSecret != "" {
+			vc.Secrets[name] = t.VapiSecret
+		}
+	}
+	return vc
 }
 
 // firstKey gives a newcomer a key: on an empty store it creates tenant

@@ -34,10 +34,13 @@ const (
 	DefaultMaxAge   = 24 * time.Hour
 )
 
-// Entry is one completion waiting for the store.
+// Entry is one completion, or one end, waiting for the store.
 type Entry struct {
 	Tenant     string                 `json:"tenant"`
 	Completion callcontext.Completion `json:"completion"`
+	// End, when set, is an end a platform reported once and will not
+	// retry (Vapi's end-of-call report); Completion.At is when it came.
+	End *callcontext.EndRequest `json:"end,omitempty"`
 }
 
 // Options tune an Outbox; zero fields take the defaults.
@@ -109,17 +112,27 @@ func (o *Outbox) Close() error { return o.db.Close() }
 // Put keeps a completion of tenant's call, fsynced before it returns. A
 // second Put for the same call keeps the first (a retry of one callback).
 func (o *Outbox) Put(tenant string, c callcontext.Completion) error {
+	return o.put(Entry{Tenant: tenant, Completion: c})
+}
+
+// PutEnd keeps an end of tenant's call, as Put keeps a completion.
+func (o *Outbox) PutEnd(tenant string, end callcontext.EndRequest) error {
+	return o.put(Entry{Tenant: tenant, Completion: callcontext.Completion{CallID: end.CallID}, End: &end})
+}
+
+func (o *Outbox) put(e Entry) error {
+	c := &e.Completion
 	if c.At.IsZero() {
 		c.At = o.opts.Now()
 	}
-	v, err := json.Marshal(Entry{Tenant: tenant, Completion: c})
+	v, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	added := false
 	err = o.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
-		k := key(tenant, c.CallID)
+		k := e.key()
 		if b.Get(k) != nil {
 			return nil
 		}
@@ -211,7 +224,7 @@ func (o *Outbox) pending() []Entry {
 // remove deletes an applied or dropped entry.
 func (o *Outbox) remove(e Entry) {
 	err := o.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).Delete(key(e.Tenant, e.Completion.CallID))
+		return tx.Bucket(bucket).Delete(e.key())
 	})
 	if err != nil {
 		o.opts.Logger.Error().Err(err).Msg("outbox: delete completion")
@@ -249,7 +262,15 @@ func (o *Outbox) age() time.Duration {
 	return o.opts.Now().Sub(o.oldest)
 }
 
-func key(tenant, callID string) []byte { return []byte(tenant + "\x00" + callID) }
+// key is an entry's key: one per call and kind, so a platform's retries
+// of one report are one entry.
+func (e Entry) key() []byte {
+	kind := "completion"
+	if e.End != nil {
+		kind = "end"
+	}
+	return []byte(e.Tenant + "\x00" + kind + "\x00" + e.Completion.CallID)
+}
 
 func cmpDuration(d, def time.Duration) time.Duration {
 	if d <= 0 {
