@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -180,11 +181,16 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 	if err != nil {
 		return false, false, fmt.Errorf("resolve: %w", err)
 	}
+	r, exists := found.Customers[ref]
+	// A completion retried after a failure past the customer's write (the
+	// call record not marked) is applied already: it only marks the call.
+	if i := slices.IndexFunc(r.Calls, func(c CallRef) bool { return c.ID == commit.Call.ID && c.Completed }); exists && i >= 0 {
+		return r.Calls[i].Created, r.Calls[i].Linked, nil
+	}
 	known := len(lineRefs(found, commit.Call.ANI, now, liveIn(found, now))) > 0
 	if commit.Call.Recommendation == identity.Ignore && known {
 		return false, false, nil // an unrecognized call on a known line does not multiply customers
 	}
-	r, exists := found.Customers[ref]
 	prev := r.Version
 	created = !exists || !r.alive(now)
 	if created {
@@ -192,19 +198,34 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 	}
 	made = !r.ANIs[commit.Call.ANI].Expires.After(now)
 	r.prune(now, s.d)
-	link := Link{LastCall: now, Expires: now.Add(s.d.LinkTTL)}
+	// A completion applied late (from the outbox) never moves a time the
+	// customer or the link has since back.
+	old := r.ANIs[commit.Call.ANI]
+	link := Link{LastCall: later(old.LastCall, now), Expires: later(old.Expires, now.Add(s.d.LinkTTL))}
 	r.link(commit.Call.ANI, nil, link)
 	r.witness(commit.Call.ANI, commit.Call, commit.Call.Confirmed && ref == commit.Call.Matched, s.policy(sc.Tenant).Thresholds, now)
+	if seen := r.ANIs[commit.Call.ANI]; seen.Seen.Before(old.Seen) {
+		seen.Seen = old.Seen
+		r.ANIs[commit.Call.ANI] = seen
+	}
 	if r.FirstCall.IsZero() {
 		r.FirstCall = now
 	}
-	r.LastCall = now
-	r.Calls = append(r.Calls, CallRef{ID: commit.Call.ID, At: now})
+	r.LastCall = later(r.LastCall, now)
+	r.Calls = append(r.Calls, CallRef{ID: commit.Call.ID, At: now, Completed: true, Created: created, Linked: made})
 	r.prune(now, s.d)
 	r.Version = prev + 1
 	commit.Writes = append(commit.Writes, Write{Record: r, Prev: prev})
 	commit.ANILinks = append(commit.ANILinks, ANILink{ANI: commit.Call.ANI, Ref: ref, Link: link})
 	return created, made, nil
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // disputeCompletion records a caller's "no" against the link of the

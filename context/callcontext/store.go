@@ -187,6 +187,11 @@ type CallRef struct {
 	// Disputed: the call was recorded as a dispute of this customer's link
 	// (the customer was the start's guess, and the caller was someone else).
 	Disputed bool `json:"disputed,omitempty"`
+	// Completed: the call's completion linked this customer (Linked: it
+	// made the link, rather than refreshed one), so a retried completion,
+	// after a store failure past the customer's write, counts nothing twice.
+	Completed bool `json:"completed,omitempty"`
+	Linked    bool `json:"linked,omitempty"`
 }
 
 // Op is the kind of request a claim is for.

@@ -21,6 +21,7 @@ func serviceTests() []storeTest {
 	return []storeTest{
 		{"the guide's integration test", testGuideFlow},
 		{"starts, ends and confirm answers are tallied by hour with their writes", testTallies},
+		{"a completion retried after a half-failed write counts once, and never moves times back", testCompletionRetried},
 		{"the docs' returning caller", testDocsFlow},
 		{"a shared line asks to confirm", testSharedLine},
 		{"withheld and own numbers are never matched or linked", testWithheld},
@@ -886,5 +887,79 @@ func testTallies(t *testing.T, s callcontext.Store) {
 		sum.Ends != 3 || sum.Created != 2 || sum.Intents[callcontext.IntentResolved] != 1 || sum.Answers[callcontext.AnswerNo] != 1 ||
 		sum.CallsByHour[23] != 4 || sum.CallsByHour[21] != 1 || sum.CallsByDay[29] != 5 {
 		t.Errorf("Summary = %+v; want 4 starts (1 reuse), 5 calls (2 billable), 3 ends (2 created), 1 resolved, 1 no, by hour 1 then 4", sum)
+	}
+}
+
+// halfCommit is a store whose next completion commits the customers but
+// not the call's completion, then fails: a store failure past the
+// customer's write, which the caller's retry meets.
+type halfCommit struct {
+	callcontext.Store
+	fail bool
+}
+
+func (h *halfCommit) CommitEnd(ctx context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
+	if !e.Completion || !h.fail {
+		return h.Store.CommitEnd(ctx, sc, e)
+	}
+	h.fail = false
+	before, err := h.Store.Call(ctx, sc, e.Call.ID)
+	if err != nil {
+		return err
+	}
+	e.Call = before // the call record as it was: not completed
+	if err := h.Store.CommitEnd(ctx, sc, e); err != nil {
+		return err
+	}
+	return fmt.Errorf("commit completion: %w", callcontext.ErrUnavailable)
+}
+
+// A completion retried after a failure past the customer's write counts
+// nothing twice, and still records what it linked; one applied late never
+// moves the link's or the customer's times back.
+func testCompletionRetried(t *testing.T, s callcontext.Store) {
+	hc := &halfCommit{Store: s}
+	h := newHarness(t, hc, nil)
+	ctx := context.Background()
+	const mobile = `"identity_hints":{"ani":"+14155550151"},"telco":{"line_type":"mobile","attestation":"A"}`
+	for i, id := range []string{"r1", "r2"} {
+		h.at(time.Duration(i) * time.Hour)
+		h.start(`{"call_id":"` + id + `",` + mobile + `}`)
+		hc.fail = i == 1 // the second call's completion half fails once
+		c := callcontext.Completion{CallID: id, Status: callcontext.StatusCompleted, Duration: 60, At: t0.Add(time.Duration(i)*time.Hour + time.Minute)}
+		err := h.svc.Complete(ctx, acmeTest, c)
+		if i == 1 {
+			if !callcontext.IsUnavailable(err) {
+				t.Fatalf("the half-failed completion = %v, want unavailable", err)
+			}
+			err = h.svc.Complete(ctx, acmeTest, c) // the retry (Twilio's, or the outbox's)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := h.svc.CallRecord(ctx, acmeTest, "r1")
+	if err != nil || rec.CompletedRef == "" || !rec.CompletionCreated {
+		t.Fatalf("r1 = %+v, %v; want it to have created and linked its customer", rec, err)
+	}
+	got, _ := s.Customers(ctx, acmeTest, []string{rec.CompletedRef})
+	r := got[rec.CompletedRef]
+	if l := r.ANIs["+14155550151"]; l.Calls != 2 || l.Attested != 2 {
+		t.Errorf("link after 2 calls, one completion retried = calls %d attested %d, want 2 and 2", l.Calls, l.Attested)
+	}
+	// A completion of an earlier call applied after a later one: the times
+	// stay the later call's.
+	h.at(3 * time.Hour)
+	h.start(`{"call_id":"r3",` + mobile + `}`)
+	if err := h.svc.Complete(ctx, acmeTest, callcontext.Completion{CallID: "r3", Status: callcontext.StatusCompleted, Duration: 60, At: t0.Add(3*time.Hour + time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	h.start(`{"call_id":"r0",` + mobile + `}`)
+	if err := h.svc.Complete(ctx, acmeTest, callcontext.Completion{CallID: "r0", Status: callcontext.StatusCompleted, Duration: 60, At: t0.Add(90 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.Customers(ctx, acmeTest, []string{rec.CompletedRef})
+	if r := got[rec.CompletedRef]; !r.LastCall.Equal(t0.Add(3*time.Hour+time.Minute)) || !r.ANIs["+14155550151"].LastCall.Equal(t0.Add(3*time.Hour+time.Minute)) {
+		t.Errorf("after a late completion: last call %v, link last call %v; want the later call's %v", r.LastCall, r.ANIs["+14155550151"].LastCall, t0.Add(3*time.Hour+time.Minute))
 	}
 }
