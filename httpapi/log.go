@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -102,10 +103,8 @@ func logRequests(logger zerolog.Logger, m *metrics, next http.Handler) http.Hand
 		sw := &statusWriter{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), fieldsKey{}, f))
 		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
+			p := recover()
+			if p != nil && p != http.ErrAbortHandler {
 				f.err = panicError{p}
 				if sw.status == 0 {
 					writeError(sw, r, f.err)
@@ -113,11 +112,16 @@ func logRequests(logger zerolog.Logger, m *metrics, next http.Handler) http.Hand
 			}
 			d := time.Since(start)
 			status := sw.status
-			if r.Context().Err() != nil {
-				status = statusClientClosed // whatever was written, nobody read it
+			// A client gone before the answer is a 499, unless the answer
+			// was a server error of its own (a store outage stays a 503).
+			if r.Context().Err() != nil && (status < 500 || errors.Is(f.err, context.Canceled)) {
+				status = statusClientClosed
 			}
 			m.observe(r, status, d)
 			logLine(logger, r, f, status, d)
+			if p == http.ErrAbortHandler {
+				panic(p) // logged first: an aborted answer (a cut export) is seen
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -60,18 +60,25 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(be.collectors...)
+	// The outbox is a safety net: without its file (a read-only disk) the
+	// service still runs, and a completion the store refuses is a 503.
+	w := outside{now: time.Now}
 	ob, err := outbox.Open(cfg.OutboxPath, outbox.Options{Logger: logger, Registerer: reg})
 	if err != nil {
-		return fmt.Errorf("STICKYCALLS_OUTBOX: %w", err)
+		logger.Error().Err(err).Msg("no outbox (STICKYCALLS_OUTBOX): completions the store refuses are answered 503")
+	} else {
+		defer ob.Close()
+		w.outbox = ob
 	}
-	defer ob.Close()
-	a, err := newApp(cfg, be, logger, reg, outside{now: time.Now, outbox: ob})
+	a, err := newApp(cfg, be, logger, reg, w)
 	if err != nil {
 		return err
 	}
-	applied := make(chan struct{})
-	go func() { defer close(applied); ob.Run(bgCtx, a.applyCompletion) }()
-	defer func() { stopBackground(); <-applied }()
+	if ob != nil {
+		applied := make(chan struct{})
+		go func() { defer close(applied); ob.Run(bgCtx, a.applyCompletion) }()
+		defer func() { stopBackground(); <-applied }()
+	}
 	if err := firstKey(ctx, a.calls, stdout); err != nil {
 		return err
 	}

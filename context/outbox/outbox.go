@@ -58,7 +58,6 @@ type Options struct {
 type Outbox struct {
 	db   *bolt.DB
 	opts Options
-	wake chan struct{}
 
 	mu     sync.Mutex
 	depth  int
@@ -82,7 +81,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
-	o := &Outbox{db: db, opts: opts, wake: make(chan struct{}, 1),
+	o := &Outbox{db: db, opts: opts,
 		applied: prometheus.NewCounter(prometheus.CounterOpts{Name: "stickycalls_outbox_applied_total", Help: "Completions applied from the outbox once the store was back."}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "stickycalls_outbox_dropped_total", Help: "Completions dropped from the outbox after retrying for its maximum age."}),
 	}
@@ -144,10 +143,6 @@ func (o *Outbox) put(e Entry) error {
 	}
 	if added {
 		o.count(1, c.At)
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
 	}
 	return nil
 }
@@ -161,9 +156,10 @@ func (o *Outbox) Len() int {
 
 // Run applies the waiting completions with apply until ctx is done: each
 // interval while any wait, oldest first. An entry is deleted once apply
-// returns nil or callcontext.ErrNotFound (there is no call to complete);
-// any other error ends the pass (the store is still away) and the entry is
-// tried again, until it is older than MaxAge.
+// returns nil or callcontext.ErrNotFound (there is no call to complete).
+// An unavailable store ends the pass; any other error leaves that entry
+// for the next pass and goes on with the others. An entry is tried until
+// it is older than MaxAge.
 func (o *Outbox) Run(ctx context.Context, apply func(context.Context, Entry) error) {
 	t := time.NewTicker(o.opts.Interval)
 	defer t.Stop()
@@ -175,8 +171,6 @@ func (o *Outbox) Run(ctx context.Context, apply func(context.Context, Entry) err
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-o.wake:
-			// A new entry: its store just failed, so wait for the tick.
 		}
 	}
 }
@@ -198,9 +192,11 @@ func (o *Outbox) drain(ctx context.Context, apply func(context.Context, Entry) e
 			o.opts.Logger.Error().Err(err).Str("tenant", e.Tenant).Str("call_sid", e.Completion.CallID).
 				Dur("age", o.opts.Now().Sub(e.Completion.At)).Msg("outbox: completion dropped after retrying for its maximum age")
 			o.remove(e)
-		default:
+		case callcontext.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded):
 			o.opts.Logger.Debug().Err(err).Int("waiting", o.Len()).Msg("outbox: store still unavailable")
 			return
+		default:
+			o.opts.Logger.Warn().Err(err).Str("call_sid", e.Completion.CallID).Msg("outbox: not applied yet; tried again next pass")
 		}
 	}
 }

@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -33,6 +34,7 @@ type store struct {
 	mu      sync.Mutex
 	up      bool
 	missing map[string]bool // calls that have no record
+	broken  map[string]bool // calls whose completion fails otherwise
 	got     []outbox.Entry
 }
 
@@ -44,6 +46,8 @@ func (s *store) apply(_ context.Context, e outbox.Entry) error {
 		return fmt.Errorf("commit completion: %w", callcontext.ErrUnavailable)
 	case s.missing[e.Completion.CallID]:
 		return fmt.Errorf("read call: %w", callcontext.ErrNotFound)
+	case s.broken[e.Completion.CallID]:
+		return errors.New("decode call record: unexpected end of JSON input")
 	}
 	s.got = append(s.got, e)
 	return nil
@@ -186,4 +190,36 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// One entry that keeps failing otherwise than with the store away does not
+// hold back the others; ends wait beside completions.
+func TestOutboxBrokenEntry(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	o := open(t, filepath.Join(t.TempDir(), "outbox.db"), c, nil)
+	defer o.Close()
+	s := &store{up: true, broken: map[string]bool{"CAbad": true}}
+	o.Put("default", callcontext.Completion{CallID: "CAbad", Status: "completed", At: c.Now()})
+	o.Put("default", callcontext.Completion{CallID: "CAgood", Status: "completed", At: c.Now().Add(time.Second)})
+	o.PutEnd("default", callcontext.EndRequest{CallID: "CAgood", Intent: "billing", Status: "open"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { o.Run(ctx, s.apply); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the good entries to apply past the broken one", func() bool { return len(s.applied()) == 2 })
+	ends := 0
+	for _, e := range s.applied() {
+		if e.Completion.CallID != "CAgood" {
+			t.Errorf("applied %+v, want only CAgood's", e)
+		}
+		if e.End != nil && e.End.Intent == "billing" {
+			ends++
+		}
+	}
+	if ends != 1 {
+		t.Errorf("applied %+v, want CAgood's completion and its end", s.applied())
+	}
+	if o.Len() != 1 {
+		t.Errorf("Len = %d, want the broken entry kept", o.Len())
+	}
 }

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,7 +47,8 @@ func (s *Store) wave(ctx context.Context, what string, runs []run, reads func(re
 		}
 	}
 	if len(again) > 0 {
-		_, err = s.send(ctx, runs, cmds, again, true, nil)
+		_, againErr := s.send(ctx, runs, cmds, again, true, nil)
+		err = errors.Join(err, againErr) // the first pass's writes need their WAIT too
 	}
 	for _, c := range cmds {
 		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
@@ -86,7 +88,14 @@ func (s *Store) send(ctx context.Context, runs []run, cmds []*redis.Cmd, which [
 		}
 	}
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok && s.waitReplicas > 0 && len(which) > 0 {
-		return s.sendWaitCluster(ctx, cc, runs, which, queue, reads)
+		others, err := s.sendWaitCluster(ctx, cc, runs, which, queue, reads)
+		for _, i := range which {
+			if cmds[i] == nil { // not sent: it answers the error
+				cmds[i] = redis.NewCmd(ctx)
+				cmds[i].SetErr(cmp.Or(err, errNotReplicated))
+			}
+		}
+		return others, err
 	}
 	var wait *redis.IntCmd
 	done, _ := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -111,7 +120,9 @@ func (s *Store) send(ctx context.Context, runs []run, cmds []*redis.Cmd, which [
 
 // sendWaitCluster sends each master its scripts and a WAIT in a pipeline
 // of its own, on one of its connections, all at once (one wave); the reads
-// go through the cluster client beside them.
+// go through the cluster client beside them, unWAITed: they are reads, or
+// the removal of stale index entries, which every read checks against the
+// customer's record anyway, so one lost in a failover is harmless.
 func (s *Store) sendWaitCluster(ctx context.Context, cc *redis.ClusterClient, runs []run, which []int, queue func(redis.Pipeliner, int), reads func(redis.Pipeliner)) ([]redis.Cmder, error) {
 	byNode := map[*redis.Client][]int{}
 	for _, i := range which {
@@ -121,6 +132,7 @@ func (s *Store) sendWaitCluster(ctx context.Context, cc *redis.ClusterClient, ru
 		}
 		node, err := cc.MasterForKey(ctx, key)
 		if err != nil {
+			cc.ReloadState(ctx)
 			return nil, err
 		}
 		byNode[node] = append(byNode[node], i)
