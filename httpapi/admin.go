@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -157,11 +159,15 @@ func handleKeyRevoke(calls *callcontext.Service) func(http.ResponseWriter, *http
 }
 
 // Backup moves a scope's recognition state out of the store and into it
-// (see context/backup).
+// (see context/backup). Import's scope may leave its fields empty: the
+// file's are taken.
 type Backup interface {
 	Export(ctx context.Context, sc callcontext.Scope, w io.Writer) (backup.Counts, error)
 	Import(ctx context.Context, sc callcontext.Scope, r io.Reader) (backup.Counts, error)
 }
+
+// errNDJSON refuses an import that is not JSON Lines.
+var errNDJSON = errors.New("content type is not application/x-ndjson")
 
 // WithBackup serves /admin/export and /admin/import with b, beside the
 // other admin routes.
@@ -207,18 +213,31 @@ func handleExport(b Backup) func(http.ResponseWriter, *http.Request) error {
 	}
 }
 
-// handleImport reads a whole export and writes it into a scope, or refuses
-// it whole: 400 listing every bad line, 409 when customers are stored
-// otherwise than in the file.
+// handleImport reads a whole export and writes it into a scope (the
+// file's, or the query's when it names the same), or refuses it whole: 400
+// listing every bad line or naming another scope, 409 when customers are
+// stored otherwise than in the file. The body must be
+// application/x-ndjson, which no page can send across sites without the
+// browser asking first (the admin token may be a browser's cached Basic
+// credentials), and may take up to an hour to arrive.
 func handleImport(b Backup) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		sc, err := adminScope(r)
-		if err != nil {
-			return err
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-ndjson" {
+			return errNDJSON
 		}
-		counts, err := b.Import(r.Context(), sc, http.MaxBytesReader(w, r.Body, maxImport))
+		q := r.URL.Query()
+		want := callcontext.Scope{Tenant: q.Get("tenant"), Mode: callcontext.Mode(q.Get("mode"))}
+		if want.Tenant != "" || want.Mode != "" {
+			if _, err := adminScope(r); err != nil {
+				return err
+			}
+		}
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Hour))
+		counts, err := b.Import(r.Context(), want, http.MaxBytesReader(w, r.Body, maxImport))
 		var bad *backup.BadFile
 		switch {
+		case errors.Is(err, backup.ErrOtherScope):
+			return &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: []string{"query"}, Message: err.Error()}}}
 		case errors.As(err, &bad):
 			v := &callcontext.ValidationError{}
 			for _, l := range bad.Lines {

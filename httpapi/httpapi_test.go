@@ -96,8 +96,12 @@ func (b storeBackup) Export(ctx context.Context, sc callcontext.Scope, w io.Writ
 	return backup.Export(ctx, b.store, sc, now, w)
 }
 
-func (b storeBackup) Import(ctx context.Context, sc callcontext.Scope, r io.Reader) (backup.Counts, error) {
+func (b storeBackup) Import(ctx context.Context, want callcontext.Scope, r io.Reader) (backup.Counts, error) {
 	f, err := backup.Read(r)
+	if err != nil {
+		return backup.Counts{}, err
+	}
+	sc, err := f.Scope(want)
 	if err != nil {
 		return backup.Counts{}, err
 	}

@@ -96,6 +96,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "Request body too large"
 	case errors.Is(err, errMediaType):
 		return http.StatusUnsupportedMediaType, "Content-Type must be application/json"
+	case errors.Is(err, errNDJSON):
+		return http.StatusUnsupportedMediaType, "Content-Type must be application/x-ndjson"
 	case errors.Is(err, errRateLimited):
 		return http.StatusTooManyRequests, "Rate limit exceeded for this mode; retry after the Retry-After seconds"
 	}

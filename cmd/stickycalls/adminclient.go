@@ -191,8 +191,16 @@ func answerError(resp *http.Response) error {
 	return errors.New(msg)
 }
 
+// scopeQuery names sc's set fields in a query.
 func scopeQuery(sc callcontext.Scope) string {
-	return url.Values{"tenant": {sc.Tenant}, "mode": {string(sc.Mode)}}.Encode()
+	q := url.Values{}
+	if sc.Tenant != "" {
+		q.Set("tenant", sc.Tenant)
+	}
+	if sc.Mode != "" {
+		q.Set("mode", string(sc.Mode))
+	}
+	return q.Encode()
 }
 
 // lineCounter counts an export's customers and line types as it passes.

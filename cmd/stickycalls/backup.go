@@ -43,8 +43,14 @@ func (b *storeBackup) Export(ctx context.Context, sc callcontext.Scope, w io.Wri
 	return backup.Export(ctx, b.store, sc, b.now(), w)
 }
 
-func (b *storeBackup) Import(ctx context.Context, sc callcontext.Scope, r io.Reader) (backup.Counts, error) {
+// Import reads a whole export and writes it into want's scope, whose empty
+// fields take the file's (see backup.File.Scope).
+func (b *storeBackup) Import(ctx context.Context, want callcontext.Scope, r io.Reader) (backup.Counts, error) {
 	f, err := backup.Read(r)
+	if err != nil {
+		return backup.Counts{}, err
+	}
+	sc, err := f.Scope(want)
 	if err != nil {
 		return backup.Counts{}, err
 	}
@@ -89,8 +95,8 @@ func exportCmd(ctx context.Context, args []string, getenv func(string) string, s
 func importCmd(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	tenant := fs.String("tenant", config.DefaultTenant, "tenant")
-	mode := fs.String("mode", "prod", "test or prod")
+	tenant := fs.String("tenant", "", "tenant (default: the file's; another is refused)")
+	mode := fs.String("mode", "", "test or prod (default: the file's; another is refused)")
 	url := fs.String("url", "", "the running server (default: the local STICKYCALLS_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("import: %w", err)
@@ -107,8 +113,8 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		defer f.Close()
 		c, err := b.Import(ctx, sc, f)
 		if err == nil {
-			fmt.Fprintf(stdout, "imported %d customers and %d line types into %s/%s (%d unchanged, %d expired)\n",
-				c.Customers, c.LineTypes, sc.Tenant, sc.Mode, c.Unchanged, c.Expired)
+			fmt.Fprintf(stdout, "imported %d customers and %d line types (%d unchanged, %d expired)\n",
+				c.Customers, c.LineTypes, c.Unchanged, c.Expired)
 		}
 		return err
 	})

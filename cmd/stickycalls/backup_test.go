@@ -87,6 +87,20 @@ func TestBackupRoundTrip(t *testing.T) {
 	if out := cli("redis", "import", "--mode", "test", a); !strings.Contains(out, fmt.Sprintf("imported %d customers", n)) {
 		t.Fatalf("import into redis said %q", out)
 	}
+	// A test export is not imported as prod by mistake, and no page can
+	// post one across sites (a simple request's content type is refused).
+	if err := run(context.Background(), []string{"import", "--mode", "prod", a}, func(k string) string { return env["redis"][k] }, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), `mode "test"`) {
+		t.Errorf("importing a test export as prod = %v, want it refused", err)
+	}
+	raw, _ := os.ReadFile(a)
+	req, _ := http.NewRequest("POST", s["redis"].base+"/admin/import", bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "text/plain")
+	req.SetBasicAuth("ops", admin)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("an import posted as text/plain = %v, %v; want 415", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	// Again: no customer written (line types are set again, to the same).
 	if out := cli("redis", "import", "--mode", "test", a); !strings.Contains(out, "imported 0 customers") || !strings.Contains(out, fmt.Sprintf("(%d unchanged", n)) {
 		t.Errorf("the same import again said %q, want no customer written and all unchanged", out)

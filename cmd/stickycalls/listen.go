@@ -13,8 +13,10 @@ import (
 // limitListener accepts at most max connections at a time. A connection
 // stops counting when it closes or when a handler takes it over (a media
 // stream's WebSocket, which keeps its own deadlines and is bounded by the
-// calls it carries). While the limit is reached, new connections wait in
-// the kernel's backlog and a warning is logged, at most once every 10 s.
+// calls it carries). At the limit the connection idle the longest (a
+// client's kept-alive one) is closed to make room, so idle clients cannot
+// hold a webhook back; with none idle, new connections wait in the
+// kernel's backlog. Either way a warning is logged, at most once every 10 s.
 type limitListener struct {
 	net.Listener
 	slots  chan struct{}
@@ -22,10 +24,11 @@ type limitListener struct {
 
 	mu     sync.Mutex
 	warned time.Time
+	idle   map[*limitedConn]time.Time // since when each idle connection is
 }
 
 func newLimitListener(ln net.Listener, max int, logger zerolog.Logger) *limitListener {
-	return &limitListener{Listener: ln, slots: make(chan struct{}, max), logger: logger}
+	return &limitListener{Listener: ln, slots: make(chan struct{}, max), logger: logger, idle: map[*limitedConn]time.Time{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -33,6 +36,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	case l.slots <- struct{}{}:
 	default:
 		l.warn()
+		l.closeIdlest()
 		l.slots <- struct{}{}
 	}
 	c, err := l.Listener.Accept()
@@ -54,16 +58,40 @@ func (l *limitListener) warn() {
 		Msg("connection limit reached: new connections wait until one closes (STICKYCALLS_MAX_CONNECTIONS)")
 }
 
-// connState releases a connection's slot when a handler hijacks it; give
-// it to http.Server.ConnState.
-func (l *limitListener) connState(c net.Conn, state http.ConnState) {
-	if state != http.StateHijacked {
-		return
+// closeIdlest closes the connection idle the longest, if any is.
+func (l *limitListener) closeIdlest() {
+	l.mu.Lock()
+	var oldest *limitedConn
+	for c, since := range l.idle {
+		if oldest == nil || since.Before(l.idle[oldest]) {
+			oldest = c
+		}
 	}
+	delete(l.idle, oldest)
+	l.mu.Unlock()
+	if oldest != nil {
+		oldest.Close()
+	}
+}
+
+// connState tracks idle connections and releases a connection's slot when
+// a handler hijacks it; give it to http.Server.ConnState.
+func (l *limitListener) connState(c net.Conn, state http.ConnState) {
 	if t, ok := c.(*tls.Conn); ok {
 		c = t.NetConn()
 	}
-	if lc, ok := c.(*limitedConn); ok {
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	if state == http.StateIdle {
+		l.idle[lc] = time.Now()
+	} else {
+		delete(l.idle, lc)
+	}
+	l.mu.Unlock()
+	if state == http.StateHijacked {
 		lc.done()
 	}
 }

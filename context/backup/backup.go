@@ -211,6 +211,27 @@ func checkCustomer(r callcontext.Record) string {
 	return ""
 }
 
+// Scope is the scope a file goes into: want's tenant and mode where set,
+// else the file's own. A set one that is not the file's is refused, so a
+// test export is not imported as prod by mistake.
+func (f File) Scope(want callcontext.Scope) (callcontext.Scope, error) {
+	sc := callcontext.Scope{Tenant: cmpOr(want.Tenant, f.Header.Tenant), Mode: callcontext.Mode(cmpOr(string(want.Mode), string(f.Header.Mode)))}
+	if sc != (callcontext.Scope{Tenant: f.Header.Tenant, Mode: f.Header.Mode}) {
+		return sc, fmt.Errorf("%w: the file is tenant %q mode %q, not %q %q", ErrOtherScope, f.Header.Tenant, f.Header.Mode, sc.Tenant, sc.Mode)
+	}
+	return sc, nil
+}
+
+// ErrOtherScope means a file is asked to go into another scope than its own.
+var ErrOtherScope = errors.New("import refused, nothing written")
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
 // Import writes f into sc of dst as of now. It is idempotent: a customer
 // already stored exactly as in the file is left alone; one stored
 // otherwise is a conflict, and then nothing is written. Customers and line

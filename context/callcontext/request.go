@@ -218,14 +218,48 @@ func text(raw json.RawMessage) (string, string) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", notString
 	}
-	if strings.ContainsRune(s, utf8.RuneError) && !bytes.Contains(bytes.ToLower(raw), []byte(`\ufffd`)) &&
-		!bytes.Contains(raw, []byte(string(utf8.RuneError))) {
+	if loneSurrogate(raw) {
 		return "", notUTF8 // a lone surrogate, such as \ud800
 	}
 	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\t' && r != '\n' }) {
 		return "", hasControls
 	}
 	return s, ""
+}
+
+// loneSurrogate reports whether a raw JSON string holds a \uXXXX escape of
+// a UTF-16 surrogate that is not half of a pair, which encoding/json turns
+// into U+FFFD.
+func loneSurrogate(raw []byte) bool {
+	hex := func(i int) (rune, bool) {
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' || i+1 >= len(raw) {
+			continue
+		}
+		r, ok := hex(i)
+		if !ok {
+			i++ // another escape: skip its letter (an escaped backslash included)
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF: // high: a low must follow
+			if lo, ok := hex(i + 6); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 // checkUTF8 adds a problem for a body that is not valid UTF-8 where no

@@ -543,6 +543,8 @@ func TestParseTextValidity(t *testing.T) {
 	}{
 		{"invalid UTF-8 in a value", "{\"call_id\":\"c1\",\"variables\":{\"note\":\"ok \xff\xfe\"}}", "variables.note", "valid UTF-8"},
 		{"a lone surrogate", `{"call_id":"c1","variables":{"note":"\ud800"}}`, "variables.note", "valid UTF-8"},
+		{"a lone surrogate beside a U+FFFD", `{"call_id":"c1","variables":{"note":"\ufffd \ud800"}}`, "variables.note", "valid UTF-8"},
+		{"a lone low surrogate", `{"call_id":"c1","variables":{"note":"x\udc00"}}`, "variables.note", "valid UTF-8"},
 		{"NUL", `{"call_id":"c1","variables":{"note":"a\u0000b"}}`, "variables.note", "control characters"},
 		{"escape", `{"call_id":"c1","variables":{"note":"\u001b[31mred"}}`, "variables.note", "control characters"},
 		{"C1 control", `{"call_id":"c1","variables":{"note":"a\u0085b"}}`, "variables.note", "control characters"},
@@ -560,7 +562,7 @@ func TestParseTextValidity(t *testing.T) {
 			t.Errorf("%s: issue paths %v, want %s", tt.name, issuePaths(t, tt.body, err), tt.path)
 		}
 	}
-	for _, ok := range []string{`"tab\there"`, `"line\nbreak"`, `"U+FFFD \ufffd kept"`, `"é日本"`} {
+	for _, ok := range []string{`"tab\there"`, `"line\nbreak"`, `"U+FFFD \ufffd kept"`, `"é日本"`, `"\ud83d\ude00 a pair"`, `"not an escape: \\ud800"`} {
 		body := `{"call_id":"c1","variables":{"note":` + ok + `}}`
 		if _, err := ParseEnd([]byte(body)); err != nil {
 			t.Errorf("ParseEnd(%s) = %v, want it accepted", body, err)
