@@ -26,7 +26,8 @@ var allowedImports = map[string][]string{
 	"lookup":                   {"context/identity"},
 	"greetings":                {"context/callcontext", "context/identity"},
 	"voice":                    {"context/callcontext", "context/identity", "greetings"},
-	"voice/vapi":               {"context/callcontext", "context/identity", "greetings"},
+	"voice/agentctx":           {"context/callcontext", "context/identity", "greetings"},
+	"voice/vapi":               {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},
 	"httpapi":                  {"context/callcontext", "context/identity", "context/backup", "voice"},
 	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
 	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP

@@ -26,6 +26,7 @@ import (
 	"github.com/stickycalls/stickycalls/httpapi"
 	"github.com/stickycalls/stickycalls/lookup"
 	"github.com/stickycalls/stickycalls/voice"
+	"github.com/stickycalls/stickycalls/voice/agentctx"
 	"github.com/stickycalls/stickycalls/voice/vapi"
 )
 
@@ -277,7 +278,8 @@ func vapiConfig(cfg config.Config, greeter *greetings.Greeter, ob voice.Outbox) 
 	}
 	for number, n := range cfg.Numbers {
 		if v := n.Vapi; v != nil {
-			vc.Numbers[number] = vapi.Number{Tenant: n.Tenant, AssistantID: v.AssistantID, Intent: v.Intent, IntentStatus: v.IntentStatus, Variables: v.Variables}
+			vc.Numbers[number] = vapi.Number{Tenant: n.Tenant, AssistantID: v.AssistantID,
+				Mapping: agentctx.Mapping{Intent: v.Intent, IntentStatus: v.IntentStatus, Variables: v.Variables}}
 		}
 	}
 	for name, t := range cfg.Tenants {

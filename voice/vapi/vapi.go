@@ -14,14 +14,9 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"math"
 	"net/http"
-	"slices"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,6 +24,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
+	"github.com/stickycalls/stickycalls/voice/agentctx"
 )
 
 // SecretHeader carries the tenant's secret on every server message.
@@ -36,11 +32,9 @@ const SecretHeader = "X-Vapi-Secret"
 
 // Number is how a number a Vapi assistant answers is served.
 type Number struct {
-	Tenant       string
-	AssistantID  string
-	Intent       string            // structured output key of the end's intent
-	IntentStatus string            // … of its status (open, resolved, abandoned)
-	Variables    map[string]string // variable name → structured output key
+	Tenant      string
+	AssistantID string
+	Mapping     agentctx.Mapping // the end, from the structured output
 }
 
 // Outbox keeps the ends the store could not take (see context/outbox).
@@ -171,81 +165,22 @@ func assistant(ctx context.Context, logger zerolog.Logger, calls *callcontext.Se
 	if !ok {
 		ani, withheld = "", true
 	}
+	if callID == "" {
+		return generic(cfg, dnis, num.AssistantID)
+	}
 	req := callcontext.StartRequest{CallID: callID, Hints: callcontext.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
 		Attestation: identity.AttestNone, Channel: "phone"}
-	if callID == "" || (ani == "" && !withheld) {
+	res, err := agentctx.Start(ctx, calls, sc, req)
+	if err != nil {
+		logger.Warn().Err(err).Str("vapi_call", callID).Msg("vapi: generic values")
 		return generic(cfg, dnis, num.AssistantID)
 	}
-	type outcome struct {
-		rep callcontext.Reply
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		rep, err := calls.Start(ctx, sc, req, "")
-		done <- outcome{rep, err}
-	}()
-	var o outcome
-	select {
-	case <-ctx.Done():
-		o.err = ctx.Err()
-	case o = <-done:
-	}
-	var res callcontext.StartResult
-	if o.err == nil {
-		o.err = json.Unmarshal(o.rep.Body, &res)
-	}
-	if o.err != nil {
-		logger.Warn().Err(o.err).Str("vapi_call", callID).Msg("vapi: generic values")
-		return generic(cfg, dnis, num.AssistantID)
-	}
-	res.DNIS = dnis
-	return answer{AssistantID: num.AssistantID, Overrides: overrides{VariableValues: values(cfg, res)}}
-}
-
-// values are the call's context as flat strings, disclosing no more than
-// the voice path at the same tier: the name at reuse and confirm (to ask
-// about it), open intents and variables only at reuse with a confidence of
-// 0.7 or attestation A.
-func values(cfg Config, res callcontext.StartResult) map[string]string {
-	rec := res.Identity.Recommendation
-	v := map[string]string{
-		"stickycalls_call_id": res.CallID, "stickycalls_customer_ref": res.CustomerRef,
-		"stickycalls_recommendation": string(rec), "stickycalls_name": "", "stickycalls_open_intents": "",
-		"stickycalls_variables": "", "stickycalls_greeting": cfg.Greeter.Voice(&res).Text,
-	}
-	if res.Match == nil || rec == identity.Ignore {
-		return v
-	}
-	v["stickycalls_name"] = res.Match.Variables["name"]
-	details := math.Round(res.Identity.Confidence*100) >= 70 || slices.Contains(res.Identity.Sources, "stir:A")
-	if rec != identity.Reuse || !details {
-		return v
-	}
-	var intents []string
-	for _, in := range res.OpenIntents {
-		intents = append(intents, fmt.Sprintf("%s (%d calls)", strings.ReplaceAll(in.Intent, "_", " "), in.AttemptCount))
-	}
-	v["stickycalls_open_intents"] = strings.Join(intents, "; ")
-	keys := make([]string, 0, len(res.Match.Variables))
-	for k := range res.Match.Variables {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var vars []string
-	for _, k := range keys {
-		vars = append(vars, k+"="+res.Match.Variables[k])
-	}
-	v["stickycalls_variables"] = strings.Join(vars, "; ")
-	return v
+	return answer{AssistantID: num.AssistantID, Overrides: overrides{VariableValues: agentctx.Values(cfg.Greeter, res)}}
 }
 
 // generic is the answer when nothing is known: the generic greeting.
 func generic(cfg Config, dnis, assistantID string) answer {
-	v := map[string]string{"stickycalls_call_id": "", "stickycalls_customer_ref": "", "stickycalls_recommendation": string(identity.Ignore),
-		"stickycalls_name": "", "stickycalls_open_intents": "", "stickycalls_variables": "",
-		"stickycalls_greeting": cfg.Greeter.Fallback(dnis).Text}
-	return answer{AssistantID: assistantID, Overrides: overrides{VariableValues: v}}
+	return answer{AssistantID: assistantID, Overrides: overrides{VariableValues: agentctx.Generic(cfg.Greeter, dnis)}}
 }
 
 // report saves the end of the call from its end-of-call report: the
@@ -253,24 +188,7 @@ func generic(cfg Config, dnis, assistantID string) answer {
 // a hint for a call whose start was lost. Vapi sends a report once and may
 // send it twice: the second is the first's replay.
 func report(w http.ResponseWriter, ctx context.Context, logger zerolog.Logger, calls *callcontext.Service, cfg Config, sc callcontext.Scope, num Number, m message, from string) {
-	end := callcontext.EndRequest{CallID: m.Message.Call.ID}
-	if ani, withheld, ok := callcontext.NormalizeANI(from); ok && !withheld {
-		end.Hints = &callcontext.Hints{ANI: ani}
-	}
-	data := m.Message.Analysis.StructuredData
-	if s := text(data[num.Intent]); num.Intent != "" && s != "" {
-		end.Intent, end.Status = s, cmpOr(text(data[num.IntentStatus]), "open")
-	}
-	for name, key := range num.Variables {
-		if s := text(data[key]); s != "" {
-			if end.Variables == nil {
-				end.Variables = map[string]*string{}
-			}
-			end.Variables[name] = &s
-		}
-	}
-	body, _ := json.Marshal(end)
-	parsed, err := callcontext.ParseEnd(body) // the §4 rules: slugs, sensitive data…
+	parsed, err := num.Mapping.End(m.Message.Call.ID, from, m.Message.Analysis.StructuredData) // the §4 rules: slugs, sensitive data…
 	if err != nil {
 		logger.Warn().Err(err).Msg("vapi: end-of-call report refused")
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "Bad Request", "message": err.Error()})
@@ -296,27 +214,6 @@ func report(w http.ResponseWriter, ctx context.Context, logger zerolog.Logger, c
 		logger.Warn().Err(err).Msg("vapi: end-of-call report not saved")
 		writeJSON(w, status, map[string]string{"error": http.StatusText(status), "message": msg})
 	}
-}
-
-// text is a structured output value as text: a string, a number or a
-// boolean; "" for anything else.
-func text(v any) string {
-	switch v := v.(type) {
-	case string:
-		return strings.TrimSpace(v)
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	case bool:
-		return strconv.FormatBool(v)
-	}
-	return ""
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -19,6 +19,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/greetings"
+	"github.com/stickycalls/stickycalls/voice/agentctx"
 	"github.com/stickycalls/stickycalls/voice/vapi"
 )
 
@@ -84,8 +85,8 @@ func newEnv(t *testing.T) *env {
 	calls := callcontext.NewService(store, callcontext.NoLookup{}, g, time.Now, nil, callcontext.Durations{})
 	box := &outbox{}
 	cfg := vapi.Config{
-		Numbers: map[string]vapi.Number{number: {Tenant: "default", AssistantID: assist, Intent: "intent", IntentStatus: "intent_status",
-			Variables: map[string]string{"name": "customer_name", "plan": "plan"}}},
+		Numbers: map[string]vapi.Number{number: {Tenant: "default", AssistantID: assist, Mapping: agentctx.Mapping{Intent: "intent", IntentStatus: "intent_status",
+			Variables: map[string]string{"name": "customer_name", "plan": "plan"}}}},
 		Secrets: map[string]string{"default": secret}, Deadline: timeout, Greeter: g, Outbox: box,
 	}
 	srv := httptest.NewServer(vapi.Handle(zerolog.Nop(), calls, cfg))
