@@ -53,6 +53,9 @@ type Tenant struct {
 	// messages, read from the variable vapi.secret_env names; "" refuses
 	// every message.
 	VapiSecret string
+	// RetellAPIKey signs the tenant's Retell webhooks, read from the
+	// variable retell.api_key_env names; "" refuses every webhook.
+	RetellAPIKey string
 }
 
 // Plan limits one mode of a tenant. Zero in a field means unlimited.
@@ -108,6 +111,16 @@ type Number struct {
 	Unanswered Unanswered
 	// Vapi, when set, answers the number's calls on a Vapi assistant.
 	Vapi *VapiNumber
+	// Retell, when set, answers the number's calls on a Retell agent.
+	Retell *RetellNumber
+}
+
+// RetellNumber is how a number a Retell agent answers is served.
+type RetellNumber struct {
+	AgentID      string            // override_agent_id; "" keeps the number's agent
+	Intent       string            // the custom analysis key of the end's intent
+	IntentStatus string            // … of its status
+	Variables    map[string]string // variable name → custom analysis key
 }
 
 // VapiNumber is how a number served by a Vapi assistant is answered.

@@ -24,6 +24,21 @@ type tenantFile struct {
 	Twilio  twilioFile          `yaml:"twilio"`
 	Scoring scoringFile         `yaml:"scoring"`
 	Vapi    vapiTenantFile      `yaml:"vapi"`
+	Retell  retellTenantFile    `yaml:"retell"`
+}
+
+// retellTenantFile names the environment variable that holds the
+// tenant's Retell API key, which signs Retell's webhooks.
+type retellTenantFile struct {
+	APIKeyEnv string `yaml:"api_key_env"`
+}
+
+// retellNumberFile is how a number a Retell agent answers is served.
+type retellNumberFile struct {
+	AgentID      string            `yaml:"agent_id"`
+	Intent       string            `yaml:"intent"`
+	IntentStatus string            `yaml:"intent_status"`
+	Variables    map[string]string `yaml:"variables"`
 }
 
 // vapiTenantFile names the environment variable that holds the secret Vapi
@@ -74,6 +89,7 @@ type numberFile struct {
 	DialTimeout     *int              `yaml:"dial_timeout"` // seconds; nil: the default
 	Unanswered      unansweredFile    `yaml:"unanswered"`
 	Vapi            *vapiNumberFile   `yaml:"vapi"`
+	Retell          *retellNumberFile `yaml:"retell"`
 }
 
 // unansweredFile is what runs when a dial is not answered: at most one field.
@@ -169,7 +185,11 @@ func (l *loader) addYAML(path, msg string) {
 func section(typ string) string {
 	switch strings.TrimPrefix(typ, "config.") {
 	case "tenantFile":
-		return "a tenant (plans, twilio, scoring, vapi)"
+		return "a tenant (plans, twilio, scoring, vapi, retell)"
+	case "retellTenantFile":
+		return "a tenant's retell (api_key_env)"
+	case "retellNumberFile":
+		return "a number's retell (agent_id, intent, intent_status, variables)"
 	case "vapiTenantFile":
 		return "a tenant's vapi (secret_env)"
 	case "vapiNumberFile":
@@ -181,7 +201,7 @@ func section(typ string) string {
 	case "scoringFile":
 		return "scoring (weights, thresholds)"
 	case "numberFile":
-		return "a number (tenant, greetings, next, fallback, agent_headers, transfer_targets, dial_timeout, unanswered, vapi)"
+		return "a number (tenant, greetings, next, fallback, agent_headers, transfer_targets, dial_timeout, unanswered, vapi, retell)"
 	case "unansweredFile":
 		return "unanswered (message, voicemail, dial)"
 	case "actionFile":

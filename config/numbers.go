@@ -30,7 +30,7 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 		if _, ok := cfg.Greetings[n.Greetings]; n.Greetings != "" && !ok {
 			l.add(where+".greetings", "no greeting set %q", n.Greetings)
 		}
-		if nf.Vapi == nil || n.Next != (Action{}) { // a number a Vapi assistant answers may have no next action
+		if (nf.Vapi == nil && nf.Retell == nil) || n.Next != (Action{}) { // a number a hosted agent answers may have no next action
 			l.action(where+".next", n.Next)
 		}
 		if n.Fallback != (Action{}) {
@@ -54,6 +54,9 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 			}
 		}
 		n.Unanswered = l.unanswered(where+".unanswered", Unanswered(nf.Unanswered))
+		if rt := nf.Retell; rt != nil {
+			n.Retell = &RetellNumber{AgentID: rt.AgentID, Intent: rt.Intent, IntentStatus: rt.IntentStatus, Variables: rt.Variables}
+		}
 		if v := nf.Vapi; v != nil {
 			n.Vapi = &VapiNumber{AssistantID: v.AssistantID, Intent: v.Intent, IntentStatus: v.IntentStatus, Variables: v.Variables}
 			if v.AssistantID == "" {

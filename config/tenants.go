@@ -37,6 +37,9 @@ func (l *loader) tenant(name string, tf tenantFile) Tenant {
 	if env := tf.Vapi.SecretEnv; env != "" {
 		t.VapiSecret = l.secret(where+".vapi.secret_env", env, func(string) string { return "" }, "")
 	}
+	if env := tf.Retell.APIKeyEnv; env != "" {
+		t.RetellAPIKey = l.secret(where+".retell.api_key_env", env, func(string) string { return "" }, "")
+	}
 	return t
 }
 

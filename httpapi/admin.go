@@ -28,6 +28,14 @@ type options struct {
 	adminToken string
 	backup     Backup
 	vapi       http.Handler
+	retell     [2]http.Handler
+}
+
+// WithRetell serves a Retell number's inbound webhook and its agent's
+// webhook at /integrations/retell/inbound and /integrations/retell/events
+// (see voice/retell).
+func WithRetell(inbound, events http.Handler) Option {
+	return func(o *options) { o.retell = [2]http.Handler{inbound, events} }
 }
 
 // WithVapi serves a Vapi assistant's server URL at /integrations/vapi

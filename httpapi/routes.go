@@ -41,6 +41,10 @@ func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *promethe
 	if o.vapi != nil {
 		mux.Handle("POST /integrations/vapi", o.vapi) // the tenant's X-Vapi-Secret, checked inside
 	}
+	if o.retell[0] != nil {
+		mux.Handle("POST /integrations/retell/inbound", o.retell[0]) // X-Retell-Signature, checked inside
+		mux.Handle("POST /integrations/retell/events", o.retell[1])
+	}
 	return logRequests(logger, m, jsonErrors(logger, mux))
 }
 

@@ -28,6 +28,7 @@ var allowedImports = map[string][]string{
 	"voice":                    {"context/callcontext", "context/identity", "greetings"},
 	"voice/agentctx":           {"context/callcontext", "context/identity", "greetings"},
 	"voice/vapi":               {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},
+	"voice/retell":             {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},
 	"httpapi":                  {"context/callcontext", "context/identity", "context/backup", "voice"},
 	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
 	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP

@@ -27,6 +27,7 @@ import (
 	"github.com/stickycalls/stickycalls/lookup"
 	"github.com/stickycalls/stickycalls/voice"
 	"github.com/stickycalls/stickycalls/voice/agentctx"
+	"github.com/stickycalls/stickycalls/voice/retell"
 	"github.com/stickycalls/stickycalls/voice/vapi"
 )
 
@@ -137,6 +138,9 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 	hopts := []httpapi.Option{httpapi.WithAdminToken(cfg.AdminToken)}
 	if vc := vapiConfig(cfg, greeter, w.outbox); len(vc.Numbers) > 0 {
 		hopts = append(hopts, httpapi.WithVapi(vapi.Handle(logger, calls, vc)))
+	}
+	if rc := retellConfig(cfg, greeter, w); len(rc.Numbers) > 0 {
+		hopts = append(hopts, httpapi.WithRetell(retell.HandleInbound(logger, calls, rc), retell.HandleEvents(logger, calls, rc)))
 	}
 	if b := newStoreBackup(be, w.now); b != nil {
 		hopts = append(hopts, httpapi.WithBackup(b))
@@ -288,6 +292,26 @@ func vapiConfig(cfg config.Config, greeter *greetings.Greeter, ob voice.Outbox) 
 		}
 	}
 	return vc
+}
+
+// retellConfig is what the Retell webhooks need from the configuration.
+func retellConfig(cfg config.Config, greeter *greetings.Greeter, w outside) retell.Config {
+	rc := retell.Config{Numbers: map[string]retell.Number{}, Keys: map[string]string{}, Deadline: cfg.WebhookDeadline, Greeter: greeter, Now: w.now}
+	if o, ok := w.outbox.(retell.Outbox); ok {
+		rc.Outbox = o
+	}
+	for number, n := range cfg.Numbers {
+		if rt := n.Retell; rt != nil {
+			rc.Numbers[number] = retell.Number{Tenant: n.Tenant, AgentID: rt.AgentID,
+				Mapping: agentctx.Mapping{Intent: rt.Intent, IntentStatus: rt.IntentStatus, Variables: rt.Variables}}
+		}
+	}
+	for name, t := range cfg.Tenants {
+		if t.RetellAPIKey != "" {
+			rc.Keys[name] = t.RetellAPIKey
+		}
+	}
+	return rc
 }
 
 // firstKey gives a newcomer a key: on an empty store it creates tenant
