@@ -143,12 +143,31 @@ type Unanswered struct {
 // zero Number.Fallback.
 type Action struct {
 	Dial     string // an E.164 number or a "sip:" URI
-	Stream   string // a ws:// or wss:// URL of an AI voice agent
-	Redirect string // an http(s) URL of the operator's TwiML app
+	Stream   string // a ws:// or wss:// URL of an AI voice agent, reached over a media stream
+	// ConversationRelay is an AI voice agent that Twilio's
+	// ConversationRelay speaks for.
+	ConversationRelay *ConversationRelay
+	Redirect          string // an http(s) URL of the operator's TwiML app
 	// Whisper says whether the dialled agent hears the caller's context
 	// before the bridge; nil: yes for a number, no for a SIP URI (which
 	// gets the call_id and customer_ref as x- headers instead).
 	Whisper *bool
+}
+
+// ConversationRelay is an AI agent reached over Twilio's ConversationRelay:
+// its URL, and the attributes of the <ConversationRelay> noun (empty ones
+// are left to Twilio's defaults, but Language defaults to the greeting
+// set's).
+type ConversationRelay struct {
+	URL                          string // a ws:// or wss:// URL
+	Language                     string
+	Voice                        string
+	TTSProvider                  string
+	TranscriptionProvider        string
+	SpeechModel                  string
+	Interruptible                string // none, dtmf, speech or any
+	WelcomeGreetingInterruptible string // none, dtmf, speech or any
+	DTMFDetection                *bool
 }
 
 // GreetingSet is one named set of greeting texts. Each text is a text/template

@@ -191,6 +191,19 @@ numbers:
     next: {stream: "wss://agent.example.com/media"}
   "+442071838750":
     next: {redirect: "https://app.example.com/twiml"}
+  "+18005550102":
+    next:
+      conversation_relay:
+        url: wss://agent.example.com/relay
+        language: en-GB
+        voice: en-GB-Journey-D
+        tts_provider: Google
+        transcription_provider: Deepgram
+        speech_model: nova-3-general
+        interruptible: any
+        welcome_greeting_interruptible: none
+        dtmf_detection: true
+    fallback: {dial: "+14155550000"}
 greetings:
   support:
     language: en-US
@@ -213,6 +226,7 @@ greetings:
 `
 
 func TestLoadFullFile(t *testing.T) {
+	yes := true
 	env := map[string]string{
 		"STICKYCALLS_CONFIG":         writeConfig(t, fullExample),
 		"STICKYCALLS_PUBLIC_URL":     "https://ignored.example.com",
@@ -238,6 +252,11 @@ func TestLoadFullFile(t *testing.T) {
 			DialTimeout: 20 * time.Second, Unanswered: Unanswered{Voicemail: "Please leave a message after the tone."}},
 		"+18005550101":  {Tenant: "acme-2", Next: Action{Stream: "wss://agent.example.com/media"}, DialTimeout: 30 * time.Second},
 		"+442071838750": {Tenant: "default", Next: Action{Redirect: "https://app.example.com/twiml"}, DialTimeout: 30 * time.Second},
+		"+18005550102": {Tenant: "default", Next: Action{ConversationRelay: &ConversationRelay{
+			URL: "wss://agent.example.com/relay", Language: "en-GB", Voice: "en-GB-Journey-D", TTSProvider: "Google",
+			TranscriptionProvider: "Deepgram", SpeechModel: "nova-3-general", Interruptible: "any", WelcomeGreetingInterruptible: "none",
+			DTMFDetection: &yes,
+		}}, Fallback: Action{Dial: "+14155550000"}, DialTimeout: 30 * time.Second},
 	}
 	want.Greetings = map[string]GreetingSet{
 		"support": {
@@ -369,13 +388,22 @@ numbers:
   "+18005550103":
     next: {stream: "wss://agent.example.com/media", whisper: false}
     fallback: {dial: "sip:desk@pbx.example.com", whisper: true}
+  "+18005550104":
+    next: {conversation_relay: {url: "https://agent.example.com", interruptible: "sometimes", language: "english please"}}
+    agent_headers: {Authorization: AGENT_AUTH}
+  "+18005550105":
+    next: {conversation_relay: {language: en-US}, dial: "+14155550000"}
 `, map[string]string{"AGENT_AUTH": "Bearer s3cret"}, []string{
+			`numbers["+18005550104"].next.conversation_relay.url: required: the ws:// or wss:// URL of the agent, got "https://agent.example.com"`,
+			`numbers["+18005550104"].next.conversation_relay.interruptible: one of none, dtmf, speech, any; got "sometimes"`,
+			`numbers["+18005550104"].next.conversation_relay.language: a BCP 47 language tag such as en-US, got "english please"`,
+			`numbers["+18005550105"].next: exactly one of dial, stream, conversation_relay, redirect`,
 			`numbers["+18005550103"].next.whisper: only a dial has an agent to whisper to`,
 			`numbers["+18005550100"].transfer_targets[2]: must be an E.164 number`,
 			`numbers["+18005550100"].agent_headers["X Bad"]: not an HTTP header name`,
 			`numbers["+18005550100"].agent_headers["X-Empty"]: the environment variable it names is empty or unset`,
 			`numbers["+18005550100"].agent_headers["X-Key"]: must name an environment variable`,
-			`numbers["+18005550101"].agent_headers: only a number whose next action is a stream has an agent to send them to`,
+			`numbers["+18005550101"].agent_headers: only a number whose next action is a stream or a conversation_relay has an agent to send them to`,
 			`numbers["+18005550101"].dial_timeout: must be whole seconds from 5 to 600, got 2`,
 			`numbers["+18005550101"].unanswered: at most one of message, voicemail, dial`,
 		}},
@@ -452,10 +480,10 @@ greetings:
 			`tenants["beta"].scoring.thresholds: high (0.95) must not be above very_high (0.9)`,
 			`tenants["gamma"].twilio.account_sid: tenant "beta" has the same account`,
 			`numbers["+1800"]: a number is + then 8 to 15 digits`,
-			`numbers["+1800"].next: exactly one of dial, stream, redirect`,
+			`numbers["+1800"].next: exactly one of dial, stream, conversation_relay, redirect`,
 			`numbers["+18005550100"].tenant: no tenant "nobody"`,
 			`numbers["+18005550100"].greetings: no greeting set "missing"`,
-			`numbers["+18005550100"].next: exactly one of dial, stream, redirect`,
+			`numbers["+18005550100"].next: exactly one of dial, stream, conversation_relay, redirect`,
 			`numbers["+18005550101"].next.stream: must be a ws:// or wss:// URL`,
 			`numbers["+18005550101"].fallback.dial: must be an E.164 number`,
 			`numbers["+18005550102"].next.redirect: must be an http:// or https:// URL`,

@@ -100,10 +100,23 @@ type unansweredFile struct {
 }
 
 type actionFile struct {
-	Dial     string `yaml:"dial"`
-	Stream   string `yaml:"stream"`
-	Redirect string `yaml:"redirect"`
-	Whisper  *bool  `yaml:"whisper"`
+	Dial              string                 `yaml:"dial"`
+	Stream            string                 `yaml:"stream"`
+	ConversationRelay *conversationRelayFile `yaml:"conversation_relay"`
+	Redirect          string                 `yaml:"redirect"`
+	Whisper           *bool                  `yaml:"whisper"`
+}
+
+type conversationRelayFile struct {
+	URL                          string `yaml:"url"`
+	Language                     string `yaml:"language"`
+	Voice                        string `yaml:"voice"`
+	TTSProvider                  string `yaml:"tts_provider"`
+	TranscriptionProvider        string `yaml:"transcription_provider"`
+	SpeechModel                  string `yaml:"speech_model"`
+	Interruptible                string `yaml:"interruptible"`
+	WelcomeGreetingInterruptible string `yaml:"welcome_greeting_interruptible"`
+	DTMFDetection                *bool  `yaml:"dtmf_detection"`
 }
 
 type greetingFile struct {
@@ -205,7 +218,10 @@ func section(typ string) string {
 	case "unansweredFile":
 		return "unanswered (message, voicemail, dial)"
 	case "actionFile":
-		return "an action (dial, stream, redirect)"
+		return "an action (dial, stream, conversation_relay, redirect, whisper)"
+	case "conversationRelayFile":
+		return "a conversation_relay (url, language, voice, tts_provider, transcription_provider, speech_model, " +
+			"interruptible, welcome_greeting_interruptible, dtmf_detection)"
 	case "greetingFile":
 		return "a greeting set (language, voice, details_min_confidence, reuse, reuse_intent, confirm, ignore, fallback, " +
 			"welcome, voice_reuse_intent, connecting, declined, yes, no, min_speech_confidence)"

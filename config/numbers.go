@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/text/language"
 )
 
 // numbers checks the file's numbers against the tenants and greeting sets
@@ -21,8 +23,8 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 		n := Number{
 			Tenant:    cmp.Or(nf.Tenant, DefaultTenant),
 			Greetings: nf.Greetings,
-			Next:      Action(nf.Next),
-			Fallback:  Action(nf.Fallback),
+			Next:      nf.Next.action(),
+			Fallback:  nf.Fallback.action(),
 		}
 		if _, ok := cfg.Tenants[n.Tenant]; !ok {
 			l.add(where+".tenant", "no tenant %q", n.Tenant)
@@ -37,8 +39,8 @@ func (l *loader) numbers(in map[string]numberFile, cfg Config) map[string]Number
 			l.action(where+".fallback", n.Fallback)
 		}
 		n.AgentHeaders = l.agentHeaders(where+".agent_headers", nf.AgentHeaders)
-		if len(n.AgentHeaders) > 0 && n.Next.Stream == "" {
-			l.add(where+".agent_headers", "only a number whose next action is a stream has an agent to send them to")
+		if len(n.AgentHeaders) > 0 && n.Next.Stream == "" && n.Next.ConversationRelay == nil {
+			l.add(where+".agent_headers", "only a number whose next action is a stream or a conversation_relay has an agent to send them to")
 		}
 		for i, to := range nf.TransferTargets {
 			if !isE164(to) && !isSIP(to) {
@@ -119,6 +121,16 @@ func isHeaderName(s string) bool {
 	return s != ""
 }
 
+// action is the Action the file describes.
+func (af actionFile) action() Action {
+	a := Action{Dial: af.Dial, Stream: af.Stream, Redirect: af.Redirect, Whisper: af.Whisper}
+	if cr := af.ConversationRelay; cr != nil {
+		c := ConversationRelay(*cr)
+		a.ConversationRelay = &c
+	}
+	return a
+}
+
 // action checks that exactly one field of a is set, and that it is valid.
 // Dial targets are not echoed: they are phone numbers.
 func (l *loader) action(where string, a Action) {
@@ -128,17 +140,42 @@ func (l *loader) action(where string, a Action) {
 			set++
 		}
 	}
+	if a.ConversationRelay != nil {
+		set++
+	}
 	switch {
 	case set != 1:
-		l.add(where, "exactly one of dial, stream, redirect")
+		l.add(where, "exactly one of dial, stream, conversation_relay, redirect")
 	case a.Dial != "" && !isE164(a.Dial) && !isSIP(a.Dial):
 		l.add(where+".dial", "must be an E.164 number (+ then 8 to 15 digits) or a sip: URI")
 	case a.Stream != "" && !isURL(a.Stream, "ws", "wss"):
 		l.add(where+".stream", "must be a ws:// or wss:// URL, got %q", a.Stream)
+	case a.ConversationRelay != nil:
+		l.conversationRelay(where+".conversation_relay", *a.ConversationRelay)
 	case a.Redirect != "" && !isURL(a.Redirect, "http", "https"):
 		l.add(where+".redirect", "must be an http:// or https:// URL, got %q", a.Redirect)
-	case a.Whisper != nil && a.Dial == "":
+	}
+	if a.Whisper != nil && a.Dial == "" {
 		l.add(where+".whisper", "only a dial has an agent to whisper to")
+	}
+}
+
+// conversationRelay checks a conversation_relay action's settings.
+func (l *loader) conversationRelay(where string, cr ConversationRelay) {
+	if !isURL(cr.URL, "ws", "wss") {
+		l.add(where+".url", "required: the ws:// or wss:// URL of the agent, got %q", cr.URL)
+	}
+	for _, f := range []struct{ name, value string }{
+		{"interruptible", cr.Interruptible}, {"welcome_greeting_interruptible", cr.WelcomeGreetingInterruptible},
+	} {
+		switch f.value {
+		case "", "none", "dtmf", "speech", "any":
+		default:
+			l.add(where+"."+f.name, "one of none, dtmf, speech, any; got %q", f.value)
+		}
+	}
+	if cr.Language != "" && !isLanguageTag(cr.Language) {
+		l.add(where+".language", "a BCP 47 language tag such as en-US, got %q", cr.Language)
 	}
 }
 
@@ -175,4 +212,10 @@ func isURL(s string, schemes ...string) bool {
 		}
 	}
 	return false
+}
+
+// isLanguageTag reports whether s is a well-formed BCP 47 language tag.
+func isLanguageTag(s string) bool {
+	_, err := language.Parse(s)
+	return err == nil
 }

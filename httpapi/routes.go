@@ -57,6 +57,7 @@ func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 	mux.Handle("POST /voice/dial-status", twilio(voice.HandleDialStatus(logger, calls, tw)))
 	mux.Handle("POST /voice/whisper", twilio(voice.HandleWhisper(calls, tw)))
 	mux.Handle("GET /voice/stream", voice.HandleStream(logger, calls, tw, tw.Shutdown)) // signed upgrade, checked inside
+	mux.Handle("GET /voice/relay", voice.HandleRelay(logger, calls, tw, tw.Shutdown))   // ConversationRelay: likewise
 }
 
 // addAdminRoutes serves the operators' dashboard and key management to the

@@ -62,9 +62,7 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 			res.DNIS = req.Hints.DNIS
 			text = cfg.Greeter.Voice(&res).Text
 		}
-		verbs := []twiml.Element{cfg.lead(req.Hints.DNIS, text, num.Next)}
-		verbs = append(verbs, cfg.next(r, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))...)
-		writeTwiML(w, verbs)
+		writeTwiML(w, cfg.greetThen(r, req.Hints.DNIS, text, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation)))
 	})
 }
 

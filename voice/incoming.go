@@ -125,9 +125,7 @@ func (c Config) webhookCall(w http.ResponseWriter, r *http.Request, logger zerol
 func (c Config) degrade(w http.ResponseWriter, r *http.Request, logger zerolog.Logger, num Number, req callcontext.StartRequest, why string) {
 	c.Metrics.fallback(why)
 	logger.Warn().Str("call_sid", req.CallID).Str("reason", why).Msg("voice fallback")
-	verbs := []twiml.Element{c.lead(req.Hints.DNIS, c.Greeter.Fallback(req.Hints.DNIS).Text, num.Next)}
-	verbs = append(verbs, c.next(r, num.Next, req.CallID, "", string(identity.Ignore))...)
-	writeTwiML(w, verbs)
+	writeTwiML(w, c.greetThen(r, req.Hints.DNIS, c.Greeter.Fallback(req.Hints.DNIS).Text, num.Next, req.CallID, "", string(identity.Ignore)))
 }
 
 // lead says text before the next action a, adding the set's connecting
@@ -151,8 +149,7 @@ func (c Config) answer(r *http.Request, num Number, dnis string, res callcontext
 	if g.Tier == identity.Confirm {
 		return []twiml.Element{c.confirmGather(r, c.Greeter.SetFor(dnis), g.Text, res.Name, 1)}
 	}
-	verbs := []twiml.Element{c.lead(dnis, g.Text, num.Next)}
-	return append(verbs, c.next(r, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))...)
+	return c.greetThen(r, dnis, g.Text, num.Next, res.CallID, res.CustomerRef, string(res.Identity.Recommendation))
 }
 
 // confirmGather asks the confirm question: a key or speech in the set's

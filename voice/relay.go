@@ -1,6 +1,7 @@
 package voice
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -259,6 +260,7 @@ type relay struct {
 	calls    *callcontext.Service
 	metrics  *Metrics
 	lim      RelayLimits
+	proto    *protocol
 	scope    callcontext.Scope
 	callID   string
 	twilio   *side
@@ -356,35 +358,43 @@ func (rl *relay) send(s *side, msg []byte) bool {
 	return true
 }
 
-// fromTwilio forwards Twilio's frames to the agent in order until Twilio's
-// stop, then closes Twilio's socket (only the status callback completes the
-// call: Twilio also stops a redirected call's stream). It reads until
-// the socket is closed, and reports whether Twilio sent stop.
+// fromTwilio forwards Twilio's frames to the agent in order until the
+// session ends: a media stream's stop, after which Twilio's socket is
+// closed (only the status callback completes the call: Twilio also stops a
+// redirected call's stream), or Twilio closing a ConversationRelay
+// session, which the agent is told of with stickycalls.session_ended. It
+// reads until the socket is closed, and reports whether the session ended
+// so, rather than failing.
 func (rl *relay) fromTwilio(ctx context.Context) bool {
 	defer rl.twilio.drain()
 	for {
 		typ, msg, err := rl.twilio.read()
 		if err != nil {
+			if rl.proto.closeEnds && !rl.twilio.shutting() && !rl.stopped.Load() {
+				rl.stopped.Store(true)
+				rl.forward(rl.notice("stickycalls.session_ended"))
+			}
 			return rl.stopped.Load()
 		}
 		if typ != websocket.TextMessage || rl.stopped.Load() || rl.twilio.shutting() {
 			continue // after stop, or our close frame, nothing more goes to the agent
 		}
-		var f struct {
-			Event string `json:"event"`
-		}
-		json.Unmarshal(msg, &f) // a frame that is not JSON is still forwarded
-		if f.Event != "stop" {
+		// A frame that is not JSON is still forwarded.
+		if rl.proto.stop == "" || kindOf(msg) != rl.proto.stop {
 			rl.forward(msg)
 			continue
 		}
-		// Twilio also stops a stream when the call is redirected (a
-		// transfer): only its status callback completes the call.
 		rl.stopped.Store(true) // before the agent can see stop and answer it
 		if rl.forward(msg) {
 			rl.twilio.finish(websocket.CloseNormalClosure, "stream stopped")
 		}
 	}
+}
+
+// notice is a frame of the relay's own for the agent, of kind.
+func (rl *relay) notice(kind string) []byte {
+	b, _ := marshal(map[string]string{rl.proto.key: kind}) // strings only: it cannot fail
+	return b
 }
 
 // forward queues a frame for the agent, waiting while the agent is behind.
@@ -423,11 +433,14 @@ func (rl *relay) fromAgent(ctx context.Context) {
 	}
 }
 
-// fromAgentFrame forwards media, mark and clear to Twilio, which refuses
-// anything else, answers stickycalls.end, and drops and counts the rest.
+// fromAgentFrame forwards what Twilio takes from an agent (media, mark
+// and clear on a stream; text, play, sendDigits, language and end on
+// ConversationRelay) unchanged, answers stickycalls.end, .hangup and
+// .transfer (named by "event" or "type"), and drops and counts the rest.
 func (rl *relay) fromAgentFrame(ctx context.Context, typ int, msg []byte) {
 	var f struct {
 		Event string          `json:"event"`
+		Type  string          `json:"type"`
 		End   json.RawMessage `json:"end"`
 		To    string          `json:"to"`
 	}
@@ -435,19 +448,36 @@ func (rl *relay) fromAgentFrame(ctx context.Context, typ int, msg []byte) {
 		rl.metrics.drop("malformed")
 		return
 	}
-	switch f.Event {
-	case "media", "mark", "clear":
+	switch kind := cmp.Or(f.Event, f.Type); {
+	case rl.proto.toTwilio(kind):
 		if rl.stopped.Load() {
 			rl.metrics.drop("closed")
 			return
 		}
+		if kind == rl.proto.hangup {
+			rl.hangingUp(ctx)
+		}
 		rl.send(rl.twilio, msg) // while Twilio is behind, the agent is not read
-	case "stickycalls.end":
+	case kind == "stickycalls.end":
 		rl.end(ctx, f.End)
-	case "stickycalls.hangup", "stickycalls.transfer":
-		rl.instruct(ctx, f.Event == "stickycalls.hangup", f.To)
+	case kind == "stickycalls.hangup", kind == "stickycalls.transfer":
+		rl.instruct(ctx, kind == "stickycalls.hangup", f.To)
 	default:
 		rl.metrics.drop("event")
+	}
+}
+
+// hangingUp stores the hang-up that the agent's own end of a
+// ConversationRelay session means, before the end reaches Twilio, so that
+// /voice/after-stream hangs up rather than run the number's fallback. (An
+// agent that wants a transfer asks with stickycalls.transfer, which ends
+// the session itself.) It waits at most a second: a store too slow to
+// take it leaves the fallback to run.
+func (rl *relay) hangingUp(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, min(rl.lim.Store, time.Second))
+	defer cancel()
+	if err := rl.calls.Instruct(sctx, rl.scope, rl.callID, callcontext.AgentAction{Hangup: true}); err != nil {
+		rl.logger.Warn().AnErr("err", err).Msg("the agent's end not stored; the fallback will run")
 	}
 }
 
@@ -466,7 +496,7 @@ func (rl *relay) instruct(ctx context.Context, hangup bool, to string) {
 			err = &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: []string{"to"}, Message: "not one of the number's transfer targets"}}}
 		}
 		if err != nil {
-			reply, _ := endReply(nil, err)
+			reply, _ := endReply(rl.proto.key, nil, err)
 			rl.send(rl.agent, reply)
 			return
 		}

@@ -30,7 +30,7 @@ const (
 var (
 	errNoStart      = errors.New("no start frame")
 	errBadToken     = errors.New("invalid or expired stickycalls_token")
-	errNoNumber     = errors.New("the number called does not stream to an agent of the account's tenant")
+	errNoNumber     = errors.New("the number called does not connect to an agent of the account's tenant this way")
 	errNoAgent      = errors.New("agent unreachable")
 	errShutdown     = errors.New("server shutting down")
 	errCallMismatch = errors.New("call_id parameter is not the stream's callSid")
@@ -59,6 +59,20 @@ type twilioStart struct {
 // stream. The handler returns only once every goroutine of its stream has
 // ended.
 func HandleStream(logger zerolog.Logger, calls *callcontext.Service, cfg Config, shutdown <-chan struct{}) http.Handler {
+	return handleSessions(mediaStreams, logger, calls, cfg, shutdown)
+}
+
+// HandleRelay relays a ConversationRelay session to the AI agent of the
+// call's number (API.md §8) as HandleStream relays a media stream: the
+// setup message gets the caller's context, text flows both ways unchanged,
+// and the agent's own end hangs up.
+func HandleRelay(logger zerolog.Logger, calls *callcontext.Service, cfg Config, shutdown <-chan struct{}) http.Handler {
+	return handleSessions(conversationRelay, logger, calls, cfg, shutdown)
+}
+
+// handleSessions accepts Twilio's signed upgrades of proto and relays each
+// session to its number's agent.
+func handleSessions(proto *protocol, logger zerolog.Logger, calls *callcontext.Service, cfg Config, shutdown <-chan struct{}) http.Handler {
 	lim := cfg.Relay.withDefaults()
 	leases := newLocalLeases()
 	up := websocket.Upgrader{HandshakeTimeout: lim.Handshake, CheckOrigin: func(r *http.Request) bool {
@@ -80,14 +94,14 @@ func HandleStream(logger zerolog.Logger, calls *callcontext.Service, cfg Config,
 		}
 		defer cfg.Metrics.streamOpened()()
 		tw := newSide("twilio", conn, lim, twilioReadLimit)
-		o := opener{logger: logger, calls: calls, cfg: cfg, lim: lim, signers: signers, shutdown: shutdown, leases: leases}
-		first, start, err := readUntilStart(tw, lim)
+		o := opener{logger: logger, calls: calls, cfg: cfg, lim: lim, proto: proto, signers: signers, shutdown: shutdown, leases: leases}
+		first, sess, err := o.readOpening(tw)
 		var rl *relay
 		if err == nil {
-			rl, err = o.open(r.Context(), tw, first, start)
+			rl, err = o.open(r.Context(), tw, first, sess)
 		}
 		if err != nil {
-			o.refuse(tw, start, err)
+			o.refuse(tw, sess, err)
 			return
 		}
 		rl.run(r.Context(), first)
@@ -138,15 +152,17 @@ type opener struct {
 	calls    *callcontext.Service
 	cfg      Config
 	lim      RelayLimits
+	proto    *protocol
 	signers  []Account
 	shutdown <-chan struct{}
 	leases   *localLeases
 }
 
-// open checks that the stream belongs to the call its start claims, adds
-// the caller's context to start (the last of first), and dials the agent.
-func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilioStart) (*relay, error) {
-	acct, call, num, err := o.verify(start)
+// open checks that the session belongs to the call its opening claims,
+// adds the caller's context to the opening (the last of first), and dials
+// the agent.
+func (o opener) open(ctx context.Context, tw *side, first [][]byte, sess session) (*relay, error) {
+	acct, call, num, err := o.verify(sess)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +189,7 @@ func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilio
 		params["stickycalls_degraded"], params["recommendation"] = "true", string(identity.Ignore)
 		params["stickycalls_context"] = degradedContext(call)
 	}
-	if first[len(first)-1], err = withContext(first[len(first)-1], params); err != nil {
+	if first[len(first)-1], err = o.proto.inject(first[len(first)-1], params); err != nil {
 		return nil, err
 	}
 	select {
@@ -186,49 +202,49 @@ func (o opener) open(ctx context.Context, tw *side, first [][]byte, start twilio
 		return nil, err
 	}
 	opened = true
-	return &relay{logger: streamLogger(o.logger, start), calls: o.calls, metrics: o.cfg.Metrics, lim: o.lim,
-		scope: sc, callID: start.Start.CallSID, twilio: tw, agent: agent, shutdown: o.shutdown, lease: lease, number: num}, nil
+	return &relay{logger: o.sessionLogger(sess), calls: o.calls, metrics: o.cfg.Metrics, lim: o.lim, proto: o.proto,
+		scope: sc, callID: sess.CallSID, twilio: tw, agent: agent, shutdown: o.shutdown, lease: lease, number: num}, nil
 }
 
-// streamLogger is logger with the stream's call_id and stream_sid, as far
-// as they are known.
-func streamLogger(logger zerolog.Logger, start twilioStart) zerolog.Logger {
-	l := logger.With().Str("stream_sid", start.StreamSID)
-	if start.Start != nil {
-		l = l.Str("call_id", start.Start.CallSID)
+// sessionLogger is the logger of a session, with its protocol, call_id
+// and session id as far as they are known.
+func (o opener) sessionLogger(sess session) zerolog.Logger {
+	l := o.logger.With().Str("protocol", o.proto.name).Str(o.proto.idName, sess.ID)
+	if sess.CallSID != "" {
+		l = l.Str("call_id", sess.CallSID)
 	}
 	return l.Logger()
 }
 
-// readUntilStart reads the frames before and including start (Twilio sends
-// connected first) within the handshake time.
-func readUntilStart(tw *side, lim RelayLimits) ([][]byte, twilioStart, error) {
-	tw.conn.SetReadDeadline(time.Now().Add(lim.Handshake))
+// readOpening reads Twilio's frames up to and including the one that
+// opens the session (a media stream sends connected first) within the
+// handshake time.
+func (o opener) readOpening(tw *side) ([][]byte, session, error) {
+	tw.conn.SetReadDeadline(time.Now().Add(o.lim.Handshake))
 	var first [][]byte
 	for len(first) < 3 {
 		typ, msg, err := tw.conn.ReadMessage()
 		if err != nil {
-			return nil, twilioStart{}, errNoStart
+			return nil, session{}, errNoStart
 		}
 		if typ != websocket.TextMessage {
 			continue
 		}
 		first = append(first, msg)
-		var f twilioStart
-		if json.Unmarshal(msg, &f) == nil && f.Event == "start" && f.Start != nil {
-			return first, f, nil
+		if sess, ok := o.proto.opening(msg); ok {
+			return first, sess, nil
 		}
 	}
-	return nil, twilioStart{}, errNoStart
+	return nil, session{}, errNoStart
 }
 
-// verify checks that start belongs to a call this service answered: its
-// token was made for its callSid and numbers by the account that signed the
-// upgrade, and the number called streams to an agent of that account's
-// tenant. It needs no store: it returns the call and its number.
-func (o opener) verify(start twilioStart) (Account, streamCall, Number, error) {
-	s := start.Start
-	p := s.CustomParameters
+// verify checks that a session belongs to a call this service answered:
+// its token was made for its callSid and numbers by the account that
+// signed the upgrade, and the number called connects to an agent of that
+// account's tenant over the session's protocol. It needs no store: it
+// returns the call and its number.
+func (o opener) verify(s session) (Account, streamCall, Number, error) {
+	p := s.Params
 	call := streamCall{CallSID: s.CallSID, From: p["from"], To: p["to"]}
 	acct, ok := o.cfg.account(s.AccountSID)
 	if !ok || !containsAccount(o.signers, acct) || !validStreamToken(p["stickycalls_token"], call, acct, o.cfg.now()) {
@@ -238,7 +254,7 @@ func (o opener) verify(start twilioStart) (Account, streamCall, Number, error) {
 		return Account{}, call, Number{}, errCallMismatch
 	}
 	num, known := o.cfg.Numbers[call.To]
-	if !known || num.Tenant != acct.Tenant || num.Next.Stream == "" {
+	if !known || num.Tenant != acct.Tenant || num.Next.agentURL(o.proto) == "" {
 		return Account{}, call, Number{}, errNoNumber
 	}
 	return acct, call, num, nil
@@ -279,8 +295,9 @@ func (o opener) dial(ctx context.Context, num Number, acct Account) (*side, erro
 	for name, v := range num.AgentHeaders {
 		h.Set(name, v)
 	}
-	h.Set("X-Twilio-Signature", Sign(acct.AuthToken, num.Next.Stream, nil))
-	conn, resp, err := d.DialContext(ctx, num.Next.Stream, h)
+	agentURL := num.Next.agentURL(o.proto)
+	h.Set("X-Twilio-Signature", Sign(acct.AuthToken, agentURL, nil))
+	conn, resp, err := d.DialContext(ctx, agentURL, h)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
@@ -292,7 +309,7 @@ func (o opener) dial(ctx context.Context, num Number, acct Account) (*side, erro
 
 // refuse closes Twilio's socket with a close frame, so the TwiML after
 // <Connect> runs, and logs why without any payload.
-func (o opener) refuse(tw *side, start twilioStart, err error) {
+func (o opener) refuse(tw *side, sess session, err error) {
 	code, outcome := websocket.ClosePolicyViolation, "refused"
 	switch {
 	case errors.Is(err, errNoAgent):
@@ -303,7 +320,7 @@ func (o opener) refuse(tw *side, start twilioStart, err error) {
 		outcome = "duplicate"
 	}
 	o.cfg.Metrics.stream(outcome)
-	logger := streamLogger(o.logger, start)
+	logger := o.sessionLogger(sess)
 	logger.Warn().AnErr("err", err).Str("outcome", outcome).Msg("stream refused")
 	tw.shut(code, outcome)
 	tw.drain()
@@ -322,19 +339,36 @@ func degradedContext(call streamCall) string {
 	return string(b)
 }
 
-// withContext adds params (the caller's context) to start.customParameters
-// and removes the stickycalls_token, which is for the relay only. Other
-// fields of start keep their values, though not their order or spacing.
+// withContext adds params (the caller's context) to a media stream's
+// start.customParameters and removes the stickycalls_token, which is for
+// the relay only. Other fields of start keep their values, though not their
+// order or spacing.
 func withContext(frame []byte, add map[string]string) ([]byte, error) {
-	var top, start map[string]json.RawMessage
+	var top map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &top); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(top["start"], &start); err != nil {
+	start, err := withParams(top["start"], add)
+	if err != nil {
 		return nil, err
 	}
+	top["start"] = start
+	return marshal(top)
+}
+
+// withParams adds params to the customParameters of the JSON object obj
+// and removes the stickycalls_token: a ConversationRelay setup, or a
+// stream's start.
+func withParams(obj []byte, add map[string]string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(obj, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errors.New("not a JSON object")
+	}
 	params := map[string]string{}
-	if raw, ok := start["customParameters"]; ok {
+	if raw, ok := m["customParameters"]; ok {
 		if err := json.Unmarshal(raw, &params); err != nil || params == nil {
 			params = map[string]string{}
 		}
@@ -344,13 +378,10 @@ func withContext(frame []byte, add map[string]string) ([]byte, error) {
 		params[k] = v
 	}
 	var err error
-	if start["customParameters"], err = marshal(params); err != nil {
+	if m["customParameters"], err = marshal(params); err != nil {
 		return nil, err
 	}
-	if top["start"], err = marshal(start); err != nil {
-		return nil, err
-	}
-	return marshal(top)
+	return marshal(m)
 }
 
 // marshal encodes v without escaping <, > and &, so values pass unchanged.
@@ -371,7 +402,7 @@ func marshal(v any) ([]byte, error) {
 // wait for and is closed.
 func (rl *relay) end(ctx context.Context, raw json.RawMessage) {
 	body, err := rl.save(ctx, raw)
-	reply, err := endReply(body, err)
+	reply, err := endReply(rl.proto.key, body, err)
 	if status, _ := endErrorOf(err); err != nil && status >= 500 {
 		rl.logger.Error().Err(err).Msg("in-band end") // the agent gets no cause
 	}
@@ -383,24 +414,18 @@ func (rl *relay) end(ctx context.Context, raw json.RawMessage) {
 	}
 }
 
-// endReply is the frame answering an end that returned body and err, and
-// err again (or the error of encoding body).
-func endReply(body []byte, err error) ([]byte, error) {
+// endReply is the frame answering an end that returned body and err, its
+// kind named by key, and err again (or the error of encoding body).
+func endReply(key string, body []byte, err error) ([]byte, error) {
 	if err == nil {
 		var reply []byte
-		reply, err = marshal(struct {
-			Event  string          `json:"event"`
-			Result json.RawMessage `json:"result"`
-		}{"stickycalls.ended", body})
+		reply, err = marshal(map[string]any{key: "stickycalls.ended", "result": json.RawMessage(body)})
 		if err == nil {
 			return reply, nil
 		}
 	}
 	_, e := endErrorOf(err)
-	reply, _ := marshal(struct {
-		Event string   `json:"event"`
-		Error endError `json:"error"`
-	}{"stickycalls.error", e}) // strings only: it cannot fail
+	reply, _ := marshal(map[string]any{key: "stickycalls.error", "error": e}) // strings only: it cannot fail
 	return reply, err
 }
 

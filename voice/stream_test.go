@@ -89,6 +89,7 @@ func newStreamEnv(t *testing.T, tweak func(*voice.Config)) *streamEnv {
 	mux.Handle("POST /voice/status", voice.RequireSignature(se.cfg, logger)(voice.HandleStatus(logger, calls, se.cfg)))
 	mux.Handle("POST /voice/after-stream", voice.RequireSignature(se.cfg, logger)(voice.HandleAfterStream(logger, calls, se.cfg)))
 	mux.Handle("GET /voice/stream", unwrapOnly(voice.HandleStream(logger, calls, se.cfg, se.shutdown)))
+	mux.Handle("GET /voice/relay", unwrapOnly(voice.HandleRelay(logger, calls, se.cfg, se.shutdown)))
 	return se
 }
 

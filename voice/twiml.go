@@ -18,9 +18,9 @@ func say(set greetings.Set, text string) twiml.Element {
 	return &twiml.VoiceSay{Message: text, Voice: set.Voice, Language: set.Language}
 }
 
-// next renders a number's next action for a call.
+// next renders a number's next action for a call. An agent reached over
+// ConversationRelay speaks no welcome of its own here: see greetThen.
 func (c Config) next(r *http.Request, a Action, callID, ref, recommendation string) []twiml.Element {
-	base := c.baseURL(r)
 	switch {
 	case a.Dial != "":
 		return []twiml.Element{c.dial(r, a, callID, ref, 1)}
@@ -31,10 +31,26 @@ func (c Config) next(r *http.Request, a Action, callID, ref, recommendation stri
 			sep = "&"
 		}
 		return []twiml.Element{&twiml.VoiceRedirect{Url: a.Redirect + sep + q.Encode(), Method: "POST"}}
-	case a.Stream != "":
-		return c.stream(r, base, callID, ref, recommendation)
+	case a.connects():
+		if verbs := c.connect(r, a, callID, ref, recommendation, ""); verbs != nil {
+			return verbs
+		}
+		dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
+		return c.fallback(r, c.Numbers[dnis], dnis, callID, ref, recommendation)
 	}
 	return nil
+}
+
+// greetThen speaks text, then runs a. An agent reached over
+// ConversationRelay gets text as its welcomeGreeting instead, spoken by
+// Twilio's own text-to-speech as the session opens, so no <Say> repeats it.
+func (c Config) greetThen(r *http.Request, dnis, text string, a Action, callID, ref, recommendation string) []twiml.Element {
+	if a.Relay != nil {
+		if verbs := c.connect(r, a, callID, ref, recommendation, text); verbs != nil {
+			return verbs
+		}
+	}
+	return append([]twiml.Element{c.lead(dnis, text, a)}, c.next(r, a, callID, ref, recommendation)...)
 }
 
 // dial rings a's target for the number's dial timeout, the caller hearing
@@ -78,43 +94,45 @@ func sipWithHeaders(uri, callID, ref string) string {
 	return uri + sep + h.Encode()
 }
 
-// stream connects the call to this service's relay, which reaches the AI
-// agent of the number called; when the stream ends or fails Twilio asks
+// connect connects the call to this service's relay (/voice/stream for a
+// media stream, /voice/relay for ConversationRelay), which reaches the AI
+// agent of the number called; when the session ends or fails Twilio asks
 // /voice/after-stream what next (what the agent asked, else the number's
 // fallback: with <Connect action>, verbs after <Connect> never run). The
 // parameters carry the call's numbers, and the stickycalls_token binds them
-// and the stream to this call under the auth token of the account that
-// signed the webhook, so the relay needs no store to connect; without a
-// token there is no stream, only the fallback.
-func (c Config) stream(r *http.Request, base, callID, ref, recommendation string) []twiml.Element {
+// and the session to this call under the auth token of the account that
+// signed the webhook, so the relay needs no store to connect. Without a
+// token to give, connect returns nil: the caller gets the fallback.
+func (c Config) connect(r *http.Request, a Action, callID, ref, recommendation, welcome string) []twiml.Element {
 	dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
 	from, withheld, ok := callcontext.NormalizeANI(r.PostForm.Get("From"))
 	if withheld || !ok {
 		from = ""
 	}
-	num := c.Numbers[dnis]
-	fallback := c.fallback(r, num, dnis, callID, ref, recommendation)
 	acct, ok := c.account(r.PostForm.Get("AccountSid"))
 	if !ok || acct.AuthToken == "" || callID == "" {
-		return fallback
+		return nil
 	}
-	wss := "wss://" + strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://") + "/voice/stream"
-	connect := &twiml.VoiceConnect{Action: base + "/voice/after-stream", Method: "POST", InnerElements: []twiml.Element{
-		&twiml.VoiceStream{Url: wss, InnerElements: []twiml.Element{
-			&twiml.VoiceParameter{Name: "call_id", Value: callID},
-			&twiml.VoiceParameter{Name: "from", Value: from},
-			&twiml.VoiceParameter{Name: "to", Value: dnis},
-			&twiml.VoiceParameter{Name: "stickycalls_token", Value: streamToken(acct.AuthToken, streamCall{callID, from, dnis}, c.now().Add(streamTokenTTL))},
-		}},
-	}}
-	return []twiml.Element{connect}
+	base := c.baseURL(r)
+	wss := "wss://" + strings.TrimPrefix(strings.TrimPrefix(base, "https://"), "http://")
+	params := []twiml.Element{
+		&twiml.VoiceParameter{Name: "call_id", Value: callID},
+		&twiml.VoiceParameter{Name: "from", Value: from},
+		&twiml.VoiceParameter{Name: "to", Value: dnis},
+		&twiml.VoiceParameter{Name: "stickycalls_token", Value: streamToken(acct.AuthToken, streamCall{callID, from, dnis}, c.now().Add(streamTokenTTL))},
+	}
+	var session twiml.Element = &twiml.VoiceStream{Url: wss + "/voice/stream", InnerElements: params}
+	if cr := a.Relay; cr != nil {
+		session = relayNoun(wss+"/voice/relay", *cr, c.Greeter.SetFor(dnis), welcome, params)
+	}
+	return []twiml.Element{&twiml.VoiceConnect{Action: base + "/voice/after-stream", Method: "POST", InnerElements: []twiml.Element{session}}}
 }
 
-// fallback is what runs after a stream: the number's fallback action, or a
-// goodbye. A fallback that streams again is refused, so a failing agent
-// cannot loop the call.
+// fallback is what runs after an agent's session: the number's fallback
+// action, or a goodbye. A fallback that connects to an agent again is
+// refused, so a failing agent cannot loop the call.
 func (c Config) fallback(r *http.Request, num Number, dnis, callID, ref, recommendation string) []twiml.Element {
-	if fb := num.Fallback; fb.Stream == "" && fb != (Action{}) {
+	if fb := num.Fallback; !fb.connects() && fb != (Action{}) {
 		return c.next(r, fb, callID, ref, recommendation)
 	}
 	return []twiml.Element{say(c.Greeter.SetFor(dnis), "Thank you for calling. Goodbye."), &twiml.VoiceHangup{}}

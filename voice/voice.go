@@ -25,13 +25,46 @@ type Account struct {
 	PreviousAuthToken string // still accepted during a rotation
 }
 
-// Action is what happens after the greeting: exactly one field is set.
+// Action is what happens after the greeting: exactly one of Dial, Stream,
+// Relay and Redirect is set.
 type Action struct {
-	Dial     string // E.164 number or sip: URI
-	Stream   string // wss:// URL of the AI agent
-	Redirect string // the operator's TwiML app
-	Whisper  *bool  // the dialled agent hears the context first; nil: yes for a number, no for SIP
+	Dial     string             // E.164 number or sip: URI
+	Stream   string             // wss:// URL of the AI agent, reached over a media stream
+	Relay    *ConversationRelay // the AI agent, reached over ConversationRelay
+	Redirect string             // the operator's TwiML app
+	Whisper  *bool              // the dialled agent hears the context first; nil: yes for a number, no for SIP
 }
+
+// ConversationRelay is an AI agent that Twilio's ConversationRelay speaks
+// for: Twilio turns the caller's speech into text and the agent's text
+// into speech. The fields other than URL are attributes of the
+// <ConversationRelay> noun; empty ones are left out (Twilio's defaults),
+// but Language defaults to the greeting set's.
+type ConversationRelay struct {
+	URL                          string // wss:// URL of the agent; Twilio reaches /voice/relay, which relays to it
+	Language                     string
+	Voice                        string
+	TTSProvider                  string
+	TranscriptionProvider        string
+	SpeechModel                  string
+	Interruptible                string
+	WelcomeGreetingInterruptible string
+	DTMFDetection                *bool
+}
+
+// agentURL is the URL of the AI agent a reaches over protocol p, or "".
+func (a Action) agentURL(p *protocol) string {
+	if p == conversationRelay {
+		if a.Relay != nil {
+			return a.Relay.URL
+		}
+		return ""
+	}
+	return a.Stream
+}
+
+// connects reports whether a connects the call to an AI agent.
+func (a Action) connects() bool { return a.Stream != "" || a.Relay != nil }
 
 // whisper reports whether a dial speaks the caller's context to the agent.
 func (a Action) whisper() bool {
@@ -80,9 +113,9 @@ type Config struct {
 	Greeter   *greetings.Greeter
 	Metrics   *Metrics
 	Now       func() time.Time // the clock of stream tokens; nil: time.Now
-	Relay     RelayLimits      // bounds of /voice/stream; zero fields take defaults
-	Shutdown  <-chan struct{}  // closed when the server shuts down; the router hands it to HandleStream
-	Streams   *sync.WaitGroup  // counts open media streams, so shutdown can wait for them (nil: not counted)
+	Relay     RelayLimits      // bounds of /voice/stream and /voice/relay; zero fields take defaults
+	Shutdown  <-chan struct{}  // closed when the server shuts down; the router hands it to HandleStream and HandleRelay
+	Streams   *sync.WaitGroup  // counts open media streams and relay sessions, so shutdown can wait for them (nil: not counted)
 	// Outbox keeps the completions the store could not take (nil: they
 	// are answered 503 instead).
 	Outbox Outbox

@@ -267,10 +267,20 @@ func voiceConfig(cfg config.Config, greeter *greetings.Greeter, m *voice.Metrics
 			AuthToken: t.Twilio.AuthToken, PreviousAuthToken: t.Twilio.PreviousAuthToken})
 	}
 	for number, n := range cfg.Numbers {
-		tw.Numbers[number] = voice.Number{Tenant: n.Tenant, Next: voice.Action(n.Next), Fallback: voice.Action(n.Fallback), AgentHeaders: n.AgentHeaders,
+		tw.Numbers[number] = voice.Number{Tenant: n.Tenant, Next: voiceAction(n.Next), Fallback: voiceAction(n.Fallback), AgentHeaders: n.AgentHeaders,
 			TransferTargets: n.TransferTargets, DialTimeout: n.DialTimeout, Unanswered: voice.Unanswered(n.Unanswered)}
 	}
 	return tw
+}
+
+// voiceAction is a configured next action as the webhooks render it.
+func voiceAction(a config.Action) voice.Action {
+	va := voice.Action{Dial: a.Dial, Stream: a.Stream, Redirect: a.Redirect, Whisper: a.Whisper}
+	if cr := a.ConversationRelay; cr != nil {
+		c := voice.ConversationRelay(*cr)
+		va.Relay = &c
+	}
+	return va
 }
 
 // vapiConfig is what the Vapi server URL needs from the configuration:
