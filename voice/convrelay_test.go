@@ -258,3 +258,22 @@ func TestRelayWrongEndpoint(t *testing.T) {
 		t.Errorf("a stream for a ConversationRelay number closed with %d, want %d", code, websocket.ClosePolicyViolation)
 	}
 }
+
+// With the store hanging, the call still connects within the deadline,
+// welcomed with the fallback greeting; with the store down, the session
+// still opens, its setup saying the context is missing.
+func TestRelayDegraded(t *testing.T) {
+	se := newRelayEnv(t, voice.Action{})
+	se.store.hang.Store(true)
+	cr, params := relayNoun(t, se.incoming("CA7501", "+14155557501"))
+	if w := cr.attr("welcomeGreeting"); w != se.cfg.Greeter.Fallback(number).Text {
+		t.Errorf("welcomeGreeting with the store hanging = %q, want the fallback greeting", w)
+	}
+	se.store.hang.Store(false)
+	se.store.down.Store(true)
+	se.twilioRelay("CA7501", "+14155557501", params)
+	setup := recv(t, se.agent(), 1)[0]
+	if setupParam(t, setup, "stickycalls_degraded") != "true" || setupParam(t, setup, "recommendation") != "ignore" || setupParam(t, setup, "from") != "+14155557501" {
+		t.Errorf("setup with the store down = %s, want degraded, ignore and the caller's number", setup)
+	}
+}

@@ -212,11 +212,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "stickycalls_voice_stream_dropped_frames_total", Help: "Frames from AI agents not relayed to Twilio, by reason (event, malformed, closed).",
 		}, []string{"reason"}),
 		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stickycalls_voice_streams_total", Help: "Media streams that ended, by how they ended.",
+			Name: "stickycalls_voice_streams_total", Help: "Media streams and ConversationRelay sessions that ended, by how they ended.",
 		}, []string{"outcome"}),
 	}
 	m.open = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "stickycalls_voice_streams_open", Help: "Media streams this instance relays now.",
+		Name: "stickycalls_voice_streams_open", Help: "Media streams and ConversationRelay sessions this instance relays now.",
 	})
 	reg.MustRegister(m.fallbacks, m.tiers, m.dropped, m.streams, m.open)
 	return m
