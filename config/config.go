@@ -142,8 +142,8 @@ type Unanswered struct {
 // Action is one next step of a call. Exactly one field is set, except in a
 // zero Number.Fallback.
 type Action struct {
-	Dial     string // an E.164 number or a "sip:" URI
-	Stream   string // a ws:// or wss:// URL of an AI voice agent, reached over a media stream
+	Dial   string // an E.164 number or a "sip:" URI
+	Stream string // a ws:// or wss:// URL of an AI voice agent, reached over a media stream
 	// ConversationRelay is an AI voice agent that Twilio's
 	// ConversationRelay speaks for.
 	ConversationRelay *ConversationRelay
