@@ -34,6 +34,8 @@ type Store struct {
 
 	mu    sync.Mutex
 	turns map[callcontext.Scope]*sync.Mutex // see Serialize
+
+	batch batcher // see update
 }
 
 var _ callcontext.Serializer = (*Store)(nil)

@@ -46,7 +46,7 @@ func setLease(c *callcontext.CallRecord, op callcontext.Op, until time.Time, pri
 // Claim implements callcontext.Store.
 func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
 	var res callcontext.ClaimResult
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
@@ -152,7 +152,7 @@ func usage(b scope, period string) (callcontext.UsageCount, error) {
 
 // Release implements callcontext.Store.
 func (s *Store) Release(_ context.Context, sc callcontext.Scope, c callcontext.Claim) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
@@ -192,7 +192,7 @@ func releaseCall(b scope, call callcontext.CallRecord) error {
 
 // SaveStart implements callcontext.Store.
 func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st callcontext.StartCommit) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err

@@ -136,7 +136,7 @@ func (s *Store) Customers(_ context.Context, sc callcontext.Scope, refs []string
 
 // CommitEnd implements callcontext.Store.
 func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
@@ -244,7 +244,7 @@ func deleteCustomer(b scope, ref string, r callcontext.Record) error {
 
 // Erase implements callcontext.Store.
 func (s *Store) Erase(_ context.Context, sc callcontext.Scope, ref string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b, ok := readScope(tx, sc)
 		if !ok {
 			return callcontext.ErrNotFound

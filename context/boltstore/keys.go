@@ -11,7 +11,7 @@ import (
 
 // PutKey implements callcontext.Store.
 func (s *Store) PutKey(_ context.Context, k callcontext.APIKey) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if err := put(tx.Bucket(bucketKeys), k.ID, k); err != nil {
 			return err
 		}
@@ -68,7 +68,7 @@ func (s *Store) TouchKey(_ context.Context, id string, now time.Time) error {
 }
 
 func (s *Store) updateKey(id string, change func(*callcontext.APIKey)) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
 		var k callcontext.APIKey
 		ok, err := get(b, id, &k)

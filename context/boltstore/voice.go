@@ -29,7 +29,8 @@ func streamKey(sc callcontext.Scope, callID string) string {
 // LeaseStream implements callcontext.Store.
 func (s *Store) LeaseStream(_ context.Context, sc callcontext.Scope, callID, holder string, now, expires time.Time) (bool, error) {
 	granted := false
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		granted = false // update may run this more than once
 		b, key := tx.Bucket(bucketStreams), streamKey(sc, callID)
 		var l streamLease
 		if _, err := get(b, key, &l); err != nil {
@@ -46,7 +47,7 @@ func (s *Store) LeaseStream(_ context.Context, sc callcontext.Scope, callID, hol
 
 // ReleaseStream implements callcontext.Store.
 func (s *Store) ReleaseStream(_ context.Context, sc callcontext.Scope, callID, holder string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b, key := tx.Bucket(bucketStreams), streamKey(sc, callID)
 		var l streamLease
 		if _, err := get(b, key, &l); err != nil || l.Holder != holder {
@@ -80,7 +81,7 @@ func (s *Store) NoteCall(_ context.Context, sc callcontext.Scope, callID string,
 // updateCall changes an existing call record with change, and counts t,
 // or reports ErrNotFound.
 func (s *Store) updateCall(sc callcontext.Scope, callID string, t callcontext.Tally, change func(*callcontext.CallRecord)) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		if _, ok := readScope(tx, sc); !ok {
 			return callcontext.ErrNotFound
 		}
@@ -121,7 +122,7 @@ func (s *Store) CachedLineType(_ context.Context, e164 string, now time.Time) (i
 
 // CacheLineType implements callcontext.Store.
 func (s *Store) CacheLineType(_ context.Context, e164 string, lt identity.LineType, expires time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		return put(tx.Bucket(bucketLookup), e164, lookupEntry{LineType: lt, Expires: expires})
 	})
 }
