@@ -22,7 +22,7 @@ func idempotencyKey(r *http.Request) (string, error) {
 }
 
 // reply writes a start or end body, marking replays.
-func reply(w http.ResponseWriter, rep callcontext.Reply) {
+func reply[T callcontext.StartResult | callcontext.EndResult](w http.ResponseWriter, rep callcontext.Reply[T]) {
 	if rep.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
@@ -112,7 +112,14 @@ func joinIssues(errs ...error) error {
 
 func handleCallGet(calls *callcontext.Service) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		body, err := calls.Call(r.Context(), scopeOf(r.Context()), r.PathValue("call_id"))
+		call, err := calls.Call(r.Context(), scopeOf(r.Context()), r.PathValue("call_id"))
+		if err == nil && !call.Started {
+			err = callcontext.ErrNotFound // an end without a start: nothing to show
+		}
+		if err != nil {
+			return err
+		}
+		body, err := call.JSON()
 		if err != nil {
 			return err
 		}

@@ -25,7 +25,8 @@ func HandleAfterStream(logger zerolog.Logger, calls *callcontext.Service, cfg Co
 			return
 		}
 		ref, tier := "", string(identity.Ignore)
-		rec, err := calls.CallRecord(ctx, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID)
+		call, err := calls.Call(ctx, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req.CallID)
+		rec := call.Record
 		if err == nil {
 			ref, tier = rec.CustomerRef, string(rec.Recommendation)
 		} else {

@@ -2,9 +2,7 @@ package voice
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -69,18 +67,11 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 // askedAbout is the call's start as the confirm question asked it: the
 // greeting spoken and the stored name it asked about.
 func askedAbout(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, callID string) (callcontext.StartResult, error) {
-	var res callcontext.StartResult
-	raw, err := calls.Call(ctx, sc, callID)
-	if err != nil {
-		return res, err
+	call, err := calls.Call(ctx, sc, callID)
+	if err == nil && !call.Started {
+		err = callcontext.ErrNotFound
 	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return res, fmt.Errorf("decode call: %w", err)
-	}
-	if res.Match != nil {
-		res.Name = res.Match.Variables["name"]
-	}
-	return res, nil
+	return call.Start, err
 }
 
 // HandleStatus takes Twilio's status callback: a final status completes

@@ -56,8 +56,8 @@ func HandleDialStatus(logger zerolog.Logger, calls *callcontext.Service, cfg Con
 		switch {
 		case u.Dial != "" && q.Get("attempt") == "":
 			ref := ""
-			if rec, err := calls.CallRecord(ctx, sc, req.CallID); err == nil {
-				ref = rec.CustomerRef
+			if call, err := calls.Call(ctx, sc, req.CallID); err == nil {
+				ref = call.Record.CustomerRef
 			}
 			writeTwiML(w, []twiml.Element{cfg.dial(r, Action{Dial: u.Dial}, req.CallID, ref, 2)})
 		case u.Voicemail != "":

@@ -1,7 +1,6 @@
 package voice_test
 
 import (
-	"context"
 	"encoding/json"
 	"encoding/xml"
 	"slices"
@@ -35,7 +34,7 @@ func (e *env) dialStatus(path, callSid, status string) node {
 // dialOutcome is the dial_status GET /v1/calls shows for a call.
 func (e *env) dialOutcome(callID string) string {
 	e.t.Helper()
-	body, err := e.calls.Call(context.Background(), prod, callID)
+	body, err := callJSON(e.calls, callID)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package voice
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
+	"github.com/stickycalls/stickycalls/voice/agentctx"
 )
 
 // attestation maps Twilio's StirVerstat to an attestation: a verified
@@ -58,7 +57,7 @@ func HandleIncoming(logger zerolog.Logger, calls *callcontext.Service, cfg Confi
 		if !ok {
 			return
 		}
-		res, err := startWithin(ctx, calls, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req)
+		res, err := agentctx.Start(ctx, calls, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req)
 		if err != nil {
 			cfg.degrade(w, r, logger, num, req, reason(ctx, err))
 			return
@@ -66,34 +65,6 @@ func HandleIncoming(logger zerolog.Logger, calls *callcontext.Service, cfg Confi
 		cfg.Metrics.tier(string(res.Greeting.Tier))
 		writeTwiML(w, cfg.answer(r, num, req.Hints.DNIS, res))
 	})
-}
-
-// startWithin starts the call but gives up when ctx is done, even if the
-// store does not honour ctx: the start then finishes on its own, bounded
-// by the store's own timeouts, and a Twilio retry replays it.
-func startWithin(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, req callcontext.StartRequest) (callcontext.StartResult, error) {
-	type outcome struct {
-		rep callcontext.Reply
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		rep, err := calls.Start(ctx, sc, req, "")
-		done <- outcome{rep, err}
-	}()
-	select {
-	case <-ctx.Done():
-		return callcontext.StartResult{}, ctx.Err()
-	case o := <-done:
-		if o.err != nil {
-			return callcontext.StartResult{}, o.err
-		}
-		var res callcontext.StartResult
-		if err := json.Unmarshal(o.rep.Body, &res); err != nil {
-			return callcontext.StartResult{}, fmt.Errorf("decode start: %w", err)
-		}
-		return res, nil
-	}
 }
 
 func reason(ctx context.Context, err error) string {

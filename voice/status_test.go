@@ -14,10 +14,19 @@ import (
 
 var prod = callcontext.Scope{Tenant: "default", Mode: callcontext.Prod}
 
+// callJSON is a call as GET /v1/calls/{call_id} answers it.
+func callJSON(calls *callcontext.Service, callID string) ([]byte, error) {
+	call, err := calls.Call(context.Background(), prod, callID)
+	if err != nil {
+		return nil, err
+	}
+	return call.JSON()
+}
+
 // startRef reads the customer_ref a call's start answered.
 func (e *env) startRef(callID string) string {
 	e.t.Helper()
-	body, err := e.calls.Call(context.Background(), prod, callID)
+	body, err := callJSON(e.calls, callID)
 	if err != nil {
 		e.t.Fatalf("read call %s: %v", callID, err)
 	}
@@ -133,7 +142,7 @@ func TestConfirm(t *testing.T) {
 		t.Errorf("confirm no: %s, want one short line and the connecting line", body)
 	}
 	// After a "no", every reader of the call sees a new caller's call.
-	stored, err := e.calls.Call(context.Background(), prod, "CA7002")
+	stored, err := callJSON(e.calls, "CA7002")
 	if err != nil || strings.Contains(string(stored), "Jane") || strings.Contains(string(stored), e.startRef("CA7001")) {
 		t.Errorf("GET /v1/calls/CA7002 after a no = %s, %v; want nothing of the guessed customer", stored, err)
 	}

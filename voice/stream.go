@@ -182,9 +182,9 @@ func (o opener) open(ctx context.Context, tw *side, first [][]byte, sess session
 		}
 	}()
 	params := map[string]string{"from": call.From, "to": call.To}
-	if rec, ok := o.record(sctx, acct, call); ok {
-		params["customer_ref"], params["recommendation"] = rec.CustomerRef, string(rec.Recommendation)
-		params["stickycalls_context"] = string(o.calls.Context(rec))
+	if ctx, ok := o.context(sctx, acct, call); ok {
+		params["customer_ref"], params["recommendation"] = ctx.Start.CustomerRef, string(ctx.Start.Identity.Recommendation)
+		params["stickycalls_context"] = ctx.json
 	} else {
 		params["stickycalls_degraded"], params["recommendation"] = "true", string(identity.Ignore)
 		params["stickycalls_context"] = degradedContext(call)
@@ -260,17 +260,28 @@ func (o opener) verify(s session) (Account, streamCall, Number, error) {
 	return acct, call, num, nil
 }
 
-// record reads the call's stored start, the context the agent gets. It is
-// not needed to connect: with the store down or slow the stream goes on
+// callContext is the context an agent gets: the call's start as it now
+// stands, and that start as JSON.
+type callContext struct {
+	Start callcontext.StartResult
+	json  string
+}
+
+// context reads the call's start, the context the agent gets. It is not
+// needed to connect: with the store down or slow the session goes on
 // degraded (ok false).
-func (o opener) record(ctx context.Context, acct Account, call streamCall) (callcontext.CallRecord, bool) {
-	rec, err := o.calls.CallRecord(ctx, callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod}, call.CallSID)
-	if err != nil || len(rec.StartResponse) == 0 {
-		o.cfg.Metrics.fallback("stream_degraded")
-		o.logger.Warn().AnErr("err", err).Str("call_id", call.CallSID).Msg("stream without stored context")
-		return callcontext.CallRecord{}, false
+func (o opener) context(ctx context.Context, acct Account, sc streamCall) (callContext, bool) {
+	call, err := o.calls.Call(ctx, callcontext.Scope{Tenant: acct.Tenant, Mode: callcontext.Prod}, sc.CallSID)
+	var body []byte
+	if err == nil && call.Started {
+		body, err = call.JSON()
 	}
-	return rec, true
+	if err != nil || !call.Started {
+		o.cfg.Metrics.fallback("stream_degraded")
+		o.logger.Warn().AnErr("err", err).Str("call_id", sc.CallSID).Msg("stream without stored context")
+		return callContext{}, false
+	}
+	return callContext{call.Start, string(body)}, true
 }
 
 func containsAccount(list []Account, a Account) bool {

@@ -553,7 +553,7 @@ func TestStreamStopThenCompleted(t *testing.T) {
 	if code, body := se.post("/voice/status", token, done); code != 204 {
 		t.Fatalf("status completed: %d %s", code, body)
 	}
-	raw, err := se.calls.Call(context.Background(), prod, "CA9201")
+	raw, err := callJSON(se.calls, "CA9201")
 	var got struct {
 		Status          string `json:"status"`
 		CallEnd         string `json:"call_end"`

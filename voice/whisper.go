@@ -1,7 +1,6 @@
 package voice
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,14 +20,10 @@ func errorsIsNotFound(err error) bool { return errors.Is(err, callcontext.ErrNot
 func HandleWhisper(calls *callcontext.Service, cfg Config) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tenant := tenantOf(r.Context())
-		body, err := calls.Call(r.Context(), callcontext.Scope{Tenant: tenant, Mode: callcontext.Prod}, r.URL.Query().Get("call_id"))
-		var res callcontext.StartResult
-		if err == nil {
-			err = json.Unmarshal(body, &res)
-		}
+		call, err := calls.Call(r.Context(), callcontext.Scope{Tenant: tenant, Mode: callcontext.Prod}, r.URL.Query().Get("call_id"))
 		text := "New caller."
-		if err == nil {
-			text = whisper(res)
+		if err == nil && call.Started {
+			text = whisper(call.Start)
 		}
 		writeTwiML(w, []twiml.Element{&twiml.VoiceSay{Message: text}})
 	})

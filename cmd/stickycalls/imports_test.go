@@ -25,7 +25,7 @@ var allowedImports = map[string][]string{
 	"context/storemetrics":     {"context/callcontext", "context/identity"},
 	"lookup":                   {"context/identity"},
 	"greetings":                {"context/callcontext", "context/identity"},
-	"voice":                    {"context/callcontext", "context/identity", "greetings"},
+	"voice":                    {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},
 	"voice/agentctx":           {"context/callcontext", "context/identity", "greetings"},
 	"voice/vapi":               {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},
 	"voice/retell":             {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},

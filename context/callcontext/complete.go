@@ -53,22 +53,6 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer
 	return res, nil
 }
 
-// Context is a call's start result as the call now stands: after a "no" to
-// the confirm question it is a new caller's (a fresh ref, nothing revealed),
-// after a "yes" a reuse with its greeting. Every reader of a stored start
-// (GET /v1/calls, the whisper, the media stream) goes through it.
-func (s *Service) Context(call CallRecord) []byte {
-	res, changed := s.project(call)
-	if !changed {
-		return call.StartResponse // as answered: byte for byte
-	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		return call.StartResponse
-	}
-	return b
-}
-
 // project decodes a call's stored start, projects it onto the call's
 // present recommendation, and reports whether a confirm answer since has
 // changed it.
@@ -248,18 +232,6 @@ func (s *Service) disputeCompletion(ctx context.Context, sc Scope, commit *EndCo
 	// own customer, if it has one.
 	commit.Writes = append([]Write{{Record: r, Prev: prev}}, commit.Writes...)
 	return nil
-}
-
-// CallRecord returns what is stored about a call, or ErrNotFound.
-func (s *Service) CallRecord(ctx context.Context, sc Scope, callID string) (CallRecord, error) {
-	c, err := s.store.Call(ctx, sc, callID)
-	if err != nil {
-		return CallRecord{}, fmt.Errorf("read call: %w", err)
-	}
-	if !c.Expires.After(s.now()) {
-		return CallRecord{}, ErrNotFound
-	}
-	return c, nil
 }
 
 // LeaseStream gives holder the call's one live media stream for ttl, or

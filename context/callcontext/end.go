@@ -60,16 +60,19 @@ func (s *Service) serialized(sc Scope, attempt func() error) error {
 }
 
 // End saves what happened on a call. key is the Idempotency-Key, or "".
-func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string) (Reply, error) {
+func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string) (Reply[EndResult], error) {
 	now := s.now().UTC()
 	c := s.newClaim(sc, OpEnd, req.CallID, key, Fingerprint(req), now)
 	if req.CustomerRef != "" {
 		// The usual end names its customer: read it with the claim.
 		c.Query = &Query{CustomerRef: req.CustomerRef, ExternalIDs: bodyIDs(req)}
 	}
-	res, reply, err := s.claim(ctx, sc, c)
-	if reply != nil || err != nil {
-		return derefReply(reply), err
+	res, err := s.claim(ctx, sc, c)
+	switch {
+	case err != nil:
+		return Reply[EndResult]{}, err
+	case res.Outcome == Replay:
+		return replay[EndResult](OpEnd, res.Response)
 	}
 	found := &res.Found
 	var e *ending
@@ -84,13 +87,13 @@ func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		s.release(rctx, sc, c)
-		return Reply{}, err
+		return Reply[EndResult]{}, err
 	}
 	if e.corrected {
 		s.observer.Corrected(e.call.startTier())
 	}
 	s.observer.Ended(sc, e.event())
-	return Reply{Body: e.body}, nil
+	return Reply[EndResult]{Result: e.result, Body: e.body}, nil
 }
 
 // ending is what one attempt of an end has worked out.
@@ -113,8 +116,9 @@ type ending struct {
 	others    map[string]*Record
 	prev      map[string]int64
 	drop      map[string]bool
-	corrected bool   // the end named another customer than the start recognized
-	body      []byte // the response, once committed
+	corrected bool      // the end named another customer than the start recognized
+	result    EndResult // the response, once committed
+	body      []byte    // … encoded
 }
 
 // event is what the end saved, as counted.
@@ -149,6 +153,7 @@ func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRe
 	if err != nil {
 		return nil, err
 	}
+	e.result = res
 	if e.body, err = json.Marshal(res); err != nil {
 		return nil, fmt.Errorf("encode end: %w", err)
 	}

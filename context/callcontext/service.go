@@ -106,32 +106,42 @@ func (s *Service) policy(tenant string) Policy {
 // Plan returns the plan of a scope.
 func (s *Service) Plan(sc Scope) Plan { return s.policy(sc.Tenant).Plans[sc.Mode] }
 
-// Reply is a response body, and whether it replays an earlier one.
-type Reply struct {
+// Reply is a start's or an end's answer: its result, the body that
+// carries it (on a replay, byte for byte the first answer's), and whether
+// it replays an earlier answer.
+type Reply[T StartResult | EndResult] struct {
+	Result   T
 	Body     []byte
 	Replayed bool
 }
 
-// claim asks the store to do op, and turns every outcome but Claimed into
-// a reply or an error.
-func (s *Service) claim(ctx context.Context, sc Scope, c Claim) (ClaimResult, *Reply, error) {
+// replay is the reply of a claim that found op already answered.
+func replay[T StartResult | EndResult](op Op, body []byte) (Reply[T], error) {
+	rep := Reply[T]{Body: body, Replayed: true}
+	if err := json.Unmarshal(body, &rep.Result); err != nil {
+		return Reply[T]{}, fmt.Errorf("decode stored %s: %w", op, err)
+	}
+	return rep, nil
+}
+
+// claim asks the store to do op, and turns every outcome but Claimed and
+// Replay into an error.
+func (s *Service) claim(ctx context.Context, sc Scope, c Claim) (ClaimResult, error) {
 	res, err := s.store.Claim(ctx, sc, c)
 	if err != nil {
-		return res, nil, fmt.Errorf("claim %s: %w", c.Op, err)
+		return res, fmt.Errorf("claim %s: %w", c.Op, err)
 	}
 	switch res.Outcome {
-	case Claimed:
-		return res, nil, nil
-	case Replay:
-		return res, &Reply{Body: res.Response, Replayed: true}, nil
+	case Claimed, Replay:
+		return res, nil
 	case KeyReused:
-		return res, nil, ErrKeyReused
+		return res, ErrKeyReused
 	case InFlight:
-		return res, nil, ErrInFlight
+		return res, ErrInFlight
 	case OverQuota:
-		return res, nil, ErrOverQuota
+		return res, ErrOverQuota
 	}
-	return res, nil, ErrConflict
+	return res, ErrConflict
 }
 
 func (s *Service) newClaim(sc Scope, op Op, callID, key, print string, now time.Time) Claim {
@@ -152,34 +162,30 @@ func (s *Service) release(ctx context.Context, sc Scope, c Claim) {
 
 // Start identifies the caller and returns what is remembered. key is the
 // Idempotency-Key header, or "".
-func (s *Service) Start(ctx context.Context, sc Scope, req StartRequest, key string) (Reply, error) {
+func (s *Service) Start(ctx context.Context, sc Scope, req StartRequest, key string) (Reply[StartResult], error) {
 	now := s.now().UTC()
 	c := s.newClaim(sc, OpStart, req.CallID, key, Fingerprint(req), now)
 	pol := s.policy(sc.Tenant)
 	q := Query{ANI: linkable(req.Hints.ANI, pol), ExternalIDs: externalIDList(req.Hints.ExternalIDs), CustomerRef: req.Hints.CustomerRef}
 	c.Query = &q
-	res, reply, err := s.claim(ctx, sc, c)
-	if reply != nil || err != nil {
-		return derefReply(reply), err
+	res, err := s.claim(ctx, sc, c)
+	switch {
+	case err != nil:
+		return Reply[StartResult]{}, err
+	case res.Outcome == Replay:
+		return replay[StartResult](OpStart, res.Response)
 	}
-	body, ev, err := s.start(ctx, sc, req, c, res.Found)
+	rep, ev, err := s.start(ctx, sc, req, c, res.Found)
 	if err != nil {
 		s.release(ctx, sc, c)
-		return Reply{}, err
+		return Reply[StartResult]{}, err
 	}
 	s.observer.Started(sc, ev)
-	return Reply{Body: body}, nil
-}
-
-func derefReply(r *Reply) Reply {
-	if r == nil {
-		return Reply{}
-	}
-	return *r
+	return rep, nil
 }
 
 // start answers a claimed start from what the claim found for its hints.
-func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim, found Found) ([]byte, StartEvent, error) {
+func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim, found Found) (Reply[StartResult], StartEvent, error) {
 	pol := s.policy(sc.Tenant)
 	ani, ids := c.Query.ANI, c.Query.ExternalIDs
 	lt, ltSource := s.lineType(ctx, sc, req, ani, found.ANI.LineType)
@@ -191,7 +197,7 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	result.Greeting = s.greeter.Greet(&result)
 	body, err := json.Marshal(result)
 	if err != nil {
-		return nil, StartEvent{}, fmt.Errorf("encode start: %w", err)
+		return Reply[StartResult]{}, StartEvent{}, fmt.Errorf("encode start: %w", err)
 	}
 	remember := identity.Unknown
 	if ltSource == "request" || ltSource == "lookup" {
@@ -211,9 +217,9 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	ev := StartEvent{Recommendation: m.Recommendation, Confidence: result.Identity.Confidence, Billable: result.Billable}
 	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable, Tally: startTally(c.Now, ev)}
 	if err := s.store.SaveStart(ctx, sc, commit); err != nil {
-		return nil, StartEvent{}, fmt.Errorf("save start: %w", err)
+		return Reply[StartResult]{}, StartEvent{}, fmt.Errorf("save start: %w", err)
 	}
-	return body, ev, nil
+	return Reply[StartResult]{Result: result, Body: body}, ev, nil
 }
 
 // revealed lists the customers a start's answer shows: the matched one and
@@ -330,25 +336,51 @@ func (s *Service) Erase(ctx context.Context, sc Scope, ref string) error {
 	return nil
 }
 
-// Call returns the stored start response of a call, or ErrNotFound.
-func (s *Service) Call(ctx context.Context, sc Scope, callID string) ([]byte, error) {
+// CallView is a call as it now stands, from one read of the store: what
+// is stored about it, and its start's answer projected onto the call's
+// present state (after a "no" to the confirm question a new caller's,
+// after a "yes" a reuse with its greeting; with its outcome once it
+// ended). Every reader of a call (GET /v1/calls, the voice webhooks, the
+// whisper, the relays) goes through it.
+type CallView struct {
+	Record  CallRecord
+	Start   StartResult // the zero value when the call has no stored start
+	Started bool        // the call has a stored start
+	changed bool        // Start is not the stored answer byte for byte
+}
+
+// Call returns a call as it now stands, or ErrNotFound.
+func (s *Service) Call(ctx context.Context, sc Scope, callID string) (CallView, error) {
 	c, err := s.store.Call(ctx, sc, callID)
 	if err != nil {
-		return nil, fmt.Errorf("read call: %w", err)
+		return CallView{}, fmt.Errorf("read call: %w", err)
 	}
-	if len(c.StartResponse) == 0 || !c.Expires.After(s.now()) {
-		return nil, ErrNotFound
+	if !c.Expires.After(s.now()) {
+		return CallView{}, ErrNotFound
 	}
-	status, end, duration := c.outcome()
-	if status == "" && c.DialStatus == "" {
-		return s.Context(c), nil
+	v := CallView{Record: c, Started: len(c.StartResponse) > 0}
+	if !v.Started {
+		return v, nil
 	}
-	res, _ := s.project(c)
-	if status != "" {
-		res.Status, res.CallEnd, res.DurationSeconds = status, &end, &duration
+	v.Start, v.changed = s.project(c)
+	if status, end, duration := c.outcome(); status != "" {
+		v.Start.Status, v.Start.CallEnd, v.Start.DurationSeconds = status, &end, &duration
+		v.changed = true
 	}
-	res.DialStatus = c.DialStatus
-	b, err := json.Marshal(res)
+	if c.DialStatus != "" {
+		v.Start.DialStatus, v.changed = c.DialStatus, true
+	}
+	return v, nil
+}
+
+// JSON is the call's start as it now stands, as GET /v1/calls/{call_id}
+// answers it: the stored answer byte for byte unless something since has
+// changed it.
+func (v CallView) JSON() ([]byte, error) {
+	if !v.changed {
+		return v.Record.StartResponse, nil
+	}
+	b, err := json.Marshal(v.Start)
 	if err != nil {
 		return nil, fmt.Errorf("encode call: %w", err)
 	}

@@ -21,21 +21,21 @@ func concurrencyTests() []storeTest {
 }
 
 // result is one goroutine's answer.
-type result struct {
-	reply callcontext.Reply
+type result[T callcontext.StartResult | callcontext.EndResult] struct {
+	reply callcontext.Reply[T]
 	err   error
 }
 
 // parallel runs f n times at once and returns every answer.
-func parallel(n int, f func(i int) (callcontext.Reply, error)) []result {
-	out := make([]result, n)
+func parallel[T callcontext.StartResult | callcontext.EndResult](n int, f func(i int) (callcontext.Reply[T], error)) []result[T] {
+	out := make([]result[T], n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range n {
 		wg.Go(func() {
 			<-start
 			r, err := f(i)
-			out[i] = result{r, err}
+			out[i] = result[T]{r, err}
 		})
 	}
 	close(start)
@@ -45,7 +45,7 @@ func parallel(n int, f func(i int) (callcontext.Reply, error)) []result {
 
 // oneEffect checks that every answer is the same body or ErrInFlight, and
 // that exactly one answer was not a replay.
-func oneEffect(t *testing.T, what string, results []result) {
+func oneEffect[T callcontext.StartResult | callcontext.EndResult](t *testing.T, what string, results []result[T]) {
 	t.Helper()
 	var body []byte
 	fresh := 0
@@ -64,6 +64,9 @@ func oneEffect(t *testing.T, what string, results []result) {
 		} else if !bytes.Equal(r.reply.Body, body) {
 			t.Errorf("%s #%d: body %s, want the same body as the others, %s", what, i, r.reply.Body, body)
 		}
+		if typed, err := json.Marshal(r.reply.Result); err != nil || !bytes.Equal(typed, r.reply.Body) {
+			t.Errorf("%s #%d (replayed %v): result %s, want what the body says, %s", what, i, r.reply.Replayed, typed, r.reply.Body)
+		}
 	}
 	if fresh != 1 {
 		t.Errorf("%s: %d answers were not replays, want exactly 1", what, fresh)
@@ -76,7 +79,7 @@ func testConcurrentIdenticalEnds(t *testing.T, s callcontext.Store) {
 	h.start(`{"call_id":"call_c","identity_hints":{"ani":"+14155550199"}}`)
 	body := `{"call_id":"call_c","customer_ref":"cust_c","intent":"x","intent_status":"open","variables":{"name":"C"}}`
 	req := parseEnd(t, body)
-	results := parallel(50, func(int) (callcontext.Reply, error) { return h.svc.End(ctx, acmeTest, req, "") })
+	results := parallel(50, func(int) (callcontext.Reply[callcontext.EndResult], error) { return h.svc.End(ctx, acmeTest, req, "") })
 	oneEffect(t, "End(call_c) ×50", results)
 
 	v := h.customer("cust_c")
@@ -93,7 +96,9 @@ func testConcurrentIdenticalStarts(t *testing.T, s callcontext.Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
 	req := parseStart(t, `{"call_id":"call_c","identity_hints":{"ani":"+14155550199"}}`)
-	results := parallel(50, func(int) (callcontext.Reply, error) { return h.svc.Start(ctx, acmeTest, req, "idem-c") })
+	results := parallel(50, func(int) (callcontext.Reply[callcontext.StartResult], error) {
+		return h.svc.Start(ctx, acmeTest, req, "idem-c")
+	})
 	oneEffect(t, "Start(call_c) ×50", results)
 	u, err := h.svc.Usage(ctx, acmeTest)
 	if err != nil || u.Requests != 1 || u.Calls != (callcontext.CallsView{Billable: 1}) {
@@ -109,7 +114,9 @@ func testConcurrentDifferentEnds(t *testing.T, s callcontext.Store) {
 	for i := range reqs {
 		reqs[i] = parseEnd(t, fmt.Sprintf(`{"call_id":"call_%02d","customer_ref":"cust_many","intent":"x","intent_status":"open"}`, i))
 	}
-	results := parallel(n, func(i int) (callcontext.Reply, error) { return h.svc.End(ctx, acmeTest, reqs[i], "") })
+	results := parallel(n, func(i int) (callcontext.Reply[callcontext.EndResult], error) {
+		return h.svc.End(ctx, acmeTest, reqs[i], "")
+	})
 	created := 0
 	for i, r := range results {
 		if r.err != nil {

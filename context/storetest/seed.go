@@ -66,7 +66,7 @@ func RunSeed(t *testing.T, s Seeder) {
 }
 
 // do runs a start or end of body and returns the response.
-func do[R any](t *testing.T, op func(context.Context, callcontext.Scope, R, string) (callcontext.Reply, error), sc callcontext.Scope, body string) string {
+func do[R any, T callcontext.StartResult | callcontext.EndResult](t *testing.T, op func(context.Context, callcontext.Scope, R, string) (callcontext.Reply[T], error), sc callcontext.Scope, body string) string {
 	t.Helper()
 	var req R
 	var err error

@@ -92,11 +92,11 @@ func testGuideFlow(t *testing.T, s callcontext.Store) {
 	}
 
 	// GET /v1/calls/test_002 returns the stored start response.
-	if got, err := h.svc.Call(context.Background(), acmeTest, "test_002"); err != nil || !bytes.Equal(got, raw) {
+	if got, err := callJSON(h.svc, acmeTest, "test_002"); err != nil || !bytes.Equal(got, raw) {
 		t.Errorf("Call(test_002) = %s, %v; want the start response %s", got, err, raw)
 	}
 	h.at(7*day + 2*time.Minute) // test_002 started at +2m and is kept 7 days
-	if got, err := h.svc.Call(context.Background(), acmeTest, "test_002"); !errors.Is(err, callcontext.ErrNotFound) {
+	if got, err := callJSON(h.svc, acmeTest, "test_002"); !errors.Is(err, callcontext.ErrNotFound) {
 		t.Errorf("Call(test_002) 7 days after its start = %s, %v; want ErrNotFound", got, err)
 	}
 	if _, err := h.svc.Call(context.Background(), acmeTest, "test_999"); !errors.Is(err, callcontext.ErrNotFound) {
@@ -473,7 +473,7 @@ func testServiceErase(t *testing.T, s callcontext.Store) {
 	}
 	h.gone("cust_d")
 	for _, id := range []string{"call_d1", "call_d2"} {
-		if got, err := h.svc.Call(ctx, acmeTest, id); !errors.Is(err, callcontext.ErrNotFound) {
+		if got, err := callJSON(h.svc, acmeTest, id); !errors.Is(err, callcontext.ErrNotFound) {
 			t.Errorf("Call(%s) after Erase(cust_d) = %s, %v; want ErrNotFound", id, got, err)
 		}
 	}
@@ -760,7 +760,7 @@ func testCallOutcome(t *testing.T, s callcontext.Store) {
 	h := newHarness(t, s, nil)
 	outcome := func(id string) (status string, seconds int64) {
 		t.Helper()
-		raw, err := h.svc.Call(context.Background(), acmeTest, id)
+		raw, err := callJSON(h.svc, acmeTest, id)
 		var v struct {
 			Status          string `json:"status"`
 			CallEnd         string `json:"call_end"`
@@ -809,7 +809,8 @@ func testCallOutcome(t *testing.T, s callcontext.Store) {
 	if err := h.svc.Complete(context.Background(), acmeTest, callcontext.Completion{CallID: "o3", Status: "completed", Duration: 45, At: arrived}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := h.svc.CallRecord(context.Background(), acmeTest, "o3")
+	call, err := h.svc.Call(context.Background(), acmeTest, "o3")
+	rec := call.Record
 	if err != nil || !rec.Completed.Equal(arrived) {
 		t.Errorf("late completion recorded at %v (%v), want %v, when the callback arrived", rec.Completed, err, arrived)
 	}
@@ -938,7 +939,8 @@ func testCompletionRetried(t *testing.T, s callcontext.Store) {
 			t.Fatal(err)
 		}
 	}
-	rec, err := h.svc.CallRecord(ctx, acmeTest, "r1")
+	call, err := h.svc.Call(ctx, acmeTest, "r1")
+	rec := call.Record
 	if err != nil || rec.CompletedRef == "" || !rec.CompletionCreated {
 		t.Fatalf("r1 = %+v, %v; want it to have created and linked its customer", rec, err)
 	}
@@ -962,4 +964,16 @@ func testCompletionRetried(t *testing.T, s callcontext.Store) {
 	if r := got[rec.CompletedRef]; !r.LastCall.Equal(t0.Add(3*time.Hour+time.Minute)) || !r.ANIs["+14155550151"].LastCall.Equal(t0.Add(3*time.Hour+time.Minute)) {
 		t.Errorf("after a late completion: last call %v, link last call %v; want the later call's %v", r.LastCall, r.ANIs["+14155550151"].LastCall, t0.Add(3*time.Hour+time.Minute))
 	}
+}
+
+// callJSON is a call's start as GET /v1/calls/{call_id} answers it.
+func callJSON(svc *callcontext.Service, sc callcontext.Scope, callID string) ([]byte, error) {
+	call, err := svc.Call(context.Background(), sc, callID)
+	if err != nil {
+		return nil, err
+	}
+	if !call.Started {
+		return nil, callcontext.ErrNotFound
+	}
+	return call.JSON()
 }

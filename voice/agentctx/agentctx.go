@@ -21,10 +21,12 @@ import (
 )
 
 // Start starts a call but gives up when ctx is done, even if the store does
-// not honour ctx (the start then finishes on its own).
+// not honour ctx: the start then finishes on its own, bounded by the
+// store's own timeouts, and a retry of the webhook replays it. The voice
+// webhooks use it too.
 func Start(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, req callcontext.StartRequest) (callcontext.StartResult, error) {
 	type outcome struct {
-		rep callcontext.Reply
+		rep callcontext.Reply[callcontext.StartResult]
 		err error
 	}
 	done := make(chan outcome, 1)
@@ -38,13 +40,10 @@ func Start(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope
 		return callcontext.StartResult{}, ctx.Err()
 	case o = <-done:
 	}
-	var res callcontext.StartResult
 	if o.err != nil {
-		return res, o.err
+		return callcontext.StartResult{}, o.err
 	}
-	if err := json.Unmarshal(o.rep.Body, &res); err != nil {
-		return res, fmt.Errorf("decode start: %w", err)
-	}
+	res := o.rep.Result
 	res.DNIS = req.Hints.DNIS
 	return res, nil
 }

@@ -110,7 +110,8 @@ func TestRetellCall(t *testing.T) {
 	if code, m := e.post("/events", "call_analyzed.json", e.now, key, "CALL_ID", callID); code != 200 {
 		t.Fatalf("call_analyzed = %d %v", code, m)
 	}
-	rec, err := e.calls.CallRecord(context.Background(), prod, callID)
+	call, err := e.calls.Call(context.Background(), prod, callID)
+	rec := call.Record
 	if err != nil || rec.Completed.IsZero() || rec.CompletedDuration != 142 || rec.Ended.IsZero() {
 		t.Fatalf("the call = %+v, %v; want completed after 142 s and ended", rec, err)
 	}

@@ -141,7 +141,8 @@ func TestAssistantCall(t *testing.T) {
 			t.Fatalf("end-of-call-report #%d = %d %v", i+1, code, ans)
 		}
 	}
-	rec, err := e.calls.CallRecord(context.Background(), prod, callID)
+	call, err := e.calls.Call(context.Background(), prod, callID)
+	rec := call.Record
 	if err != nil || rec.Ended.IsZero() {
 		t.Fatalf("the call after its report = %+v, %v; want it ended", rec, err)
 	}
@@ -168,7 +169,7 @@ func TestSecret(t *testing.T) {
 			t.Errorf("end-of-call-report with secret %q = %d, want 401", s, code)
 		}
 	}
-	if _, err := e.calls.CallRecord(context.Background(), prod, callID); err == nil {
+	if _, err := e.calls.Call(context.Background(), prod, callID); err == nil {
 		t.Error("a call was stored from messages with a bad secret")
 	}
 	// An unknown number: generic values, nothing read.
