@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/context/apierror"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -69,21 +70,9 @@ func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Write(body)
 }
 
-// errorBody is every error's JSON shape.
-type errorBody struct {
-	Error     string        `json:"error"`
-	Message   string        `json:"message"`
-	RequestID string        `json:"request_id"`
-	Details   *errorDetails `json:"details,omitempty"`
-}
-
-type errorDetails struct {
-	Issues []callcontext.Issue `json:"issues"`
-}
-
 // statusOf maps an error to its status and client message: the HTTP
-// layer's own errors here, the domain's through callcontext.Status, the
-// one table of domain errors. A 5xx message never carries err's text.
+// layer's own errors here, the domain's through apierror.Status, the one
+// table of domain errors. A 5xx message never carries err's text.
 func statusOf(err error) (int, string) {
 	switch {
 	case errors.Is(err, errUnauthorized):
@@ -101,18 +90,15 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, errRateLimited):
 		return http.StatusTooManyRequests, "Rate limit exceeded for this mode; retry after the Retry-After seconds"
 	}
-	return callcontext.Status(err)
+	return apierror.Status(err)
 }
 
 // writeError answers with err's status and the documented body, and hands
 // the cause to the request log.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg := statusOf(err)
-	body := errorBody{Error: http.StatusText(status), Message: msg, RequestID: requestID(r.Context())}
-	var invalid *callcontext.ValidationError
-	if errors.As(err, &invalid) {
-		body.Details = &errorDetails{Issues: invalid.Issues}
-	}
+	body := apierror.New(status, msg, err)
+	body.RequestID = requestID(r.Context())
 	switch status {
 	case http.StatusConflict, http.StatusServiceUnavailable:
 		if !errors.Is(err, callcontext.ErrConflict) {

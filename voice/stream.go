@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/context/apierror"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -414,7 +415,7 @@ func marshal(v any) ([]byte, error) {
 func (rl *relay) end(ctx context.Context, raw json.RawMessage) {
 	body, err := rl.save(ctx, raw)
 	reply, err := endReply(rl.proto.key, body, err)
-	if status, _ := endErrorOf(err); err != nil && status >= 500 {
+	if status, _ := apierror.Of(err); err != nil && status >= 500 {
 		rl.logger.Error().Err(err).Msg("in-band end") // the agent gets no cause
 	}
 	if !rl.send(rl.agent, reply) {
@@ -435,7 +436,8 @@ func endReply(key string, body []byte, err error) ([]byte, error) {
 			return reply, nil
 		}
 	}
-	_, e := endErrorOf(err)
+	_, e := apierror.Of(err)
+	e.RequestID = ""                                                          // a frame answers no HTTP request
 	reply, _ := marshal(map[string]any{key: "stickycalls.error", "error": e}) // strings only: it cannot fail
 	return reply, err
 }
@@ -477,28 +479,4 @@ func withCallID(raw json.RawMessage, callID string) ([]byte, error) {
 
 func invalid(msg string, path ...string) error {
 	return &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: path, Message: msg}}}
-}
-
-// endError is the §6 error body, less the request_id a WebSocket frame
-// has no request for.
-type endError struct {
-	Error   string     `json:"error"`
-	Message string     `json:"message"`
-	Details *endIssues `json:"details,omitempty"`
-}
-
-type endIssues struct {
-	Issues []callcontext.Issue `json:"issues"`
-}
-
-// endErrorOf is an end's §6 status and body, as POST /v1/calls/end
-// would answer it.
-func endErrorOf(err error) (int, endError) {
-	status, msg := callcontext.Status(err)
-	e := endError{Error: http.StatusText(status), Message: msg}
-	var v *callcontext.ValidationError
-	if errors.As(err, &v) {
-		e.Details = &endIssues{v.Issues}
-	}
-	return status, e
 }

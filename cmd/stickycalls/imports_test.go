@@ -22,14 +22,15 @@ var allowedImports = map[string][]string{
 	"context/backup":           {"context/callcontext", "context/identity"},
 	"context/redistest":        {},
 	"context/outbox":           {"context/callcontext"},
+	"context/apierror":         {"context/callcontext"},
 	"context/storemetrics":     {"context/callcontext", "context/identity"},
 	"lookup":                   {"context/identity"},
 	"greetings":                {"context/callcontext", "context/identity"},
-	"voice":                    {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},
+	"voice":                    {"context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
 	"voice/agentctx":           {"context/callcontext", "context/identity", "greetings"},
-	"voice/vapi":               {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},
-	"voice/retell":             {"context/callcontext", "context/identity", "greetings", "voice/agentctx"},
-	"httpapi":                  {"context/callcontext", "context/identity", "context/backup", "voice"},
+	"voice/vapi":               {"context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
+	"voice/retell":             {"context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
+	"httpapi":                  {"context/apierror", "context/callcontext", "context/identity", "context/backup", "voice"},
 	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
 	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP
 }

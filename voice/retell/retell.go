@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/context/apierror"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
@@ -257,7 +258,7 @@ func HandleEvents(logger zerolog.Logger, calls *callcontext.Service, cfg Config)
 			logger.Warn().Err(err).Str("event", ev.Event).Msg("retell: kept in the outbox until the store is back")
 			writeJSON(w, http.StatusOK, struct{}{})
 		default:
-			status, msg := callcontext.Status(err)
+			status, msg := apierror.Status(err)
 			logger.Warn().Err(err).Str("event", ev.Event).Msg("retell: not saved")
 			writeJSON(w, status, map[string]string{"error": http.StatusText(status), "message": msg})
 		}

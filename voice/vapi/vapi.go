@@ -21,6 +21,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/context/apierror"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
@@ -210,7 +211,7 @@ func report(w http.ResponseWriter, ctx context.Context, logger zerolog.Logger, c
 		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "Service Unavailable", "message": "store unavailable"})
 	default:
-		status, msg := callcontext.Status(err)
+		status, msg := apierror.Status(err)
 		logger.Warn().Err(err).Msg("vapi: end-of-call report not saved")
 		writeJSON(w, status, map[string]string{"error": http.StatusText(status), "message": msg})
 	}
