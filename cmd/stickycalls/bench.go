@@ -16,6 +16,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/redisstore"
+	"github.com/stickycalls/stickycalls/internal/childproc"
 )
 
 // benchPlan is how long and how hard the bench drives each server.
@@ -81,8 +82,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		p.customers = sizes
 	}
-	sp := newSpawner()
-	defer sp.close()
+	sp := childproc.NewSpawner()
+	defer sp.Close()
 	launch, err := processLauncher(sp)
 	if err != nil {
 		return err
@@ -131,7 +132,7 @@ type runner struct {
 
 // runBench starts Redis, measures the floor, then the service on each
 // store at each size.
-func runBench(ctx context.Context, p benchPlan, sp *spawner, launch launcher, log io.Writer) (*results, error) {
+func runBench(ctx context.Context, p benchPlan, sp *childproc.Spawner, launch launcher, log io.Writer) (*results, error) {
 	dir, err := os.MkdirTemp("", "stickycalls-bench-")
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/internal/childproc"
 )
 
 // TestBench runs the whole bench briefly, its servers in this process:
@@ -23,8 +24,8 @@ import (
 func TestBench(t *testing.T) {
 	p := benchPlan{customers: []int{200, 300}, phase: 150 * time.Millisecond, warmup: 50 * time.Millisecond, grace: 500 * time.Millisecond,
 		conns: 4, inflight: 64, voiceRate: 50, voiceSet: 50, probes: 2, repeats: 2, seedWorkers: 2, stores: []string{"redis", "bbolt"}}
-	sp := newSpawner()
-	defer sp.close()
+	sp := childproc.NewSpawner()
+	defer sp.Close()
 	var log bytes.Buffer
 	res, err := runBench(context.Background(), p, sp, inProcessLauncher, &log)
 	if err != nil {
