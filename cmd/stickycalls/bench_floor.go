@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 )
 
 // floorSource is the floor's one script: a counter per caller.
@@ -103,7 +105,7 @@ func profiledServe(ctx context.Context, getenv func(string) string, stdout io.Wr
 		go func() { done <- serveUntilDone(pctx, addr, mux) }()
 		defer func() { stop(); <-done }()
 	}
-	return serve(ctx, getenv, stdout)
+	return service.Serve(ctx, getenv, stdout)
 }
 
 // handleCPUProfile writes a CPU profile of the next seconds.

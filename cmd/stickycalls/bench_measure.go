@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -349,20 +351,16 @@ func (r *runner) probeWaves(ctx context.Context, w *workloads) (map[string]float
 	if err != nil {
 		return nil, err
 	}
-	be, err := openStore(ctx, cfg, time.Second)
+	be, err := service.OpenStore(ctx, cfg, time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer be.close()
-	greeter, err := newGreeter(cfg)
+	defer be.Close()
+	a, err := service.New(cfg, be, zerolog.Nop(), prometheus.NewRegistry(), service.Outside{Now: time.Now})
 	if err != nil {
 		return nil, err
 	}
-	calls, err := newService(cfg, be.store, greeter, lineTyper(cfg, be.store, zerolog.Nop(), outside{now: time.Now}, nil), time.Now)
-	if err != nil {
-		return nil, err
-	}
-	pr := &prober{calls: calls, key: w.key, n: r.p.probes, waves: map[string]float64{}}
+	pr := &prober{calls: a.Calls, key: w.key, n: r.p.probes, waves: map[string]float64{}}
 	for range r.p.probes {
 		if err := pr.probe(ctx, w, r.gen.counter.Add(1), r.gen.counter.Add(1)); err != nil {
 			return nil, err

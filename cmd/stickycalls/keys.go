@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
@@ -37,7 +38,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 	}
 	// A server holds the embedded store's file; fail at once, not after a wait.
-	be, err := openStore(ctx, cfg, 200*time.Millisecond)
+	be, err := service.OpenStore(ctx, cfg, 200*time.Millisecond)
 	if errors.Is(err, boltstore.ErrLocked) {
 		return fmt.Errorf("keys: %s is in use by a running server: set STICKYCALLS_ADMIN_TOKEN to the server's admin token "+
 			"(and --url if it does not listen on %s) to manage keys through it, or stop the server", cfg.DataPath, localURL(cfg.Addr))
@@ -45,12 +46,8 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	defer be.close()
-	greeter, err := newGreeter(cfg)
-	if err != nil {
-		return err
-	}
-	calls, err := newService(cfg, be.store, greeter, callcontext.NoLookup{}, time.Now)
+	defer be.Close()
+	calls, err := be.Service(cfg)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 )
 
 func main() {
@@ -48,7 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, getenv, stdout)
+		return service.Serve(ctx, getenv, stdout)
 	case "keys":
 		return keys(ctx, args, getenv, stdout)
 	case "export":

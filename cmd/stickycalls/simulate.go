@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/simulate"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
@@ -138,23 +139,23 @@ func simulateInProcess(ctx context.Context, w *simulate.World, scoring string, w
 	if err != nil {
 		return nil, err
 	}
-	be, err := openStore(ctx, cfg, time.Second, boltstore.NoSync())
+	be, err := service.OpenStore(ctx, cfg, time.Second, boltstore.NoSync())
 	if err != nil {
 		return nil, err
 	}
-	defer be.close()
+	defer be.Close()
 	clock := &simulate.Clock{}
 	clock.Set(w.Params.Start)
-	a, err := newApp(cfg, be, zerolog.New(io.Discard), prometheus.NewRegistry(),
-		outside{now: clock.Now, lookup: w.Lookup(clock.Now), refs: simulate.NewRefs(w.Params.Seed)})
+	a, err := service.New(cfg, be, zerolog.New(io.Discard), prometheus.NewRegistry(),
+		service.Outside{Now: clock.Now, Lookup: w.Lookup(clock.Now), Refs: simulate.NewRefs(w.Params.Seed)})
 	if err != nil {
 		return nil, err
 	}
-	key, _, err := a.calls.CreateKey(ctx, config.DefaultTenant, callcontext.Prod)
+	key, _, err := a.Calls.CreateKey(ctx, config.DefaultTenant, callcontext.Prod)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: create key: %w", err)
 	}
-	var transport http.RoundTripper = handlerTransport{a.handler}
+	var transport http.RoundTripper = handlerTransport{a.Handler}
 	if wrap != nil {
 		transport = wrap(transport)
 	}
