@@ -38,6 +38,10 @@ var allowedImports = map[string][]string{
 	"cmd/stickycalls/internal/service": {"config", "context/backup", "context/boltstore", "context/callcontext", "context/identity",
 		"context/outbox", "context/redisstore", "context/storemetrics", "greetings", "httpapi", "lookup", "voice", "voice/agentctx",
 		"voice/retell", "voice/vapi"},
+	// The bench seeds both stores itself, signs webhooks, and runs the
+	// service as serve does, in process or as its child.
+	"cmd/stickycalls/internal/bench": {"cmd/stickycalls/internal/service", "config", "context/boltstore", "context/callcontext",
+		"context/identity", "context/redisstore", "internal/childproc", "voice"},
 }
 
 func TestImports(t *testing.T) {

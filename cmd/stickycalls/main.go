@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/bench"
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 )
 
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "simulate":
 		return simulation(ctx, args, getenv, stdout)
 	case "bench":
-		return bench(ctx, args, getenv, stdout, stderr)
+		return bench.Run(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/internal/childproc"
 )
 
@@ -103,7 +104,7 @@ func inProcessLauncher(ctx context.Context, role string, env map[string]string, 
 			exited <- floor(ctx, getenv)
 			return
 		}
-		exited <- run(ctx, nil, getenv, io.Discard, io.Discard)
+		exited <- service.Serve(ctx, getenv, io.Discard)
 	}()
 	c := &child{pid: os.Getpid(), stop: func() error { cancel(); return <-exited }}
 	if err := waitHealthy(ctx, health, exited); err != nil {
@@ -139,7 +140,7 @@ func waitHealthy(ctx context.Context, url string, exited <-chan error) error {
 }
 
 // freeAddr returns "127.0.0.1:port" of a port the OS had free, never 6379.
-func benchFreeAddr() (string, error) {
+func freeAddr() (string, error) {
 	for range 10 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -181,7 +182,7 @@ func startRedis(ctx context.Context, sp *childproc.Spawner, dir string) (*redisS
 }
 
 func tryRedis(ctx context.Context, sp *childproc.Spawner, bin, dir string) (*redisServer, error) {
-	addr, err := benchFreeAddr()
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}

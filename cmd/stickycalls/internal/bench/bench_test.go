@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -101,7 +101,7 @@ func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
 	sc := callcontext.Scope{Tenant: "default", Mode: callcontext.Prod}
 	const i = 42
 	start, err := callcontext.ParseStart(fmtJSON(t, map[string]any{"call_id": seedCallID(i),
-		"identity_hints": map[string]any{"ani": customerANI(i), "external_ids": map[string]string{"crm_id": customerCRM(i)}}}))
+		"identity_hints": map[string]any{"ani": CustomerANI(i), "external_ids": map[string]string{"crm_id": CustomerCRM(i)}}}))
 	if err == nil {
 		_, err = calls.Start(context.Background(), sc, start, "")
 	}
@@ -109,7 +109,7 @@ func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	now = ended
-	end, err := callcontext.ParseEnd(fmtJSON(t, map[string]any{"call_id": seedCallID(i), "customer_ref": customerRef(i),
+	end, err := callcontext.ParseEnd(fmtJSON(t, map[string]any{"call_id": seedCallID(i), "customer_ref": CustomerRef(i),
 		"intent": seedIntent, "intent_status": "open", "variables": seedVariables(i)}))
 	if err == nil {
 		_, err = calls.End(context.Background(), sc, end, "")
@@ -117,12 +117,12 @@ func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
 	if err != nil {
 		t.Fatalf("end: %v", err)
 	}
-	got, err := s.Customers(context.Background(), sc, []string{customerRef(i)})
+	got, err := s.Customers(context.Background(), sc, []string{CustomerRef(i)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(seedRecord(i, ended), got[customerRef(i)]); diff != "" {
-		t.Errorf("seedRecord(%d) differs from what the end wrote (-seed +end):\n%s", i, diff)
+	if diff := cmp.Diff(SeedRecord(i, ended), got[CustomerRef(i)]); diff != "" {
+		t.Errorf("SeedRecord(%d) differs from what the end wrote (-seed +end):\n%s", i, diff)
 	}
 }
 

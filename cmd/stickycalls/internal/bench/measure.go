@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -101,14 +101,14 @@ func (r *runner) measure(ctx context.Context, pid int, f func() phase) (phase, c
 // measureServer starts the service on sr's store and drives every
 // workload against it.
 func (r *runner) measureServer(ctx context.Context, sr *storeRun, w *workloads, last bool) error {
-	addr, err := benchFreeAddr()
+	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
 	env := r.serverEnv(sr.store, addr)
 	profAddr := ""
 	if r.p.profile && last {
-		if profAddr, err = benchFreeAddr(); err != nil {
+		if profAddr, err = freeAddr(); err != nil {
 			return err
 		}
 		env["STICKYCALLS_BENCH_PROFILE_ADDR"] = profAddr
@@ -391,7 +391,7 @@ func (p *prober) probe(ctx context.Context, w *workloads, i, j int64) error {
 		}
 	}
 	end := func(ctx context.Context) error {
-		req, err := callcontext.ParseEnd(w.endBody(i, startedCall{callID(i), customerRef(w.returning(i))}))
+		req, err := callcontext.ParseEnd(w.endBody(i, startedCall{callID(i), CustomerRef(w.returning(i))}))
 		if err == nil {
 			_, err = p.calls.End(ctx, sc, req, "")
 		}
