@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/admin"
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/backup"
@@ -94,8 +95,8 @@ func withBackup(ctx context.Context, getenv func(string) string, url, what strin
 		return err
 	}
 	if cfg.AdminToken != "" {
-		c := &adminClient{http: &http.Client{Timeout: 0}, base: cmpOr(url, localURL(cfg.Addr)), token: cfg.AdminToken}
-		if err := c.ping(ctx); !errors.Is(err, errNoServer) {
+		c := admin.NewClient(&http.Client{Timeout: 0}, cmpOr(url, localURL(cfg.Addr)), cfg.AdminToken)
+		if err := c.Ping(ctx); !errors.Is(err, admin.ErrNoServer) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}

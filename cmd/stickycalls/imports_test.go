@@ -38,6 +38,7 @@ var allowedImports = map[string][]string{
 	"cmd/stickycalls/internal/service": {"config", "context/backup", "context/boltstore", "context/callcontext", "context/identity",
 		"context/outbox", "context/redisstore", "context/storemetrics", "greetings", "httpapi", "lookup", "voice", "voice/agentctx",
 		"voice/retell", "voice/vapi"},
+	"cmd/stickycalls/internal/admin": {"context/backup", "context/callcontext"}, // the client of a server's admin routes
 	// The bench seeds both stores itself, signs webhooks, and runs the
 	// service as serve does, in process or as its child.
 	"cmd/stickycalls/internal/bench": {"cmd/stickycalls/internal/service", "config", "context/boltstore", "context/callcontext",

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/admin"
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
@@ -32,8 +33,8 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	if cfg.AdminToken != "" {
-		c := &adminClient{http: &http.Client{Timeout: 10 * time.Second}, base: cmpOr(url, localURL(cfg.Addr)), token: cfg.AdminToken}
-		if err := keysVia(ctx, c, args, stdout); !errors.Is(err, errNoServer) {
+		c := admin.NewClient(&http.Client{Timeout: 10 * time.Second}, cmpOr(url, localURL(cfg.Addr)), cfg.AdminToken)
+		if err := keysVia(ctx, c, args, stdout); !errors.Is(err, admin.ErrNoServer) {
 			return err
 		}
 	}
@@ -51,14 +52,15 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	return keysVia(ctx, localKeys{calls}, args, stdout)
+	return keysVia(ctx, calls, args, stdout)
 }
 
-// keyManager is where keys are managed: the store, or a running server.
+// keyManager is where keys are managed: the store (through the domain
+// service), or a running server (through its admin routes).
 type keyManager interface {
-	create(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error)
-	list(ctx context.Context) ([]callcontext.APIKey, error)
-	revoke(ctx context.Context, id string) error
+	CreateKey(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error)
+	Keys(ctx context.Context) ([]callcontext.APIKey, error)
+	RevokeKey(ctx context.Context, id string) error
 }
 
 // keysVia runs one keys subcommand with m.
@@ -67,7 +69,7 @@ func keysVia(ctx context.Context, m keyManager, args []string, stdout io.Writer)
 	case "create":
 		return keysCreate(ctx, m, args[1:], stdout)
 	case "list":
-		keys, err := m.list(ctx)
+		keys, err := m.Keys(ctx)
 		if err != nil {
 			return fmt.Errorf("keys list: %w", err)
 		}
@@ -76,7 +78,7 @@ func keysVia(ctx context.Context, m keyManager, args []string, stdout io.Writer)
 		if len(args) != 2 {
 			return errors.New("keys revoke: want one KEY_ID")
 		}
-		if err := m.revoke(ctx, args[1]); err != nil {
+		if err := m.RevokeKey(ctx, args[1]); err != nil {
 			return fmt.Errorf("keys revoke %s: %w", args[1], err)
 		}
 		fmt.Fprintf(stdout, "revoked %s\n", args[1])
@@ -84,15 +86,6 @@ func keysVia(ctx context.Context, m keyManager, args []string, stdout io.Writer)
 	}
 	return fmt.Errorf("keys: unknown subcommand %q", args[0])
 }
-
-// localKeys manages keys in the store directly.
-type localKeys struct{ calls *callcontext.Service }
-
-func (l localKeys) create(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error) {
-	return l.calls.CreateKey(ctx, tenant, mode)
-}
-func (l localKeys) list(ctx context.Context) ([]callcontext.APIKey, error) { return l.calls.Keys(ctx) }
-func (l localKeys) revoke(ctx context.Context, id string) error            { return l.calls.RevokeKey(ctx, id) }
 
 // cutFlag removes --name VALUE or --name=VALUE from anywhere in args and
 // returns the rest and the value.
@@ -135,7 +128,7 @@ func keysCreate(ctx context.Context, m keyManager, args []string, stdout io.Writ
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
-	secret, k, err := m.create(ctx, *tenant, callcontext.Mode(*mode))
+	secret, k, err := m.CreateKey(ctx, *tenant, callcontext.Mode(*mode))
 	if err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
