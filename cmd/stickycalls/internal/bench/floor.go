@@ -93,7 +93,7 @@ func serveUntilDone(ctx context.Context, addr string, h http.Handler) error {
 	return err
 }
 
-// profiledServe is the service as the bench runs it: serve, plus, when
+// profiledServe is the service as the bench runs it: service.Serve, plus, when
 // STICKYCALLS_BENCH_PROFILE_ADDR is set, a CPU profile endpoint there
 // (GET /cpu?seconds=N) so the bench can profile the phases it chooses.
 func profiledServe(ctx context.Context, getenv func(string) string, stdout io.Writer) error {

@@ -342,8 +342,8 @@ func selectFrames(listing string, n int) string {
 }
 
 // probeWaves counts the Redis round trips of each workload's request with
-// redisstore's wave counter, through the service wired as serve wires it
-// (a /v1 request authenticates its key first; the voice webhook asks
+// redisstore's wave counter, through the domain service of a service.App,
+// wired as serve wires it (a /v1 request authenticates its key first; the voice webhook asks
 // Lookup, whose answer is cached, then starts the call).
 func (r *runner) probeWaves(ctx context.Context, w *workloads) (map[string]float64, error) {
 	env := r.serverEnv("redis", "127.0.0.1:1")
