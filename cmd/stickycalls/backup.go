@@ -10,52 +10,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/admin"
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
-
-// portableStore is a store a scope can be exported from and imported into:
-// both stores are.
-type portableStore interface {
-	backup.Source
-	backup.Sink
-}
-
-// storeBackup exports and imports a scope of one store (the admin routes'
-// httpapi.Backup, and the CLI's when it works on the store itself).
-type storeBackup struct {
-	store portableStore
-	now   func() time.Time
-}
-
-// newStoreBackup is the backup of be's store, or nil when it cannot have one.
-func newStoreBackup(be backend, now func() time.Time) *storeBackup {
-	p, ok := be.store.(portableStore)
-	if !ok {
-		return nil
-	}
-	return &storeBackup{store: p, now: now}
-}
-
-func (b *storeBackup) Export(ctx context.Context, sc callcontext.Scope, w io.Writer) (backup.Counts, error) {
-	return backup.Export(ctx, b.store, sc, b.now(), w)
-}
-
-// Import reads a whole export and writes it into want's scope, whose empty
-// fields take the file's (see backup.File.Scope).
-func (b *storeBackup) Import(ctx context.Context, want callcontext.Scope, r io.Reader) (backup.Counts, error) {
-	f, err := backup.Read(r)
-	if err != nil {
-		return backup.Counts{}, err
-	}
-	sc, err := f.Scope(want)
-	if err != nil {
-		return backup.Counts{}, err
-	}
-	return backup.Import(ctx, b.store, sc, f, b.now())
-}
 
 // exportCmd writes a tenant and mode's recognition state as JSON Lines
 // (stickycalls export [--tenant T] [--mode M] [--out FILE] [--url URL]);
@@ -134,8 +95,8 @@ func withBackup(ctx context.Context, getenv func(string) string, url, what strin
 		return err
 	}
 	if cfg.AdminToken != "" {
-		c := &adminClient{http: &http.Client{Timeout: 0}, base: cmpOr(url, localURL(cfg.Addr)), token: cfg.AdminToken}
-		if err := c.ping(ctx); !errors.Is(err, errNoServer) {
+		c := admin.NewClient(&http.Client{Timeout: 0}, cmpOr(url, localURL(cfg.Addr)), cfg.AdminToken)
+		if err := c.Ping(ctx); !errors.Is(err, admin.ErrNoServer) {
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
@@ -145,7 +106,7 @@ func withBackup(ctx context.Context, getenv func(string) string, url, what strin
 			return nil
 		}
 	}
-	be, err := openStore(ctx, cfg, 200*time.Millisecond)
+	be, err := service.OpenStore(ctx, cfg, 200*time.Millisecond)
 	if errors.Is(err, boltstore.ErrLocked) {
 		return fmt.Errorf("%s: %s is in use by a running server: set STICKYCALLS_ADMIN_TOKEN to the server's admin token "+
 			"(and --url if it does not listen on %s) to go through it, or stop the server", what, cfg.DataPath, localURL(cfg.Addr))
@@ -153,10 +114,10 @@ func withBackup(ctx context.Context, getenv func(string) string, url, what strin
 	if err != nil {
 		return err
 	}
-	defer be.close()
-	b := newStoreBackup(be, time.Now)
+	defer be.Close()
+	b := service.NewBackup(be, time.Now)
 	if b == nil {
-		return fmt.Errorf("%s: the %s store cannot be exported", what, be.name)
+		return fmt.Errorf("%s: the %s store cannot be exported", what, be.Name)
 	}
 	if err := do(b); err != nil {
 		return fmt.Errorf("%s: %w", what, err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/bench"
 	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -32,16 +33,16 @@ func TestBackupRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now().UTC()
 
-	// The generated customers: seedRecord's, half with a remembered line
+	// The generated customers: bench.SeedRecord's, half with a remembered line
 	// type (the others' next call has none: confirm or ignore).
 	var gen bytes.Buffer
 	enc := json.NewEncoder(&gen)
 	enc.Encode(backup.Line{Export: &backup.Header{Version: backup.Version, Tenant: "default", Mode: callcontext.Test, At: now}})
 	for i := range n {
-		r := seedRecord(i, now.Add(-time.Duration(i%30)*24*time.Hour))
+		r := bench.SeedRecord(i, now.Add(-time.Duration(i%30)*24*time.Hour))
 		enc.Encode(backup.Line{Customer: &r})
 		if i%2 == 0 {
-			enc.Encode(backup.Line{LineType: &callcontext.RememberedLineType{ANI: customerANI(i), LineType: identity.Mobile, Expires: now.Add(30 * 24 * time.Hour)}})
+			enc.Encode(backup.Line{LineType: &callcontext.RememberedLineType{ANI: bench.CustomerANI(i), LineType: identity.Mobile, Expires: now.Add(30 * 24 * time.Hour)}})
 		}
 	}
 	genFile := filepath.Join(dir, "generated.jsonl")
@@ -119,7 +120,7 @@ func TestBackupRoundTrip(t *testing.T) {
 		return countdown.ReplaceAll(a.body, []byte(`"ttl_seconds":_`))
 	}
 	inParallel(n, 8, func(i int) {
-		path := "/v1/customers/" + customerRef(i)
+		path := "/v1/customers/" + bench.CustomerRef(i)
 		want := get("bbolt", path)
 		for _, name := range []string{"redis", "back"} {
 			if got := get(name, path); !bytes.Equal(got, want) {
@@ -133,7 +134,7 @@ func TestBackupRoundTrip(t *testing.T) {
 		Greeting    callcontext.Greeting     `json:"greeting"`
 	}
 	inParallel(n, 8, func(i int) {
-		body := fmt.Sprintf(`{"call_id":"next_%d","identity_hints":{"ani":"%s","external_ids":{"crm_id":"%s"}}}`, i, customerANI(i), customerCRM(i))
+		body := fmt.Sprintf(`{"call_id":"next_%d","identity_hints":{"ani":"%s","external_ids":{"crm_id":"%s"}}}`, i, bench.CustomerANI(i), bench.CustomerCRM(i))
 		var first recognized
 		for k, name := range []string{"bbolt", "redis", "back"} {
 			a := s[name].exchange("POST", "/v1/calls/start", body)
@@ -149,7 +150,7 @@ func TestBackupRoundTrip(t *testing.T) {
 			g, _ := json.Marshal(got)
 			f, _ := json.Marshal(first)
 			if !bytes.Equal(g, f) {
-				t.Errorf("next call of %s on %s = %s, on bbolt %s", customerRef(i), name, g, f)
+				t.Errorf("next call of %s on %s = %s, on bbolt %s", bench.CustomerRef(i), name, g, f)
 			}
 		}
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/outbox"
@@ -108,26 +109,26 @@ func scrapeAfterTraffic(t *testing.T, overQuota bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	be, err := openStore(t.Context(), cfg, time.Second)
+	be, err := service.OpenStore(t.Context(), cfg, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer be.close()
+	defer be.Close()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(be.collectors...)
+	reg.MustRegister(be.Collectors...)
 	ob, err := outbox.Open(filepath.Join(dir, "outbox.db"), outbox.Options{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ob.Close()
-	a, err := newApp(cfg, be, zerolog.Nop(), reg, outside{now: time.Now, lookup: fakeLookup{}, outbox: ob})
+	a, err := service.New(cfg, be, zerolog.Nop(), reg, service.Outside{Now: time.Now, Lookup: fakeLookup{}, Outbox: ob})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.handler)
+	srv := httptest.NewServer(a.Handler)
 	defer srv.Close()
-	testKey, _, _ := a.calls.CreateKey(t.Context(), "default", callcontext.Test)
-	prodKey, _, _ := a.calls.CreateKey(t.Context(), "default", callcontext.Prod)
+	testKey, _, _ := a.Calls.CreateKey(t.Context(), "default", callcontext.Test)
+	prodKey, _, _ := a.Calls.CreateKey(t.Context(), "default", callcontext.Prod)
 	rest := func(key, method, path, body string) int {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
@@ -203,7 +204,7 @@ func scrapeAfterTraffic(t *testing.T, overQuota bool) string {
 	voicePost("/voice/incoming", call("CA"+strings.Repeat("u", 32), "+14155550122", "+18005559999"))
 
 	if overQuota {
-		cappedKey, _, err := a.calls.CreateKey(t.Context(), "capped", callcontext.Prod)
+		cappedKey, _, err := a.Calls.CreateKey(t.Context(), "capped", callcontext.Prod)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,8 @@ var allowedImports = map[string][]string{
 	"context/redisstore":       {"context/callcontext", "context/identity"},
 	"context/storetest":        {"context/callcontext", "context/identity", "context/backup"},
 	"context/backup":           {"context/callcontext", "context/identity"},
-	"context/redistest":        {},
+	"context/redistest":        {"internal/childproc"},
+	"internal/childproc":       {}, // starts children that die with the process (redistest, the bench)
 	"context/outbox":           {"context/callcontext"},
 	"context/apierror":         {"context/callcontext"},
 	"context/storemetrics":     {"context/callcontext", "context/identity"},
@@ -33,6 +34,16 @@ var allowedImports = map[string][]string{
 	"httpapi":                  {"context/apierror", "context/callcontext", "context/identity", "context/backup", "voice"},
 	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
 	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP
+	// The service as serve wires it: like the program, it may import every
+	// package above but the test helpers.
+	"cmd/stickycalls/internal/service": {"config", "context/backup", "context/boltstore", "context/callcontext", "context/identity",
+		"context/outbox", "context/redisstore", "context/storemetrics", "greetings", "httpapi", "lookup", "voice", "voice/agentctx",
+		"voice/retell", "voice/vapi"},
+	"cmd/stickycalls/internal/admin": {"context/backup", "context/callcontext"}, // the client of a server's admin routes
+	// The bench seeds both stores itself, signs webhooks, and runs the
+	// service as serve does, in process or as its child.
+	"cmd/stickycalls/internal/bench": {"cmd/stickycalls/internal/service", "config", "context/boltstore", "context/callcontext",
+		"context/identity", "context/redisstore", "internal/childproc", "voice"},
 }
 
 func TestImports(t *testing.T) {

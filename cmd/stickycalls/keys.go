@@ -12,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/admin"
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
@@ -31,13 +33,13 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	if cfg.AdminToken != "" {
-		c := &adminClient{http: &http.Client{Timeout: 10 * time.Second}, base: cmpOr(url, localURL(cfg.Addr)), token: cfg.AdminToken}
-		if err := keysVia(ctx, c, args, stdout); !errors.Is(err, errNoServer) {
+		c := admin.NewClient(&http.Client{Timeout: 10 * time.Second}, cmpOr(url, localURL(cfg.Addr)), cfg.AdminToken)
+		if err := keysVia(ctx, c, args, stdout); !errors.Is(err, admin.ErrNoServer) {
 			return err
 		}
 	}
 	// A server holds the embedded store's file; fail at once, not after a wait.
-	be, err := openStore(ctx, cfg, 200*time.Millisecond)
+	be, err := service.OpenStore(ctx, cfg, 200*time.Millisecond)
 	if errors.Is(err, boltstore.ErrLocked) {
 		return fmt.Errorf("keys: %s is in use by a running server: set STICKYCALLS_ADMIN_TOKEN to the server's admin token "+
 			"(and --url if it does not listen on %s) to manage keys through it, or stop the server", cfg.DataPath, localURL(cfg.Addr))
@@ -45,23 +47,20 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	defer be.close()
-	greeter, err := newGreeter(cfg)
+	defer be.Close()
+	calls, err := be.Service(cfg)
 	if err != nil {
 		return err
 	}
-	calls, err := newService(cfg, be.store, greeter, callcontext.NoLookup{}, time.Now)
-	if err != nil {
-		return err
-	}
-	return keysVia(ctx, localKeys{calls}, args, stdout)
+	return keysVia(ctx, calls, args, stdout)
 }
 
-// keyManager is where keys are managed: the store, or a running server.
+// keyManager is where keys are managed: the store (through the domain
+// service), or a running server (through its admin routes).
 type keyManager interface {
-	create(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error)
-	list(ctx context.Context) ([]callcontext.APIKey, error)
-	revoke(ctx context.Context, id string) error
+	CreateKey(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error)
+	Keys(ctx context.Context) ([]callcontext.APIKey, error)
+	RevokeKey(ctx context.Context, id string) error
 }
 
 // keysVia runs one keys subcommand with m.
@@ -70,7 +69,7 @@ func keysVia(ctx context.Context, m keyManager, args []string, stdout io.Writer)
 	case "create":
 		return keysCreate(ctx, m, args[1:], stdout)
 	case "list":
-		keys, err := m.list(ctx)
+		keys, err := m.Keys(ctx)
 		if err != nil {
 			return fmt.Errorf("keys list: %w", err)
 		}
@@ -79,7 +78,7 @@ func keysVia(ctx context.Context, m keyManager, args []string, stdout io.Writer)
 		if len(args) != 2 {
 			return errors.New("keys revoke: want one KEY_ID")
 		}
-		if err := m.revoke(ctx, args[1]); err != nil {
+		if err := m.RevokeKey(ctx, args[1]); err != nil {
 			return fmt.Errorf("keys revoke %s: %w", args[1], err)
 		}
 		fmt.Fprintf(stdout, "revoked %s\n", args[1])
@@ -87,15 +86,6 @@ func keysVia(ctx context.Context, m keyManager, args []string, stdout io.Writer)
 	}
 	return fmt.Errorf("keys: unknown subcommand %q", args[0])
 }
-
-// localKeys manages keys in the store directly.
-type localKeys struct{ calls *callcontext.Service }
-
-func (l localKeys) create(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error) {
-	return l.calls.CreateKey(ctx, tenant, mode)
-}
-func (l localKeys) list(ctx context.Context) ([]callcontext.APIKey, error) { return l.calls.Keys(ctx) }
-func (l localKeys) revoke(ctx context.Context, id string) error            { return l.calls.RevokeKey(ctx, id) }
 
 // cutFlag removes --name VALUE or --name=VALUE from anywhere in args and
 // returns the rest and the value.
@@ -138,7 +128,7 @@ func keysCreate(ctx context.Context, m keyManager, args []string, stdout io.Writ
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
-	secret, k, err := m.create(ctx, *tenant, callcontext.Mode(*mode))
+	secret, k, err := m.CreateKey(ctx, *tenant, callcontext.Mode(*mode))
 	if err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}

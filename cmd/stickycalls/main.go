@@ -15,6 +15,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/bench"
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 )
 
 func main() {
@@ -48,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, getenv, stdout)
+		return service.Serve(ctx, getenv, stdout)
 	case "keys":
 		return keys(ctx, args, getenv, stdout)
 	case "export":
@@ -62,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "simulate":
 		return simulation(ctx, args, getenv, stdout)
 	case "bench":
-		return bench(ctx, args, getenv, stdout, stderr)
+		return bench.Run(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,47 +15,40 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/simulate"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
-// The simulated Twilio account and number (in process only).
+// The simulated Twilio account, in process only; its number is
+// simulate.DefaultNumber.
 const (
 	simAccountSID = "AC5130000000000000000000000000000a"
 	simAuthToken  = "sim0auth0token"
-	simNumber     = "+18005550100"
 	simPublicURL  = "https://sim.stickycalls.example"
 )
-
-// simFlags are the simulate subcommand's options.
-type simFlags struct {
-	p                        simulate.Params
-	out, url, key, authToken string
-	number, publicURL        string
-	scoring                  string // in-process scoring overrides, "weights.NAME=V,thresholds.NAME=V"
-}
 
 // simulation plays a generated call history through the service and
 // prints how well it recognizes callers: in process by default (the
 // handler serve builds, on a throwaway embedded store, with the clock
 // following the history), or against a running server with --url.
 func simulation(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	f, err := parseSimFlags(args, getenv)
+	f, err := simulate.ParseFlags(args, getenv)
 	if err != nil {
 		return err
 	}
-	w, err := simulate.NewWorld(f.p)
+	w, err := simulate.NewWorld(f.Params)
 	if err != nil {
 		return err
 	}
 	began := time.Now()
 	var rep *simulate.Report
-	if f.url != "" {
-		rep, err = simulate.Play(ctx, w, remoteTarget(f))
+	if f.URL != "" {
+		rep, err = simulate.Play(ctx, w, f.Remote())
 	} else {
-		rep, err = simulateInProcess(ctx, w, f.scoring, nil)
+		rep, err = simulateInProcess(ctx, w, f.Scoring, nil)
 	}
 	if err != nil {
 		return err
@@ -67,61 +58,10 @@ func simulation(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	fmt.Fprintf(stdout, "\n%d calls in %s\n", rep.Overall.Calls, time.Since(began).Round(100*time.Millisecond))
-	if f.out == "" {
+	if f.Out == "" {
 		return nil
 	}
-	return writeSimReport(rep, f.out)
-}
-
-func parseSimFlags(args []string, getenv func(string) string) (simFlags, error) {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var f simFlags
-	fs.Uint64Var(&f.p.Seed, "seed", 1, "seed of the world and of every choice")
-	fs.IntVar(&f.p.People, "customers", 10000, "people who call (300 with --url)")
-	fs.IntVar(&f.p.Calls, "calls", 50000, "calls in the history (1500 with --url)")
-	fs.IntVar(&f.p.Days, "days", 180, "length of the history in days, at least 150")
-	fs.Float64Var(&f.p.VoiceShare, "voice-share", 0.3, "share of calls through the Twilio voice webhooks")
-	fs.StringVar(&f.out, "out", "", "write the markdown report here, and recognition.svg beside it")
-	fs.StringVar(&f.url, "url", "", "play against this running server, in real time")
-	fs.StringVar(&f.key, "key", getenv("STICKYCALLS_KEY"), "a prod-mode API key of the server (--url)")
-	fs.StringVar(&f.authToken, "auth-token", getenv("TWILIO_AUTH_TOKEN"), "the server's Twilio auth token (--url; without it, REST only)")
-	fs.StringVar(&f.number, "number", simNumber, "the server's configured Twilio number (--url)")
-	fs.StringVar(&f.publicURL, "public-url", getenv("STICKYCALLS_PUBLIC_URL"), "the URL webhooks are signed against (--url; default: --url)")
-	fs.StringVar(&f.scoring, "scoring", "", "scoring overrides of the in-process tenant, as in the config file: weights.dormant_days=0,thresholds.household_reuse=0")
-	if err := fs.Parse(args); err != nil {
-		return f, fmt.Errorf("simulate: %w", err)
-	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	if f.url != "" && f.scoring != "" {
-		return f, errors.New("simulate: --scoring applies in process only; a running server takes its scoring from its config file")
-	}
-	if f.url != "" {
-		if f.key == "" {
-			return f, errors.New("simulate: --url needs --key, a prod-mode key (stickycalls keys create --mode prod)")
-		}
-		// A real-time run on someone's server: a smaller history by default.
-		if !set["customers"] {
-			f.p.People = 300
-		}
-		if !set["calls"] {
-			f.p.Calls = 1500
-		}
-		f.p.Start = time.Now().UTC().Truncate(24 * time.Hour)
-	}
-	return f, nil
-}
-
-// remoteTarget plays against a running server, whose clock is its own.
-func remoteTarget(f simFlags) simulate.Target {
-	run := uint64(time.Now().UnixNano())
-	return simulate.Target{
-		Client: &http.Client{Timeout: 10 * time.Second}, BaseURL: strings.TrimRight(f.url, "/"),
-		PublicURL: strings.TrimRight(f.publicURL, "/"), APIKey: f.key, AuthToken: f.authToken,
-		AccountSID: "AC" + strings.Repeat("0", 32), Number: f.number,
-		CallPrefix: "call_sim_" + strconv.FormatUint(run, 36) + "_", SIDSeed: run,
-	}
+	return rep.WriteFiles(f.Out)
 }
 
 // simulateInProcess builds the service as serve does, over a throwaway
@@ -138,29 +78,29 @@ func simulateInProcess(ctx context.Context, w *simulate.World, scoring string, w
 	if err != nil {
 		return nil, err
 	}
-	be, err := openStore(ctx, cfg, time.Second, boltstore.NoSync())
+	be, err := service.OpenStore(ctx, cfg, time.Second, boltstore.NoSync())
 	if err != nil {
 		return nil, err
 	}
-	defer be.close()
+	defer be.Close()
 	clock := &simulate.Clock{}
 	clock.Set(w.Params.Start)
-	a, err := newApp(cfg, be, zerolog.New(io.Discard), prometheus.NewRegistry(),
-		outside{now: clock.Now, lookup: w.Lookup(clock.Now), refs: simulate.NewRefs(w.Params.Seed)})
+	a, err := service.New(cfg, be, zerolog.New(io.Discard), prometheus.NewRegistry(),
+		service.Outside{Now: clock.Now, Lookup: w.Lookup(clock.Now), Refs: simulate.NewRefs(w.Params.Seed)})
 	if err != nil {
 		return nil, err
 	}
-	key, _, err := a.calls.CreateKey(ctx, config.DefaultTenant, callcontext.Prod)
+	key, _, err := a.Calls.CreateKey(ctx, config.DefaultTenant, callcontext.Prod)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: create key: %w", err)
 	}
-	var transport http.RoundTripper = handlerTransport{a.handler}
+	var transport http.RoundTripper = handlerTransport{a.Handler}
 	if wrap != nil {
 		transport = wrap(transport)
 	}
 	return simulate.Play(ctx, w, simulate.Target{
 		Client: &http.Client{Transport: transport}, BaseURL: simPublicURL, APIKey: key,
-		AuthToken: simAuthToken, AccountSID: simAccountSID, Number: simNumber, SetClock: clock.Set,
+		AuthToken: simAuthToken, AccountSID: simAccountSID, Number: simulate.DefaultNumber, SetClock: clock.Set,
 	})
 }
 
@@ -171,7 +111,7 @@ func simulateInProcess(ctx context.Context, w *simulate.World, scoring string, w
 // (see scoringYAML).
 func simConfig(dir, scoring string) (config.Config, error) {
 	file := filepath.Join(dir, "config.yaml")
-	yaml := fmt.Sprintf("numbers:\n  %q:\n    next: {redirect: \"https://app.example.com/twiml\"}\n", simNumber)
+	yaml := fmt.Sprintf("numbers:\n  %q:\n    next: {redirect: \"https://app.example.com/twiml\"}\n", simulate.DefaultNumber)
 	if scoring != "" {
 		over, err := scoringYAML(scoring)
 		if err != nil {
@@ -218,19 +158,4 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	rec := httptest.NewRecorder()
 	t.h.ServeHTTP(rec, r)
 	return rec.Result(), nil
-}
-
-// writeSimReport writes the markdown report to out and its picture beside it.
-func writeSimReport(rep *simulate.Report, out string) error {
-	svg := filepath.Join(filepath.Dir(out), "recognition.svg")
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return fmt.Errorf("simulate: %w", err)
-	}
-	if err := os.WriteFile(svg, rep.SVG(), 0o644); err != nil {
-		return fmt.Errorf("simulate: %w", err)
-	}
-	if err := os.WriteFile(out, []byte(rep.Markdown(filepath.Base(svg))), 0o644); err != nil {
-		return fmt.Errorf("simulate: %w", err)
-	}
-	return nil
 }

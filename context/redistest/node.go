@@ -9,12 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/stickycalls/stickycalls/internal/childproc"
 )
 
 // Timings of starting and stopping a server.
@@ -177,32 +178,17 @@ func listenFree(port int) (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-var spawns = make(chan spawnReq)
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-var spawnerOnce sync.Once
+var (
+	spawnerOnce sync.Once
+	spawner     *childproc.Spawner
+)
 
 // spawn starts cmd so that it gets SIGKILL when this process dies. The
-// parent-death signal fires when the thread that started the child exits,
-// so every child is started from one goroutine locked to its thread for
-// the life of the process.
+// spawner's thread is never closed: it must outlive every child, and the
+// test binary's servers live as long as it does.
 func spawn(cmd *exec.Cmd) error {
-	spawnerOnce.Do(func() {
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread must outlive every child
-			for r := range spawns {
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	done := make(chan error, 1)
-	spawns <- spawnReq{cmd, done}
-	return <-done
+	spawnerOnce.Do(func() { spawner = childproc.NewSpawner() })
+	return spawner.Start(cmd)
 }
 
 // waitReady waits until the server answers PING (not while it loads its

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,40 +18,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
+	"github.com/stickycalls/stickycalls/internal/childproc"
 )
-
-// spawner starts child processes from one locked OS thread, so that their
-// parent-death signal (SIGKILL) fires only when the bench itself ends,
-// however it ends: Linux sends it when the thread that forked exits.
-type spawner struct {
-	reqs chan spawnReq
-}
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func newSpawner() *spawner {
-	s := &spawner{reqs: make(chan spawnReq)}
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine, after the children
-		for r := range s.reqs {
-			r.done <- r.cmd.Start()
-		}
-	}()
-	return s
-}
-
-func (s *spawner) start(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	done := make(chan error, 1)
-	s.reqs <- spawnReq{cmd, done}
-	return <-done
-}
-
-// close ends the spawner's thread once every child it started is gone.
-func (s *spawner) close() { close(s.reqs) }
 
 // child is a running server under measurement: the floor or the service.
 type child struct {
@@ -89,7 +58,7 @@ func (t *tailBuffer) String() string {
 // processLauncher runs each server as a child process of this binary
 // ("stickycalls bench --role ROLE"), so that its CPU time and memory are
 // its own.
-func processLauncher(sp *spawner) (launcher, error) {
+func processLauncher(sp *childproc.Spawner) (launcher, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: find own binary: %w", err)
@@ -101,7 +70,7 @@ func processLauncher(sp *spawner) (launcher, error) {
 		}
 		errs := &tailBuffer{}
 		cmd.Stderr = errs // stdout (a log line per request) goes to /dev/null
-		if err := sp.start(cmd); err != nil {
+		if err := sp.Start(cmd); err != nil {
 			return nil, fmt.Errorf("bench: start %s: %w", role, err)
 		}
 		exited := make(chan error, 1)
@@ -135,7 +104,7 @@ func inProcessLauncher(ctx context.Context, role string, env map[string]string, 
 			exited <- floor(ctx, getenv)
 			return
 		}
-		exited <- run(ctx, nil, getenv, io.Discard, io.Discard)
+		exited <- service.Serve(ctx, getenv, io.Discard)
 	}()
 	c := &child{pid: os.Getpid(), stop: func() error { cancel(); return <-exited }}
 	if err := waitHealthy(ctx, health, exited); err != nil {
@@ -171,7 +140,7 @@ func waitHealthy(ctx context.Context, url string, exited <-chan error) error {
 }
 
 // freeAddr returns "127.0.0.1:port" of a port the OS had free, never 6379.
-func benchFreeAddr() (string, error) {
+func freeAddr() (string, error) {
 	for range 10 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -196,7 +165,7 @@ type redisServer struct {
 }
 
 // startRedis starts redis-server on a free port with nothing kept on disk.
-func startRedis(ctx context.Context, sp *spawner, dir string) (*redisServer, error) {
+func startRedis(ctx context.Context, sp *childproc.Spawner, dir string) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, errors.New("bench: redis-server is not on PATH; install it with: apt-get install -y redis-server")
@@ -212,15 +181,15 @@ func startRedis(ctx context.Context, sp *spawner, dir string) (*redisServer, err
 	return nil, errors.Join(errs...)
 }
 
-func tryRedis(ctx context.Context, sp *spawner, bin, dir string) (*redisServer, error) {
-	addr, err := benchFreeAddr()
+func tryRedis(ctx context.Context, sp *childproc.Spawner, bin, dir string) (*redisServer, error) {
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis-"+port+".log"))
-	if err := sp.start(cmd); err != nil {
+	if err := sp.Start(cmd); err != nil {
 		return nil, fmt.Errorf("bench: start redis-server: %w", err)
 	}
 	exited := make(chan struct{})

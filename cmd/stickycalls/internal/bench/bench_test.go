@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/internal/childproc"
 )
 
 // TestBench runs the whole bench briefly, its servers in this process:
@@ -23,8 +24,8 @@ import (
 func TestBench(t *testing.T) {
 	p := benchPlan{customers: []int{200, 300}, phase: 150 * time.Millisecond, warmup: 50 * time.Millisecond, grace: 500 * time.Millisecond,
 		conns: 4, inflight: 64, voiceRate: 50, voiceSet: 50, probes: 2, repeats: 2, seedWorkers: 2, stores: []string{"redis", "bbolt"}}
-	sp := newSpawner()
-	defer sp.close()
+	sp := childproc.NewSpawner()
+	defer sp.Close()
 	var log bytes.Buffer
 	res, err := runBench(context.Background(), p, sp, inProcessLauncher, &log)
 	if err != nil {
@@ -100,7 +101,7 @@ func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
 	sc := callcontext.Scope{Tenant: "default", Mode: callcontext.Prod}
 	const i = 42
 	start, err := callcontext.ParseStart(fmtJSON(t, map[string]any{"call_id": seedCallID(i),
-		"identity_hints": map[string]any{"ani": customerANI(i), "external_ids": map[string]string{"crm_id": customerCRM(i)}}}))
+		"identity_hints": map[string]any{"ani": CustomerANI(i), "external_ids": map[string]string{"crm_id": CustomerCRM(i)}}}))
 	if err == nil {
 		_, err = calls.Start(context.Background(), sc, start, "")
 	}
@@ -108,7 +109,7 @@ func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	now = ended
-	end, err := callcontext.ParseEnd(fmtJSON(t, map[string]any{"call_id": seedCallID(i), "customer_ref": customerRef(i),
+	end, err := callcontext.ParseEnd(fmtJSON(t, map[string]any{"call_id": seedCallID(i), "customer_ref": CustomerRef(i),
 		"intent": seedIntent, "intent_status": "open", "variables": seedVariables(i)}))
 	if err == nil {
 		_, err = calls.End(context.Background(), sc, end, "")
@@ -116,12 +117,12 @@ func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
 	if err != nil {
 		t.Fatalf("end: %v", err)
 	}
-	got, err := s.Customers(context.Background(), sc, []string{customerRef(i)})
+	got, err := s.Customers(context.Background(), sc, []string{CustomerRef(i)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(seedRecord(i, ended), got[customerRef(i)]); diff != "" {
-		t.Errorf("seedRecord(%d) differs from what the end wrote (-seed +end):\n%s", i, diff)
+	if diff := cmp.Diff(SeedRecord(i, ended), got[CustomerRef(i)]); diff != "" {
+		t.Errorf("SeedRecord(%d) differs from what the end wrote (-seed +end):\n%s", i, diff)
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -26,9 +26,12 @@ const (
 	benchDNIS       = "+18005550100"
 )
 
-func customerRef(i int) string { return fmt.Sprintf("cust_%024x", i) }
-func customerANI(i int) string { return fmt.Sprintf("+1415%07d", i) }
-func customerCRM(i int) string { return fmt.Sprintf("crm_%07d", i) }
+// CustomerRef, CustomerANI and CustomerCRM are seeded customer i's ref,
+// mobile number and CRM id. The backup tests generate their customers
+// here too.
+func CustomerRef(i int) string { return fmt.Sprintf("cust_%024x", i) }
+func CustomerANI(i int) string { return fmt.Sprintf("+1415%07d", i) }
+func CustomerCRM(i int) string { return fmt.Sprintf("crm_%07d", i) }
 func seedCallID(i int) string  { return fmt.Sprintf("seed_%d", i) }
 
 // seedVariables are the ten variables customer i's end saved.
@@ -40,8 +43,8 @@ func seedVariables(i int) map[string]string {
 	}
 }
 
-// seedRecord is customer i as the end of its call at ended wrote it.
-func seedRecord(i int, ended time.Time) callcontext.Record {
+// SeedRecord is customer i as the end of its call at ended wrote it.
+func SeedRecord(i int, ended time.Time) callcontext.Record {
 	link := callcontext.Link{LastCall: ended, Expires: ended.Add(seedLinkTTL)}
 	aniLink := link
 	aniLink.Calls, aniLink.Seen = 1, ended // the seeded call, which came with no attestation
@@ -50,9 +53,9 @@ func seedRecord(i int, ended time.Time) callcontext.Record {
 		vars[k] = callcontext.Variable{Value: v, Source: seedCallID(i), Expires: ended.Add(seedVariableTTL)}
 	}
 	return callcontext.Record{
-		Ref: customerRef(i), Version: 1, Created: ended, FirstCall: ended, LastCall: ended,
-		ANIs:        map[string]callcontext.Link{customerANI(i): aniLink},
-		ExternalIDs: map[string]callcontext.Link{"crm_id:" + customerCRM(i): link},
+		Ref: CustomerRef(i), Version: 1, Created: ended, FirstCall: ended, LastCall: ended,
+		ANIs:        map[string]callcontext.Link{CustomerANI(i): aniLink},
+		ExternalIDs: map[string]callcontext.Link{"crm_id:" + CustomerCRM(i): link},
 		Intents:     []callcontext.Intent{{Name: seedIntent, Status: "open", Attempts: 1, Opened: ended, LastCall: ended}},
 		Variables:   vars,
 		Calls:       []callcontext.CallRef{{ID: seedCallID(i), At: ended, Ended: true, Created: true}},
@@ -80,7 +83,7 @@ func seedCustomers(ctx context.Context, s seedStore, sc callcontext.Scope, from,
 			for first := range chunks {
 				recs := make([]callcontext.Record, 0, seedChunk)
 				for i := first; i < min(first+seedChunk, to); i++ {
-					recs = append(recs, seedRecord(i, now.Add(-seedAge)))
+					recs = append(recs, SeedRecord(i, now.Add(-seedAge)))
 				}
 				if err := s.Seed(ctx, sc, recs, now); err != nil {
 					errc <- err
@@ -114,7 +117,7 @@ feed:
 // first n customers, as a Lookup of each would have.
 func cacheLineTypes(ctx context.Context, s callcontext.Store, n int, now time.Time) error {
 	for i := range n {
-		if err := s.CacheLineType(ctx, customerANI(i), "mobile", now.Add(30*24*time.Hour)); err != nil {
+		if err := s.CacheLineType(ctx, CustomerANI(i), "mobile", now.Add(30*24*time.Hour)); err != nil {
 			return fmt.Errorf("cache line type: %w", err)
 		}
 	}
@@ -203,7 +206,7 @@ const (
 func (w *workloads) startBody(i int64) []byte {
 	c := w.returning(i)
 	return fmt.Appendf(nil, `{"call_id":%q,"identity_hints":{"ani":%q,"external_ids":{"crm_id":%q}},"telco":{"line_type":"mobile"}}`,
-		callID(i), customerANI(c), customerCRM(c))
+		callID(i), CustomerANI(c), CustomerCRM(c))
 }
 
 // newBody is the start of a caller never seen.
@@ -223,7 +226,7 @@ func (w *workloads) endBody(i int64, c startedCall) []byte {
 func (w *workloads) voiceForm(i int64) url.Values {
 	return url.Values{
 		"CallSid": {fmt.Sprintf("CA%032x", i)}, "AccountSid": {w.twilio.sid},
-		"From": {customerANI(int(mix(i) % uint64(w.voiceSet)))}, "To": {benchDNIS},
+		"From": {CustomerANI(int(mix(i) % uint64(w.voiceSet)))}, "To": {benchDNIS},
 		"CallStatus": {"ringing"}, "Direction": {"inbound"}, "ApiVersion": {"2010-04-01"},
 	}
 }
@@ -242,7 +245,7 @@ func (w *workloads) startReturning() target {
 		build: func(i int64) (*http.Request, error) {
 			return w.post("/v1/calls/start", "application/json", w.startBody(i)), nil
 		},
-		ok: func(i int64) { w.pool.push(startedCall{callID(i), customerRef(w.returning(i))}) },
+		ok: func(i int64) { w.pool.push(startedCall{callID(i), CustomerRef(w.returning(i))}) },
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -99,14 +101,14 @@ func (r *runner) measure(ctx context.Context, pid int, f func() phase) (phase, c
 // measureServer starts the service on sr's store and drives every
 // workload against it.
 func (r *runner) measureServer(ctx context.Context, sr *storeRun, w *workloads, last bool) error {
-	addr, err := benchFreeAddr()
+	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
 	env := r.serverEnv(sr.store, addr)
 	profAddr := ""
 	if r.p.profile && last {
-		if profAddr, err = benchFreeAddr(); err != nil {
+		if profAddr, err = freeAddr(); err != nil {
 			return err
 		}
 		env["STICKYCALLS_BENCH_PROFILE_ADDR"] = profAddr
@@ -340,8 +342,8 @@ func selectFrames(listing string, n int) string {
 }
 
 // probeWaves counts the Redis round trips of each workload's request with
-// redisstore's wave counter, through the service wired as serve wires it
-// (a /v1 request authenticates its key first; the voice webhook asks
+// redisstore's wave counter, through the domain service of a service.App,
+// wired as serve wires it (a /v1 request authenticates its key first; the voice webhook asks
 // Lookup, whose answer is cached, then starts the call).
 func (r *runner) probeWaves(ctx context.Context, w *workloads) (map[string]float64, error) {
 	env := r.serverEnv("redis", "127.0.0.1:1")
@@ -349,20 +351,16 @@ func (r *runner) probeWaves(ctx context.Context, w *workloads) (map[string]float
 	if err != nil {
 		return nil, err
 	}
-	be, err := openStore(ctx, cfg, time.Second)
+	be, err := service.OpenStore(ctx, cfg, time.Second)
 	if err != nil {
 		return nil, err
 	}
-	defer be.close()
-	greeter, err := newGreeter(cfg)
+	defer be.Close()
+	a, err := service.New(cfg, be, zerolog.Nop(), prometheus.NewRegistry(), service.Outside{Now: time.Now})
 	if err != nil {
 		return nil, err
 	}
-	calls, err := newService(cfg, be.store, greeter, lineTyper(cfg, be.store, zerolog.Nop(), outside{now: time.Now}, nil), time.Now)
-	if err != nil {
-		return nil, err
-	}
-	pr := &prober{calls: calls, key: w.key, n: r.p.probes, waves: map[string]float64{}}
+	pr := &prober{calls: a.Calls, key: w.key, n: r.p.probes, waves: map[string]float64{}}
 	for range r.p.probes {
 		if err := pr.probe(ctx, w, r.gen.counter.Add(1), r.gen.counter.Add(1)); err != nil {
 			return nil, err
@@ -393,7 +391,7 @@ func (p *prober) probe(ctx context.Context, w *workloads, i, j int64) error {
 		}
 	}
 	end := func(ctx context.Context) error {
-		req, err := callcontext.ParseEnd(w.endBody(i, startedCall{callID(i), customerRef(w.returning(i))}))
+		req, err := callcontext.ParseEnd(w.endBody(i, startedCall{callID(i), CustomerRef(w.returning(i))}))
 		if err == nil {
 			_, err = p.calls.End(ctx, sc, req, "")
 		}

@@ -1,7 +1,15 @@
-package main
+// Package bench is `stickycalls bench`: it starts its own redis-server, a
+// floor server (one JSON handler doing one EVALSHA, the least any
+// Redis-backed JSON API does) and the service as Serve runs it, each as a
+// child process of the same binary, drives them with the same open- and
+// closed-loop load and writes a Markdown report of the ratios. See
+// DESIGN.md, Performance.
+package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +24,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/redisstore"
+	"github.com/stickycalls/stickycalls/internal/childproc"
 )
 
 // benchPlan is how long and how hard the bench drives each server.
@@ -47,11 +56,11 @@ func quickPlan() benchPlan {
 	return p
 }
 
-// bench measures the service against the floor of any Redis-backed JSON
-// API on this machine and writes a Markdown report (see DESIGN.md,
-// Performance). With --role it is one of the servers it measures, run as
-// its child.
-func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// Run is `stickycalls bench`: it measures the service against the floor of
+// any Redis-backed JSON API on this machine and writes a Markdown report
+// (see DESIGN.md, Performance). With --role it is one of the servers it
+// measures, run as its child.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "a 30-second run: 10k customers, 1-second phases")
@@ -81,8 +90,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		p.customers = sizes
 	}
-	sp := newSpawner()
-	defer sp.close()
+	sp := childproc.NewSpawner()
+	defer sp.Close()
 	launch, err := processLauncher(sp)
 	if err != nil {
 		return err
@@ -97,6 +106,14 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		return writeReport(*out, md)
 	}
 	return nil
+}
+
+// randomHex is n random bytes in hex: the run's own Twilio account SID and
+// auth token, which sign the voice workload's webhooks.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -131,7 +148,7 @@ type runner struct {
 
 // runBench starts Redis, measures the floor, then the service on each
 // store at each size.
-func runBench(ctx context.Context, p benchPlan, sp *spawner, launch launcher, log io.Writer) (*results, error) {
+func runBench(ctx context.Context, p benchPlan, sp *childproc.Spawner, launch launcher, log io.Writer) (*results, error) {
 	dir, err := os.MkdirTemp("", "stickycalls-bench-")
 	if err != nil {
 		return nil, err
@@ -168,7 +185,7 @@ func (r *runner) logf(format string, args ...any) {
 // runFloor measures the floor server: its maximum throughput, then its
 // latency at half of it.
 func (r *runner) runFloor(ctx context.Context) error {
-	addr, err := benchFreeAddr()
+	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}

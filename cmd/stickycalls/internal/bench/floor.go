@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 )
 
 // floorSource is the floor's one script: a counter per caller.
@@ -91,7 +93,7 @@ func serveUntilDone(ctx context.Context, addr string, h http.Handler) error {
 	return err
 }
 
-// profiledServe is the service as the bench runs it: serve, plus, when
+// profiledServe is the service as the bench runs it: service.Serve, plus, when
 // STICKYCALLS_BENCH_PROFILE_ADDR is set, a CPU profile endpoint there
 // (GET /cpu?seconds=N) so the bench can profile the phases it chooses.
 func profiledServe(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
@@ -103,7 +105,7 @@ func profiledServe(ctx context.Context, getenv func(string) string, stdout io.Wr
 		go func() { done <- serveUntilDone(pctx, addr, mux) }()
 		defer func() { stop(); <-done }()
 	}
-	return serve(ctx, getenv, stdout)
+	return service.Serve(ctx, getenv, stdout)
 }
 
 // handleCPUProfile writes a CPU profile of the next seconds.

@@ -1,6 +1,13 @@
-package main
+// Package service is the Sticky Calls service as `stickycalls serve` runs
+// it: the store the configuration chooses (store.go), the domain service
+// and the one handler over it wired in one place (App), the listener with
+// its connection limit and TLS, and the redacting JSON log. Serve runs it
+// until its context is done; the bench and the simulator build the same
+// App in process, so what they measure is what Serve runs.
+package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,8 +38,8 @@ import (
 	"github.com/stickycalls/stickycalls/voice/vapi"
 )
 
-// serve runs the service until ctx is done, then drains it.
-func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+// Serve runs the service until ctx is done, then drains it.
+func Serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -49,30 +56,30 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 			"the Forwarded or X-Forwarded-Proto and X-Forwarded-Host headers of a proxy in front, else from the request's own " +
 			"scheme and Host; set it to the URL configured in Twilio's console")
 	}
-	be, err := openStore(ctx, cfg, time.Second)
+	be, err := OpenStore(ctx, cfg, time.Second)
 	if err != nil {
 		return err
 	}
-	defer be.close()
+	defer be.Close()
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background := make(chan struct{})
-	go func() { defer close(background); be.run(bgCtx) }()
+	go func() { defer close(background); be.Run(bgCtx) }()
 	defer func() { stopBackground(); <-background }()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(be.collectors...)
+	reg.MustRegister(be.Collectors...)
 	// The outbox is a safety net: without its file (a read-only disk) the
 	// service still runs, and a completion the store refuses is a 503.
-	w := outside{now: time.Now}
+	w := Outside{Now: time.Now}
 	ob, err := outbox.Open(cfg.OutboxPath, outbox.Options{Logger: logger, Registerer: reg})
 	if err != nil {
 		logger.Error().Err(err).Msg("no outbox (STICKYCALLS_OUTBOX): completions the store refuses are answered 503")
 	} else {
 		defer ob.Close()
-		w.outbox = ob
+		w.Outbox = ob
 	}
-	a, err := newApp(cfg, be, logger, reg, w)
+	a, err := New(cfg, be, logger, reg, w)
 	if err != nil {
 		return err
 	}
@@ -81,71 +88,74 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		go func() { defer close(applied); ob.Run(bgCtx, a.applyCompletion) }()
 		defer func() { stopBackground(); <-applied }()
 	}
-	if err := firstKey(ctx, a.calls, stdout); err != nil {
+	if err := firstKey(ctx, a.Calls, stdout); err != nil {
 		return err
 	}
-	err = listenAndServe(ctx, cfg, a.handler, logger, a.shutdown)
+	err = listenAndServe(ctx, cfg, a.Handler, logger, a.shutdown)
 	// Streams outlive Shutdown (their connections are hijacked); they may
 	// still be saving a call, so the store closes only after them.
 	waitFor(a.streams, cfg.ShutdownTimeout)
 	return err
 }
 
-// outside is what the service takes from outside the process: the clock,
+// Outside is what the service takes from outside the process: the clock,
 // the network Lookup goes through and the source of fresh customer refs.
-// serve takes the real ones; simulate injects its own.
-type outside struct {
-	now    func() time.Time
-	lookup http.RoundTripper // nil: http.DefaultTransport
-	refs   func() string     // nil: crypto/rand
-	// outbox keeps voice completions while the store is away, in a local
+// Serve takes the real ones; the simulator injects its own.
+type Outside struct {
+	Now    func() time.Time
+	Lookup http.RoundTripper // nil: http.DefaultTransport
+	Refs   func() string     // nil: crypto/rand
+	// Outbox keeps voice completions while the store is away, in a local
 	// file (nil: a completion the store refuses is answered 503).
-	outbox voice.Outbox
+	Outbox voice.Outbox
 }
 
-// app is the service as serve runs it: the domain service and the one
+// App is the service as Serve runs it: the domain service and the one
 // handler over it, with what shutting it down needs.
-type app struct {
+type App struct {
+	Calls   *callcontext.Service
+	Handler http.Handler
+
 	logger   zerolog.Logger
-	calls    *callcontext.Service
-	handler  http.Handler
 	shutdown chan struct{}   // close it to end open media streams
 	streams  *sync.WaitGroup // open media streams
 }
 
-// newApp wires the service and its handler from the configuration over an
+// New wires the service and its handler from the configuration over an
 // open store: greetings, Lookup, scoring policies, the voice webhooks and
-// the REST API. serve and simulate both build the service here.
-func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheus.Registry, w outside) (app, error) {
+// the REST API. Serve, the simulator and the bench all build the service
+// here. The metrics of every part are registered with reg, which must be
+// fresh for each App.
+func New(cfg config.Config, be Backend, logger zerolog.Logger, reg *prometheus.Registry, w Outside) (*App, error) {
 	greeter, err := newGreeter(cfg)
 	if err != nil {
-		return app{}, err
+		return nil, err
 	}
 	reg.MustRegister(buildInfo())
-	store := storemetrics.Wrap(be.store, reg)
+	store := storemetrics.Wrap(be.Store, reg)
 	lines := lineTyper(cfg, store, logger, w, lookup.NewMetrics(reg))
 	opts := []callcontext.Option{callcontext.WithObserver(newCallMetrics(reg))}
-	if w.refs != nil {
-		opts = append(opts, callcontext.WithRefs(w.refs))
+	if w.Refs != nil {
+		opts = append(opts, callcontext.WithRefs(w.Refs))
 	}
-	calls, err := newService(cfg, store, greeter, lines, w.now, opts...)
+	calls, err := newService(cfg, store, greeter, lines, w.Now, opts...)
 	if err != nil {
-		return app{}, err
+		return nil, err
 	}
-	a := app{logger: logger, calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
+	a := &App{logger: logger, Calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
-	tw.Now, tw.Shutdown, tw.Streams, tw.Outbox = w.now, a.shutdown, a.streams, w.outbox
+	tw.Now, tw.Shutdown, tw.Streams, tw.Outbox = w.Now, a.shutdown, a.streams, w.Outbox
 	hopts := []httpapi.Option{httpapi.WithAdminToken(cfg.AdminToken)}
-	if vc := vapiConfig(cfg, greeter, w.outbox); len(vc.Numbers) > 0 {
+	if vc := vapiConfig(cfg, greeter, w.Outbox); len(vc.Numbers) > 0 {
 		hopts = append(hopts, httpapi.WithVapi(vapi.Handle(logger, calls, vc)))
 	}
 	if rc := retellConfig(cfg, greeter, w); len(rc.Numbers) > 0 {
 		hopts = append(hopts, httpapi.WithRetell(retell.HandleInbound(logger, calls, rc), retell.HandleEvents(logger, calls, rc)))
 	}
-	if b := newStoreBackup(be, w.now); b != nil {
+	if b := NewBackup(be, w.Now); b != nil {
 		hopts = append(hopts, httpapi.WithBackup(b))
 	}
-	a.handler = httpapi.NewHandler(logger, calls, reg, &tw, be.limiter, hopts...)
+	a.Handler = httpapi.NewHandler(logger, calls, reg, &tw, be.Limiter, hopts...)
 	return a, nil
 }
 
@@ -153,14 +163,14 @@ func newApp(cfg config.Config, be backend, logger zerolog.Logger, reg *prometheu
 // time its callback arrived, or an end. An end the service refuses (bad
 // data, a conflicting end of the call) is logged and let go: retrying it
 // cannot help.
-func (a app) applyCompletion(ctx context.Context, e outbox.Entry) error {
+func (a *App) applyCompletion(ctx context.Context, e outbox.Entry) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	sc := callcontext.Scope{Tenant: e.Tenant, Mode: callcontext.Prod}
 	if e.End == nil {
-		return a.calls.Complete(ctx, sc, e.Completion)
+		return a.Calls.Complete(ctx, sc, e.Completion)
 	}
-	_, err := a.calls.End(ctx, sc, *e.End, "")
+	_, err := a.Calls.End(ctx, sc, *e.End, "")
 	var invalid *callcontext.ValidationError
 	if errors.As(err, &invalid) || errors.Is(err, callcontext.ErrConflict) {
 		a.logger.Error().Err(err).Str("call_sid", e.End.CallID).Msg("outbox: end refused; dropped")
@@ -174,7 +184,7 @@ func (a app) applyCompletion(ctx context.Context, e outbox.Entry) error {
 func buildInfo() prometheus.Collector {
 	version, goVersion := "(devel)", runtime.Version()
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		version = cmpOr(bi.Main.Version, version)
+		version = cmp.Or(bi.Main.Version, version)
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "stickycalls_build_info", Help: "The build an instance runs: always 1, labelled.",
 		ConstLabels: prometheus.Labels{"version": version, "go_version": goVersion}})
@@ -205,7 +215,7 @@ func newService(cfg config.Config, store callcontext.Store, greeter callcontext.
 // lineTyper is Twilio Lookup for the tenants with Lookup credentials (an
 // account SID with its auth token or an API key and secret), answers cached
 // in the store; without any, line types come from requests and memory.
-func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger, w outside, m *lookup.Metrics) callcontext.LineTyper {
+func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger, w Outside, m *lookup.Metrics) callcontext.LineTyper {
 	creds := map[string]lookup.Credentials{}
 	for name, t := range cfg.Tenants {
 		tw := t.Twilio
@@ -216,7 +226,7 @@ func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger
 	if len(creds) == 0 {
 		return callcontext.NoLookup{}
 	}
-	return lookup.NewClient(creds, store, lookup.Options{Timeout: cfg.LookupTimeout, Now: w.now, Logger: logger, Transport: w.lookup, Metrics: m})
+	return lookup.NewClient(creds, store, lookup.Options{Timeout: cfg.LookupTimeout, Now: w.Now, Logger: logger, Transport: w.Lookup, Metrics: m})
 }
 
 // policiesOf turns each configured tenant into the service's policy.
@@ -305,9 +315,9 @@ func vapiConfig(cfg config.Config, greeter *greetings.Greeter, ob voice.Outbox) 
 }
 
 // retellConfig is what the Retell webhooks need from the configuration.
-func retellConfig(cfg config.Config, greeter *greetings.Greeter, w outside) retell.Config {
-	rc := retell.Config{Numbers: map[string]retell.Number{}, Keys: map[string]string{}, Deadline: cfg.WebhookDeadline, Greeter: greeter, Now: w.now}
-	if o, ok := w.outbox.(retell.Outbox); ok {
+func retellConfig(cfg config.Config, greeter *greetings.Greeter, w Outside) retell.Config {
+	rc := retell.Config{Numbers: map[string]retell.Number{}, Keys: map[string]string{}, Deadline: cfg.WebhookDeadline, Greeter: greeter, Now: w.Now}
+	if o, ok := w.Outbox.(retell.Outbox); ok {
 		rc.Outbox = o
 	}
 	for number, n := range cfg.Numbers {

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"context"
@@ -16,34 +16,51 @@ import (
 	"github.com/stickycalls/stickycalls/context/redisstore"
 )
 
-// backend is the store in use, with what goes with it.
-type backend struct {
-	store   callcontext.Store
-	limiter callcontext.Limiter
-	name    string
-	// run does the store's background work (sweeping, heartbeats) until
-	// ctx is done.
+// Backend is the store in use, with what goes with it.
+type Backend struct {
+	Store   callcontext.Store
+	Limiter callcontext.Limiter
+	Name    string // "bbolt" or "redis"
+	// Collectors are the store's metrics.
+	Collectors []prometheus.Collector
+
 	run   func(ctx context.Context)
 	close func() error
-	// collectors are the store's metrics.
-	collectors []prometheus.Collector
 }
 
-// openStore opens Redis when STICKYCALLS_REDIS_URL is set, else the
-// embedded store (opened with opts). It is the only place that knows which
-// is in use.
-func openStore(ctx context.Context, cfg config.Config, lockWait time.Duration, opts ...boltstore.Option) (backend, error) {
+// OpenStore opens Redis when STICKYCALLS_REDIS_URL is set, else the
+// embedded store (opened with opts), waiting at most lockWait for another
+// process to let go of its file. It is the only place that knows which is
+// in use.
+func OpenStore(ctx context.Context, cfg config.Config, lockWait time.Duration, opts ...boltstore.Option) (Backend, error) {
 	if cfg.RedisURL != "" {
 		return openRedis(ctx, cfg)
 	}
 	s, err := boltstore.Open(cfg.DataPath, lockWait, opts...)
 	if err != nil {
-		return backend{}, err
+		return Backend{}, err
 	}
-	return backend{
-		store: s, limiter: callcontext.NewMemoryLimiter(), name: "bbolt", close: s.Close,
+	return Backend{
+		Store: s, Limiter: callcontext.NewMemoryLimiter(), Name: "bbolt", close: s.Close,
 		run: func(ctx context.Context) { s.Run(ctx, cfg.SweepInterval, time.Now) },
 	}, nil
+}
+
+// Run does the store's background work (sweeping, heartbeats) until ctx is
+// done.
+func (b Backend) Run(ctx context.Context) { b.run(ctx) }
+
+// Close closes the store.
+func (b Backend) Close() error { return b.close() }
+
+// Service is the domain service over b's store alone, as the commands that
+// work on the store itself use it: no Lookup, no metrics, the wall clock.
+func (b Backend) Service(cfg config.Config) (*callcontext.Service, error) {
+	greeter, err := newGreeter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newService(cfg, b.Store, greeter, callcontext.NoLookup{}, time.Now)
 }
 
 // redisLog adapts zerolog to go-redis's logger.
@@ -66,15 +83,15 @@ func (r redisLog) Printf(_ context.Context, format string, v ...any) {
 	r.l.Warn().Str("component", "redis").Msg(fmt.Sprintf(format, v...))
 }
 
-func openRedis(ctx context.Context, cfg config.Config) (backend, error) {
+func openRedis(ctx context.Context, cfg config.Config) (Backend, error) {
 	opts, err := redisstore.ParseURL(cfg.RedisURL, cfg.RedisSentinelMaster)
 	if err != nil {
-		return backend{}, fmt.Errorf("STICKYCALLS_REDIS_URL: %w", err)
+		return Backend{}, fmt.Errorf("STICKYCALLS_REDIS_URL: %w", err)
 	}
 	opts.WaitReplicas = cfg.RedisWaitReplicas
 	s, err := redisstore.Open(ctx, opts)
 	if err != nil {
-		return backend{}, fmt.Errorf("open redis: %w", err)
+		return Backend{}, fmt.Errorf("open redis: %w", err)
 	}
 	l := s.Limiter(cfg.RateLimitTimeout)
 	fallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -84,9 +101,9 @@ func openRedis(ctx context.Context, cfg config.Config) (backend, error) {
 	instances := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "stickycalls_instances", Help: "Service instances sharing the Redis, as last seen.",
 	}, func() float64 { return float64(l.Instances()) })
-	return backend{
-		store: s, limiter: l, name: "redis", close: s.Close,
+	return Backend{
+		Store: s, Limiter: l, Name: "redis", close: s.Close,
 		run:        func(ctx context.Context) { l.Heartbeat(ctx, 10*time.Second, time.Now) },
-		collectors: []prometheus.Collector{fallbacks, instances},
+		Collectors: []prometheus.Collector{fallbacks, instances},
 	}, nil
 }

@@ -1,7 +1,12 @@
-package main
+// Package admin is a client of a running server's admin routes (the
+// server's STICKYCALLS_ADMIN_TOKEN): keys, export and import, for the
+// commands that work through the server, which holds the store, instead of
+// on the store itself.
+package admin
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,18 +21,26 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
-// errNoServer means no server answered at the admin client's URL.
-var errNoServer = errors.New("no server answers")
+// ErrNoServer means no server answered at the client's URL: the commands
+// then work on the store.
+var ErrNoServer = errors.New("no server answers")
 
-// adminClient manages keys through a running server's admin routes.
-type adminClient struct {
+// Client manages keys, exports and imports through a running server's
+// admin routes.
+type Client struct {
 	http  *http.Client
 	base  string
 	token string
 }
 
-// adminKey is a key as the admin routes show it.
-type adminKey struct {
+// NewClient is a client of the server at base (scheme, host and port) that
+// sends token with each request, through hc.
+func NewClient(hc *http.Client, base, token string) *Client {
+	return &Client{http: hc, base: base, token: token}
+}
+
+// key is a key as the admin routes show it.
+type key struct {
 	ID       string           `json:"id"`
 	Tenant   string           `json:"tenant"`
 	Mode     callcontext.Mode `json:"mode"`
@@ -38,7 +51,7 @@ type adminKey struct {
 	Key      string           `json:"key"`
 }
 
-func (k adminKey) apiKey() callcontext.APIKey {
+func (k key) apiKey() callcontext.APIKey {
 	out := callcontext.APIKey{ID: k.ID, Tenant: k.Tenant, Mode: k.Mode, Prefix: k.Prefix, Created: k.Created}
 	if k.LastUsed != nil {
 		out.LastUsed = *k.LastUsed
@@ -49,18 +62,20 @@ func (k adminKey) apiKey() callcontext.APIKey {
 	return out
 }
 
-func (c *adminClient) create(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error) {
+// CreateKey creates a key of tenant in mode and returns its secret.
+func (c *Client) CreateKey(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error) {
 	body, _ := json.Marshal(map[string]string{"tenant": tenant, "mode": string(mode)})
-	var k adminKey
+	var k key
 	if err := c.do(ctx, "POST", "/admin/keys", body, http.StatusCreated, &k); err != nil {
 		return "", callcontext.APIKey{}, err
 	}
 	return k.Key, k.apiKey(), nil
 }
 
-func (c *adminClient) list(ctx context.Context) ([]callcontext.APIKey, error) {
+// Keys lists the keys, as GET /admin/keys shows them.
+func (c *Client) Keys(ctx context.Context) ([]callcontext.APIKey, error) {
 	var out struct {
-		Keys []adminKey `json:"keys"`
+		Keys []key `json:"keys"`
 	}
 	if err := c.do(ctx, "GET", "/admin/keys", nil, http.StatusOK, &out); err != nil {
 		return nil, err
@@ -72,14 +87,15 @@ func (c *adminClient) list(ctx context.Context) ([]callcontext.APIKey, error) {
 	return keys, nil
 }
 
-func (c *adminClient) revoke(ctx context.Context, id string) error {
+// RevokeKey revokes the key id.
+func (c *Client) RevokeKey(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/admin/keys/"+id, nil, http.StatusNoContent, nil)
 }
 
 // do sends one admin request and decodes the answer into v. A server that
-// does not answer at all is errNoServer; one that answers otherwise than
+// does not answer at all is ErrNoServer; one that answers otherwise than
 // want is an error with its message.
-func (c *adminClient) do(ctx context.Context, method, path string, body []byte, want int, v any) error {
+func (c *Client) do(ctx context.Context, method, path string, body []byte, want int, v any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -90,7 +106,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body []byte, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w at %s: %v", errNoServer, c.base, err)
+		return fmt.Errorf("%w at %s: %v", ErrNoServer, c.base, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -104,7 +120,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, body []byte, 
 			Message string `json:"message"`
 		}
 		json.Unmarshal(raw, &e)
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, cmpOr(e.Message, http.StatusText(resp.StatusCode)))
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, cmp.Or(e.Message, http.StatusText(resp.StatusCode)))
 	}
 	if v != nil {
 		if err := json.Unmarshal(raw, v); err != nil {
@@ -114,13 +130,13 @@ func (c *adminClient) do(ctx context.Context, method, path string, body []byte, 
 	return nil
 }
 
-// ping checks that a server with admin routes answers, and takes the token.
-func (c *adminClient) ping(ctx context.Context) error {
+// Ping checks that a server with admin routes answers, and takes the token.
+func (c *Client) Ping(ctx context.Context) error {
 	return c.do(ctx, "GET", "/admin/keys", nil, http.StatusOK, nil)
 }
 
 // Export streams the server's export of sc into w.
-func (c *adminClient) Export(ctx context.Context, sc callcontext.Scope, w io.Writer) (backup.Counts, error) {
+func (c *Client) Export(ctx context.Context, sc callcontext.Scope, w io.Writer) (backup.Counts, error) {
 	resp, err := c.send(ctx, "GET", "/admin/export?"+scopeQuery(sc), nil)
 	if err != nil {
 		return backup.Counts{}, err
@@ -137,7 +153,7 @@ func (c *adminClient) Export(ctx context.Context, sc callcontext.Scope, w io.Wri
 }
 
 // Import sends the export in r to the server, to write into sc.
-func (c *adminClient) Import(ctx context.Context, sc callcontext.Scope, r io.Reader) (backup.Counts, error) {
+func (c *Client) Import(ctx context.Context, sc callcontext.Scope, r io.Reader) (backup.Counts, error) {
 	resp, err := c.send(ctx, "POST", "/admin/import?"+scopeQuery(sc), r)
 	if err != nil {
 		return backup.Counts{}, err
@@ -154,7 +170,7 @@ func (c *adminClient) Import(ctx context.Context, sc callcontext.Scope, r io.Rea
 }
 
 // send sends one admin request with a streamed body.
-func (c *adminClient) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
@@ -165,7 +181,7 @@ func (c *adminClient) send(ctx context.Context, method, path string, body io.Rea
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w at %s: %v", errNoServer, c.base, err)
+		return nil, fmt.Errorf("%w at %s: %v", ErrNoServer, c.base, err)
 	}
 	return resp, nil
 }
@@ -182,7 +198,7 @@ func answerError(resp *http.Response) error {
 		} `json:"details"`
 	}
 	json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&e)
-	msg := fmt.Sprintf("%d %s", resp.StatusCode, cmpOr(e.Message, http.StatusText(resp.StatusCode)))
+	msg := fmt.Sprintf("%d %s", resp.StatusCode, cmp.Or(e.Message, http.StatusText(resp.StatusCode)))
 	if e.Details != nil {
 		for _, is := range e.Details.Issues {
 			msg += "\n  " + strings.Join(is.Path, " ") + ": " + is.Message
