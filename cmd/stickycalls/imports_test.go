@@ -20,8 +20,8 @@ var allowedImports = map[string][]string{
 	"context/redisstore":       {"context/callcontext", "context/identity"},
 	"context/storetest":        {"context/callcontext", "context/identity", "context/backup"},
 	"context/backup":           {"context/callcontext", "context/identity"},
-	"context/redistest":        {"internal/childproc"},
-	"internal/childproc":       {}, // starts children that die with the process (redistest, the bench)
+	"context/redistest":        {"context/childproc"},
+	"context/childproc":        {}, // starts children that die with the process (redistest, the bench)
 	"context/outbox":           {"context/callcontext"},
 	"context/apierror":         {"context/callcontext"},
 	"context/storemetrics":     {"context/callcontext", "context/identity"},
@@ -43,7 +43,7 @@ var allowedImports = map[string][]string{
 	// The bench seeds both stores itself, signs webhooks, and runs the
 	// service as serve does, in process or as its child.
 	"cmd/stickycalls/internal/bench": {"cmd/stickycalls/internal/service", "config", "context/boltstore", "context/callcontext",
-		"context/identity", "context/redisstore", "internal/childproc", "voice"},
+		"context/identity", "context/redisstore", "context/childproc", "voice"},
 }
 
 func TestImports(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/stickycalls/stickycalls/internal/childproc"
+	"github.com/stickycalls/stickycalls/context/childproc"
 )
 
 // Timings of starting and stopping a server.

@@ -23,8 +23,8 @@ import (
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/childproc"
 	"github.com/stickycalls/stickycalls/context/redisstore"
-	"github.com/stickycalls/stickycalls/internal/childproc"
 )
 
 // benchPlan is how long and how hard the bench drives each server.

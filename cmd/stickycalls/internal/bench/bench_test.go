@@ -14,7 +14,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
-	"github.com/stickycalls/stickycalls/internal/childproc"
+	"github.com/stickycalls/stickycalls/context/childproc"
 )
 
 // TestBench runs the whole bench briefly, its servers in this process:

@@ -20,7 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
-	"github.com/stickycalls/stickycalls/internal/childproc"
+	"github.com/stickycalls/stickycalls/context/childproc"
 )
 
 // child is a running server under measurement: the floor or the service.
