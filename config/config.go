@@ -37,6 +37,7 @@ type Config struct {
 	TLSCertFile         string        // STICKYCALLS_TLS_CERT_FILE: with TLSKeyFile, the service serves HTTPS itself
 	TLSKeyFile          string        // STICKYCALLS_TLS_KEY_FILE
 	MinCallDuration     time.Duration // STICKYCALLS_MIN_CALL_DURATION, default 5s: a shorter completed call links nothing
+	StoreStartupWait    time.Duration // STICKYCALLS_STORE_STARTUP_WAIT, default 30s: how long serve waits at start for a Redis that does not answer yet
 	OutboxPath          string        // STICKYCALLS_OUTBOX, default DataPath without ".db" plus ".outbox.db": where completions wait while the store is away
 
 	Tenants   map[string]Tenant      // always holds DefaultTenant

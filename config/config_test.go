@@ -47,6 +47,7 @@ func defaults() Config {
 		MinCallDuration:  5 * time.Second,
 		OutboxPath:       "stickycalls.outbox.db",
 		ReadTimeout:      10 * time.Second,
+		StoreStartupWait: 30 * time.Second,
 		MaxConnections:   4096,
 		Tenants:          map[string]Tenant{"default": emptyTenant()},
 		Numbers:          map[string]Number{},

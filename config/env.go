@@ -26,6 +26,7 @@ func (l *loader) env() Config {
 		ShutdownTimeout:     l.duration("STICKYCALLS_SHUTDOWN_TIMEOUT", 15*time.Second),
 		MinCallDuration:     l.duration("STICKYCALLS_MIN_CALL_DURATION", 5*time.Second),
 		ReadTimeout:         l.duration("STICKYCALLS_READ_TIMEOUT", 10*time.Second),
+		StoreStartupWait:    l.duration("STICKYCALLS_STORE_STARTUP_WAIT", 30*time.Second),
 		RedisWaitReplicas:   l.whole("STICKYCALLS_REDIS_WAIT_REPLICAS", 0),
 		MaxConnections:      l.count("STICKYCALLS_MAX_CONNECTIONS", 4096),
 	}

@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +119,41 @@ func TestRedisHang(t *testing.T) {
 	}
 	if state, count, got := s.stateOfRef("cust_hang", "Ada"); state != custFull || count != 1 {
 		t.Errorf("cust_hang after the retried end = %v, want billing with attempt_count 1", got)
+	}
+}
+
+// A Redis that does not answer yet when the service starts (docker-compose
+// starts both at once) is waited for: the service comes up once it
+// answers, having logged each attempt. With no wait allowed it stops at
+// once, saying why.
+func TestRedisNotReadyAtStart(t *testing.T) {
+	t.Parallel()
+	r := redistest.Durable(t, "always")
+	url := "redis://" + r.Addr() + "/0?" + redisTimeouts
+	r.Pause()
+	resumed := make(chan struct{})
+	go func() {
+		defer close(resumed)
+		time.Sleep(1500 * time.Millisecond)
+		r.Resume()
+	}()
+	s := startServer(t, map[string]string{"STICKYCALLS_REDIS_URL": url})
+	<-resumed
+	if !strings.Contains(s.out.String(), "the store does not answer yet; trying again") {
+		t.Errorf("no log of the attempts while Redis was paused:\n%s", s.out.String())
+	}
+	if a := s.exchange("POST", "/v1/calls/start", `{"call_id":"late_1","identity_hints":{"ani":"+14155550331"}}`); a.err != nil || a.status != http.StatusOK {
+		t.Errorf("start once Redis answered = %v, want 200", a)
+	}
+
+	r.Pause()
+	defer r.Resume()
+	began := time.Now()
+	err := run(t.Context(), nil, func(k string) string {
+		return map[string]string{"STICKYCALLS_REDIS_URL": url, "STICKYCALLS_STORE_STARTUP_WAIT": "1ms", "STICKYCALLS_ADDR": freeAddr(t),
+			"STICKYCALLS_DATA": filepath.Join(t.TempDir(), "x.db")}[k]
+	}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "unavailable") || time.Since(began) > 5*time.Second {
+		t.Errorf("start with Redis paused and no wait = %v after %v, want a prompt store-unavailable error", err, time.Since(began))
 	}
 }

@@ -56,7 +56,7 @@ func Serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 			"the Forwarded or X-Forwarded-Proto and X-Forwarded-Host headers of a proxy in front, else from the request's own " +
 			"scheme and Host; set it to the URL configured in Twilio's console")
 	}
-	be, err := OpenStore(ctx, cfg, time.Second)
+	be, err := waitForStore(ctx, logger, cfg)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,29 @@ func OpenStore(ctx context.Context, cfg config.Config, lockWait time.Duration, o
 	}, nil
 }
 
+// waitForStore opens the store for serve. A Redis that does not answer yet
+// (started beside the service by docker-compose, or restarting) is tried
+// again, every attempt logged, until STICKYCALLS_STORE_STARTUP_WAIT is
+// spent; any other error, such as a bad URL or a locked file, is returned
+// at once.
+func waitForStore(ctx context.Context, logger zerolog.Logger, cfg config.Config) (Backend, error) {
+	deadline := time.Now().Add(cfg.StoreStartupWait)
+	pause := 100 * time.Millisecond
+	for {
+		be, err := OpenStore(ctx, cfg, time.Second)
+		if err == nil || !callcontext.IsUnavailable(err) || time.Now().Add(pause).After(deadline) {
+			return be, err
+		}
+		logger.Warn().Err(err).Dur("retry_in", pause).Msg("the store does not answer yet; trying again")
+		select {
+		case <-ctx.Done():
+			return Backend{}, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
 // Run does the store's background work (sweeping, heartbeats) until ctx is
 // done.
 func (b Backend) Run(ctx context.Context) { b.run(ctx) }
