@@ -24,6 +24,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/ratelimit"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
 	"github.com/stickycalls/stickycalls/httpapi/apitest"
@@ -80,7 +81,7 @@ func newEnv(tb testing.TB, policies map[string]callcontext.Policy) *env {
 	e.testKey = e.createKey(tb, "default", callcontext.Test)
 	e.prodKey = e.createKey(tb, "default", callcontext.Prod)
 	e.otherKey = e.createKey(tb, "other", callcontext.Test)
-	e.srv = httptest.NewServer(httpapi.NewHandler(zerolog.New(e.logs), calls, prometheus.NewRegistry(), nil, callcontext.NewMemoryLimiter(),
+	e.srv = httptest.NewServer(httpapi.NewHandler(zerolog.New(e.logs), calls, prometheus.NewRegistry(), nil, ratelimit.NewMemory(),
 		httpapi.WithAdminToken(adminToken), httpapi.WithBackup(storeBackup{store})))
 	tb.Cleanup(e.srv.Close)
 	return e

@@ -24,7 +24,7 @@ const (
 // /metrics serves; a nil tw leaves the Twilio voice webhooks out; limiter
 // enforces the plans' rate limits (nil: none); opts add what is optional
 // (the admin routes).
-func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, tw *voice.Config, limiter callcontext.Limiter, opts ...Option) http.Handler {
+func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, tw *voice.Config, limiter Limiter, opts ...Option) http.Handler {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -75,7 +75,7 @@ func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 	mux.Handle("DELETE /admin/keys/{key_id}", admin(handle(logger, handleKeyRevoke(calls))))
 }
 
-func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, m *metrics, reg *prometheus.Registry, limiter callcontext.Limiter) {
+func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, m *metrics, reg *prometheus.Registry, limiter Limiter) {
 	api := requireKey(logger, calls, rateLimit(calls, limiter, m))
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /openapi.json", handleOpenAPI(logger))

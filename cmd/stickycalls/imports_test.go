@@ -17,7 +17,8 @@ var allowedImports = map[string][]string{
 	"context/identity":         {},
 	"context/callcontext":      {"context/identity"},
 	"context/boltstore":        {"context/callcontext", "context/identity"},
-	"context/redisstore":       {"context/callcontext", "context/identity"},
+	"context/redisstore":       {"context/callcontext", "context/identity", "context/ratelimit"},
+	"context/ratelimit":        {"context/callcontext"},
 	"context/storetest":        {"context/callcontext", "context/identity", "context/backup"},
 	"context/backup":           {"context/callcontext", "context/identity"},
 	"context/redistest":        {"context/childproc"},
@@ -31,12 +32,12 @@ var allowedImports = map[string][]string{
 	"voice/agentctx":           {"context/callcontext", "context/identity", "greetings"},
 	"voice/vapi":               {"context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
 	"voice/retell":             {"context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
-	"httpapi":                  {"context/apierror", "context/callcontext", "context/identity", "context/backup", "voice"},
+	"httpapi":                  {"context/apierror", "context/callcontext", "context/identity", "context/backup", "context/ratelimit", "voice"},
 	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
 	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP
 	// The service as serve wires it: like the program, it may import every
 	// package above but the test helpers.
-	"cmd/stickycalls/internal/service": {"config", "context/backup", "context/boltstore", "context/callcontext", "context/identity",
+	"cmd/stickycalls/internal/service": {"config", "context/backup", "context/boltstore", "context/callcontext", "context/identity", "context/ratelimit",
 		"context/outbox", "context/redisstore", "context/storemetrics", "greetings", "httpapi", "lookup", "voice", "voice/agentctx",
 		"voice/retell", "voice/vapi"},
 	"cmd/stickycalls/internal/admin": {"context/backup", "context/callcontext"}, // the client of a server's admin routes

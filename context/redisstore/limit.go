@@ -11,9 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/ratelimit"
 )
-
-var _ callcontext.Limiter = (*Limiter)(nil)
 
 // slidingLog admits a request if the scope's log holds fewer than max
 // entries newer than now-window. Time comes in as an argument, never from
@@ -45,7 +44,7 @@ type Limiter struct {
 	prefix    string
 	id        string
 	timeout   time.Duration
-	local     *callcontext.MemoryLimiter
+	local     *ratelimit.Memory
 	instances atomic.Int64
 	fallbacks atomic.Uint64
 }
@@ -60,7 +59,7 @@ func newLimiter(rdb redis.UniversalClient, prefix string, timeout time.Duration)
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	l := &Limiter{rdb: rdb, prefix: prefix, id: hex.EncodeToString(b[:]), timeout: timeout, local: callcontext.NewMemoryLimiter()}
+	l := &Limiter{rdb: rdb, prefix: prefix, id: hex.EncodeToString(b[:]), timeout: timeout, local: ratelimit.NewMemory()}
 	l.instances.Store(1)
 	return l
 }
@@ -69,8 +68,8 @@ func (l *Limiter) logKey(sc callcontext.Scope) string {
 	return l.prefix + "rl:{" + esc(sc.Tenant) + ":" + esc(string(sc.Mode)) + "}"
 }
 
-// Allow implements callcontext.Limiter.
-func (l *Limiter) Allow(ctx context.Context, sc callcontext.Scope, limit int, window time.Duration, now time.Time) (callcontext.Rate, error) {
+// Allow admits a request under the scope's sliding log (see ratelimit.Memory.Allow).
+func (l *Limiter) Allow(ctx context.Context, sc callcontext.Scope, limit int, window time.Duration, now time.Time) (ratelimit.Rate, error) {
 	rctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
 	var b [6]byte
@@ -80,13 +79,13 @@ func (l *Limiter) Allow(ctx context.Context, sc callcontext.Scope, limit int, wi
 	if err != nil || len(res) != 3 {
 		return l.fallback(ctx, sc, limit, window, now)
 	}
-	return callcontext.Rate{
+	return ratelimit.Rate{
 		Allowed: res[0] == 1, Remaining: limit - int(res[1]), Reset: time.Duration(res[2]) * time.Millisecond,
 	}, nil
 }
 
 // fallback admits this instance's share of limit while Redis is away.
-func (l *Limiter) fallback(ctx context.Context, sc callcontext.Scope, limit int, window time.Duration, now time.Time) (callcontext.Rate, error) {
+func (l *Limiter) fallback(ctx context.Context, sc callcontext.Scope, limit int, window time.Duration, now time.Time) (ratelimit.Rate, error) {
 	l.fallbacks.Add(1)
 	n := max(int(l.instances.Load()), 1)
 	return l.local.Allow(ctx, sc, (limit+n-1)/n, window, now)

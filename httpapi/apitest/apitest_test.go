@@ -16,6 +16,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/ratelimit"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
 	"github.com/stickycalls/stickycalls/httpapi/apitest"
@@ -49,7 +50,7 @@ func answers(t *testing.T) map[string]answer {
 	if err != nil {
 		t.Fatalf("CreateKey() = %v", err)
 	}
-	srv := httptest.NewServer(httpapi.NewHandler(zerolog.Nop(), calls, prometheus.NewRegistry(), nil, callcontext.NewMemoryLimiter()))
+	srv := httptest.NewServer(httpapi.NewHandler(zerolog.Nop(), calls, prometheus.NewRegistry(), nil, ratelimit.NewMemory()))
 	t.Cleanup(srv.Close)
 	reqs := []struct{ name, method, path, body string }{
 		{"start", "POST", "/v1/calls/start", `{"call_id":"a-1","identity_hints":{"ani":"+14155550100"}}`},

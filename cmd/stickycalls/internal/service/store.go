@@ -13,13 +13,15 @@ import (
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/ratelimit"
 	"github.com/stickycalls/stickycalls/context/redisstore"
+	"github.com/stickycalls/stickycalls/httpapi"
 )
 
 // Backend is the store in use, with what goes with it.
 type Backend struct {
 	Store   callcontext.Store
-	Limiter callcontext.Limiter
+	Limiter httpapi.Limiter
 	Name    string // "bbolt" or "redis"
 	// Collectors are the store's metrics.
 	Collectors []prometheus.Collector
@@ -41,7 +43,7 @@ func OpenStore(ctx context.Context, cfg config.Config, lockWait time.Duration, o
 		return Backend{}, err
 	}
 	return Backend{
-		Store: s, Limiter: callcontext.NewMemoryLimiter(), Name: "bbolt", close: s.Close,
+		Store: s, Limiter: ratelimit.NewMemory(), Name: "bbolt", close: s.Close,
 		run: func(ctx context.Context) { s.Run(ctx, cfg.SweepInterval, time.Now) },
 	}, nil
 }
