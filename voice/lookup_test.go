@@ -50,7 +50,7 @@ func (f *fakeLookup) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-func (f *fakeLookup) lines(store callcontext.Store) callcontext.LineTyper {
+func (f *fakeLookup) lines(store lookup.Cache) callcontext.LineTyper {
 	creds := map[string]lookup.Credentials{"default": {AccountSID: "AC" + strings.Repeat("1", 32), AuthToken: "lookup0token"}}
 	return lookup.NewClient(creds, store, lookup.Options{Timeout: 50 * time.Millisecond, Transport: f})
 }

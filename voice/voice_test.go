@@ -21,6 +21,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/greetings"
+	"github.com/stickycalls/stickycalls/lookup"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -145,12 +146,12 @@ func openStore(t testing.TB) (*countingStore, *greetings.Greeter) {
 
 // newEnvWith builds the env with a LineTyper made over its store (nil:
 // no Lookup).
-func newEnvWith(t testing.TB, next voice.Action, lines func(callcontext.Store) callcontext.LineTyper) *env {
+func newEnvWith(t testing.TB, next voice.Action, lines func(lookup.Cache) callcontext.LineTyper) *env {
 	t.Helper()
 	store, g := openStore(t)
 	var lt callcontext.LineTyper = callcontext.NoLookup{}
 	if lines != nil {
-		lt = lines(store)
+		lt = lines(store.Store.(lookup.Cache)) // the cache is not counted
 	}
 	calls := callcontext.NewService(store, lt, g, time.Now, nil, callcontext.Durations{})
 	e := &env{t: t, store: store, calls: calls}

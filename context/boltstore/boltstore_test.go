@@ -27,7 +27,7 @@ func openStore(t *testing.T) *Store {
 }
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) callcontext.Store { return openStore(t) })
+	storetest.Run(t, func(t *testing.T) storetest.Store { return openStore(t) })
 }
 
 func TestOpenLocked(t *testing.T) {

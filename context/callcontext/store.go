@@ -64,11 +64,6 @@ type Store interface {
 	RevokeKey(ctx context.Context, id string, now time.Time) error
 	TouchKey(ctx context.Context, id string, now time.Time) error
 
-	// CachedLineType returns a number's cached Lookup answer, if live at now.
-	CachedLineType(ctx context.Context, e164 string, now time.Time) (identity.LineType, bool, error)
-	// CacheLineType caches a number's Lookup answer until expires.
-	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
-
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 }

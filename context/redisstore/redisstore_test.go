@@ -36,14 +36,14 @@ func open(t *testing.T, opts redisstore.Options) *redisstore.Store {
 
 func TestStoreSingle(t *testing.T) {
 	addr := redistest.Single(t)
-	storetest.Run(t, func(t *testing.T) callcontext.Store {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
 		return open(t, redisstore.Options{Addrs: []string{addr}})
 	})
 }
 
 func TestStoreCluster(t *testing.T) {
 	addrs := redistest.Cluster(t)
-	storetest.Run(t, func(t *testing.T) callcontext.Store {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
 		return open(t, redisstore.Options{Addrs: addrs, Cluster: true})
 	})
 }
@@ -279,5 +279,5 @@ func TestStoreSentinel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.Run(t, func(t *testing.T) callcontext.Store { return open(t, opts) })
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, opts) })
 }

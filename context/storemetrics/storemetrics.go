@@ -14,21 +14,31 @@ import (
 	"github.com/stickycalls/stickycalls/context/identity"
 )
 
-// Store is a measured callcontext.Store. It passes the inner store's
-// Serializer on (see callcontext.Serializer).
+// Measured is what a store measured here does: the domain's operations,
+// and Lookup's cache of line types.
+type Measured interface {
+	callcontext.Store
+	// CachedLineType returns a number's cached Lookup answer, if live at now.
+	CachedLineType(ctx context.Context, e164 string, now time.Time) (identity.LineType, bool, error)
+	// CacheLineType caches a number's Lookup answer until expires.
+	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
+}
+
+// Store is a measured store. It passes the inner store's Serializer on
+// (see callcontext.Serializer).
 type Store struct {
-	inner    callcontext.Store
+	inner    Measured
 	duration *prometheus.HistogramVec
 	errors   *prometheus.CounterVec
 }
 
 var (
-	_ callcontext.Store      = (*Store)(nil)
+	_ Measured               = (*Store)(nil)
 	_ callcontext.Serializer = (*Store)(nil)
 )
 
 // Wrap measures s, registering its series with reg.
-func Wrap(s callcontext.Store, reg prometheus.Registerer) *Store {
+func Wrap(s Measured, reg prometheus.Registerer) *Store {
 	m := &Store{
 		inner: s,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -177,13 +187,13 @@ func (m *Store) TouchKey(ctx context.Context, id string, now time.Time) (err err
 	return m.inner.TouchKey(ctx, id, now)
 }
 
-// CachedLineType implements callcontext.Store.
+// CachedLineType implements Measured.
 func (m *Store) CachedLineType(ctx context.Context, e164 string, now time.Time) (lt identity.LineType, ok bool, err error) {
 	defer m.measure("cached_line_type", time.Now(), &err)
 	return m.inner.CachedLineType(ctx, e164, now)
 }
 
-// CacheLineType implements callcontext.Store.
+// CacheLineType implements Measured.
 func (m *Store) CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) (err error) {
 	defer m.measure("cache_line_type", time.Now(), &err)
 	return m.inner.CacheLineType(ctx, e164, lt, expires)

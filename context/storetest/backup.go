@@ -33,7 +33,7 @@ type portable interface {
 // and closed, variables, a confirmation and a dispute), exported and
 // imported into another scope, read the same there, and a next call is
 // recognized the same; importing the file again changes nothing.
-func testBackupRoundTrip(t *testing.T, s callcontext.Store) {
+func testBackupRoundTrip(t *testing.T, s Store) {
 	p, ok := s.(portable)
 	if !ok {
 		t.Fatalf("%T cannot be exported and imported (backup.Source and backup.Sink)", s)
@@ -97,7 +97,7 @@ func testBackupRoundTrip(t *testing.T, s callcontext.Store) {
 }
 
 // Every bad line of a file is reported with its number; nothing is read.
-func testBackupBadFile(t *testing.T, s callcontext.Store) {
+func testBackupBadFile(t *testing.T, s Store) {
 	file := strings.Join([]string{
 		`{"stickycalls_export":{"version":1,"tenant":"acme","mode":"test","at":"2026-02-07T10:30:00Z"}}`,
 		`{"customer":{"ref":"cust_1","version":1,"expires":"2026-03-07T10:30:00Z"}}`,

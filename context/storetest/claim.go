@@ -67,7 +67,7 @@ func claimed(c callcontext.Claim) claimAction  { return claimAction{"claim", c} 
 func finished(c callcontext.Claim) claimAction { return claimAction{"finish", c} }
 func released(c callcontext.Claim) claimAction { return claimAction{"release", c} }
 
-func (a claimAction) apply(t *testing.T, s callcontext.Store, sc callcontext.Scope) {
+func (a claimAction) apply(t *testing.T, s Store, sc callcontext.Scope) {
 	t.Helper()
 	ctx := context.Background()
 	switch a.do {
@@ -85,7 +85,7 @@ func (a claimAction) apply(t *testing.T, s callcontext.Store, sc callcontext.Sco
 // finish completes a claimed start or end. The end's call record holds
 // only the end's fields, as when the start finished after the end's claim
 // read the call: the store keeps what the start saved.
-func finish(t *testing.T, s callcontext.Store, sc callcontext.Scope, c callcontext.Claim) {
+func finish(t *testing.T, s Store, sc callcontext.Scope, c callcontext.Claim) {
 	t.Helper()
 	ctx := context.Background()
 	if c.Op == callcontext.OpStart {
@@ -107,7 +107,7 @@ func finish(t *testing.T, s callcontext.Store, sc callcontext.Scope, c callconte
 	}
 }
 
-func mustClaim(t *testing.T, s callcontext.Store, sc callcontext.Scope, c callcontext.Claim, want callcontext.Outcome) callcontext.ClaimResult {
+func mustClaim(t *testing.T, s Store, sc callcontext.Scope, c callcontext.Claim, want callcontext.Outcome) callcontext.ClaimResult {
 	t.Helper()
 	res, err := s.Claim(context.Background(), sc, c)
 	if err != nil {
@@ -224,7 +224,7 @@ func claimTests() []storeTest {
 	}
 	var tests []storeTest
 	for _, tc := range cases {
-		tests = append(tests, storeTest{tc.name, func(t *testing.T, s callcontext.Store) {
+		tests = append(tests, storeTest{tc.name, func(t *testing.T, s Store) {
 			for _, a := range tc.before {
 				a.apply(t, s, acmeTest)
 			}
@@ -246,7 +246,7 @@ func claimTests() []storeTest {
 
 // testClaimReturnsCall checks that a Claimed result carries the call record
 // a start left (what a later end needs), and a zero record for a new call.
-func testClaimReturnsCall(t *testing.T, s callcontext.Store) {
+func testClaimReturnsCall(t *testing.T, s Store) {
 	start := claimOf(callcontext.OpStart, "call_1", "", printA, t0)
 	res := mustClaim(t, s, acmeTest, start, callcontext.Claimed)
 	if !res.Call.Started.IsZero() || len(res.Call.StartResponse) != 0 || res.Call.CustomerRef != "" {
@@ -263,7 +263,7 @@ func testClaimReturnsCall(t *testing.T, s callcontext.Store) {
 
 // testClaimUsage checks that only Claimed counts a request, and that
 // Release gives it back.
-func testClaimUsage(t *testing.T, s callcontext.Store) {
+func testClaimUsage(t *testing.T, s Store) {
 	ctx := context.Background()
 	start := claimOf(callcontext.OpStart, "call_1", "", printA, t0)
 	mustClaim(t, s, acmeTest, start, callcontext.Claimed)

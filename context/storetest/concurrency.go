@@ -73,7 +73,7 @@ func oneEffect[T callcontext.StartResult | callcontext.EndResult](t *testing.T, 
 	}
 }
 
-func testConcurrentIdenticalEnds(t *testing.T, s callcontext.Store) {
+func testConcurrentIdenticalEnds(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
 	h.start(`{"call_id":"call_c","identity_hints":{"ani":"+14155550199"}}`)
@@ -92,7 +92,7 @@ func testConcurrentIdenticalEnds(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testConcurrentIdenticalStarts(t *testing.T, s callcontext.Store) {
+func testConcurrentIdenticalStarts(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
 	req := parseStart(t, `{"call_id":"call_c","identity_hints":{"ani":"+14155550199"}}`)
@@ -106,7 +106,7 @@ func testConcurrentIdenticalStarts(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testConcurrentDifferentEnds(t *testing.T, s callcontext.Store) {
+func testConcurrentDifferentEnds(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
 	const n = 100 // contention must never become a failure

@@ -62,7 +62,7 @@ func (o *observed) Corrected(tier identity.Recommendation) {
 	o.corrected[tier]++
 }
 
-func newObservedHarness(t *testing.T, s callcontext.Store) (*harness, *observed) {
+func newObservedHarness(t *testing.T, s Store) (*harness, *observed) {
 	o := &observed{answers: map[callcontext.Answer]int{}, corrected: map[identity.Recommendation]int{}}
 	h := newHarness(t, s, nil)
 	h.svc = callcontext.NewService(s, callcontext.NoLookup{}, greeter{}, h.clock.Now, nil, callcontext.Durations{}, callcontext.WithObserver(o))
@@ -105,7 +105,7 @@ func (h *harness) complete(callID string) {
 
 const mobileLine = `"identity_hints":{"ani":"+14155550181"},"telco":{"line_type":"mobile","attestation":`
 
-func testHistoryUnusual(t *testing.T, s callcontext.Store) {
+func testHistoryUnusual(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.start(`{"call_id":"u1",` + mobileLine + `"A"}}`)
 	h.end(`{"call_id":"u1","customer_ref":"cust_owner","variables":{"name":"Ann"}}`)
@@ -127,7 +127,7 @@ func testHistoryUnusual(t *testing.T, s callcontext.Store) {
 	expect(t, "start with A", r, "cust_owner", identity.Reuse, "ani:mobile", "stir:A", "recency:1day")
 }
 
-func testHistoryAgentNames(t *testing.T, s callcontext.Store) {
+func testHistoryAgentNames(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	const line = `"identity_hints":{"ani":"+14155550185"},"telco":{"line_type":"voip","attestation":"B"}`
 	h.start(`{"call_id":"v1",` + line + `}`)
@@ -148,7 +148,7 @@ func testHistoryAgentNames(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testHistoryUnattested(t *testing.T, s callcontext.Store) {
+func testHistoryUnattested(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	// A stranger calls first with the owner's number, unsigned.
 	h.start(`{"call_id":"w1",` + mobileLine + `"C"}}`)
@@ -170,7 +170,7 @@ func testHistoryUnattested(t *testing.T, s callcontext.Store) {
 	expect(t, "the stranger again, unsigned", r, "cust_stranger", identity.Confirm, "ani:mobile", "ani:disputed", "recency:2day", "ani:history")
 }
 
-func testHistoryHousehold(t *testing.T, s callcontext.Store) {
+func testHistoryHousehold(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	const line = `"identity_hints":{"ani":"+14155550182"},"telco":{"line_type":"landline","attestation":"A"}`
 	h.start(`{"call_id":"l1",` + line + `}`)
@@ -182,7 +182,7 @@ func testHistoryHousehold(t *testing.T, s callcontext.Store) {
 	expect(t, "the landline with a customer_ref", r, "cust_mum", identity.Reuse, "ani:landline", "stir:A", "customer_ref", "recency:1day")
 }
 
-func testHistoryAnswers(t *testing.T, s callcontext.Store) {
+func testHistoryAnswers(t *testing.T, s Store) {
 	h, o := newObservedHarness(t, s)
 	const line = `"identity_hints":{"ani":"+14155550183"}` // no telco: unknown line, 0.4, confirm
 	h.start(`{"call_id":"a1",` + line + `}`)
@@ -230,7 +230,7 @@ func testHistoryAnswers(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testHistoryCorrection(t *testing.T, s callcontext.Store) {
+func testHistoryCorrection(t *testing.T, s Store) {
 	h, o := newObservedHarness(t, s)
 	h.start(`{"call_id":"k1",` + mobileLine + `"A"}}`)
 	h.end(`{"call_id":"k1","customer_ref":"cust_kim","variables":{"name":"Kim"}}`)
@@ -267,7 +267,7 @@ func testHistoryCorrection(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testHistoryDormant(t *testing.T, s callcontext.Store) {
+func testHistoryDormant(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	const ids = `"identity_hints":{"ani":"+14155550184","external_ids":{"crm_id":"c9"}},"telco":{"line_type":"mobile","attestation":"A"}`
 	h.start(`{"call_id":"d1",` + ids + `}`)
@@ -304,7 +304,7 @@ func equalCounts[K comparable](got, want map[K]int) bool {
 // operators count: the recommendation and confidence, whether the call is
 // billable and counted, whether the end created its customer, and what it
 // did to its intent.
-func testObserverEvents(t *testing.T, s callcontext.Store) {
+func testObserverEvents(t *testing.T, s Store) {
 	h, o := newObservedHarness(t, s)
 	ctx := context.Background()
 	h.start(`{"call_id":"v1","identity_hints":{"ani":"+14155550171"},"telco":{"line_type":"mobile"}}`)

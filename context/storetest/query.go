@@ -12,7 +12,7 @@ import (
 
 // testClaimQuery checks that the reads a claim carries answer exactly what
 // Resolve answers, and that only a granted claim reads.
-func testClaimQuery(t *testing.T, s callcontext.Store) {
+func testClaimQuery(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.start(`{"call_id":"q1","identity_hints":{"ani":"+14155550101","external_ids":{"crm_id":"c1"}}}`)
 	h.end(`{"call_id":"q1","customer_ref":"cust_q1","variables":{"name":"Q One"}}`)
@@ -46,7 +46,7 @@ func testClaimQuery(t *testing.T, s callcontext.Store) {
 // testEraseRevealed checks that erasing a customer erases the calls whose
 // answers showed it, though they ended up with another customer: a shared
 // line's candidates.
-func testEraseRevealed(t *testing.T, s callcontext.Store) {
+func testEraseRevealed(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.start(`{"call_id":"r1","identity_hints":{"ani":"+14155550202"}}`)
 	h.end(`{"call_id":"r1","customer_ref":"cust_ra","variables":{"name":"Ra"}}`)

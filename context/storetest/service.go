@@ -44,7 +44,7 @@ func serviceTests() []storeTest {
 	}
 }
 
-func testGuideFlow(t *testing.T, s callcontext.Store) {
+func testGuideFlow(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	r, raw := h.start(`{"call_id":"test_new_001","ani":"+19999999999"}`)
 	if r.Match != nil || r.Confidence != nil || !r.Billable {
@@ -116,7 +116,7 @@ func testGuideFlow(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testDocsFlow(t *testing.T, s callcontext.Store) {
+func testDocsFlow(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	const hints = `"identity_hints":{"ani":"+1 (415) 555-0123","external_ids":{"crm_id":"CRM-42"}}`
 	r, _ := h.start(`{"call_id":"call_1738300000000_ab12cd",` + hints + `,"telco":{"line_type":"mobile"}}`)
@@ -175,7 +175,7 @@ func testDocsFlow(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testSharedLine(t *testing.T, s callcontext.Store) {
+func testSharedLine(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	const line = `"identity_hints":{"ani":"+14155550177"},"telco":{"line_type":"mobile"}`
 	h.start(`{"call_id":"call_s1",` + line + `}`)
@@ -203,7 +203,7 @@ func testSharedLine(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testWithheld(t *testing.T, s callcontext.Store) {
+func testWithheld(t *testing.T, s Store) {
 	const own = "+18005550100"
 	pol := callcontext.DefaultPolicy()
 	pol.OwnNumbers = map[string]bool{own: true}
@@ -236,7 +236,7 @@ func testWithheld(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testIgnoreRevealsNothing(t *testing.T, s callcontext.Store) {
+func testIgnoreRevealsNothing(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.start(`{"call_id":"call_i1","identity_hints":{"ani":"+14155550188"},"telco":{"line_type":"landline"}}`)
 	h.at(time.Minute)
@@ -277,7 +277,7 @@ func varValues(v callcontext.CustomerView) map[string]string {
 	return out
 }
 
-func testVariableNull(t *testing.T, s callcontext.Store) {
+func testVariableNull(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	end := h.end(`{"call_id":"call_v1","customer_ref":"cust_v","variables":{"name":"Val","color":"blue","size":10,"vip":true,"tier":{"value":"gold"}}}`)
 	if end.VariablesUpdated != 5 {
@@ -294,7 +294,7 @@ func testVariableNull(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testVariableExpiry(t *testing.T, s callcontext.Store) {
+func testVariableExpiry(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.end(`{"call_id":"call_e1","customer_ref":"cust_e","variables":{"short":"a"},"variable_ttl_seconds":86400}`)
 	h.end(`{"call_id":"call_e2","customer_ref":"cust_e","variables":{"long":"b"}}`)
@@ -341,7 +341,7 @@ func varsJSON(from, to int) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-func testVariableLimit(t *testing.T, s callcontext.Store) {
+func testVariableLimit(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.end(`{"call_id":"call_l1","customer_ref":"cust_l","variables":` + varsJSON(0, 60) + `}`)
 	h.at(time.Minute)
@@ -377,7 +377,7 @@ func extIDs(v callcontext.CustomerView) []string {
 	return out
 }
 
-func testExternalIDMoves(t *testing.T, s callcontext.Store) {
+func testExternalIDMoves(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.end(`{"call_id":"call_x1","customer_ref":"cust_x1","external_ids":{"crm_id":"42"},"variables":{"name":"X1"}}`)
 	h.end(`{"call_id":"call_x3","customer_ref":"cust_x3","external_ids":{"zendesk":"7"}}`)
@@ -403,7 +403,7 @@ func testExternalIDMoves(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testLinkExpiry(t *testing.T, s callcontext.Store) {
+func testLinkExpiry(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	const line = `"identity_hints":{"ani":"+14155550166"},"telco":{"line_type":"mobile"}`
 	h.start(`{"call_id":"call_k1",` + line + `}`)
@@ -432,7 +432,7 @@ func testLinkExpiry(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testCustomerGone(t *testing.T, s callcontext.Store) {
+func testCustomerGone(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	// Only a closed intent: nothing live from the start.
 	end := h.end(`{"call_id":"call_g1","customer_ref":"cust_g1","intent":"question","intent_is_open":false}`)
@@ -457,7 +457,7 @@ func testCustomerGone(t *testing.T, s callcontext.Store) {
 	h.gone("cust_g3")
 }
 
-func testServiceErase(t *testing.T, s callcontext.Store) {
+func testServiceErase(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
 	const hints = `"identity_hints":{"ani":"+14155550144","external_ids":{"crm_id":"E-1"}},"telco":{"line_type":"mobile"}`
@@ -488,7 +488,7 @@ func testServiceErase(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testServiceScopes(t *testing.T, s callcontext.Store) {
+func testServiceScopes(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	const hints = `"identity_hints":{"ani":"+14155550133","external_ids":{"crm_id":"S-1"}},"telco":{"line_type":"mobile"}`
 	h.startIn(acmeTest, `{"call_id":"call_1",`+hints+`}`)
@@ -520,7 +520,7 @@ func testServiceScopes(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testServiceReplays(t *testing.T, s callcontext.Store) {
+func testServiceReplays(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
 	nested := `{"identity_hints":{"external_ids":{"b":"2","a":"1"},"ani":"+14155550122"},"call_id":"call_r1"}`
@@ -590,7 +590,7 @@ func testServiceReplays(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testConflictingHints(t *testing.T, s callcontext.Store) {
+func testConflictingHints(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.start(`{"call_id":"call_1","identity_hints":{"ani":"+14155550161"},"telco":{"line_type":"mobile"}}`)
 	h.end(`{"call_id":"call_1","customer_ref":"cust_a","variables":{"name":"Al"}}`)
@@ -629,7 +629,7 @@ func testConflictingHints(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testServiceQuota(t *testing.T, s callcontext.Store) {
+func testServiceQuota(t *testing.T, s Store) {
 	pol := callcontext.DefaultPolicy()
 	pol.Plans = map[callcontext.Mode]callcontext.Plan{callcontext.Test: {MonthlyQuota: 2}}
 	h := newHarness(t, s, map[string]callcontext.Policy{"acme": pol})
@@ -659,7 +659,7 @@ func testServiceQuota(t *testing.T, s callcontext.Store) {
 	h.start(`{"call_id":"call_q4","ani":"+14155550111"}`)
 }
 
-func testStandaloneEnd(t *testing.T, s callcontext.Store) {
+func testStandaloneEnd(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.start(`{"call_id":"call_m1","identity_hints":{"ani":"+14155550171"},"telco":{"line_type":"mobile"}}`)
 	h.end(`{"call_id":"call_m1","customer_ref":"cust_mobile","variables":{"name":"Mo"}}`)
@@ -688,7 +688,7 @@ func testStandaloneEnd(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testIntents(t *testing.T, s callcontext.Store) {
+func testIntents(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	for i := range 21 {
 		h.at(time.Duration(i) * time.Minute)
@@ -756,7 +756,7 @@ func testIntents(t *testing.T, s callcontext.Store) {
 
 // GET /v1/calls shows how a call ended: the network's status and duration
 // once it completed, else "ended" at the end's time.
-func testCallOutcome(t *testing.T, s callcontext.Store) {
+func testCallOutcome(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	outcome := func(id string) (status string, seconds int64) {
 		t.Helper()
@@ -822,7 +822,7 @@ func testCallOutcome(t *testing.T, s callcontext.Store) {
 
 // A completed call shorter than the minimum (a robocall, a misdial) was no
 // conversation: it records its end but links nothing and creates nobody.
-func testShortCallLinksNothing(t *testing.T, s callcontext.Store) {
+func testShortCallLinksNothing(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	for id, seconds := range map[string]int64{"sc1": 2, "sc2": 30} {
 		r, _ := h.start(`{"call_id":"` + id + `","identity_hints":{"ani":"+141555502` + id[2:] + `0"}}`)
@@ -841,7 +841,7 @@ func testShortCallLinksNothing(t *testing.T, s callcontext.Store) {
 // Every start, end and confirm answer is counted in its hour's tallies by
 // the write that stores it, so the dashboard's figures are the same on
 // every instance; replays count nothing; the summary of 30 days reads them.
-func testTallies(t *testing.T, s callcontext.Store) {
+func testTallies(t *testing.T, s Store) {
 	h, _ := newObservedHarness(t, s)
 	ctx := context.Background()
 	h.start(`{"call_id":"y1","identity_hints":{"ani":"+14155550161"},"telco":{"line_type":"mobile"}}`)
@@ -918,7 +918,7 @@ func (h *halfCommit) CommitEnd(ctx context.Context, sc callcontext.Scope, e call
 // A completion retried after a failure past the customer's write counts
 // nothing twice, and still records what it linked; one applied late never
 // moves the link's or the customer's times back.
-func testCompletionRetried(t *testing.T, s callcontext.Store) {
+func testCompletionRetried(t *testing.T, s Store) {
 	hc := &halfCommit{Store: s}
 	h := newHarness(t, hc, nil)
 	ctx := context.Background()

@@ -75,14 +75,14 @@ func commitOf(callID string, now time.Time, prev int64, r callcontext.Record) ca
 	return e
 }
 
-func mustCommit(t *testing.T, s callcontext.Store, sc callcontext.Scope, e callcontext.EndCommit) {
+func mustCommit(t *testing.T, s Store, sc callcontext.Scope, e callcontext.EndCommit) {
 	t.Helper()
 	if err := s.CommitEnd(context.Background(), sc, e); err != nil {
 		t.Fatalf("CommitEnd(%s) = %v, want nil", e.Call.ID, err)
 	}
 }
 
-func mustResolve(t *testing.T, s callcontext.Store, sc callcontext.Scope, q callcontext.Query, now time.Time) callcontext.Found {
+func mustResolve(t *testing.T, s Store, sc callcontext.Scope, q callcontext.Query, now time.Time) callcontext.Found {
 	t.Helper()
 	f, err := s.Resolve(context.Background(), sc, q, now)
 	if err != nil {
@@ -91,7 +91,7 @@ func mustResolve(t *testing.T, s callcontext.Store, sc callcontext.Scope, q call
 	return f
 }
 
-func mustUsage(t *testing.T, s callcontext.Store, sc callcontext.Scope, period string) callcontext.UsageCount {
+func mustUsage(t *testing.T, s Store, sc callcontext.Scope, period string) callcontext.UsageCount {
 	t.Helper()
 	u, err := s.Usage(context.Background(), sc, period)
 	if err != nil {
@@ -102,7 +102,7 @@ func mustUsage(t *testing.T, s callcontext.Store, sc callcontext.Scope, period s
 
 func storeTests() []storeTest {
 	return []storeTest{
-		{"Ping answers", func(t *testing.T, s callcontext.Store) {
+		{"Ping answers", func(t *testing.T, s Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Errorf("Ping() = %v, want nil", err)
 			}
@@ -129,7 +129,7 @@ func storeTests() []storeTest {
 	}
 }
 
-func testConfirmCall(t *testing.T, s callcontext.Store) {
+func testConfirmCall(t *testing.T, s Store) {
 	ctx := context.Background()
 	c := callcontext.Confirmation{Confirmed: true, CustomerRef: "cust_1", Recommendation: identity.Reuse}
 	if err := s.ConfirmCall(ctx, acmeTest, "call_1", c); !errors.Is(err, callcontext.ErrNotFound) {
@@ -152,7 +152,7 @@ func testConfirmCall(t *testing.T, s callcontext.Store) {
 	mustClaim(t, s, acmeTest, claimOf(callcontext.OpStart, "call_1", "", printA, t0.Add(time.Second)), callcontext.Replay)
 }
 
-func testCompletion(t *testing.T, s callcontext.Store) {
+func testCompletion(t *testing.T, s Store) {
 	call := startCall("call_1", "cust_1", t0)
 	mustSaveStart(t, s, acmeTest, call, identity.Mobile, false)
 	completion := func(at time.Time) callcontext.EndCommit {
@@ -189,7 +189,7 @@ func testCompletion(t *testing.T, s callcontext.Store) {
 	mustClaim(t, s, acmeTest, claimOf(callcontext.OpStart, "call_1", "", printA, end.Now), callcontext.Replay)
 }
 
-func testLookupCache(t *testing.T, s callcontext.Store) {
+func testLookupCache(t *testing.T, s Store) {
 	ctx := context.Background()
 	check := func(what, e164 string, now time.Time, wantLT identity.LineType, wantOK bool) {
 		t.Helper()
@@ -220,7 +220,7 @@ func startCall(id, ref string, now time.Time) callcontext.CallRecord {
 	}
 }
 
-func mustSaveStart(t *testing.T, s callcontext.Store, sc callcontext.Scope, call callcontext.CallRecord, lt identity.LineType, billable bool) {
+func mustSaveStart(t *testing.T, s Store, sc callcontext.Scope, call callcontext.CallRecord, lt identity.LineType, billable bool) {
 	t.Helper()
 	c := claimOf(callcontext.OpStart, call.ID, "", call.StartPrint, call.Started)
 	mustClaim(t, s, sc, c, callcontext.Claimed)
@@ -230,7 +230,7 @@ func mustSaveStart(t *testing.T, s callcontext.Store, sc callcontext.Scope, call
 	}
 }
 
-func mustCall(t *testing.T, s callcontext.Store, sc callcontext.Scope, id string) callcontext.CallRecord {
+func mustCall(t *testing.T, s Store, sc callcontext.Scope, id string) callcontext.CallRecord {
 	t.Helper()
 	got, err := s.Call(context.Background(), sc, id)
 	if err != nil {
@@ -239,7 +239,7 @@ func mustCall(t *testing.T, s callcontext.Store, sc callcontext.Scope, id string
 	return got
 }
 
-func testSaveStartCall(t *testing.T, s callcontext.Store) {
+func testSaveStartCall(t *testing.T, s Store) {
 	want := startCall("call_1", "cust_1", t0)
 	mustSaveStart(t, s, acmeTest, want, identity.Mobile, false)
 	got := mustCall(t, s, acmeTest, "call_1")
@@ -250,7 +250,7 @@ func testSaveStartCall(t *testing.T, s callcontext.Store) {
 	mustClaim(t, s, acmeTest, claimOf(callcontext.OpStart, "call_1", "", printA, t0.Add(time.Second)), callcontext.Replay)
 }
 
-func testCallNotFound(t *testing.T, s callcontext.Store) {
+func testCallNotFound(t *testing.T, s Store) {
 	mustSaveStart(t, s, acmeTest, startCall("call_1", "cust_1", t0), identity.Mobile, false)
 	for _, tc := range []struct {
 		sc callcontext.Scope
@@ -262,7 +262,7 @@ func testCallNotFound(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testCommitEndCall(t *testing.T, s callcontext.Store) {
+func testCommitEndCall(t *testing.T, s Store) {
 	call := startCall("call_1", "cust_1", t0)
 	mustSaveStart(t, s, acmeTest, call, identity.Mobile, false)
 	now := t0.Add(3 * time.Minute)
@@ -280,7 +280,7 @@ func testCommitEndCall(t *testing.T, s callcontext.Store) {
 	mustClaim(t, s, acmeTest, claimOf(callcontext.OpStart, "call_1", "", printA, now.Add(time.Second)), callcontext.Replay)
 }
 
-func testCommitEndResolve(t *testing.T, s callcontext.Store) {
+func testCommitEndResolve(t *testing.T, s Store) {
 	r1 := record("cust_1", 1, t0, ani1, crm42)
 	r2 := record("cust_2", 1, t0.Add(time.Hour), ani1, crm7)
 	mustCommit(t, s, acmeTest, commitOf("call_1", t0, 0, r1))
@@ -330,7 +330,7 @@ func testCommitEndResolve(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testCommitEndVersion(t *testing.T, s callcontext.Store) {
+func testCommitEndVersion(t *testing.T, s Store) {
 	ctx := context.Background()
 	v1 := record("cust_1", 1, t0, ani1, crm42)
 	mustCommit(t, s, acmeTest, commitOf("call_1", t0, 0, v1))
@@ -379,7 +379,7 @@ func testCommitEndVersion(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testCommitEndDelete(t *testing.T, s callcontext.Store) {
+func testCommitEndDelete(t *testing.T, s Store) {
 	v1 := record("cust_1", 1, t0, ani1, crm42)
 	mustCommit(t, s, acmeTest, commitOf("call_1", t0, 0, v1))
 	now := t0.Add(time.Hour)
@@ -395,7 +395,7 @@ func testCommitEndDelete(t *testing.T, s callcontext.Store) {
 	mustCommit(t, s, acmeTest, commitOf("call_3", now, 0, record("cust_1", 1, now, ani1)))
 }
 
-func testResolveExpiredOwner(t *testing.T, s callcontext.Store) {
+func testResolveExpiredOwner(t *testing.T, s Store) {
 	mustCommit(t, s, acmeTest, commitOf("call_1", t0, 0, record("cust_1", 1, t0, ani1, crm42)))
 	q := callcontext.Query{ExternalIDs: []callcontext.ExternalID{crm42}}
 	if f := mustResolve(t, s, acmeTest, q, t0.Add(90*day-time.Second)); f.Owners["crm_id:42"] != "cust_1" {
@@ -406,7 +406,7 @@ func testResolveExpiredOwner(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testLineType(t *testing.T, s callcontext.Store) {
+func testLineType(t *testing.T, s Store) {
 	steps := []struct {
 		at   time.Duration
 		call string
@@ -438,7 +438,7 @@ func testLineType(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testScopes(t *testing.T, s callcontext.Store) {
+func testScopes(t *testing.T, s Store) {
 	ctx := context.Background()
 	r := record("cust_1", 1, t0, ani1, crm42)
 	mustSaveStart(t, s, acmeTest, startCall("call_1", "cust_1", t0), identity.Mobile, true)
@@ -474,7 +474,7 @@ func testScopes(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testErase(t *testing.T, s callcontext.Store) {
+func testErase(t *testing.T, s Store) {
 	ctx := context.Background()
 	// call_1: started and ended on cust_1 with an idempotency key.
 	c1 := claimOf(callcontext.OpStart, "call_1", "idem-1", printA, t0)
@@ -534,7 +534,7 @@ func testErase(t *testing.T, s callcontext.Store) {
 	mustClaim(t, s, acmeTest, at(c1, now), callcontext.Claimed)
 }
 
-func testUsage(t *testing.T, s callcontext.Store) {
+func testUsage(t *testing.T, s Store) {
 	ctx := context.Background()
 	save := func(id string, billable bool) {
 		c := claimOf(callcontext.OpStart, id, "", printA, t0)
@@ -566,7 +566,7 @@ func testUsage(t *testing.T, s callcontext.Store) {
 	}
 }
 
-func testKeys(t *testing.T, s callcontext.Store) {
+func testKeys(t *testing.T, s Store) {
 	ctx := context.Background()
 	k1 := callcontext.APIKey{ID: "key_aaaaaaaa", Tenant: "acme", Mode: callcontext.Test, Hash: "hash-1", Prefix: "sk_test_abcd", Created: t0}
 	k2 := callcontext.APIKey{ID: "key_bbbbbbbb", Tenant: "zeta", Mode: callcontext.Prod, Hash: "hash-2", Prefix: "sk_prod_efgh", Created: t0.Add(time.Hour)}
@@ -618,7 +618,7 @@ func testKeys(t *testing.T, s callcontext.Store) {
 // A call has one live media stream: a second holder is refused while the
 // first's lease is live, the holder renews it, and a released or expired
 // lease can be taken. Scopes are separate.
-func testStreamLease(t *testing.T, s callcontext.Store) {
+func testStreamLease(t *testing.T, s Store) {
 	ctx := context.Background()
 	lease := func(what string, sc callcontext.Scope, holder string, now time.Time, want bool) {
 		t.Helper()
@@ -647,7 +647,7 @@ func testStreamLease(t *testing.T, s callcontext.Store) {
 // for the end of its stream, the dial's outcome) is kept on the call's
 // record, beside its start and end, for whichever instance answers the
 // next webhook; a note sets only its non-empty fields.
-func testNoteCall(t *testing.T, s callcontext.Store) {
+func testNoteCall(t *testing.T, s Store) {
 	ctx := context.Background()
 	if err := s.NoteCall(ctx, acmeTest, "call_1", callcontext.CallNote{AgentAction: "hangup"}); !errors.Is(err, callcontext.ErrNotFound) {
 		t.Errorf("NoteCall(call_1) before any start = %v, want ErrNotFound", err)

@@ -1,5 +1,4 @@
-// Package storetest is the conformance suite every callcontext.Store must
-// pass: the bbolt store and the Redis stores run the very same tests. It
+// Package storetest is the conformance suite every store must pass: the bbolt store and the Redis stores run the very same tests. It
 // checks each Store method's promise through the interface alone, and the
 // rules of API.md §2–§6 through a callcontext.Service built over the store.
 // Time is always passed in, so nothing sleeps. It is imported only by
@@ -7,15 +6,28 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
 )
+
+// Store is what a store of this service does: the domain's operations
+// (callcontext.Store) and the cache of Lookup's answers that package lookup
+// keeps in it.
+type Store interface {
+	callcontext.Store
+	// CachedLineType returns a number's cached Lookup answer, if live at now.
+	CachedLineType(ctx context.Context, e164 string, now time.Time) (identity.LineType, bool, error)
+	// CacheLineType caches a number's Lookup answer until expires.
+	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
+}
 
 // Run runs the suite. open must return a fresh, empty store for each
 // subtest and arrange its cleanup with t.Cleanup.
-func Run(t *testing.T, open func(t *testing.T) callcontext.Store) {
+func Run(t *testing.T, open func(t *testing.T) Store) {
 	t.Helper()
 	groups := []struct {
 		name  string
@@ -40,7 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) callcontext.Store) {
 // storeTest is one subtest; it gets a fresh store.
 type storeTest struct {
 	name string
-	run  func(t *testing.T, s callcontext.Store)
+	run  func(t *testing.T, s Store)
 }
 
 const day = 24 * time.Hour

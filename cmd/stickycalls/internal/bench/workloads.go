@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -66,6 +67,7 @@ func SeedRecord(i int, ended time.Time) callcontext.Record {
 // seedStore is a store that can bulk-load customers.
 type seedStore interface {
 	callcontext.Store
+	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
 	Seed(ctx context.Context, sc callcontext.Scope, recs []callcontext.Record, now time.Time) error
 	Close() error
 }
@@ -115,7 +117,7 @@ feed:
 
 // cacheLineTypes caches Lookup's answer "mobile" for the numbers of the
 // first n customers, as a Lookup of each would have.
-func cacheLineTypes(ctx context.Context, s callcontext.Store, n int, now time.Time) error {
+func cacheLineTypes(ctx context.Context, s seedStore, n int, now time.Time) error {
 	for i := range n {
 		if err := s.CacheLineType(ctx, CustomerANI(i), "mobile", now.Add(30*24*time.Hour)); err != nil {
 			return fmt.Errorf("cache line type: %w", err)

@@ -215,7 +215,7 @@ func newService(cfg config.Config, store callcontext.Store, greeter callcontext.
 // lineTyper is Twilio Lookup for the tenants with Lookup credentials (an
 // account SID with its auth token or an API key and secret), answers cached
 // in the store; without any, line types come from requests and memory.
-func lineTyper(cfg config.Config, store callcontext.Store, logger zerolog.Logger, w Outside, m *lookup.Metrics) callcontext.LineTyper {
+func lineTyper(cfg config.Config, store lookup.Cache, logger zerolog.Logger, w Outside, m *lookup.Metrics) callcontext.LineTyper {
 	creds := map[string]lookup.Credentials{}
 	for name, t := range cfg.Tenants {
 		tw := t.Twilio

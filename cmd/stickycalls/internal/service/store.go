@@ -15,12 +15,13 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/ratelimit"
 	"github.com/stickycalls/stickycalls/context/redisstore"
+	"github.com/stickycalls/stickycalls/context/storemetrics"
 	"github.com/stickycalls/stickycalls/httpapi"
 )
 
 // Backend is the store in use, with what goes with it.
 type Backend struct {
-	Store   callcontext.Store
+	Store   storemetrics.Measured
 	Limiter httpapi.Limiter
 	Name    string // "bbolt" or "redis"
 	// Collectors are the store's metrics.
