@@ -19,6 +19,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 // Option changes what NewHandler serves.
@@ -81,7 +82,7 @@ type keyView struct {
 	Key      string           `json:"key,omitempty"` // the secret, in the answer to its creation only
 }
 
-func viewKey(k callcontext.APIKey) keyView {
+func viewKey(k keys.Key) keyView {
 	v := keyView{ID: k.ID, Tenant: k.Tenant, Mode: k.Mode, Prefix: k.Prefix, Created: callcontext.Timestamp(k.Created)}
 	if !k.LastUsed.IsZero() {
 		t := callcontext.Timestamp(k.LastUsed)
@@ -99,7 +100,7 @@ var tenantName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // handleKeyCreate makes a key: {"tenant":"default","mode":"prod"} → 201
 // with the secret, shown this once.
-func handleKeyCreate(calls *callcontext.Service) func(http.ResponseWriter, *http.Request) error {
+func handleKeyCreate(ring *keys.Keyring) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		body, err := readBody(w, r, smallBody)
 		if err != nil {
@@ -126,7 +127,7 @@ func handleKeyCreate(calls *callcontext.Service) func(http.ResponseWriter, *http
 		if len(v.Issues) > 0 {
 			return v
 		}
-		secret, k, err := calls.CreateKey(r.Context(), req.Tenant, callcontext.Mode(req.Mode))
+		secret, k, err := ring.Create(r.Context(), req.Tenant, callcontext.Mode(req.Mode))
 		if err != nil {
 			return err
 		}
@@ -138,16 +139,16 @@ func handleKeyCreate(calls *callcontext.Service) func(http.ResponseWriter, *http
 }
 
 // handleKeyList lists every key, revoked ones included.
-func handleKeyList(calls *callcontext.Service) func(http.ResponseWriter, *http.Request) error {
+func handleKeyList(ring *keys.Keyring) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		keys, err := calls.Keys(r.Context())
+		all, err := ring.List(r.Context())
 		if err != nil {
 			return err
 		}
 		out := struct {
 			Keys []keyView `json:"keys"`
 		}{Keys: []keyView{}}
-		for _, k := range keys {
+		for _, k := range all {
 			out.Keys = append(out.Keys, viewKey(k))
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -156,9 +157,9 @@ func handleKeyList(calls *callcontext.Service) func(http.ResponseWriter, *http.R
 }
 
 // handleKeyRevoke revokes a key: 204, or 404 for an unknown id.
-func handleKeyRevoke(calls *callcontext.Service) func(http.ResponseWriter, *http.Request) error {
+func handleKeyRevoke(ring *keys.Keyring) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := calls.RevokeKey(r.Context(), r.PathValue("key_id")); err != nil {
+		if err := ring.Revoke(r.Context(), r.PathValue("key_id")); err != nil {
 			return err // ErrNotFound is a 404
 		}
 		w.WriteHeader(http.StatusNoContent)

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 type scopeKey struct{}
@@ -29,7 +30,7 @@ const touchEvery = time.Minute
 
 // requireKey checks the bearer key, puts its scope in the context, then
 // applies limit: auth comes first, the rate limit second.
-func requireKey(logger zerolog.Logger, calls *callcontext.Service, limit func(http.ResponseWriter, *http.Request, callcontext.Scope) error) func(http.Handler) http.Handler {
+func requireKey(logger zerolog.Logger, ring *keys.Keyring, limit func(http.ResponseWriter, *http.Request, callcontext.Scope) error) func(http.Handler) http.Handler {
 	var mu sync.Mutex
 	touched := map[string]time.Time{}
 	return func(next http.Handler) http.Handler {
@@ -39,7 +40,7 @@ func requireKey(logger zerolog.Logger, calls *callcontext.Service, limit func(ht
 			if !ok || !strings.EqualFold(scheme, "Bearer") {
 				return errUnauthorized
 			}
-			k, err := calls.Authenticate(r.Context(), strings.TrimSpace(secret))
+			k, err := ring.Authenticate(r.Context(), strings.TrimSpace(secret))
 			if err != nil {
 				return err
 			}
@@ -52,7 +53,7 @@ func requireKey(logger zerolog.Logger, calls *callcontext.Service, limit func(ht
 			}
 			mu.Unlock()
 			if stale {
-				_ = calls.TouchKey(r.Context(), k.ID) // last use is informational
+				_ = ring.Touch(r.Context(), k.ID) // last use is informational
 			}
 			if err := limit(w, r, sc); err != nil {
 				return err

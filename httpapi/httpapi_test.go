@@ -24,6 +24,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/ratelimit"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
@@ -58,6 +59,7 @@ type env struct {
 	srv   *httptest.Server
 	store *boltstore.Store
 	calls *callcontext.Service
+	keys  *keys.Keyring
 	logs  *lockedBuffer
 
 	testKey  string // tenant default, mode test
@@ -77,11 +79,11 @@ func newEnv(tb testing.TB, policies map[string]callcontext.Policy) *env {
 		tb.Fatalf("greetings.New() = %v", err)
 	}
 	calls := callcontext.NewService(store, callcontext.NoLookup{}, greeter, func() time.Time { return now }, policies, callcontext.Durations{})
-	e := &env{store: store, calls: calls, logs: &lockedBuffer{}}
+	e := &env{store: store, calls: calls, keys: keys.New(store, func() time.Time { return now }), logs: &lockedBuffer{}}
 	e.testKey = e.createKey(tb, "default", callcontext.Test)
 	e.prodKey = e.createKey(tb, "default", callcontext.Prod)
 	e.otherKey = e.createKey(tb, "other", callcontext.Test)
-	e.srv = httptest.NewServer(httpapi.NewHandler(zerolog.New(e.logs), calls, prometheus.NewRegistry(), nil, ratelimit.NewMemory(),
+	e.srv = httptest.NewServer(httpapi.NewHandler(zerolog.New(e.logs), calls, e.keys, prometheus.NewRegistry(), nil, ratelimit.NewMemory(),
 		httpapi.WithAdminToken(adminToken), httpapi.WithBackup(storeBackup{store})))
 	tb.Cleanup(e.srv.Close)
 	return e
@@ -111,7 +113,7 @@ func (b storeBackup) Import(ctx context.Context, want callcontext.Scope, r io.Re
 
 func (e *env) createKey(tb testing.TB, tenant string, mode callcontext.Mode) string {
 	tb.Helper()
-	secret, _, err := e.calls.CreateKey(tb.Context(), tenant, mode)
+	secret, _, err := e.keys.Create(tb.Context(), tenant, mode)
 	if err != nil {
 		tb.Fatalf("CreateKey(%q, %q) = %v", tenant, mode, err)
 	}
@@ -397,12 +399,12 @@ func TestTooManyVariablesWritesNothing(t *testing.T) {
 
 func TestUnauthorized(t *testing.T) {
 	e := newEnv(t, nil)
-	revoked, k, err := e.calls.CreateKey(t.Context(), "default", callcontext.Test)
+	revoked, k, err := e.keys.Create(t.Context(), "default", callcontext.Test)
 	if err != nil {
 		t.Fatalf("CreateKey() = %v", err)
 	}
 	mustOK(t, "usage with the key before revoking it", e.get(t, "/v1/usage", revoked))
-	if err := e.calls.RevokeKey(t.Context(), k.ID); err != nil {
+	if err := e.keys.Revoke(t.Context(), k.ID); err != nil {
 		t.Fatalf("RevokeKey(%s) = %v", k.ID, err)
 	}
 	body := `{"call_id": "auth-1", "identity_hints": {"ani": "+14155550100"}}`

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -24,19 +25,19 @@ const (
 // /metrics serves; a nil tw leaves the Twilio voice webhooks out; limiter
 // enforces the plans' rate limits (nil: none); opts add what is optional
 // (the admin routes).
-func NewHandler(logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, tw *voice.Config, limiter Limiter, opts ...Option) http.Handler {
+func NewHandler(logger zerolog.Logger, calls *callcontext.Service, ring *keys.Keyring, reg *prometheus.Registry, tw *voice.Config, limiter Limiter, opts ...Option) http.Handler {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
 	m := newMetrics(reg)
 	mux := http.NewServeMux()
-	addRoutes(mux, logger, calls, m, reg, limiter)
+	addRoutes(mux, logger, calls, ring, m, reg, limiter)
 	if tw != nil {
 		addVoiceRoutes(mux, logger, calls, *tw)
 	}
 	if o.adminToken != "" {
-		addAdminRoutes(mux, logger, calls, reg, o)
+		addAdminRoutes(mux, logger, calls, ring, reg, o)
 	}
 	if o.vapi != nil {
 		mux.Handle("POST /integrations/vapi", o.vapi) // the tenant's X-Vapi-Secret, checked inside
@@ -63,20 +64,20 @@ func addVoiceRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontex
 // addAdminRoutes serves the operators' dashboard and key management to the
 // holder of the admin token (STICKYCALLS_ADMIN_TOKEN), so keys are managed
 // while the service runs.
-func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, reg *prometheus.Registry, o options) {
+func addAdminRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, ring *keys.Keyring, reg *prometheus.Registry, o options) {
 	admin := requireAdmin(logger, o.adminToken)
 	if o.backup != nil {
 		mux.Handle("GET /admin/export", admin(handle(logger, handleExport(o.backup))))
 		mux.Handle("POST /admin/import", admin(handle(logger, handleImport(o.backup))))
 	}
 	mux.Handle("GET /dashboard", admin(handle(logger, handleDashboard(calls, reg))))
-	mux.Handle("POST /admin/keys", admin(handle(logger, handleKeyCreate(calls))))
-	mux.Handle("GET /admin/keys", admin(handle(logger, handleKeyList(calls))))
-	mux.Handle("DELETE /admin/keys/{key_id}", admin(handle(logger, handleKeyRevoke(calls))))
+	mux.Handle("POST /admin/keys", admin(handle(logger, handleKeyCreate(ring))))
+	mux.Handle("GET /admin/keys", admin(handle(logger, handleKeyList(ring))))
+	mux.Handle("DELETE /admin/keys/{key_id}", admin(handle(logger, handleKeyRevoke(ring))))
 }
 
-func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, m *metrics, reg *prometheus.Registry, limiter Limiter) {
-	api := requireKey(logger, calls, rateLimit(calls, limiter, m))
+func addRoutes(mux *http.ServeMux, logger zerolog.Logger, calls *callcontext.Service, ring *keys.Keyring, m *metrics, reg *prometheus.Registry, limiter Limiter) {
+	api := requireKey(logger, ring, rateLimit(calls, limiter, m))
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /openapi.json", handleOpenAPI(logger))
 	mux.Handle("GET /readyz", handleReadyz(calls))

@@ -127,8 +127,8 @@ func scrapeAfterTraffic(t *testing.T, overQuota bool) string {
 	}
 	srv := httptest.NewServer(a.Handler)
 	defer srv.Close()
-	testKey, _, _ := a.Calls.CreateKey(t.Context(), "default", callcontext.Test)
-	prodKey, _, _ := a.Calls.CreateKey(t.Context(), "default", callcontext.Prod)
+	testKey, _, _ := a.Keys.Create(t.Context(), "default", callcontext.Test)
+	prodKey, _, _ := a.Keys.Create(t.Context(), "default", callcontext.Prod)
 	rest := func(key, method, path, body string) int {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
@@ -204,7 +204,7 @@ func scrapeAfterTraffic(t *testing.T, overQuota bool) string {
 	voicePost("/voice/incoming", call("CA"+strings.Repeat("u", 32), "+14155550122", "+18005559999"))
 
 	if overQuota {
-		cappedKey, _, err := a.Calls.CreateKey(t.Context(), "capped", callcontext.Prod)
+		cappedKey, _, err := a.Keys.Create(t.Context(), "capped", callcontext.Prod)
 		if err != nil {
 			t.Fatal(err)
 		}

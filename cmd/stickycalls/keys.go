@@ -17,13 +17,14 @@ import (
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
-// keys runs the keys subcommands. With STICKYCALLS_ADMIN_TOKEN set they
+// keysCommand runs the keys subcommands. With STICKYCALLS_ADMIN_TOKEN set they
 // go through the running server's admin routes (--url, default the local
 // address), so keys are managed without stopping it; when no server
 // answers, or without a token, they work on the configured store.
-func keys(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	args, url := cutFlag(args, "url")
 	if len(args) == 0 {
 		return errors.New("keys: want create, list or revoke")
@@ -48,19 +49,15 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		return err
 	}
 	defer be.Close()
-	calls, err := be.Service(cfg)
-	if err != nil {
-		return err
-	}
-	return keysVia(ctx, calls, args, stdout)
+	return keysVia(ctx, be.Keys(), args, stdout)
 }
 
-// keyManager is where keys are managed: the store (through the domain
-// service), or a running server (through its admin routes).
+// keyManager is where keys are managed: the store (through its keyring),
+// or a running server (through its admin routes).
 type keyManager interface {
-	CreateKey(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error)
-	Keys(ctx context.Context) ([]callcontext.APIKey, error)
-	RevokeKey(ctx context.Context, id string) error
+	Create(ctx context.Context, tenant string, mode callcontext.Mode) (string, keys.Key, error)
+	List(ctx context.Context) ([]keys.Key, error)
+	Revoke(ctx context.Context, id string) error
 }
 
 // keysVia runs one keys subcommand with m.
@@ -69,16 +66,16 @@ func keysVia(ctx context.Context, m keyManager, args []string, stdout io.Writer)
 	case "create":
 		return keysCreate(ctx, m, args[1:], stdout)
 	case "list":
-		keys, err := m.Keys(ctx)
+		all, err := m.List(ctx)
 		if err != nil {
 			return fmt.Errorf("keys list: %w", err)
 		}
-		return keysList(keys, stdout)
+		return keysList(all, stdout)
 	case "revoke":
 		if len(args) != 2 {
 			return errors.New("keys revoke: want one KEY_ID")
 		}
-		if err := m.RevokeKey(ctx, args[1]); err != nil {
+		if err := m.Revoke(ctx, args[1]); err != nil {
 			return fmt.Errorf("keys revoke %s: %w", args[1], err)
 		}
 		fmt.Fprintf(stdout, "revoked %s\n", args[1])
@@ -128,7 +125,7 @@ func keysCreate(ctx context.Context, m keyManager, args []string, stdout io.Writ
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
-	secret, k, err := m.CreateKey(ctx, *tenant, callcontext.Mode(*mode))
+	secret, k, err := m.Create(ctx, *tenant, callcontext.Mode(*mode))
 	if err != nil {
 		return fmt.Errorf("keys create: %w", err)
 	}
@@ -136,10 +133,10 @@ func keysCreate(ctx context.Context, m keyManager, args []string, stdout io.Writ
 	return nil
 }
 
-func keysList(keys []callcontext.APIKey, stdout io.Writer) error {
+func keysList(all []keys.Key, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTENANT\tMODE\tCREATED\tLAST USE\tKEY\tSTATUS")
-	for _, k := range keys {
+	for _, k := range all {
 		status := "active"
 		if !k.Revoked.IsZero() {
 			status = "revoked " + callcontext.Timestamp(k.Revoked)

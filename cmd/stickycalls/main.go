@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return service.Serve(ctx, getenv, stdout)
 	case "keys":
-		return keys(ctx, args, getenv, stdout)
+		return keysCommand(ctx, args, getenv, stdout)
 	case "export":
 		return exportCmd(ctx, args, getenv, stdout, stderr)
 	case "import":

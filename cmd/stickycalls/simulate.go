@@ -90,7 +90,7 @@ func simulateInProcess(ctx context.Context, w *simulate.World, scoring string, w
 	if err != nil {
 		return nil, err
 	}
-	key, _, err := a.Calls.CreateKey(ctx, config.DefaultTenant, callcontext.Prod)
+	key, _, err := a.Keys.Create(ctx, config.DefaultTenant, callcontext.Prod)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: create key: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 // Status is the API's answer to an error of callcontext: the HTTP status
@@ -18,7 +19,7 @@ func Status(err error) (int, string) {
 	switch {
 	case errors.As(err, &invalid):
 		return http.StatusBadRequest, "Validation failed"
-	case errors.Is(err, callcontext.ErrBadKey):
+	case errors.Is(err, keys.ErrBadKey):
 		return http.StatusUnauthorized, "Missing, malformed, unknown or revoked API key"
 	case errors.Is(err, callcontext.ErrOverQuota):
 		return http.StatusPaymentRequired, "Monthly quota spent for this mode; it resets at 00:00 UTC on the 1st"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/apierror"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 // Every domain error has its §6 status, wrapped or not; an unknown error
@@ -19,7 +20,7 @@ func TestStatus(t *testing.T) {
 		want int
 	}{
 		{invalid, 400},
-		{callcontext.ErrBadKey, 401},
+		{keys.ErrBadKey, 401},
 		{callcontext.ErrOverQuota, 402},
 		{callcontext.ErrNotFound, 404},
 		{callcontext.ErrConflict, 409},

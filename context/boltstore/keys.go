@@ -7,10 +7,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
-// PutKey implements callcontext.Store.
-func (s *Store) PutKey(_ context.Context, k callcontext.APIKey) error {
+// PutKey implements keys.Store.
+func (s *Store) PutKey(_ context.Context, k keys.Key) error {
 	return s.update(func(tx *bolt.Tx) error {
 		if err := put(tx.Bucket(bucketKeys), k.ID, k); err != nil {
 			return err
@@ -19,9 +20,9 @@ func (s *Store) PutKey(_ context.Context, k callcontext.APIKey) error {
 	})
 }
 
-// KeyByHash implements callcontext.Store.
-func (s *Store) KeyByHash(_ context.Context, hash string) (callcontext.APIKey, error) {
-	var k callcontext.APIKey
+// KeyByHash implements keys.Store.
+func (s *Store) KeyByHash(_ context.Context, hash string) (keys.Key, error) {
+	var k keys.Key
 	err := s.db.View(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketKeyHash).Get([]byte(hash))
 		if id == nil {
@@ -36,41 +37,41 @@ func (s *Store) KeyByHash(_ context.Context, hash string) (callcontext.APIKey, e
 	return k, err
 }
 
-// Keys implements callcontext.Store.
-func (s *Store) Keys(context.Context) ([]callcontext.APIKey, error) {
-	var keys []callcontext.APIKey
+// Keys implements keys.Store.
+func (s *Store) Keys(context.Context) ([]keys.Key, error) {
+	var all []keys.Key
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
 		return b.ForEach(func(id, _ []byte) error {
-			var k callcontext.APIKey
+			var k keys.Key
 			if _, err := get(b, string(id), &k); err != nil {
 				return err
 			}
-			keys = append(keys, k)
+			all = append(all, k)
 			return nil
 		})
 	})
-	return keys, err
+	return all, err
 }
 
-// RevokeKey implements callcontext.Store.
+// RevokeKey implements keys.Store.
 func (s *Store) RevokeKey(_ context.Context, id string, now time.Time) error {
-	return s.updateKey(id, func(k *callcontext.APIKey) {
+	return s.updateKey(id, func(k *keys.Key) {
 		if k.Revoked.IsZero() {
 			k.Revoked = now
 		}
 	})
 }
 
-// TouchKey implements callcontext.Store.
+// TouchKey implements keys.Store.
 func (s *Store) TouchKey(_ context.Context, id string, now time.Time) error {
-	return s.updateKey(id, func(k *callcontext.APIKey) { k.LastUsed = now })
+	return s.updateKey(id, func(k *keys.Key) { k.LastUsed = now })
 }
 
-func (s *Store) updateKey(id string, change func(*callcontext.APIKey)) error {
+func (s *Store) updateKey(id string, change func(*keys.Key)) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKeys)
-		var k callcontext.APIKey
+		var k keys.Key
 		ok, err := get(b, id, &k)
 		if err != nil {
 			return err

@@ -20,7 +20,6 @@ type Service struct {
 	now      func() time.Time
 	policies map[string]Policy
 	d        Durations
-	keys     keyCache
 	newRef   func() string
 	observer Observer
 }
@@ -415,3 +414,6 @@ func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // IsUnavailable reports whether err means the store could not be reached.
 func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
+// Now is the service's clock, for callers that must agree with it.
+func (s *Service) Now() time.Time { return s.now().UTC() }

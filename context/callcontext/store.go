@@ -56,14 +56,6 @@ type Store interface {
 	// an hour with nothing counted is absent.
 	Tallies(ctx context.Context, sc Scope, from, to time.Time) ([]HourTally, error)
 
-	PutKey(ctx context.Context, k APIKey) error
-	// KeyByHash returns the key with that hash or ErrNotFound.
-	KeyByHash(ctx context.Context, hash string) (APIKey, error)
-	Keys(ctx context.Context) ([]APIKey, error)
-	// RevokeKey marks a key revoked. ErrNotFound if absent.
-	RevokeKey(ctx context.Context, id string, now time.Time) error
-	TouchKey(ctx context.Context, id string, now time.Time) error
-
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 }
@@ -376,16 +368,4 @@ type UsageCount struct {
 	Requests    int64 `json:"requests"`
 	Billable    int64 `json:"billable"`
 	NonBillable int64 `json:"non_billable"`
-}
-
-// APIKey is a stored API key. Only a hash of the secret is kept.
-type APIKey struct {
-	ID       string    `json:"id"`
-	Tenant   string    `json:"tenant"`
-	Mode     Mode      `json:"mode"`
-	Hash     string    `json:"hash"`
-	Prefix   string    `json:"prefix"` // the key's first 12 characters
-	Created  time.Time `json:"created"`
-	LastUsed time.Time `json:"last_used,omitzero"`
-	Revoked  time.Time `json:"revoked,omitzero"`
 }

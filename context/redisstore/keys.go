@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 // API keys live in one slot, {Pkeys}, so that finding a key by its hash is
@@ -14,8 +15,8 @@ import (
 func (s *Store) keysTag() string          { return "{" + s.prefix + "keys}" }
 func (s *Store) keyName(id string) string { return s.keysTag() + ":k:" + esc(id) }
 
-// PutKey implements callcontext.Store.
-func (s *Store) PutKey(ctx context.Context, k callcontext.APIKey) error {
+// PutKey implements keys.Store.
+func (s *Store) PutKey(ctx context.Context, k keys.Key) error {
 	body := k
 	body.Revoked, body.LastUsed = time.Time{}, time.Time{}
 	raw, err := json.Marshal(body)
@@ -28,39 +29,39 @@ func (s *Store) PutKey(ctx context.Context, k callcontext.APIKey) error {
 	return err
 }
 
-// KeyByHash implements callcontext.Store.
-func (s *Store) KeyByHash(ctx context.Context, hash string) (callcontext.APIKey, error) {
+// KeyByHash implements keys.Store.
+func (s *Store) KeyByHash(ctx context.Context, hash string) (keys.Key, error) {
 	cmd, err := s.one(ctx, "read key", run{keyByHashScript, []string{s.keysTag() + ":h"}, []any{hash}})
 	if err != nil {
-		return callcontext.APIKey{}, err
+		return keys.Key{}, err
 	}
 	m := fields(cmd.Val())
 	if len(m) == 0 {
-		return callcontext.APIKey{}, callcontext.ErrNotFound
+		return keys.Key{}, callcontext.ErrNotFound
 	}
 	return decodeKey(m)
 }
 
-// Keys implements callcontext.Store.
-func (s *Store) Keys(ctx context.Context) ([]callcontext.APIKey, error) {
+// Keys implements keys.Store.
+func (s *Store) Keys(ctx context.Context) ([]keys.Key, error) {
 	cmd, err := s.one(ctx, "list keys", run{allKeysScript, []string{s.keysTag() + ":ids"}, nil})
 	if err != nil {
 		return nil, err
 	}
 	list, _ := cmd.Val().([]any)
-	var keys []callcontext.APIKey
+	var all []keys.Key
 	for _, v := range list {
 		k, err := decodeKey(fields(v))
 		if err != nil {
 			return nil, err
 		}
-		keys = append(keys, k)
+		all = append(all, k)
 	}
-	return keys, nil
+	return all, nil
 }
 
-func decodeKey(m map[string]string) (callcontext.APIKey, error) {
-	var k callcontext.APIKey
+func decodeKey(m map[string]string) (keys.Key, error) {
+	var k keys.Key
 	if err := json.Unmarshal([]byte(m["json"]), &k); err != nil {
 		return k, fmt.Errorf("decode key: %w", err)
 	}
@@ -72,13 +73,13 @@ func decodeKey(m map[string]string) (callcontext.APIKey, error) {
 	return k, err
 }
 
-// RevokeKey implements callcontext.Store; a key revoked before stays
+// RevokeKey implements keys.Store. a key revoked before stays
 // revoked at its first time.
 func (s *Store) RevokeKey(ctx context.Context, id string, now time.Time) error {
 	return s.keyTime(ctx, id, "revoked", now, true)
 }
 
-// TouchKey implements callcontext.Store.
+// TouchKey implements keys.Store.
 func (s *Store) TouchKey(ctx context.Context, id string, now time.Time) error {
 	return s.keyTime(ctx, id, "last_used", now, false)
 }

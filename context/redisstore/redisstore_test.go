@@ -14,6 +14,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 	"github.com/stickycalls/stickycalls/context/redistest"
 	"github.com/stickycalls/stickycalls/context/storetest"
@@ -216,7 +217,7 @@ func callEveryMethod(s *redisstore.Store) map[string]error {
 	_, errs["Call"] = s.Call(ctx, sc, "call_1")
 	errs["Erase"] = s.Erase(ctx, sc, "cust_1")
 	_, errs["Usage"] = s.Usage(ctx, sc, "2026-02")
-	errs["PutKey"] = s.PutKey(ctx, callcontext.APIKey{ID: "key_1", Hash: "h"})
+	errs["PutKey"] = s.PutKey(ctx, keys.Key{ID: "key_1", Hash: "h"})
 	_, errs["KeyByHash"] = s.KeyByHash(ctx, "h")
 	_, errs["Keys"] = s.Keys(ctx)
 	errs["RevokeKey"] = s.RevokeKey(ctx, "key_1", t0)

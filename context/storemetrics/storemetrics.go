@@ -12,12 +12,14 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 // Measured is what a store measured here does: the domain's operations,
-// and Lookup's cache of line types.
+// the API keys, and Lookup's cache of line types.
 type Measured interface {
 	callcontext.Store
+	keys.Store
 	// CachedLineType returns a number's cached Lookup answer, if live at now.
 	CachedLineType(ctx context.Context, e164 string, now time.Time) (identity.LineType, bool, error)
 	// CacheLineType caches a number's Lookup answer until expires.
@@ -157,31 +159,31 @@ func (m *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) 
 	return m.inner.Usage(ctx, sc, period)
 }
 
-// PutKey implements callcontext.Store.
-func (m *Store) PutKey(ctx context.Context, k callcontext.APIKey) (err error) {
+// PutKey implements keys.Store.
+func (m *Store) PutKey(ctx context.Context, k keys.Key) (err error) {
 	defer m.measure("put_key", time.Now(), &err)
 	return m.inner.PutKey(ctx, k)
 }
 
-// KeyByHash implements callcontext.Store.
-func (m *Store) KeyByHash(ctx context.Context, hash string) (k callcontext.APIKey, err error) {
+// KeyByHash implements keys.Store.
+func (m *Store) KeyByHash(ctx context.Context, hash string) (k keys.Key, err error) {
 	defer m.measure("key_by_hash", time.Now(), &err)
 	return m.inner.KeyByHash(ctx, hash)
 }
 
-// Keys implements callcontext.Store.
-func (m *Store) Keys(ctx context.Context) (ks []callcontext.APIKey, err error) {
+// Keys implements keys.Store.
+func (m *Store) Keys(ctx context.Context) (ks []keys.Key, err error) {
 	defer m.measure("keys", time.Now(), &err)
 	return m.inner.Keys(ctx)
 }
 
-// RevokeKey implements callcontext.Store.
+// RevokeKey implements keys.Store.
 func (m *Store) RevokeKey(ctx context.Context, id string, now time.Time) (err error) {
 	defer m.measure("revoke_key", time.Now(), &err)
 	return m.inner.RevokeKey(ctx, id, now)
 }
 
-// TouchKey implements callcontext.Store.
+// TouchKey implements keys.Store.
 func (m *Store) TouchKey(ctx context.Context, id string, now time.Time) (err error) {
 	defer m.measure("touch_key", time.Now(), &err)
 	return m.inner.TouchKey(ctx, id, now)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 const (
@@ -568,17 +569,17 @@ func testUsage(t *testing.T, s Store) {
 
 func testKeys(t *testing.T, s Store) {
 	ctx := context.Background()
-	k1 := callcontext.APIKey{ID: "key_aaaaaaaa", Tenant: "acme", Mode: callcontext.Test, Hash: "hash-1", Prefix: "sk_test_abcd", Created: t0}
-	k2 := callcontext.APIKey{ID: "key_bbbbbbbb", Tenant: "zeta", Mode: callcontext.Prod, Hash: "hash-2", Prefix: "sk_prod_efgh", Created: t0.Add(time.Hour)}
+	k1 := keys.Key{ID: "key_aaaaaaaa", Tenant: "acme", Mode: callcontext.Test, Hash: "hash-1", Prefix: "sk_test_abcd", Created: t0}
+	k2 := keys.Key{ID: "key_bbbbbbbb", Tenant: "zeta", Mode: callcontext.Prod, Hash: "hash-2", Prefix: "sk_prod_efgh", Created: t0.Add(time.Hour)}
 	if got, err := s.Keys(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("Keys() on an empty store = %v, %v; want none, nil", got, err)
 	}
-	for _, k := range []callcontext.APIKey{k1, k2} {
+	for _, k := range []keys.Key{k1, k2} {
 		if err := s.PutKey(ctx, k); err != nil {
 			t.Fatalf("PutKey(%s) = %v", k.ID, err)
 		}
 	}
-	for _, k := range []callcontext.APIKey{k1, k2} {
+	for _, k := range []keys.Key{k1, k2} {
 		got, err := s.KeyByHash(ctx, k.Hash)
 		if err != nil {
 			t.Fatalf("KeyByHash(%s) error %v", k.Hash, err)
@@ -609,8 +610,8 @@ func testKeys(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatalf("Keys() error %v", err)
 	}
-	slices.SortFunc(got, func(a, b callcontext.APIKey) int { return strings.Compare(a.ID, b.ID) })
-	if diff := cmp.Diff([]callcontext.APIKey{k1, k2}, got); diff != "" {
+	slices.SortFunc(got, func(a, b keys.Key) int { return strings.Compare(a.ID, b.ID) })
+	if diff := cmp.Diff([]keys.Key{k1, k2}, got); diff != "" {
 		t.Errorf("Keys(): diff (-want +got):\n%s", diff)
 	}
 }

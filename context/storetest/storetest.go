@@ -12,13 +12,15 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 // Store is what a store of this service does: the domain's operations
-// (callcontext.Store) and the cache of Lookup's answers that package lookup
-// keeps in it.
+// (callcontext.Store), the API keys (keys.Store) and the cache of Lookup's
+// answers that package lookup keeps in it.
 type Store interface {
 	callcontext.Store
+	keys.Store
 	// CachedLineType returns a number's cached Lookup answer, if live at now.
 	CachedLineType(ctx context.Context, e164 string, now time.Time) (identity.LineType, bool, error)
 	// CacheLineType caches a number's Lookup answer until expires.

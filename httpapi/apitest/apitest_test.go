@@ -16,6 +16,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/ratelimit"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
@@ -46,11 +47,12 @@ func answers(t *testing.T) map[string]answer {
 	p := callcontext.DefaultPolicy()
 	p.Plans = map[callcontext.Mode]callcontext.Plan{callcontext.Test: {RateLimitPerMinute: 100}}
 	calls := callcontext.NewService(store, callcontext.NoLookup{}, greeter, time.Now, map[string]callcontext.Policy{"default": p}, callcontext.Durations{})
-	key, _, err := calls.CreateKey(t.Context(), "default", callcontext.Test)
+	ring := keys.New(store, time.Now)
+	key, _, err := ring.Create(t.Context(), "default", callcontext.Test)
 	if err != nil {
 		t.Fatalf("CreateKey() = %v", err)
 	}
-	srv := httptest.NewServer(httpapi.NewHandler(zerolog.Nop(), calls, prometheus.NewRegistry(), nil, ratelimit.NewMemory()))
+	srv := httptest.NewServer(httpapi.NewHandler(zerolog.Nop(), calls, ring, prometheus.NewRegistry(), nil, ratelimit.NewMemory()))
 	t.Cleanup(srv.Close)
 	reqs := []struct{ name, method, path, body string }{
 		{"start", "POST", "/v1/calls/start", `{"call_id":"a-1","identity_hints":{"ani":"+14155550100"}}`},

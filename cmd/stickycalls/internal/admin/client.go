@@ -19,6 +19,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 )
 
 // ErrNoServer means no server answered at the client's URL: the commands
@@ -51,8 +52,8 @@ type key struct {
 	Key      string           `json:"key"`
 }
 
-func (k key) apiKey() callcontext.APIKey {
-	out := callcontext.APIKey{ID: k.ID, Tenant: k.Tenant, Mode: k.Mode, Prefix: k.Prefix, Created: k.Created}
+func (k key) apiKey() keys.Key {
+	out := keys.Key{ID: k.ID, Tenant: k.Tenant, Mode: k.Mode, Prefix: k.Prefix, Created: k.Created}
 	if k.LastUsed != nil {
 		out.LastUsed = *k.LastUsed
 	}
@@ -62,33 +63,33 @@ func (k key) apiKey() callcontext.APIKey {
 	return out
 }
 
-// CreateKey creates a key of tenant in mode and returns its secret.
-func (c *Client) CreateKey(ctx context.Context, tenant string, mode callcontext.Mode) (string, callcontext.APIKey, error) {
+// Create creates a key of tenant in mode and returns its secret.
+func (c *Client) Create(ctx context.Context, tenant string, mode callcontext.Mode) (string, keys.Key, error) {
 	body, _ := json.Marshal(map[string]string{"tenant": tenant, "mode": string(mode)})
 	var k key
 	if err := c.do(ctx, "POST", "/admin/keys", body, http.StatusCreated, &k); err != nil {
-		return "", callcontext.APIKey{}, err
+		return "", keys.Key{}, err
 	}
 	return k.Key, k.apiKey(), nil
 }
 
-// Keys lists the keys, as GET /admin/keys shows them.
-func (c *Client) Keys(ctx context.Context) ([]callcontext.APIKey, error) {
+// List lists the keys, as GET /admin/keys shows them.
+func (c *Client) List(ctx context.Context) ([]keys.Key, error) {
 	var out struct {
 		Keys []key `json:"keys"`
 	}
 	if err := c.do(ctx, "GET", "/admin/keys", nil, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
-	keys := make([]callcontext.APIKey, len(out.Keys))
+	all := make([]keys.Key, len(out.Keys))
 	for i, k := range out.Keys {
-		keys[i] = k.apiKey()
+		all[i] = k.apiKey()
 	}
-	return keys, nil
+	return all, nil
 }
 
-// RevokeKey revokes the key id.
-func (c *Client) RevokeKey(ctx context.Context, id string) error {
+// Revoke revokes the key id.
+func (c *Client) Revoke(ctx context.Context, id string) error {
 	return c.do(ctx, "DELETE", "/admin/keys/"+id, nil, http.StatusNoContent, nil)
 }
 

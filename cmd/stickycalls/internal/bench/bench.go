@@ -24,6 +24,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/childproc"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 )
 
@@ -258,8 +259,7 @@ func (r *runner) runStore(ctx context.Context, store string) error {
 // prod mode) and the Lookup answers of the voice workload's callers, and
 // returns the workloads, with no customer seeded yet.
 func (r *runner) prepare(ctx context.Context, st seedStore) (*workloads, error) {
-	keys := callcontext.NewService(st, callcontext.NoLookup{}, nil, time.Now, nil, callcontext.Durations{})
-	key, _, err := keys.CreateKey(ctx, config.DefaultTenant, callcontext.Prod)
+	key, _, err := keys.New(st, time.Now).Create(ctx, config.DefaultTenant, callcontext.Prod)
 	if err != nil {
 		return nil, fmt.Errorf("bench: create key: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 )
 
@@ -360,7 +361,7 @@ func (r *runner) probeWaves(ctx context.Context, w *workloads) (map[string]float
 	if err != nil {
 		return nil, err
 	}
-	pr := &prober{calls: a.Calls, key: w.key, n: r.p.probes, waves: map[string]float64{}}
+	pr := &prober{calls: a.Calls, keys: a.Keys, key: w.key, n: r.p.probes, waves: map[string]float64{}}
 	for range r.p.probes {
 		if err := pr.probe(ctx, w, r.gen.counter.Add(1), r.gen.counter.Add(1)); err != nil {
 			return nil, err
@@ -372,6 +373,7 @@ func (r *runner) probeWaves(ctx context.Context, w *workloads) (map[string]float
 // prober sends requests straight to the service and counts their waves.
 type prober struct {
 	calls *callcontext.Service
+	keys  *keys.Keyring
 	key   string
 	n     int
 	waves map[string]float64
@@ -414,7 +416,7 @@ func (p *prober) probe(ctx context.Context, w *workloads, i, j int64) error {
 		wctx, n := redisstore.WithWaveCounter(ctx)
 		var err error
 		if s.auth {
-			_, err = p.calls.Authenticate(wctx, p.key)
+			_, err = p.keys.Authenticate(wctx, p.key)
 		}
 		if err == nil {
 			err = s.do(wctx)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -67,6 +68,7 @@ func SeedRecord(i int, ended time.Time) callcontext.Record {
 // seedStore is a store that can bulk-load customers.
 type seedStore interface {
 	callcontext.Store
+	keys.Store
 	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
 	Seed(ctx context.Context, sc callcontext.Scope, recs []callcontext.Record, now time.Time) error
 	Close() error

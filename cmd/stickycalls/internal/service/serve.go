@@ -27,6 +27,7 @@ import (
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/outbox"
 	"github.com/stickycalls/stickycalls/context/storemetrics"
 	"github.com/stickycalls/stickycalls/greetings"
@@ -88,7 +89,7 @@ func Serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		go func() { defer close(applied); ob.Run(bgCtx, a.applyCompletion) }()
 		defer func() { stopBackground(); <-applied }()
 	}
-	if err := firstKey(ctx, a.Calls, stdout); err != nil {
+	if err := firstKey(ctx, a.Keys, stdout); err != nil {
 		return err
 	}
 	err = listenAndServe(ctx, cfg, a.Handler, logger, a.shutdown)
@@ -110,10 +111,11 @@ type Outside struct {
 	Outbox voice.Outbox
 }
 
-// App is the service as Serve runs it: the domain service and the one
-// handler over it, with what shutting it down needs.
+// App is the service as Serve runs it: the domain service, the API keys
+// and the one handler over them, with what shutting it down needs.
 type App struct {
 	Calls   *callcontext.Service
+	Keys    *keys.Keyring
 	Handler http.Handler
 
 	logger   zerolog.Logger
@@ -142,7 +144,11 @@ func New(cfg config.Config, be Backend, logger zerolog.Logger, reg *prometheus.R
 	if err != nil {
 		return nil, err
 	}
-	a := &App{logger: logger, Calls: calls, shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
+	now := w.Now
+	if now == nil {
+		now = time.Now
+	}
+	a := &App{logger: logger, Calls: calls, Keys: keys.New(store, now), shutdown: make(chan struct{}), streams: &sync.WaitGroup{}}
 	tw := voiceConfig(cfg, greeter, voice.NewMetrics(reg))
 	tw.Now, tw.Shutdown, tw.Streams, tw.Outbox = w.Now, a.shutdown, a.streams, w.Outbox
 	hopts := []httpapi.Option{httpapi.WithAdminToken(cfg.AdminToken)}
@@ -155,7 +161,7 @@ func New(cfg config.Config, be Backend, logger zerolog.Logger, reg *prometheus.R
 	if b := NewBackup(be, w.Now); b != nil {
 		hopts = append(hopts, httpapi.WithBackup(b))
 	}
-	a.Handler = httpapi.NewHandler(logger, calls, reg, &tw, be.Limiter, hopts...)
+	a.Handler = httpapi.NewHandler(logger, calls, a.Keys, reg, &tw, be.Limiter, hopts...)
 	return a, nil
 }
 
@@ -336,12 +342,12 @@ func retellConfig(cfg config.Config, greeter *greetings.Greeter, w Outside) rete
 
 // firstKey gives a newcomer a key: on an empty store it creates tenant
 // default's first test key and prints it once.
-func firstKey(ctx context.Context, calls *callcontext.Service, stdout io.Writer) error {
-	keys, err := calls.Keys(ctx)
-	if err != nil || len(keys) > 0 {
+func firstKey(ctx context.Context, ring *keys.Keyring, stdout io.Writer) error {
+	all, err := ring.List(ctx)
+	if err != nil || len(all) > 0 {
 		return err
 	}
-	secret, k, err := calls.CreateKey(ctx, config.DefaultTenant, callcontext.Test)
+	secret, k, err := ring.Create(ctx, config.DefaultTenant, callcontext.Test)
 	if err != nil {
 		return err
 	}

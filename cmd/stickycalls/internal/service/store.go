@@ -13,6 +13,7 @@ import (
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/ratelimit"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 	"github.com/stickycalls/stickycalls/context/storemetrics"
@@ -79,15 +80,9 @@ func (b Backend) Run(ctx context.Context) { b.run(ctx) }
 // Close closes the store.
 func (b Backend) Close() error { return b.close() }
 
-// Service is the domain service over b's store alone, as the commands that
-// work on the store itself use it: no Lookup, no metrics, the wall clock.
-func (b Backend) Service(cfg config.Config) (*callcontext.Service, error) {
-	greeter, err := newGreeter(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return newService(cfg, b.Store, greeter, callcontext.NoLookup{}, time.Now)
-}
+// Keys is the keyring of b's store, on the wall clock, as the keys
+// commands use it when no server holds the store.
+func (b Backend) Keys() *keys.Keyring { return keys.New(b.Store, time.Now) }
 
 // redisLog adapts zerolog to go-redis's logger.
 type redisLog struct{ l zerolog.Logger }
