@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -340,6 +341,11 @@ func (rl *relay) pump(s *side) {
 		rl.stop("shutdown")
 	case errors.As(err, &timeout) && timeout.Timeout():
 		rl.stop("slow_" + s.name)
+	case err != nil && s == rl.twilio && rl.proto.closeEnds:
+		// Twilio closing a ConversationRelay session is how it ends, and
+		// a ping may meet the closed socket first: the reader, unblocked
+		// here, ends the session as Twilio's close.
+		s.conn.Close()
 	case err != nil:
 		rl.stop(s.name + "_closed")
 	}
@@ -493,7 +499,7 @@ func (rl *relay) instruct(ctx context.Context, hangup bool, to string) {
 	if !hangup {
 		target, err := callcontext.Transfer(to)
 		if err == nil && !rl.number.allows(target) {
-			err = &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: []string{"to"}, Message: "not one of the number's transfer targets"}}}
+			err = &callapi.ValidationError{Issues: []callapi.Issue{{Path: []string{"to"}, Message: "not one of the number's transfer targets"}}}
 		}
 		if err != nil {
 			reply, _ := endReply(rl.proto.key, nil, err)
