@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
 )
@@ -26,10 +26,10 @@ func FuzzGreetingTemplate(f *testing.F) {
 			return // refused at start, with the reason
 		}
 		for _, rec := range []identity.Recommendation{identity.Reuse, identity.Confirm, identity.Ignore} {
-			res := &callcontext.StartResult{DNIS: "+18005550100", Name: name,
-				Identity:    callcontext.IdentityView{Recommendation: rec, Confidence: 0.9},
-				OpenIntents: []callcontext.IntentView{{Intent: intent, AttemptCount: attempts}}}
-			for _, got := range []callcontext.Greeting{g.Greet(res), g.Voice(res), g.Fallback(res.DNIS),
+			res := &callapi.StartResult{DNIS: "+18005550100", Name: name,
+				Identity:    callapi.IdentityView{Recommendation: rec, Confidence: 0.9},
+				OpenIntents: []callapi.IntentView{{Intent: intent, AttemptCount: attempts}}}
+			for _, got := range []callapi.Greeting{g.Greet(res), g.Voice(res), g.Fallback(res.DNIS),
 				{Text: g.Connecting(res.DNIS)}, {Text: g.Declined(res.DNIS)}} {
 				if strings.TrimSpace(got.Text) == "" || len(got.Text) > 4096 {
 					t.Errorf("template %q (name %q, intent %q) rendered %q: want speakable text under Twilio's 4,096", src, name, intent, got.Text)

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -124,14 +125,14 @@ func (g *Greeter) SetFor(dnis string) Set { return g.setFor(dnis).conf }
 
 // Greet returns the greeting for a start result: its Tier is the tier
 // actually spoken, which is "ignore" when a confirm has no name to ask about.
-func (g *Greeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
+func (g *Greeter) Greet(res *callapi.StartResult) callapi.Greeting {
 	if res == nil {
 		return g.Generic("")
 	}
 	s := g.setFor(res.DNIS)
 	switch res.Identity.Recommendation {
 	case identity.Reuse:
-		return callcontext.Greeting{Tier: identity.Reuse, Text: g.reuse(s, res, textReuseIntent)}
+		return callapi.Greeting{Tier: identity.Reuse, Text: g.reuse(s, res, textReuseIntent)}
 	case identity.Confirm:
 		return g.confirm(s, res.Name)
 	}
@@ -140,36 +141,36 @@ func (g *Greeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
 
 // Generic returns the generic greeting of dnis's set (its ignore text), which
 // names nobody. The voice package speaks it when everything else fails.
-func (g *Greeter) Generic(dnis string) callcontext.Greeting {
+func (g *Greeter) Generic(dnis string) callapi.Greeting {
 	return g.generic(g.setFor(dnis))
 }
 
 // Confirm returns the confirm question for name in dnis's set ("Am I
 // speaking with John?"), or the generic greeting, with Tier "ignore", when
 // name is blank.
-func (g *Greeter) Confirm(dnis, name string) callcontext.Greeting {
+func (g *Greeter) Confirm(dnis, name string) callapi.Greeting {
 	return g.confirm(g.setFor(dnis), name)
 }
 
 // Fallback returns the fallback text of dnis's set, which names nobody, with
 // Tier "ignore", for the voice package's own fallbacks (such as a confirm
 // question that went unanswered).
-func (g *Greeter) Fallback(dnis string) callcontext.Greeting {
-	return callcontext.Greeting{Tier: identity.Ignore, Text: g.render(g.setFor(dnis), textFallback, data{})}
+func (g *Greeter) Fallback(dnis string) callapi.Greeting {
+	return callapi.Greeting{Tier: identity.Ignore, Text: g.render(g.setFor(dnis), textFallback, data{})}
 }
 
 // Voice returns what the voice webhooks say to res's caller before the
 // next action: Greet's greeting, except that a new or unrecognized caller
 // hears the welcome, which asks nothing, and an open intent is told, not
 // asked about. Tier is as Greet's.
-func (g *Greeter) Voice(res *callcontext.StartResult) callcontext.Greeting {
+func (g *Greeter) Voice(res *callapi.StartResult) callapi.Greeting {
 	if res == nil {
 		return g.welcome(g.builtin)
 	}
 	s := g.setFor(res.DNIS)
 	switch res.Identity.Recommendation {
 	case identity.Reuse:
-		return callcontext.Greeting{Tier: identity.Reuse, Text: g.reuse(s, res, textVoiceIntent)}
+		return callapi.Greeting{Tier: identity.Reuse, Text: g.reuse(s, res, textVoiceIntent)}
 	case identity.Confirm:
 		if c := g.confirm(s, res.Name); c.Tier == identity.Confirm {
 			return c
@@ -190,8 +191,8 @@ func (g *Greeter) Declined(dnis string) string {
 	return g.render(g.setFor(dnis), textDeclined, data{})
 }
 
-func (g *Greeter) welcome(s *set) callcontext.Greeting {
-	return callcontext.Greeting{Tier: identity.Ignore, Text: g.render(s, textWelcome, data{})}
+func (g *Greeter) welcome(s *set) callapi.Greeting {
+	return callapi.Greeting{Tier: identity.Ignore, Text: g.render(s, textWelcome, data{})}
 }
 
 func (g *Greeter) setFor(dnis string) *set {
@@ -201,21 +202,21 @@ func (g *Greeter) setFor(dnis string) *set {
 	return g.builtin
 }
 
-func (g *Greeter) generic(s *set) callcontext.Greeting {
-	return callcontext.Greeting{Tier: identity.Ignore, Text: g.render(s, textIgnore, data{})}
+func (g *Greeter) generic(s *set) callapi.Greeting {
+	return callapi.Greeting{Tier: identity.Ignore, Text: g.render(s, textIgnore, data{})}
 }
 
-func (g *Greeter) confirm(s *set, name string) callcontext.Greeting {
+func (g *Greeter) confirm(s *set, name string) callapi.Greeting {
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return g.generic(s)
 	}
-	return callcontext.Greeting{Tier: identity.Confirm, Text: g.render(s, textConfirm, data{Name: name})}
+	return callapi.Greeting{Tier: identity.Confirm, Text: g.render(s, textConfirm, data{Name: name})}
 }
 
 // reuse is the reuse text, then the first open intent's text (intent)
 // when details may be spoken.
-func (g *Greeter) reuse(s *set, res *callcontext.StartResult, intent text) string {
+func (g *Greeter) reuse(s *set, res *callapi.StartResult, intent text) string {
 	d := data{Name: strings.TrimSpace(res.Name)}
 	text := g.render(s, textReuse, d)
 	if !detailsAllowed(s.conf.DetailsMinConfidence, res.Identity) {
@@ -234,7 +235,7 @@ func (g *Greeter) reuse(s *set, res *callcontext.StartResult, intent text) strin
 // be spoofed, so they need a high confidence or a fully attested number.
 // Both sides are compared in whole hundredths, the precision of a
 // confidence, so 0.7 computed as 0.1*7 still passes a 0.7 gate.
-func detailsAllowed(min float64, id callcontext.IdentityView) bool {
+func detailsAllowed(min float64, id callapi.IdentityView) bool {
 	if slices.Contains(id.Sources, "stir:A") {
 		return true
 	}

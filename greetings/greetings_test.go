@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
 )
@@ -43,12 +43,12 @@ func newGreeter(t *testing.T) *greetings.Greeter {
 }
 
 // start builds a start result; intents alternate slug and attempt count.
-func start(rec identity.Recommendation, conf float64, name, dnis string, sources []string, intents ...any) *callcontext.StartResult {
-	res := &callcontext.StartResult{DNIS: dnis, Name: name,
-		Identity: callcontext.IdentityView{Recommendation: rec, Confidence: conf, Sources: sources}}
+func start(rec identity.Recommendation, conf float64, name, dnis string, sources []string, intents ...any) *callapi.StartResult {
+	res := &callapi.StartResult{DNIS: dnis, Name: name,
+		Identity: callapi.IdentityView{Recommendation: rec, Confidence: conf, Sources: sources}}
 	for i := 0; i+1 < len(intents); i += 2 {
 		res.OpenIntents = append(res.OpenIntents,
-			callcontext.IntentView{Intent: intents[i].(string), Status: "open", AttemptCount: intents[i+1].(int)})
+			callapi.IntentView{Intent: intents[i].(string), Status: "open", AttemptCount: intents[i+1].(int)})
 	}
 	return res
 }
@@ -65,46 +65,46 @@ func TestGreetBuiltin(t *testing.T) {
 	attested := []string{"ani:mobile", "stir:A"}
 	tests := []struct {
 		name string
-		res  *callcontext.StartResult
-		want callcontext.Greeting
+		res  *callapi.StartResult
+		want callapi.Greeting
 	}{
-		{"reuse", start(reuse, 0.95, "John Doe", "", mobile), callcontext.Greeting{Tier: reuse, Text: welcome}},
-		{"reuse without name", start(reuse, 0.95, "", "", mobile), callcontext.Greeting{Tier: reuse, Text: "Welcome back!"}},
-		{"reuse name padded", start(reuse, 0.95, "  John Doe ", "", mobile), callcontext.Greeting{Tier: reuse, Text: welcome}},
+		{"reuse", start(reuse, 0.95, "John Doe", "", mobile), callapi.Greeting{Tier: reuse, Text: welcome}},
+		{"reuse without name", start(reuse, 0.95, "", "", mobile), callapi.Greeting{Tier: reuse, Text: "Welcome back!"}},
+		{"reuse name padded", start(reuse, 0.95, "  John Doe ", "", mobile), callapi.Greeting{Tier: reuse, Text: welcome}},
 		{"reuse with intent", start(reuse, 0.95, "John Doe", "", mobile, "refund_request", 1),
-			callcontext.Greeting{Tier: reuse, Text: welcome + refund}},
+			callapi.Greeting{Tier: reuse, Text: welcome + refund}},
 		{"first intent only", start(reuse, 0.95, "John Doe", "", mobile, "refund_request", 1, "billing", 1),
-			callcontext.Greeting{Tier: reuse, Text: welcome + refund}},
+			callapi.Greeting{Tier: reuse, Text: welcome + refund}},
 		{"blank intent skipped", start(reuse, 0.95, "John Doe", "", mobile, "__", 4, "refund_request", 1),
-			callcontext.Greeting{Tier: reuse, Text: welcome + refund}},
+			callapi.Greeting{Tier: reuse, Text: welcome + refund}},
 		{"attempts", start(reuse, 0.95, "John Doe", "", mobile, "refund_request", 3),
-			callcontext.Greeting{Tier: reuse, Text: welcome + " I see you called 3 times about refund request. Has that been resolved?"}},
+			callapi.Greeting{Tier: reuse, Text: welcome + " I see you called 3 times about refund request. Has that been resolved?"}},
 		{"zero attempts as one", start(reuse, 0.95, "John Doe", "", mobile, "refund_request", 0),
-			callcontext.Greeting{Tier: reuse, Text: welcome + refund}},
+			callapi.Greeting{Tier: reuse, Text: welcome + refund}},
 		{"slug words", start(reuse, 0.95, "", "", mobile, "orderStatus.update-ID", 1),
-			callcontext.Greeting{Tier: reuse, Text: "Welcome back! I see you called about order status update ID. Has that been resolved?"}},
+			callapi.Greeting{Tier: reuse, Text: "Welcome back! I see you called about order status update ID. Has that been resolved?"}},
 		{"camel initialism", start(reuse, 0.95, "", "", mobile, "lostSIMCard", 1),
-			callcontext.Greeting{Tier: reuse, Text: "Welcome back! I see you called about lost SIMCard. Has that been resolved?"}},
+			callapi.Greeting{Tier: reuse, Text: "Welcome back! I see you called about lost SIMCard. Has that been resolved?"}},
 		{"gate exactly 0.7", start(reuse, 0.7, "John Doe", "", mobile, "refund_request", 1),
-			callcontext.Greeting{Tier: reuse, Text: welcome + refund}},
+			callapi.Greeting{Tier: reuse, Text: welcome + refund}},
 		{"gate 0.1*7", start(reuse, 0.1*7, "John Doe", "", mobile, "refund_request", 1),
-			callcontext.Greeting{Tier: reuse, Text: welcome + refund}},
+			callapi.Greeting{Tier: reuse, Text: welcome + refund}},
 		{"below gate", start(reuse, 0.69, "John Doe", "", mobile, "refund_request", 1),
-			callcontext.Greeting{Tier: reuse, Text: welcome}},
+			callapi.Greeting{Tier: reuse, Text: welcome}},
 		{"below gate, stir:A", start(reuse, 0.55, "John Doe", "", attested, "refund_request", 1),
-			callcontext.Greeting{Tier: reuse, Text: welcome + refund}},
+			callapi.Greeting{Tier: reuse, Text: welcome + refund}},
 		{"below gate, stir:failed", start(reuse, 0.55, "John Doe", "", []string{"stir:failed"}, "refund_request", 1),
-			callcontext.Greeting{Tier: reuse, Text: welcome}},
+			callapi.Greeting{Tier: reuse, Text: welcome}},
 		{"confirm", start(confirm, 0.4, "John Doe", "", mobile, "refund_request", 2),
-			callcontext.Greeting{Tier: confirm, Text: "Hello! Am I speaking with John Doe? Press 1 or say yes."}},
-		{"confirm without name", start(confirm, 0.4, "", "", mobile), callcontext.Greeting{Tier: ignore, Text: generic}},
-		{"confirm blank name", start(confirm, 0.4, " \t", "", mobile), callcontext.Greeting{Tier: ignore, Text: generic}},
-		{"ignore", start(ignore, 0.2, "", "", nil), callcontext.Greeting{Tier: ignore, Text: generic}},
+			callapi.Greeting{Tier: confirm, Text: "Hello! Am I speaking with John Doe? Press 1 or say yes."}},
+		{"confirm without name", start(confirm, 0.4, "", "", mobile), callapi.Greeting{Tier: ignore, Text: generic}},
+		{"confirm blank name", start(confirm, 0.4, " \t", "", mobile), callapi.Greeting{Tier: ignore, Text: generic}},
+		{"ignore", start(ignore, 0.2, "", "", nil), callapi.Greeting{Tier: ignore, Text: generic}},
 		{"ignore never names", start(ignore, 0.95, "John Doe", "", attested, "refund_request", 2),
-			callcontext.Greeting{Tier: ignore, Text: generic}},
-		{"no recommendation", start("", 0, "John Doe", "", nil), callcontext.Greeting{Tier: ignore, Text: generic}},
-		{"zero result", &callcontext.StartResult{}, callcontext.Greeting{Tier: ignore, Text: generic}},
-		{"nil result", nil, callcontext.Greeting{Tier: ignore, Text: generic}},
+			callapi.Greeting{Tier: ignore, Text: generic}},
+		{"no recommendation", start("", 0, "John Doe", "", nil), callapi.Greeting{Tier: ignore, Text: generic}},
+		{"zero result", &callapi.StartResult{}, callapi.Greeting{Tier: ignore, Text: generic}},
+		{"nil result", nil, callapi.Greeting{Tier: ignore, Text: generic}},
 	}
 	for _, tt := range tests {
 		if got := g.Greet(tt.res); got != tt.want {
@@ -119,33 +119,33 @@ func TestGreetBySet(t *testing.T) {
 	mobile := []string{"ani:mobile"}
 	tests := []struct {
 		name string
-		res  *callcontext.StartResult
-		want callcontext.Greeting
+		res  *callapi.StartResult
+		want callapi.Greeting
 	}{
 		{"support reuse", start(reuse, 0.95, "Ana", support, mobile, "refund_request", 2),
-			callcontext.Greeting{Tier: reuse, Text: "¡Hola de nuevo, Ana! Llamó 2 vez/veces por refund request."}},
+			callapi.Greeting{Tier: reuse, Text: "¡Hola de nuevo, Ana! Llamó 2 vez/veces por refund request."}},
 		{"support gate 0.9", start(reuse, 0.85, "Ana", support, mobile, "refund_request", 2),
-			callcontext.Greeting{Tier: reuse, Text: "¡Hola de nuevo, Ana!"}},
+			callapi.Greeting{Tier: reuse, Text: "¡Hola de nuevo, Ana!"}},
 		{"support gate stir:A", start(reuse, 0.85, "Ana", support, []string{"stir:A"}, "refund_request", 1),
-			callcontext.Greeting{Tier: reuse, Text: "¡Hola de nuevo, Ana! Llamó 1 vez/veces por refund request."}},
+			callapi.Greeting{Tier: reuse, Text: "¡Hola de nuevo, Ana! Llamó 1 vez/veces por refund request."}},
 		{"support reuse without name", start(reuse, 0.95, "", support, mobile),
-			callcontext.Greeting{Tier: reuse, Text: "¡Hola de nuevo!"}},
+			callapi.Greeting{Tier: reuse, Text: "¡Hola de nuevo!"}},
 		{"support confirm", start(confirm, 0.4, "Ana", support, mobile),
-			callcontext.Greeting{Tier: confirm, Text: "¿Hablo con Ana?"}},
+			callapi.Greeting{Tier: confirm, Text: "¿Hablo con Ana?"}},
 		{"support confirm without name", start(confirm, 0.4, "", support, mobile),
-			callcontext.Greeting{Tier: ignore, Text: "¡Hola! Gracias por llamar."}},
+			callapi.Greeting{Tier: ignore, Text: "¡Hola! Gracias por llamar."}},
 		{"support ignore", start(ignore, 0.1, "", support, nil),
-			callcontext.Greeting{Tier: ignore, Text: "¡Hola! Gracias por llamar."}},
+			callapi.Greeting{Tier: ignore, Text: "¡Hola! Gracias por llamar."}},
 		{"partial reuse", start(reuse, 0.95, "Ana", partial, mobile, "billing", 1),
-			callcontext.Greeting{Tier: reuse, Text: "Good to hear from you again, Ana. I see you called about billing. Has that been resolved?"}},
+			callapi.Greeting{Tier: reuse, Text: "Good to hear from you again, Ana. I see you called about billing. Has that been resolved?"}},
 		{"partial ignore is built-in", start(ignore, 0.1, "", partial, nil),
-			callcontext.Greeting{Tier: ignore, Text: "Hello! Thanks for calling. May I have your name?"}},
+			callapi.Greeting{Tier: ignore, Text: "Hello! Thanks for calling. May I have your name?"}},
 		{"unknown number", start(reuse, 0.95, "Ana", unknown, mobile),
-			callcontext.Greeting{Tier: reuse, Text: "Welcome back, Ana!"}},
+			callapi.Greeting{Tier: reuse, Text: "Welcome back, Ana!"}},
 		{"unknown set name", start(reuse, 0.95, "Ana", missingSet, mobile),
-			callcontext.Greeting{Tier: reuse, Text: "Welcome back, Ana!"}},
+			callapi.Greeting{Tier: reuse, Text: "Welcome back, Ana!"}},
 		{"empty set name", start(reuse, 0.95, "Ana", emptySet, mobile),
-			callcontext.Greeting{Tier: reuse, Text: "Welcome back, Ana!"}},
+			callapi.Greeting{Tier: reuse, Text: "Welcome back, Ana!"}},
 	}
 	for _, tt := range tests {
 		if got := g.Greet(tt.res); got != tt.want {
@@ -197,16 +197,16 @@ func TestGenericConfirmFallback(t *testing.T) {
 	confirm, ignore := identity.Confirm, identity.Ignore
 	tests := []struct {
 		call string
-		got  callcontext.Greeting
-		want callcontext.Greeting
+		got  callapi.Greeting
+		want callapi.Greeting
 	}{
-		{"Generic(unknown)", g.Generic(unknown), callcontext.Greeting{Tier: ignore, Text: "Hello! Thanks for calling. May I have your name?"}},
-		{"Generic(support)", g.Generic(support), callcontext.Greeting{Tier: ignore, Text: "¡Hola! Gracias por llamar."}},
-		{`Confirm(unknown, "John")`, g.Confirm(unknown, "John"), callcontext.Greeting{Tier: confirm, Text: "Hello! Am I speaking with John? Press 1 or say yes."}},
-		{`Confirm(support, "Ana")`, g.Confirm(support, "Ana"), callcontext.Greeting{Tier: confirm, Text: "¿Hablo con Ana?"}},
-		{`Confirm(support, "")`, g.Confirm(support, ""), callcontext.Greeting{Tier: ignore, Text: "¡Hola! Gracias por llamar."}},
-		{"Fallback(unknown)", g.Fallback(unknown), callcontext.Greeting{Tier: ignore, Text: "Hello! Thanks for calling."}},
-		{"Fallback(support)", g.Fallback(support), callcontext.Greeting{Tier: ignore, Text: "Gracias por llamar."}},
+		{"Generic(unknown)", g.Generic(unknown), callapi.Greeting{Tier: ignore, Text: "Hello! Thanks for calling. May I have your name?"}},
+		{"Generic(support)", g.Generic(support), callapi.Greeting{Tier: ignore, Text: "¡Hola! Gracias por llamar."}},
+		{`Confirm(unknown, "John")`, g.Confirm(unknown, "John"), callapi.Greeting{Tier: confirm, Text: "Hello! Am I speaking with John? Press 1 or say yes."}},
+		{`Confirm(support, "Ana")`, g.Confirm(support, "Ana"), callapi.Greeting{Tier: confirm, Text: "¿Hablo con Ana?"}},
+		{`Confirm(support, "")`, g.Confirm(support, ""), callapi.Greeting{Tier: ignore, Text: "¡Hola! Gracias por llamar."}},
+		{"Fallback(unknown)", g.Fallback(unknown), callapi.Greeting{Tier: ignore, Text: "Hello! Thanks for calling."}},
+		{"Fallback(support)", g.Fallback(support), callapi.Greeting{Tier: ignore, Text: "Gracias por llamar."}},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -246,7 +246,7 @@ func TestNewNilMaps(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New(nil, nil) error = %v, want nil", err)
 	}
-	want := callcontext.Greeting{Tier: identity.Reuse, Text: "Welcome back, Jo!"}
+	want := callapi.Greeting{Tier: identity.Reuse, Text: "Welcome back, Jo!"}
 	if got := g.Greet(start(identity.Reuse, 0.9, "Jo", support, nil)); got != want {
 		t.Errorf("Greet() = %+v, want %+v", got, want)
 	}
@@ -259,7 +259,7 @@ func TestTemplateFailures(t *testing.T) {
 	tests := []struct {
 		name  string
 		reuse string
-		res   *callcontext.StartResult
+		res   *callapi.StartResult
 		want  string
 	}{
 		{"unknown field", "Your balance is {{.Balance}}", start(identity.Reuse, 0.5, "Ana", support, nil), welcome},
@@ -326,21 +326,21 @@ func TestGreetConcurrent(t *testing.T) {
 // name?", and an open intent is told, not asked about.
 func TestVoice(t *testing.T) {
 	g := newGreeter(t)
-	returning := func(dnis, rec string) *callcontext.StartResult {
-		return &callcontext.StartResult{DNIS: dnis, Name: "John",
-			Identity:    callcontext.IdentityView{Recommendation: identity.Recommendation(rec), Confidence: 0.9},
-			OpenIntents: []callcontext.IntentView{{Intent: "refund_request", AttemptCount: 2}}}
+	returning := func(dnis, rec string) *callapi.StartResult {
+		return &callapi.StartResult{DNIS: dnis, Name: "John",
+			Identity:    callapi.IdentityView{Recommendation: identity.Recommendation(rec), Confidence: 0.9},
+			OpenIntents: []callapi.IntentView{{Intent: "refund_request", AttemptCount: 2}}}
 	}
 	tests := []struct {
 		name     string
-		res      *callcontext.StartResult
+		res      *callapi.StartResult
 		wantTier identity.Recommendation
 		want     string
 	}{
 		{"reuse tells the intent", returning(unknown, "reuse"), identity.Reuse, "Welcome back, John! I see you called 2 times about refund request."},
 		{"a set's own reuse_intent is kept", returning(support, "reuse"), identity.Reuse, "¡Hola de nuevo, John! Llamó 2 vez/veces por refund request."},
 		{"confirm asks", returning(unknown, "confirm"), identity.Confirm, "Hello! Am I speaking with John? Press 1 or say yes."},
-		{"confirm without a name welcomes", &callcontext.StartResult{Identity: callcontext.IdentityView{Recommendation: identity.Confirm}}, identity.Ignore, "Hello! Thanks for calling."},
+		{"confirm without a name welcomes", &callapi.StartResult{Identity: callapi.IdentityView{Recommendation: identity.Confirm}}, identity.Ignore, "Hello! Thanks for calling."},
 		{"ignore welcomes", returning(unknown, "ignore"), identity.Ignore, "Hello! Thanks for calling."},
 		{"ignore in Spanish", returning(support, "ignore"), identity.Ignore, "Gracias por llamar."},
 		{"nil", nil, identity.Ignore, "Hello! Thanks for calling."},

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/backup"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/keys"
 )
@@ -83,13 +84,13 @@ type keyView struct {
 }
 
 func viewKey(k keys.Key) keyView {
-	v := keyView{ID: k.ID, Tenant: k.Tenant, Mode: k.Mode, Prefix: k.Prefix, Created: callcontext.Timestamp(k.Created)}
+	v := keyView{ID: k.ID, Tenant: k.Tenant, Mode: k.Mode, Prefix: k.Prefix, Created: callapi.Timestamp(k.Created)}
 	if !k.LastUsed.IsZero() {
-		t := callcontext.Timestamp(k.LastUsed)
+		t := callapi.Timestamp(k.LastUsed)
 		v.LastUsed = &t
 	}
 	if !k.Revoked.IsZero() {
-		t := callcontext.Timestamp(k.Revoked)
+		t := callapi.Timestamp(k.Revoked)
 		v.Revoked = &t
 	}
 	return v
@@ -110,19 +111,19 @@ func handleKeyCreate(ring *keys.Keyring) func(http.ResponseWriter, *http.Request
 			Tenant string `json:"tenant"`
 			Mode   string `json:"mode"`
 		}
-		v := &callcontext.ValidationError{}
+		v := &callapi.ValidationError{}
 		if err := json.Unmarshal(body, &req); err != nil {
-			v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"body"}, Message: "must be an object with tenant and mode strings"})
+			v.Issues = append(v.Issues, callapi.Issue{Path: []string{"body"}, Message: "must be an object with tenant and mode strings"})
 			return v
 		}
 		if req.Tenant == "" {
 			req.Tenant = "default"
 		}
 		if !tenantName.MatchString(req.Tenant) {
-			v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"tenant"}, Message: "1 to 64 characters of a-z, 0-9, _ and -"})
+			v.Issues = append(v.Issues, callapi.Issue{Path: []string{"tenant"}, Message: "1 to 64 characters of a-z, 0-9, _ and -"})
 		}
 		if req.Mode != string(callcontext.Test) && req.Mode != string(callcontext.Prod) {
-			v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"mode"}, Message: "must be test or prod"})
+			v.Issues = append(v.Issues, callapi.Issue{Path: []string{"mode"}, Message: "must be test or prod"})
 		}
 		if len(v.Issues) > 0 {
 			return v
@@ -186,12 +187,12 @@ func WithBackup(b Backup) Option { return func(o *options) { o.backup = b } }
 func adminScope(r *http.Request) (callcontext.Scope, error) {
 	q := r.URL.Query()
 	tenant, mode := cmp.Or(q.Get("tenant"), "default"), cmp.Or(q.Get("mode"), string(callcontext.Prod))
-	v := &callcontext.ValidationError{}
+	v := &callapi.ValidationError{}
 	if !tenantName.MatchString(tenant) {
-		v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"query", "tenant"}, Message: "1 to 64 characters of a-z, 0-9, _ and -"})
+		v.Issues = append(v.Issues, callapi.Issue{Path: []string{"query", "tenant"}, Message: "1 to 64 characters of a-z, 0-9, _ and -"})
 	}
 	if mode != string(callcontext.Test) && mode != string(callcontext.Prod) {
-		v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"query", "mode"}, Message: "must be test or prod"})
+		v.Issues = append(v.Issues, callapi.Issue{Path: []string{"query", "mode"}, Message: "must be test or prod"})
 	}
 	if len(v.Issues) > 0 {
 		return callcontext.Scope{}, v
@@ -246,11 +247,11 @@ func handleImport(b Backup) func(http.ResponseWriter, *http.Request) error {
 		var bad *backup.BadFile
 		switch {
 		case errors.Is(err, backup.ErrOtherScope):
-			return &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: []string{"query"}, Message: err.Error()}}}
+			return &callapi.ValidationError{Issues: []callapi.Issue{{Path: []string{"query"}, Message: err.Error()}}}
 		case errors.As(err, &bad):
-			v := &callcontext.ValidationError{}
+			v := &callapi.ValidationError{}
 			for _, l := range bad.Lines {
-				v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"line", strconv.Itoa(l.Line)}, Message: l.Message})
+				v.Issues = append(v.Issues, callapi.Issue{Path: []string{"line", strconv.Itoa(l.Line)}, Message: l.Message})
 			}
 			return v
 		case errors.Is(err, backup.ErrConflict):

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -15,14 +16,14 @@ const maxIdempotencyKey = 255
 func idempotencyKey(r *http.Request) (string, error) {
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxIdempotencyKey {
-		return "", &callcontext.ValidationError{Issues: []callcontext.Issue{
+		return "", &callapi.ValidationError{Issues: []callapi.Issue{
 			{Path: []string{"headers", "Idempotency-Key"}, Message: "at most 255 characters"}}}
 	}
 	return key, nil
 }
 
 // reply writes a start or end body, marking replays.
-func reply[T callcontext.StartResult | callcontext.EndResult](w http.ResponseWriter, rep callcontext.Reply[T]) {
+func reply[T callapi.StartResult | callapi.EndResult](w http.ResponseWriter, rep callcontext.Reply[T]) {
 	if rep.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
@@ -36,7 +37,7 @@ func handleCallStart(calls *callcontext.Service, m *metrics) func(http.ResponseW
 			return err
 		}
 		key, keyErr := idempotencyKey(r)
-		req, err := callcontext.ParseStart(body)
+		req, err := callapi.ParseStart(body)
 		if err = joinIssues(err, keyErr); err != nil {
 			m.refusals(scopeOf(r.Context()), err)
 			return err
@@ -62,7 +63,7 @@ func handleCallEnd(calls *callcontext.Service, m *metrics) func(http.ResponseWri
 			return err
 		}
 		key, keyErr := idempotencyKey(r)
-		req, err := callcontext.ParseEnd(body)
+		req, err := callapi.ParseEnd(body)
 		if err = joinIssues(err, keyErr); err != nil {
 			m.refusals(scopeOf(r.Context()), err)
 			return err
@@ -95,9 +96,9 @@ func writeContext(r *http.Request) (context.Context, context.CancelFunc) {
 
 // joinIssues merges the issues of two validation errors into one list.
 func joinIssues(errs ...error) error {
-	var all callcontext.ValidationError
+	var all callapi.ValidationError
 	for _, err := range errs {
-		var v *callcontext.ValidationError
+		var v *callapi.ValidationError
 		if errors.As(err, &v) {
 			all.Issues = append(all.Issues, v.Issues...)
 		} else if err != nil {

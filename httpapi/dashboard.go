@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -62,12 +63,12 @@ func handleDashboard(calls *callcontext.Service, reg prometheus.Gatherer) func(h
 	return func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		tenant, mode := cmp.Or(q.Get("tenant"), "default"), cmp.Or(q.Get("mode"), string(callcontext.Prod))
-		v := &callcontext.ValidationError{}
+		v := &callapi.ValidationError{}
 		if !tenantName.MatchString(tenant) {
-			v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"query", "tenant"}, Message: "1 to 64 characters of a-z, 0-9, _ and -"})
+			v.Issues = append(v.Issues, callapi.Issue{Path: []string{"query", "tenant"}, Message: "1 to 64 characters of a-z, 0-9, _ and -"})
 		}
 		if mode != string(callcontext.Test) && mode != string(callcontext.Prod) {
-			v.Issues = append(v.Issues, callcontext.Issue{Path: []string{"query", "mode"}, Message: "must be test or prod"})
+			v.Issues = append(v.Issues, callapi.Issue{Path: []string{"query", "mode"}, Message: "must be test or prod"})
 		}
 		if len(v.Issues) > 0 {
 			return v

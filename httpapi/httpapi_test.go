@@ -23,6 +23,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/boltstore"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/ratelimit"
@@ -617,12 +618,12 @@ func TestInFlight(t *testing.T) {
 	}
 	for i, tt := range tests {
 		body := startBody(fmt.Sprintf("if-%d", i), "+14155550100")
-		req, err := callcontext.ParseStart([]byte(body))
+		req, err := callapi.ParseStart([]byte(body))
 		if err != nil {
 			t.Fatalf("ParseStart(%s) = %v", body, err)
 		}
 		c := callcontext.Claim{
-			Op: callcontext.OpStart, CallID: req.CallID, Key: tt.key, Fingerprint: callcontext.Fingerprint(req), Now: now,
+			Op: callcontext.OpStart, CallID: req.CallID, Key: tt.key, Fingerprint: callapi.Fingerprint(req), Now: now,
 			Lease: 30 * time.Second, Replay: 24 * time.Hour, KeyTTL: 24 * time.Hour, Retention: 7 * 24 * time.Hour,
 			Period: callcontext.Period(now),
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -48,7 +49,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "stickycalls_variables_refused_total", Help: "Values refused as sensitive data, by reason (secret_name, ssn, card_number).",
 	}, []string{"reason"})
-	for _, r := range []string{callcontext.ReasonSecretName, callcontext.ReasonSSN, callcontext.ReasonCardNumber} {
+	for _, r := range []string{callapi.ReasonSecretName, callapi.ReasonSSN, callapi.ReasonCardNumber} {
 		m.refused.WithLabelValues(r)
 	}
 	reg.MustRegister(m.requests, m.duration, m.replays, m.limiterErrors, m.rateLimited, m.quotaRefused, m.refused)
@@ -58,7 +59,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 // refusals counts what a start's or end's error refused: sensitive values
 // and a spent quota.
 func (m *metrics) refusals(sc callcontext.Scope, err error) {
-	var invalid *callcontext.ValidationError
+	var invalid *callapi.ValidationError
 	if errors.As(err, &invalid) {
 		for _, is := range invalid.Issues {
 			if is.Reason != "" {

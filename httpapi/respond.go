@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/apierror"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -46,10 +47,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		return nil, errTooLarge
 	}
 	if err != nil {
-		return nil, &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: []string{"body"}, Message: "could not be read"}}}
+		return nil, &callapi.ValidationError{Issues: []callapi.Issue{{Path: []string{"body"}, Message: "could not be read"}}}
 	}
 	if !json.Valid(body) {
-		return nil, &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: []string{"body"}, Message: "malformed JSON"}}}
+		return nil, &callapi.ValidationError{Issues: []callapi.Issue{{Path: []string{"body"}, Message: "malformed JSON"}}}
 	}
 	return body, nil
 }

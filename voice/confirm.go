@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twilio/twilio-go/twiml"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -66,7 +67,7 @@ func HandleConfirm(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 
 // askedAbout is the call's start as the confirm question asked it: the
 // greeting spoken and the stored name it asked about.
-func askedAbout(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, callID string) (callcontext.StartResult, error) {
+func askedAbout(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, callID string) (callapi.StartResult, error) {
 	call, err := calls.Call(ctx, sc, callID)
 	if err == nil && !call.Started {
 		err = callcontext.ErrNotFound

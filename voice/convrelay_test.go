@@ -11,7 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -152,7 +152,7 @@ func TestRelaySession(t *testing.T) {
 	if setupParam(t, setup, "stickycalls_token") != "" || setupParam(t, setup, "call_id") != "CA7201" {
 		t.Errorf("setup = %s, want the token removed and call_id kept", setup)
 	}
-	var ctx callcontext.StartResult
+	var ctx callapi.StartResult
 	if err := json.Unmarshal([]byte(setupParam(t, setup, "stickycalls_context")), &ctx); err != nil || ctx.CallID != "CA7201" || ctx.Match == nil {
 		t.Errorf("stickycalls_context = %s (%v), want the start of CA7201 with its match", setupParam(t, setup, "stickycalls_context"), err)
 	}
@@ -177,8 +177,8 @@ func TestRelaySession(t *testing.T) {
 
 	send(t, ag, `{"type":"stickycalls.end","end":{"intent":"refund_request","intent_status":"resolved"}}`)
 	var reply struct {
-		Type   string                `json:"type"`
-		Result callcontext.EndResult `json:"result"`
+		Type   string            `json:"type"`
+		Result callapi.EndResult `json:"result"`
 	}
 	if err := json.Unmarshal([]byte(recv(t, ag, 1)[0]), &reply); err != nil || reply.Type != "stickycalls.ended" || reply.Result.CallID != "CA7201" {
 		t.Errorf("in-band end answered %+v (%v), want type stickycalls.ended for CA7201", reply, err)

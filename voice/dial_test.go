@@ -10,7 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -38,7 +38,7 @@ func (e *env) dialOutcome(callID string) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var res callcontext.StartResult
+	var res callapi.StartResult
 	json.Unmarshal(body, &res)
 	return res.DialStatus
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twilio/twilio-go/twiml"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
@@ -31,15 +32,15 @@ func attestation(verstat string) identity.Attestation {
 }
 
 // startRequest turns an incoming-call webhook into a start.
-func startRequest(f url.Values) callcontext.StartRequest {
-	ani, withheld, ok := callcontext.NormalizeANI(f.Get("From"))
+func startRequest(f url.Values) callapi.StartRequest {
+	ani, withheld, ok := callapi.NormalizeANI(f.Get("From"))
 	if !ok {
 		ani, withheld = "", true // client:alice, sip: and the like are never matched
 	}
-	dnis, _, _ := callcontext.NormalizeANI(f.Get("To"))
-	return callcontext.StartRequest{
+	dnis, _, _ := callapi.NormalizeANI(f.Get("To"))
+	return callapi.StartRequest{
 		CallID:      f.Get("CallSid"),
-		Hints:       callcontext.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
+		Hints:       callapi.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
 		Attestation: attestation(f.Get("StirVerstat")),
 		Channel:     "phone",
 	}
@@ -80,7 +81,7 @@ func reason(ctx context.Context, err error) string {
 // webhookCall reads a webhook's call and the number it called. When the
 // number is not one of the signing tenant's, it answers with the fallback
 // greeting and reports false.
-func (c Config) webhookCall(w http.ResponseWriter, r *http.Request, logger zerolog.Logger) (callcontext.StartRequest, Number, bool) {
+func (c Config) webhookCall(w http.ResponseWriter, r *http.Request, logger zerolog.Logger) (callapi.StartRequest, Number, bool) {
 	r.ParseForm() // the signature check has read and restored the body
 	req := startRequest(r.PostForm)
 	num, ok := c.Numbers[req.Hints.DNIS]
@@ -93,7 +94,7 @@ func (c Config) webhookCall(w http.ResponseWriter, r *http.Request, logger zerol
 
 // degrade answers with the set's fallback greeting (meant for when
 // something failed or nothing was heard) and the next action.
-func (c Config) degrade(w http.ResponseWriter, r *http.Request, logger zerolog.Logger, num Number, req callcontext.StartRequest, why string) {
+func (c Config) degrade(w http.ResponseWriter, r *http.Request, logger zerolog.Logger, num Number, req callapi.StartRequest, why string) {
 	c.Metrics.fallback(why)
 	logger.Warn().Str("call_sid", req.CallID).Str("reason", why).Msg("voice fallback")
 	writeTwiML(w, c.greetThen(r, req.Hints.DNIS, c.Greeter.Fallback(req.Hints.DNIS).Text, num.Next, req.CallID, "", string(identity.Ignore)))
@@ -111,7 +112,7 @@ func (c Config) lead(dnis, text string, a Action) twiml.Element {
 // answer renders the start's tier in voice's texts (greetings.Greeter.Voice):
 // reuse and ignore speak the greeting and run the next action; confirm
 // asks first.
-func (c Config) answer(r *http.Request, num Number, dnis string, res callcontext.StartResult) []twiml.Element {
+func (c Config) answer(r *http.Request, num Number, dnis string, res callapi.StartResult) []twiml.Element {
 	res.DNIS = dnis
 	if res.Match != nil {
 		res.Name = res.Match.Variables["name"]

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/voice"
 )
@@ -30,7 +31,7 @@ func (e *env) startRef(callID string) string {
 	if err != nil {
 		e.t.Fatalf("read call %s: %v", callID, err)
 	}
-	var res callcontext.StartResult
+	var res callapi.StartResult
 	if err := json.Unmarshal(body, &res); err != nil {
 		e.t.Fatal(err)
 	}
@@ -47,14 +48,14 @@ func (e *env) status(callSid, from, status string) {
 	}
 }
 
-func (e *env) end(body string) (callcontext.EndResult, error) {
+func (e *env) end(body string) (callapi.EndResult, error) {
 	e.t.Helper()
-	req, err := callcontext.ParseEnd([]byte(body))
+	req, err := callapi.ParseEnd([]byte(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	rep, err := e.calls.End(context.Background(), prod, req, "")
-	var res callcontext.EndResult
+	var res callapi.EndResult
 	if err == nil {
 		err = json.Unmarshal(rep.Body, &res)
 	}
@@ -97,12 +98,12 @@ func TestStatusKnownLineNoNewCustomer(t *testing.T) {
 	e.status("CA6001", "+14155556666", "completed")
 	// Had the completion linked the ANI to a new customer, the line would
 	// now be shared by two.
-	req, _ := callcontext.ParseStart([]byte(`{"call_id":"REST6002","identity_hints":{"ani":"+14155556666"}}`))
+	req, _ := callapi.ParseStart([]byte(`{"call_id":"REST6002","identity_hints":{"ani":"+14155556666"}}`))
 	rep, err := e.calls.Start(context.Background(), prod, req, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res callcontext.StartResult
+	var res callapi.StartResult
 	json.Unmarshal(rep.Body, &res)
 	if len(res.Identity.Candidates) != 0 || strings.Contains(strings.Join(res.Identity.Sources, ","), "shared") {
 		t.Errorf("after a denied call the line has sources %v candidates %v, want one customer only", res.Identity.Sources, res.Identity.Candidates)

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/apierror"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -264,7 +265,7 @@ func (o opener) verify(s session) (Account, streamCall, Number, error) {
 // callContext is the context an agent gets: the call's start as it now
 // stands, and that start as JSON.
 type callContext struct {
-	Start callcontext.StartResult
+	Start callapi.StartResult
 	json  string
 }
 
@@ -448,7 +449,7 @@ func (rl *relay) save(ctx context.Context, raw json.RawMessage) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	req, err := callcontext.ParseEnd(body)
+	req, err := callapi.ParseEnd(body)
 	if err != nil {
 		return nil, err
 	}
@@ -478,5 +479,5 @@ func withCallID(raw json.RawMessage, callID string) ([]byte, error) {
 }
 
 func invalid(msg string, path ...string) error {
-	return &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: path, Message: msg}}}
+	return &callapi.ValidationError{Issues: []callapi.Issue{{Path: path, Message: msg}}}
 }

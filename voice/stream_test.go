@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/voice"
 )
@@ -395,7 +396,7 @@ func checkStart(t *testing.T, se *streamEnv, got string, params map[string]strin
 	if param(t, got, "stickycalls_token") != "" || param(t, got, "call_id") != callID {
 		t.Errorf("start parameters %s: want call_id kept and the token removed", got)
 	}
-	var ctx callcontext.StartResult
+	var ctx callapi.StartResult
 	if err := json.Unmarshal([]byte(param(t, got, "stickycalls_context")), &ctx); err != nil || ctx.CallID != callID {
 		t.Errorf("stickycalls_context = %q (%v), want the start response of %s", param(t, got, "stickycalls_context"), err, callID)
 	}
@@ -440,7 +441,7 @@ func TestStreamInBandEnd(t *testing.T) {
 	bad := agentEnd(t, ag, `{"intent_status":"pending","variables":{"password":"hunter2"}}`)
 	var e struct {
 		Error, Message string
-		Details        struct{ Issues []callcontext.Issue }
+		Details        struct{ Issues []callapi.Issue }
 	}
 	json.Unmarshal(bad["error"], &e)
 	if string(bad["event"]) != `"stickycalls.error"` || e.Error != "Bad Request" || len(e.Details.Issues) < 2 {
@@ -450,7 +451,7 @@ func TestStreamInBandEnd(t *testing.T) {
 	end := `{"variables":{"name":"Kim Lo"},"intent":"billing","intent_status":"open"}`
 	for _, try := range []string{"first", "replay"} {
 		ok := agentEnd(t, ag, end)
-		var res callcontext.EndResult
+		var res callapi.EndResult
 		json.Unmarshal(ok["result"], &res)
 		if string(ok["event"]) != `"stickycalls.ended"` || res.CallID != "CA9101" || res.CustomerRef != se.startRef("CA9101") {
 			t.Errorf("%s end answered %s, want stickycalls.ended for CA9101", try, mustJSON(ok))
@@ -502,7 +503,7 @@ func TestStreamAfterConfirm(t *testing.T) {
 			se.twilio("CA9901", params)
 			start := recv(t, se.agent(), 2)[1]
 			sc := param(t, start, "stickycalls_context")
-			var ctx callcontext.StartResult
+			var ctx callapi.StartResult
 			json.Unmarshal([]byte(sc), &ctx)
 			if param(t, start, "recommendation") != want.recommendation || string(ctx.Identity.Recommendation) != want.recommendation {
 				t.Errorf("recommendation = %q, context %q; want %q", param(t, start, "recommendation"), ctx.Identity.Recommendation, want.recommendation)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/twilio/twilio-go/twiml"
 
-	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/greetings"
 )
 
@@ -35,7 +35,7 @@ func (c Config) next(r *http.Request, a Action, callID, ref, recommendation stri
 		if verbs := c.connect(r, a, callID, ref, recommendation, ""); verbs != nil {
 			return verbs
 		}
-		dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
+		dnis, _, _ := callapi.NormalizeANI(r.PostForm.Get("To"))
 		return c.fallback(r, c.Numbers[dnis], dnis, callID, ref, recommendation)
 	}
 	return nil
@@ -62,7 +62,7 @@ func (c Config) dial(r *http.Request, a Action, callID, ref string, attempt int)
 	if a.whisper() {
 		whisper = c.baseURL(r) + "/voice/whisper?" + url.Values{"call_id": {callID}}.Encode()
 	}
-	dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
+	dnis, _, _ := callapi.NormalizeANI(r.PostForm.Get("To"))
 	timeout := c.Numbers[dnis].DialTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -104,8 +104,8 @@ func sipWithHeaders(uri, callID, ref string) string {
 // signed the webhook, so the relay needs no store to connect. Without a
 // token to give, connect returns nil: the caller gets the fallback.
 func (c Config) connect(r *http.Request, a Action, callID, ref, recommendation, welcome string) []twiml.Element {
-	dnis, _, _ := callcontext.NormalizeANI(r.PostForm.Get("To"))
-	from, withheld, ok := callcontext.NormalizeANI(r.PostForm.Get("From"))
+	dnis, _, _ := callapi.NormalizeANI(r.PostForm.Get("To"))
+	from, withheld, ok := callapi.NormalizeANI(r.PostForm.Get("From"))
 	if withheld || !ok {
 		from = ""
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/lookup"
@@ -225,14 +226,14 @@ func (e *env) remember(callID, ani, name string, lineType string, telco ...strin
 	sc := callcontext.Scope{Tenant: "default", Mode: callcontext.Prod}
 	extra := strings.Join(append([]string{""}, telco...), ",")
 	start := `{"call_id":"` + callID + `","identity_hints":{"ani":"` + ani + `"},"telco":{"line_type":"` + lineType + `"` + extra + `}}`
-	sreq, err := callcontext.ParseStart([]byte(start))
+	sreq, err := callapi.ParseStart([]byte(start))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if _, err := e.calls.Start(ctx, sc, sreq, ""); err != nil {
 		e.t.Fatal(err)
 	}
-	ereq, err := callcontext.ParseEnd([]byte(`{"call_id":"` + callID + `","variables":{"name":"` + name + `"},"intent":"refund_request","intent_status":"open"}`))
+	ereq, err := callapi.ParseEnd([]byte(`{"call_id":"` + callID + `","variables":{"name":"` + name + `"},"intent":"refund_request","intent_status":"open"}`))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twilio/twilio-go/twiml"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -29,7 +30,7 @@ func HandleWhisper(calls *callcontext.Service, cfg Config) http.Handler {
 	})
 }
 
-func whisper(res callcontext.StartResult) string {
+func whisper(res callapi.StartResult) string {
 	if res.Match == nil {
 		return "New caller."
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/bench"
 	"github.com/stickycalls/stickycalls/context/backup"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/redistest"
@@ -129,9 +130,9 @@ func TestBackupRoundTrip(t *testing.T) {
 		}
 	})
 	type recognized struct {
-		CustomerRef string                   `json:"customer_ref"`
-		Identity    callcontext.IdentityView `json:"identity"`
-		Greeting    callcontext.Greeting     `json:"greeting"`
+		CustomerRef string               `json:"customer_ref"`
+		Identity    callapi.IdentityView `json:"identity"`
+		Greeting    callapi.Greeting     `json:"greeting"`
 	}
 	inParallel(n, 8, func(i int) {
 		body := fmt.Sprintf(`{"call_id":"next_%d","identity_hints":{"ani":"%s","external_ids":{"crm_id":"%s"}}}`, i, bench.CustomerANI(i), bench.CustomerCRM(i))

@@ -15,36 +15,37 @@ const module = "github.com/stickycalls/stickycalls/"
 var allowedImports = map[string][]string{
 	"config":                   {},
 	"context/identity":         {},
-	"context/callcontext":      {"context/identity"},
+	"context/callapi":          {"context/identity"},
+	"context/callcontext":      {"context/callapi", "context/identity"},
 	"context/boltstore":        {"context/keys", "context/callcontext", "context/identity"},
 	"context/redisstore":       {"context/keys", "context/callcontext", "context/identity", "context/ratelimit"},
 	"context/ratelimit":        {"context/callcontext"},
 	"context/keys":             {"context/callcontext"},
-	"context/storetest":        {"context/keys", "context/callcontext", "context/identity", "context/backup"},
-	"context/backup":           {"context/callcontext", "context/identity"},
+	"context/storetest":        {"context/callapi", "context/keys", "context/callcontext", "context/identity", "context/backup"},
+	"context/backup":           {"context/callapi", "context/callcontext", "context/identity"},
 	"context/redistest":        {"context/childproc"},
 	"context/childproc":        {}, // starts children that die with the process (redistest, the bench)
-	"context/outbox":           {"context/callcontext"},
-	"context/apierror":         {"context/keys", "context/callcontext"},
+	"context/outbox":           {"context/callapi", "context/callcontext"},
+	"context/apierror":         {"context/callapi", "context/keys", "context/callcontext"},
 	"context/storemetrics":     {"context/keys", "context/callcontext", "context/identity"},
 	"lookup":                   {"context/identity"},
-	"greetings":                {"context/callcontext", "context/identity"},
-	"voice":                    {"context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
-	"voice/agentctx":           {"context/callcontext", "context/identity", "greetings"},
-	"voice/vapi":               {"context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
-	"voice/retell":             {"context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
-	"httpapi":                  {"context/keys", "context/apierror", "context/callcontext", "context/identity", "context/backup", "context/ratelimit", "voice"},
+	"greetings":                {"context/callapi", "context/callcontext", "context/identity"},
+	"voice":                    {"context/callapi", "context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
+	"voice/agentctx":           {"context/callapi", "context/callcontext", "context/identity", "greetings"},
+	"voice/vapi":               {"context/callapi", "context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
+	"voice/retell":             {"context/callapi", "context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
+	"httpapi":                  {"context/callapi", "context/keys", "context/apierror", "context/callcontext", "context/identity", "context/backup", "context/ratelimit", "voice"},
 	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
 	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP
 	// The service as serve wires it: like the program, it may import every
 	// package above but the test helpers.
-	"cmd/stickycalls/internal/service": {"context/keys", "config", "context/backup", "context/boltstore", "context/callcontext", "context/identity", "context/ratelimit",
+	"cmd/stickycalls/internal/service": {"context/callapi", "context/keys", "config", "context/backup", "context/boltstore", "context/callcontext", "context/identity", "context/ratelimit",
 		"context/outbox", "context/redisstore", "context/storemetrics", "greetings", "httpapi", "lookup", "voice", "voice/agentctx",
 		"voice/retell", "voice/vapi"},
 	"cmd/stickycalls/internal/admin": {"context/keys", "context/backup", "context/callcontext"}, // the client of a server's admin routes
 	// The bench seeds both stores itself, signs webhooks, and runs the
 	// service as serve does, in process or as its child.
-	"cmd/stickycalls/internal/bench": {"context/keys", "cmd/stickycalls/internal/service", "config", "context/boltstore", "context/callcontext",
+	"cmd/stickycalls/internal/bench": {"context/callapi", "context/keys", "cmd/stickycalls/internal/service", "config", "context/boltstore", "context/callcontext",
 		"context/identity", "context/redisstore", "context/childproc", "voice"},
 }
 

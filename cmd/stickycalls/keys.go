@@ -16,6 +16,7 @@ import (
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
 	"github.com/stickycalls/stickycalls/context/boltstore"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/keys"
 )
@@ -139,13 +140,13 @@ func keysList(all []keys.Key, stdout io.Writer) error {
 	for _, k := range all {
 		status := "active"
 		if !k.Revoked.IsZero() {
-			status = "revoked " + callcontext.Timestamp(k.Revoked)
+			status = "revoked " + callapi.Timestamp(k.Revoked)
 		}
 		last := "never"
 		if !k.LastUsed.IsZero() {
-			last = callcontext.Timestamp(k.LastUsed)
+			last = callapi.Timestamp(k.LastUsed)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s...\t%s\n", k.ID, k.Tenant, k.Mode, callcontext.Timestamp(k.Created), last, k.Prefix, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s...\t%s\n", k.ID, k.Tenant, k.Mode, callapi.Timestamp(k.Created), last, k.Prefix, status)
 	}
 	return tw.Flush()
 }

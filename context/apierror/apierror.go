@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/keys"
 )
@@ -15,7 +16,7 @@ import (
 // of API.md §6 and the stable message a client sees. An error it does not
 // know is a 500 whose message carries no cause.
 func Status(err error) (int, string) {
-	var invalid *callcontext.ValidationError
+	var invalid *callapi.ValidationError
 	switch {
 	case errors.As(err, &invalid):
 		return http.StatusBadRequest, "Validation failed"
@@ -47,14 +48,14 @@ type Body struct {
 
 // Details lists every problem of a request that failed validation.
 type Details struct {
-	Issues []callcontext.Issue `json:"issues"`
+	Issues []callapi.Issue `json:"issues"`
 }
 
 // New is the body answering err with status and msg: with err's issues
 // when it is a validation error.
 func New(status int, msg string, err error) Body {
 	b := Body{Error: http.StatusText(status), Message: msg}
-	var invalid *callcontext.ValidationError
+	var invalid *callapi.ValidationError
 	if errors.As(err, &invalid) {
 		b.Details = &Details{Issues: invalid.Issues}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stickycalls/stickycalls/context/apierror"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/keys"
 )
@@ -14,7 +15,7 @@ import (
 // Every domain error has its §6 status, wrapped or not; an unknown error
 // is a 500 that says nothing of its cause.
 func TestStatus(t *testing.T) {
-	invalid := &callcontext.ValidationError{Issues: []callcontext.Issue{{Path: []string{"call_id"}, Message: "required"}}}
+	invalid := &callapi.ValidationError{Issues: []callapi.Issue{{Path: []string{"call_id"}, Message: "required"}}}
 	tests := []struct {
 		err  error
 		want int

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -182,7 +183,7 @@ func (f *File) add(n int, raw []byte, refs map[string]int) string {
 		f.Customers = append(f.Customers, r)
 	case l.LineType != nil:
 		lt := *l.LineType
-		if _, withheld, ok := callcontext.NormalizeANI(lt.ANI); !ok || withheld || !strings.HasPrefix(lt.ANI, "+") {
+		if _, withheld, ok := callapi.NormalizeANI(lt.ANI); !ok || withheld || !strings.HasPrefix(lt.ANI, "+") {
 			return "line_type.ani must be an E.164 number"
 		}
 		if t, ok := identity.ParseLineType(string(lt.LineType)); !ok || t == identity.Unknown {
@@ -204,7 +205,7 @@ func checkCustomer(r callcontext.Record) string {
 		return "customer.expires is missing"
 	}
 	for ani := range r.ANIs {
-		if _, withheld, ok := callcontext.NormalizeANI(ani); !ok || withheld || !strings.HasPrefix(ani, "+") {
+		if _, withheld, ok := callapi.NormalizeANI(ani); !ok || withheld || !strings.HasPrefix(ani, "+") {
 			return fmt.Sprintf("customer.anis: %q is not an E.164 number", ani)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/storetest"
 )
@@ -71,8 +72,8 @@ func (c *clock) now() time.Time { return c.t }
 
 type greeter struct{}
 
-func (greeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
-	return callcontext.Greeting{Tier: res.Identity.Recommendation, Text: "Hello!"}
+func (greeter) Greet(res *callapi.StartResult) callapi.Greeting {
+	return callapi.Greeting{Tier: res.Identity.Recommendation, Text: "Hello!"}
 }
 
 // keysOf lists the keys of one of the test scope's buckets.
@@ -103,14 +104,14 @@ func TestSweep(t *testing.T) {
 	ctx := context.Background()
 	call := func(id, ani, crm, ref, key string, vars string) {
 		t.Helper()
-		start, err := callcontext.ParseStart([]byte(`{"call_id":"` + id + `","identity_hints":{"ani":"` + ani + `","external_ids":{"crm":"` + crm + `"}},"telco":{"line_type":"mobile"}}`))
+		start, err := callapi.ParseStart([]byte(`{"call_id":"` + id + `","identity_hints":{"ani":"` + ani + `","external_ids":{"crm":"` + crm + `"}},"telco":{"line_type":"mobile"}}`))
 		if err != nil {
 			t.Fatalf("ParseStart(%s) error %v", id, err)
 		}
 		if _, err := svc.Start(ctx, testScope, start, key); err != nil {
 			t.Fatalf("Start(%s) error %v", id, err)
 		}
-		end, err := callcontext.ParseEnd([]byte(`{"call_id":"` + id + `","customer_ref":"` + ref + `","variables":` + vars + `}`))
+		end, err := callapi.ParseEnd([]byte(`{"call_id":"` + id + `","customer_ref":"` + ref + `","variables":` + vars + `}`))
 		if err != nil {
 			t.Fatalf("ParseEnd(%s) error %v", id, err)
 		}
@@ -157,12 +158,12 @@ func TestSweep(t *testing.T) {
 	}, cmp.Ignore())); diff != "" {
 		t.Errorf("Customer(cust_new) changed by Sweep: diff (-before +after):\n%s", diff)
 	}
-	start, _ := callcontext.ParseStart([]byte(`{"call_id":"call_3","identity_hints":{"ani":"+14155550102"}}`))
+	start, _ := callapi.ParseStart([]byte(`{"call_id":"call_3","identity_hints":{"ani":"+14155550102"}}`))
 	reply, err := svc.Start(ctx, testScope, start, "")
 	if err != nil {
 		t.Fatalf("Start(call_3) after Sweep error %v", err)
 	}
-	var res callcontext.StartResult
+	var res callapi.StartResult
 	if err := json.Unmarshal(reply.Body, &res); err != nil || res.CustomerRef != "cust_new" {
 		t.Errorf("Start(call_3) after Sweep: customer_ref %q, %v; want cust_new", res.CustomerRef, err)
 	}

@@ -1,4 +1,4 @@
-package callcontext
+package callapi
 
 import (
 	"errors"
@@ -25,7 +25,7 @@ func FuzzParseStart(f *testing.F) {
 			checkProblems(t, err)
 			return
 		}
-		if !callIDPattern.MatchString(req.CallID) || req.Hints.empty() {
+		if !callIDPattern.MatchString(req.CallID) || req.Hints.Empty() {
 			t.Errorf("ParseStart(%q) accepted call_id %q hints %+v", body, req.CallID, req.Hints)
 		}
 		for k, v := range req.Hints.ExternalIDs {

@@ -1,4 +1,4 @@
-package callcontext
+package callapi
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -27,7 +28,8 @@ type Hints struct {
 	CustomerRef string            `json:"customer_ref,omitempty"`
 }
 
-func (h Hints) empty() bool {
+// Empty reports whether the hints name nothing to recognize a caller by.
+func (h Hints) Empty() bool {
 	return h.ANI == "" && !h.Withheld && len(h.ExternalIDs) == 0 && h.CustomerRef == ""
 }
 
@@ -63,12 +65,10 @@ func Fingerprint(req any) string {
 
 // Limits of the contract.
 const (
-	maxVariables      = 100
+	MaxVariables      = 100 // a customer keeps at most this many variables
 	maxVariableKey    = 128
 	maxVariableLen    = 1024
 	maxExternalIDs    = 20
-	maxOpenIntents    = 20
-	maxHistory        = 50
 	minVariableTTL    = 24 * time.Hour
 	maxVariableTTL    = 90 * 24 * time.Hour
 	defVariableTTL    = 30 * 24 * time.Hour
@@ -135,7 +135,8 @@ func (e *ValidationError) Error() string {
 	return "invalid request: " + strings.Join(parts, "; ")
 }
 
-func (e *ValidationError) add(msg string, path ...string) {
+// Add adds an issue at path.
+func (e *ValidationError) Add(msg string, path ...string) {
 	e.Issues = append(e.Issues, Issue{Path: path, Message: msg})
 }
 
@@ -157,7 +158,7 @@ func (e *ValidationError) errOrNil() error {
 func object(raw json.RawMessage, v *ValidationError, path ...string) map[string]json.RawMessage {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		v.add("must be a JSON object", path...)
+		v.Add("must be a JSON object", path...)
 		return nil
 	}
 	return m
@@ -175,7 +176,7 @@ func str(m map[string]json.RawMessage, name string, v *ValidationError, path ...
 	}
 	s, problem := text(raw)
 	if problem != "" {
-		v.add(problem, append(path, name)...)
+		v.Add(problem, append(path, name)...)
 		return "", false
 	}
 	return s, true
@@ -184,14 +185,14 @@ func str(m map[string]json.RawMessage, name string, v *ValidationError, path ...
 func stringMap(raw json.RawMessage, v *ValidationError, path ...string) map[string]string {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		v.add("must be an object of strings", path...)
+		v.Add("must be an object of strings", path...)
 		return nil
 	}
 	m := make(map[string]string, len(fields))
 	for _, k := range sortedKeys(fields) {
 		s, problem := text(fields[k])
 		if problem != "" {
-			v.add(problem, append(path, k)...)
+			v.Add(problem, append(path, k)...)
 			continue
 		}
 		m[k] = s
@@ -268,7 +269,7 @@ func checkUTF8(body []byte, v *ValidationError) {
 	if utf8.Valid(body) || slices.ContainsFunc(v.Issues, func(i Issue) bool { return i.Message == notUTF8 }) {
 		return
 	}
-	v.add(notUTF8, "body")
+	v.Add(notUTF8, "body")
 }
 
 // ParseStart validates a start body, flat or nested, listing every problem.
@@ -296,7 +297,7 @@ func ParseStart(body []byte) (StartRequest, error) {
 		case "phone", "sms", "chat", "email":
 			req.Channel = ch
 		default:
-			v.add("must be one of phone, sms, chat, email", "channel")
+			v.Add("must be one of phone, sms, chat, email", "channel")
 		}
 	}
 	return req, v.errOrNil()
@@ -306,12 +307,12 @@ func callID(m map[string]json.RawMessage, v *ValidationError) string {
 	id, ok := str(m, "call_id", v)
 	if !ok {
 		if _, present := m["call_id"]; !present || isNull(m["call_id"]) {
-			v.add("required", "call_id")
+			v.Add("required", "call_id")
 		}
 		return ""
 	}
 	if !callIDPattern.MatchString(id) {
-		v.add("must be 1-128 printable ASCII characters without spaces", "call_id")
+		v.Add("must be 1-128 printable ASCII characters without spaces", "call_id")
 	}
 	return id
 }
@@ -337,15 +338,15 @@ func startHints(m map[string]json.RawMessage, v *ValidationError) Hints {
 	}
 	switch {
 	case hasNested && hasFlat && Fingerprint(nested) != Fingerprint(flat):
-		v.add("disagrees with the flat ani/external_ids fields; send one shape", "identity_hints")
+		v.Add("disagrees with the flat ani/external_ids fields; send one shape", "identity_hints")
 	case !hasNested && !hasFlat:
-		v.add("required: at least one of ani, external_ids, customer_ref", "identity_hints")
+		v.Add("required: at least one of ani, external_ids, customer_ref", "identity_hints")
 		return Hints{}
 	case hasFlat && !hasNested:
 		nested = flat
 	}
-	if nested.empty() && len(v.Issues) == 0 {
-		v.add("needs at least one of ani, external_ids, customer_ref", "identity_hints")
+	if nested.Empty() && len(v.Issues) == 0 {
+		v.Add("needs at least one of ani, external_ids, customer_ref", "identity_hints")
 	}
 	return nested
 }
@@ -355,14 +356,14 @@ func parseHints(m map[string]json.RawMessage, v *ValidationError, path ...string
 	if raw, ok := str(m, "ani", v, path...); ok {
 		e164, withheld, valid := NormalizeANI(raw)
 		if !valid {
-			v.add("must be E.164 (+ and 8-15 digits) or a withheld marker", append(path, "ani")...)
+			v.Add("must be E.164 (+ and 8-15 digits) or a withheld marker", append(path, "ani")...)
 		}
 		h.ANI, h.Withheld = e164, withheld
 	}
 	if raw, ok := str(m, "dnis", v, path...); ok {
 		e164, _, valid := NormalizeANI(raw)
 		if !valid || e164 == "" {
-			v.add("must be E.164 (+ and 8-15 digits)", append(path, "dnis")...)
+			v.Add("must be E.164 (+ and 8-15 digits)", append(path, "dnis")...)
 		}
 		h.DNIS = e164
 	}
@@ -371,7 +372,7 @@ func parseHints(m map[string]json.RawMessage, v *ValidationError, path ...string
 	}
 	if ref, ok := str(m, "customer_ref", v, path...); ok {
 		if !refPattern.MatchString(ref) {
-			v.add("must be 1-128 characters of A-Z a-z 0-9 _ . : -", append(path, "customer_ref")...)
+			v.Add("must be 1-128 characters of A-Z a-z 0-9 _ . : -", append(path, "customer_ref")...)
 		}
 		h.CustomerRef = ref
 	}
@@ -381,14 +382,14 @@ func parseHints(m map[string]json.RawMessage, v *ValidationError, path ...string
 func externalIDs(raw json.RawMessage, v *ValidationError, path ...string) map[string]string {
 	ids := stringMap(raw, v, path...)
 	if len(ids) > maxExternalIDs {
-		v.add(fmt.Sprintf("at most %d entries", maxExternalIDs), path...)
+		v.Add(fmt.Sprintf("at most %d entries", maxExternalIDs), path...)
 	}
 	for _, k := range sortedKeys(ids) {
 		if !keyPattern.MatchString(k) {
-			v.add("key must be 1-64 characters of A-Z a-z 0-9 _ . -", append(path, k)...)
+			v.Add("key must be 1-64 characters of A-Z a-z 0-9 _ . -", append(path, k)...)
 		}
 		if n := utf8.RuneCountInString(ids[k]); n < 1 || n > 256 {
-			v.add("value must be 1-256 characters", append(path, k)...)
+			v.Add("value must be 1-256 characters", append(path, k)...)
 		}
 		val := ids[k]
 		if r := sensitive(k, &val); r.why != "" {
@@ -407,14 +408,14 @@ func parseTelco(t map[string]json.RawMessage, v *ValidationError) (identity.Line
 	if s, ok := str(t, "line_type", v, "telco"); ok {
 		var valid bool
 		if lt, valid = identity.ParseLineType(s); !valid {
-			v.add("must be one of mobile, landline, voip, unknown", "telco", "line_type")
+			v.Add("must be one of mobile, landline, voip, unknown", "telco", "line_type")
 			lt = ""
 		}
 	}
 	if s, ok := str(t, "attestation", v, "telco"); ok {
 		var valid bool
 		if att, valid = identity.ParseAttestation(s); !valid {
-			v.add("must be one of A, B, C, failed, none", "telco", "attestation")
+			v.Add("must be one of A, B, C, failed, none", "telco", "attestation")
 		}
 	}
 	return lt, att
@@ -432,7 +433,7 @@ func ParseEnd(body []byte) (EndRequest, error) {
 	req.CallID = callID(m, &v)
 	if ref, ok := str(m, "customer_ref", &v); ok {
 		if !refPattern.MatchString(ref) {
-			v.add("must be 1-128 characters of A-Z a-z 0-9 _ . : -", "customer_ref")
+			v.Add("must be 1-128 characters of A-Z a-z 0-9 _ . : -", "customer_ref")
 		}
 		req.CustomerRef = ref
 	}
@@ -457,28 +458,28 @@ func ParseEnd(body []byte) (EndRequest, error) {
 func parseIntent(m map[string]json.RawMessage, v *ValidationError) (intent, status string) {
 	intent, hasIntent := str(m, "intent", v)
 	if hasIntent && !intentPattern.MatchString(intent) {
-		v.add("must be a slug of 1-64 characters a-z 0-9 _ . -", "intent")
+		v.Add("must be a slug of 1-64 characters a-z 0-9 _ . -", "intent")
 	} else if r := sensitiveText(intent); hasIntent && r.why != "" {
 		v.refuse(r, "intent")
 	}
 	status, hasStatus := str(m, "intent_status", v)
 	if hasStatus && status != "open" && status != "resolved" && status != "abandoned" {
-		v.add("must be one of open, resolved, abandoned", "intent_status")
+		v.Add("must be one of open, resolved, abandoned", "intent_status")
 	}
 	if raw, ok := m["intent_is_open"]; ok && !isNull(raw) {
 		var open bool
 		if err := json.Unmarshal(raw, &open); err != nil {
-			v.add("must be a boolean", "intent_is_open")
+			v.Add("must be a boolean", "intent_is_open")
 		} else {
 			guide := map[bool]string{true: "open", false: "resolved"}[open]
 			if hasStatus && status != guide {
-				v.add("disagrees with intent_status", "intent_is_open")
+				v.Add("disagrees with intent_status", "intent_is_open")
 			}
 			status, hasStatus = guide, true
 		}
 	}
 	if hasStatus && !hasIntent {
-		v.add("required when an intent status is given", "intent")
+		v.Add("required when an intent status is given", "intent")
 	}
 	if hasIntent && !hasStatus {
 		status = "open" // an intent with no word on its outcome is followed up next call
@@ -494,16 +495,16 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 	vars := make(map[string]*string, len(m))
 	for _, k := range sortedKeys(m) {
 		if !varKeyPattern.MatchString(k) {
-			v.add("name must be 1-128 characters of A-Z a-z 0-9 _ . -", "variables", k)
+			v.Add("name must be 1-128 characters of A-Z a-z 0-9 _ . -", "variables", k)
 			continue
 		}
 		val, problem := variableValue(m[k])
 		if problem != "" {
-			v.add(problem, "variables", k)
+			v.Add(problem, "variables", k)
 			continue
 		}
 		if val != nil && utf8.RuneCountInString(*val) > maxVariableLen {
-			v.add(fmt.Sprintf("value must be at most %d characters", maxVariableLen), "variables", k)
+			v.Add(fmt.Sprintf("value must be at most %d characters", maxVariableLen), "variables", k)
 			continue
 		}
 		if r := sensitive(k, val); r.why != "" {
@@ -520,8 +521,8 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 			set++
 		}
 	}
-	if set > maxVariables {
-		v.add(fmt.Sprintf("at most %d variables; this body sets %d", maxVariables, set), "variables")
+	if set > MaxVariables {
+		v.Add(fmt.Sprintf("at most %d variables; this body sets %d", MaxVariables, set), "variables")
 	}
 	return vars
 }
@@ -571,13 +572,22 @@ func parseTTL(m map[string]json.RawMessage, v *ValidationError) time.Duration {
 	}
 	var secs int64
 	if err := json.Unmarshal(raw, &secs); err != nil {
-		v.add("must be a whole number of seconds", "variable_ttl_seconds")
+		v.Add("must be a whole number of seconds", "variable_ttl_seconds")
 		return defVariableTTL
 	}
 	// Compare seconds before converting: a huge number must not wrap.
 	if secs < int64(minVariableTTL/time.Second) || secs > int64(maxVariableTTL/time.Second) {
-		v.add("must be between 86400 (1 day) and 7776000 (90 days)", "variable_ttl_seconds")
+		v.Add("must be between 86400 (1 day) and 7776000 (90 days)", "variable_ttl_seconds")
 		return defVariableTTL
 	}
 	return time.Duration(secs) * time.Second
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

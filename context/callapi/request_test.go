@@ -1,4 +1,4 @@
-package callcontext
+package callapi
 
 import (
 	"errors"

@@ -7,6 +7,7 @@ package callcontext
 import (
 	"context"
 	"errors"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -69,13 +70,7 @@ var errNoLookup = errors.New("lookup not configured")
 
 // Greeter picks the spoken greeting for a start result.
 type Greeter interface {
-	Greet(res *StartResult) Greeting
-}
-
-// Greeting is the suggested first sentence of a call.
-type Greeting struct {
-	Tier identity.Recommendation `json:"tier"`
-	Text string                  `json:"text"`
+	Greet(res *callapi.StartResult) callapi.Greeting
 }
 
 // Plan limits a scope's use. Zero means unlimited.

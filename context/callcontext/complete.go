@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"slices"
 	"time"
 
@@ -27,13 +28,13 @@ const (
 // the ANI to the guessed customer. A no is also remembered as a dispute of
 // the guessed customer's link when the call completes or ends. It returns
 // the start result as the call now stands.
-func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer) (StartResult, error) {
+func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer) (callapi.StartResult, error) {
 	call, err := s.store.Call(ctx, sc, callID)
 	if err != nil {
-		return StartResult{}, fmt.Errorf("read call: %w", err)
+		return callapi.StartResult{}, fmt.Errorf("read call: %w", err)
 	}
 	if len(call.StartResponse) == 0 || call.Started.IsZero() {
-		return StartResult{}, ErrNotFound
+		return callapi.StartResult{}, ErrNotFound
 	}
 	if call.Recommendation != identity.Confirm {
 		res, _ := s.project(call) // only a confirm-tier call can change its mind
@@ -45,7 +46,7 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer
 		c.CustomerRef, c.Recommendation = s.newRef(), identity.Ignore
 	}
 	if err := s.store.ConfirmCall(ctx, sc, callID, c); err != nil {
-		return StartResult{}, fmt.Errorf("confirm call: %w", err)
+		return callapi.StartResult{}, fmt.Errorf("confirm call: %w", err)
 	}
 	s.observer.Answered(a)
 	call.Confirmed, call.Denied, call.CustomerRef, call.Recommendation = c.Confirmed, c.Denied, c.CustomerRef, c.Recommendation
@@ -56,8 +57,8 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer
 // project decodes a call's stored start, projects it onto the call's
 // present recommendation, and reports whether a confirm answer since has
 // changed it.
-func (s *Service) project(call CallRecord) (StartResult, bool) {
-	var res StartResult
+func (s *Service) project(call CallRecord) (callapi.StartResult, bool) {
+	var res callapi.StartResult
 	if json.Unmarshal(call.StartResponse, &res) != nil {
 		return res, false
 	}
@@ -71,9 +72,9 @@ func (s *Service) project(call CallRecord) (StartResult, bool) {
 	res.CustomerRef, res.Identity.Recommendation = call.CustomerRef, call.Recommendation
 	if call.Recommendation == identity.Ignore {
 		res.Match, res.Confidence, res.Name = nil, nil, ""
-		res.OpenIntents, res.Variables = []IntentView{}, map[string]VariableView{}
+		res.OpenIntents, res.Variables = []callapi.IntentView{}, map[string]callapi.VariableView{}
 		res.Identity.Confidence, res.Identity.Level = 0, identity.Low
-		res.Identity.Sources, res.Identity.Candidates = []string{}, []Candidate{}
+		res.Identity.Sources, res.Identity.Candidates = []string{}, []callapi.Candidate{}
 		res.Billable = true
 	}
 	res.Greeting = s.greeter.Greet(&res)

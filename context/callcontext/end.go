@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -60,9 +61,9 @@ func (s *Service) serialized(sc Scope, attempt func() error) error {
 }
 
 // End saves what happened on a call. key is the Idempotency-Key, or "".
-func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string) (Reply[EndResult], error) {
+func (s *Service) End(ctx context.Context, sc Scope, req callapi.EndRequest, key string) (Reply[callapi.EndResult], error) {
 	now := s.now().UTC()
-	c := s.newClaim(sc, OpEnd, req.CallID, key, Fingerprint(req), now)
+	c := s.newClaim(sc, OpEnd, req.CallID, key, callapi.Fingerprint(req), now)
 	if req.CustomerRef != "" {
 		// The usual end names its customer: read it with the claim.
 		c.Query = &Query{CustomerRef: req.CustomerRef, ExternalIDs: bodyIDs(req)}
@@ -70,9 +71,9 @@ func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string)
 	res, err := s.claim(ctx, sc, c)
 	switch {
 	case err != nil:
-		return Reply[EndResult]{}, err
+		return Reply[callapi.EndResult]{}, err
 	case res.Outcome == Replay:
-		return replay[EndResult](OpEnd, res.Response)
+		return replay[callapi.EndResult](OpEnd, res.Response)
 	}
 	found := &res.Found
 	var e *ending
@@ -87,18 +88,18 @@ func (s *Service) End(ctx context.Context, sc Scope, req EndRequest, key string)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		s.release(rctx, sc, c)
-		return Reply[EndResult]{}, err
+		return Reply[callapi.EndResult]{}, err
 	}
 	if e.corrected {
 		s.observer.Corrected(e.call.startTier())
 	}
 	s.observer.Ended(sc, e.event())
-	return Reply[EndResult]{Result: e.result, Body: e.body}, nil
+	return Reply[callapi.EndResult]{Result: e.result, Body: e.body}, nil
 }
 
 // ending is what one attempt of an end has worked out.
 type ending struct {
-	req     EndRequest
+	req     callapi.EndRequest
 	call    CallRecord
 	c       Claim
 	pol     Policy
@@ -116,9 +117,9 @@ type ending struct {
 	others    map[string]*Record
 	prev      map[string]int64
 	drop      map[string]bool
-	corrected bool      // the end named another customer than the start recognized
-	result    EndResult // the response, once committed
-	body      []byte    // … encoded
+	corrected bool              // the end named another customer than the start recognized
+	result    callapi.EndResult // the response, once committed
+	body      []byte            // … encoded
 }
 
 // event is what the end saved, as counted.
@@ -128,7 +129,7 @@ func (e *ending) event() EndEvent {
 
 // end applies a claimed end. claimed is what the claim read, if it read
 // what this end needs.
-func (s *Service) end(ctx context.Context, sc Scope, req EndRequest, call CallRecord, c Claim, claimed *Found) (*ending, error) {
+func (s *Service) end(ctx context.Context, sc Scope, req callapi.EndRequest, call CallRecord, c Claim, claimed *Found) (*ending, error) {
 	e := &ending{req: req, call: call, c: c, pol: s.policy(sc.Tenant),
 		others: map[string]*Record{}, prev: map[string]int64{}, drop: map[string]bool{}}
 	ref, err := s.target(ctx, sc, e)
@@ -177,9 +178,9 @@ func (s *Service) target(ctx context.Context, sc Scope, e *ending) (string, erro
 		return e.req.CustomerRef, nil
 	case e.call.CustomerRef != "":
 		return e.call.CustomerRef, nil
-	case e.req.Hints == nil || e.req.Hints.empty():
-		v := &ValidationError{}
-		v.add("required: the call was not started, so name the customer_ref or send identity_hints", "customer_ref")
+	case e.req.Hints == nil || e.req.Hints.Empty():
+		v := &callapi.ValidationError{}
+		v.Add("required: the call was not started, so name the customer_ref or send identity_hints", "customer_ref")
 		return "", v
 	}
 	h := *e.req.Hints
@@ -228,7 +229,7 @@ func (e *ending) coveredBy(f Found) bool {
 
 // bodyIDs is the external ids an end's body links, sorted as collectHints
 // sorts them.
-func bodyIDs(req EndRequest) []ExternalID {
+func bodyIDs(req callapi.EndRequest) []ExternalID {
 	ids := map[string]string{}
 	if req.Hints != nil {
 		for k, v := range req.Hints.ExternalIDs {
@@ -380,7 +381,7 @@ func (e *ending) writeOthers(d Durations) {
 }
 
 // save applies the end to the target customer and returns the response.
-func (e *ending) save(d Durations) (EndResult, error) {
+func (e *ending) save(d Durations) (callapi.EndResult, error) {
 	now := e.c.Now
 	r, exists := e.found.Customers[e.ref]
 	prev := r.Version
@@ -406,7 +407,7 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	for _, id := range e.ids {
 		e.commit.Owners = append(e.commit.Owners, Owner{ID: id, Ref: e.ref, Expires: link.Expires})
 	}
-	res := EndResult{CallID: e.req.CallID, CustomerRef: e.ref, CallEnd: Timestamp(now), Billable: e.created}
+	res := callapi.EndResult{CallID: e.req.CallID, CustomerRef: e.ref, CallEnd: callapi.Timestamp(now), Billable: e.created}
 	// A store that failed after writing the customer but before the call
 	// record leaves the end applied; its retry must not count it again.
 	i := slices.IndexFunc(r.Calls, func(c CallRef) bool { return c.ID == e.req.CallID && c.Ended })
@@ -425,10 +426,10 @@ func (e *ending) save(d Durations) (EndResult, error) {
 	} else {
 		res.VariablesUpdated = r.applyVariables(e.req.Variables, e.req.CallID, now.Add(e.req.VariableTTL))
 	}
-	if n := len(r.Variables); n > maxVariables {
-		v := &ValidationError{}
-		v.add(fmt.Sprintf("a customer keeps at most %d variables; this end would leave %d", maxVariables, n), "variables")
-		return EndResult{}, v
+	if n := len(r.Variables); n > callapi.MaxVariables {
+		v := &callapi.ValidationError{}
+		v.Add(fmt.Sprintf("a customer keeps at most %d variables; this end would leave %d", callapi.MaxVariables, n), "variables")
+		return callapi.EndResult{}, v
 	}
 	if !e.call.Started.IsZero() {
 		res.CallStart = optTimestamp(e.call.Started)

@@ -1,6 +1,7 @@
 package callcontext
 
 import (
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"testing"
 	"time"
 )
@@ -26,7 +27,7 @@ func TestEndAppliesOnce(t *testing.T) {
 		r := rec
 		r.Calls = tt.calls
 		e := &ending{
-			req: EndRequest{CallID: "c1", Intent: "refund", Status: "open", VariableTTL: defVariableTTL},
+			req: callapi.EndRequest{CallID: "c1", Intent: "refund", Status: "open", VariableTTL: 30 * 24 * time.Hour},
 			c:   Claim{Now: now.Add(time.Minute)}, ref: "cust_1",
 			found: Found{Customers: map[string]Record{"cust_1": r}},
 		}
@@ -51,7 +52,7 @@ func TestEndRetryKeepsBillable(t *testing.T) {
 			ANIs:  map[string]Link{"+14155550100": link},
 			Calls: []CallRef{{ID: "c1", At: now, Ended: true, Created: created}}}
 		rec.Expires = rec.latestExpiry(d)
-		e := &ending{req: EndRequest{CallID: "c1", VariableTTL: defVariableTTL},
+		e := &ending{req: callapi.EndRequest{CallID: "c1", VariableTTL: 30 * 24 * time.Hour},
 			c: Claim{Now: now.Add(time.Minute)}, ref: "cust_1", found: Found{Customers: map[string]Record{"cust_1": rec}}}
 		res, err := e.save(d)
 		if err != nil {

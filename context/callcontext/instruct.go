@@ -3,6 +3,7 @@ package callcontext
 import (
 	"context"
 	"fmt"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"slices"
 	"strings"
 )
@@ -40,11 +41,11 @@ func Transfer(to string) (string, error) {
 	if rest, ok := strings.CutPrefix(to, "sip:"); ok && rest != "" && !strings.ContainsAny(rest, " \t\r\n") && len(to) <= 256 {
 		return to, nil
 	}
-	if n, withheld, ok := NormalizeANI(to); ok && !withheld {
+	if n, withheld, ok := callapi.NormalizeANI(to); ok && !withheld {
 		return n, nil
 	}
-	v := &ValidationError{}
-	v.add("must be an E.164 number (+ then 8 to 15 digits) or a sip: URI", "to")
+	v := &callapi.ValidationError{}
+	v.Add("must be an E.164 number (+ then 8 to 15 digits) or a sip: URI", "to")
 	return "", v
 }
 
@@ -70,8 +71,8 @@ var DialStatuses = []string{"completed", "answered", "busy", "no-answer", "faile
 // GET /v1/calls. ErrNotFound if the call has no record.
 func (s *Service) Dialled(ctx context.Context, sc Scope, callID, status string) error {
 	if !slices.Contains(DialStatuses, status) {
-		v := &ValidationError{}
-		v.add("must be one of "+strings.Join(DialStatuses, ", "), "DialCallStatus")
+		v := &callapi.ValidationError{}
+		v.Add("must be one of "+strings.Join(DialStatuses, ", "), "DialCallStatus")
 		return v
 	}
 	if err := s.store.NoteCall(ctx, sc, callID, CallNote{DialStatus: status}); err != nil {

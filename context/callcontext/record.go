@@ -1,6 +1,7 @@
 package callcontext
 
 import (
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"maps"
 	"slices"
 	"sort"
@@ -8,6 +9,12 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/identity"
+)
+
+// What a customer record keeps at most.
+const (
+	maxOpenIntents = 20 // open intents
+	maxHistory     = 50 // closed intents kept
 )
 
 // prune drops what has expired from r as of now: links, variables, open
@@ -187,28 +194,31 @@ func (r *Record) empty() bool {
 // name is the stored name variable, if any.
 func (r *Record) name() string { return r.Variables["name"].Value }
 
-func (r *Record) view(now time.Time) CustomerView {
-	v := CustomerView{
+func (r *Record) view(now time.Time) callapi.CustomerView {
+	v := callapi.CustomerView{
 		CustomerRef: r.Ref, FirstCallAt: optTimestamp(r.FirstCall), LastCallAt: optTimestamp(r.LastCall),
-		Links:       LinksView{ANIs: []ANILinkView{}, ExternalIDs: []ExtLinkView{}},
-		OpenIntents: intentViews(r), ClosedIntents: []ClosedIntentView{},
-		Variables: map[string]StoredVariableView{}, Confirmations: r.Yes, Disputes: r.Disputes,
+		Links:       callapi.LinksView{ANIs: []callapi.ANILinkView{}, ExternalIDs: []callapi.ExtLinkView{}},
+		OpenIntents: intentViews(r), ClosedIntents: []callapi.ClosedIntentView{},
+		Variables: map[string]callapi.StoredVariableView{}, Confirmations: r.Yes, Disputes: r.Disputes,
 	}
 	for _, ani := range slices.Sorted(maps.Keys(r.ANIs)) {
 		l := r.ANIs[ani]
-		v.Links.ANIs = append(v.Links.ANIs, ANILinkView{ANI: ani, LastCallAt: Timestamp(l.LastCall), ExpiresAt: Timestamp(l.Expires),
+		v.Links.ANIs = append(v.Links.ANIs, callapi.ANILinkView{ANI: ani, LastCallAt: callapi.Timestamp(l.LastCall), ExpiresAt: callapi.Timestamp(l.Expires),
 			Calls: l.Calls, AttestedCalls: l.Attested, Confirmations: l.Yes, Disputes: l.Disputes})
 	}
 	for _, id := range slices.Sorted(maps.Keys(r.ExternalIDs)) {
 		l := r.ExternalIDs[id]
 		key, value, _ := strings.Cut(id, ":")
-		v.Links.ExternalIDs = append(v.Links.ExternalIDs, ExtLinkView{Key: key, Value: value, LastCallAt: Timestamp(l.LastCall), ExpiresAt: Timestamp(l.Expires)})
+		v.Links.ExternalIDs = append(v.Links.ExternalIDs, callapi.ExtLinkView{Key: key, Value: value, LastCallAt: callapi.Timestamp(l.LastCall), ExpiresAt: callapi.Timestamp(l.Expires)})
 	}
 	for _, in := range r.History {
-		v.ClosedIntents = append(v.ClosedIntents, ClosedIntentView{Intent: in.Name, Status: in.Status, AttemptCount: in.Attempts, ClosedAt: Timestamp(in.Closed)})
+		v.ClosedIntents = append(v.ClosedIntents, callapi.ClosedIntentView{Intent: in.Name, Status: in.Status, AttemptCount: in.Attempts, ClosedAt: callapi.Timestamp(in.Closed)})
 	}
 	for k, x := range r.Variables {
-		v.Variables[k] = StoredVariableView{VariableView{x.Value, x.Source, secondsLeft(x.Expires, now)}, Timestamp(x.Expires)}
+		v.Variables[k] = callapi.StoredVariableView{
+			VariableView: callapi.VariableView{Value: x.Value, Source: x.Source, TTLSeconds: secondsLeft(x.Expires, now)},
+			ExpiresAt:    callapi.Timestamp(x.Expires),
+		}
 	}
 	return v
 }

@@ -1,6 +1,7 @@
 package callcontext
 
 import (
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"slices"
 	"strings"
 	"time"
@@ -22,7 +23,7 @@ type resolution struct {
 // links credible for a call with attestation att (all of them when none
 // is). An index entry counts only when the customer's own record holds the
 // link.
-func resolve(f Found, h Hints, ani string, att identity.Attestation, t identity.Thresholds, now time.Time) resolution {
+func resolve(f Found, h callapi.Hints, ani string, att identity.Attestation, t identity.Thresholds, now time.Time) resolution {
 	live := liveIn(f, now)
 	aniRefs := lineRefs(f, ani, now, live)
 	credible := slices.DeleteFunc(slices.Clone(aniRefs), func(ref string) bool {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -108,14 +109,14 @@ func (s *Service) Plan(sc Scope) Plan { return s.policy(sc.Tenant).Plans[sc.Mode
 // Reply is a start's or an end's answer: its result, the body that
 // carries it (on a replay, byte for byte the first answer's), and whether
 // it replays an earlier answer.
-type Reply[T StartResult | EndResult] struct {
+type Reply[T callapi.StartResult | callapi.EndResult] struct {
 	Result   T
 	Body     []byte
 	Replayed bool
 }
 
 // replay is the reply of a claim that found op already answered.
-func replay[T StartResult | EndResult](op Op, body []byte) (Reply[T], error) {
+func replay[T callapi.StartResult | callapi.EndResult](op Op, body []byte) (Reply[T], error) {
 	rep := Reply[T]{Body: body, Replayed: true}
 	if err := json.Unmarshal(body, &rep.Result); err != nil {
 		return Reply[T]{}, fmt.Errorf("decode stored %s: %w", op, err)
@@ -161,30 +162,30 @@ func (s *Service) release(ctx context.Context, sc Scope, c Claim) {
 
 // Start identifies the caller and returns what is remembered. key is the
 // Idempotency-Key header, or "".
-func (s *Service) Start(ctx context.Context, sc Scope, req StartRequest, key string) (Reply[StartResult], error) {
+func (s *Service) Start(ctx context.Context, sc Scope, req callapi.StartRequest, key string) (Reply[callapi.StartResult], error) {
 	now := s.now().UTC()
-	c := s.newClaim(sc, OpStart, req.CallID, key, Fingerprint(req), now)
+	c := s.newClaim(sc, OpStart, req.CallID, key, callapi.Fingerprint(req), now)
 	pol := s.policy(sc.Tenant)
 	q := Query{ANI: linkable(req.Hints.ANI, pol), ExternalIDs: externalIDList(req.Hints.ExternalIDs), CustomerRef: req.Hints.CustomerRef}
 	c.Query = &q
 	res, err := s.claim(ctx, sc, c)
 	switch {
 	case err != nil:
-		return Reply[StartResult]{}, err
+		return Reply[callapi.StartResult]{}, err
 	case res.Outcome == Replay:
-		return replay[StartResult](OpStart, res.Response)
+		return replay[callapi.StartResult](OpStart, res.Response)
 	}
 	rep, ev, err := s.start(ctx, sc, req, c, res.Found)
 	if err != nil {
 		s.release(ctx, sc, c)
-		return Reply[StartResult]{}, err
+		return Reply[callapi.StartResult]{}, err
 	}
 	s.observer.Started(sc, ev)
 	return rep, nil
 }
 
 // start answers a claimed start from what the claim found for its hints.
-func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim, found Found) (Reply[StartResult], StartEvent, error) {
+func (s *Service) start(ctx context.Context, sc Scope, req callapi.StartRequest, c Claim, found Found) (Reply[callapi.StartResult], StartEvent, error) {
 	pol := s.policy(sc.Tenant)
 	ani, ids := c.Query.ANI, c.Query.ExternalIDs
 	lt, ltSource := s.lineType(ctx, sc, req, ani, found.ANI.LineType)
@@ -196,7 +197,7 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	result.Greeting = s.greeter.Greet(&result)
 	body, err := json.Marshal(result)
 	if err != nil {
-		return Reply[StartResult]{}, StartEvent{}, fmt.Errorf("encode start: %w", err)
+		return Reply[callapi.StartResult]{}, StartEvent{}, fmt.Errorf("encode start: %w", err)
 	}
 	remember := identity.Unknown
 	if ltSource == "request" || ltSource == "lookup" {
@@ -216,14 +217,14 @@ func (s *Service) start(ctx context.Context, sc Scope, req StartRequest, c Claim
 	ev := StartEvent{Recommendation: m.Recommendation, Confidence: result.Identity.Confidence, Billable: result.Billable}
 	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable, Tally: startTally(c.Now, ev)}
 	if err := s.store.SaveStart(ctx, sc, commit); err != nil {
-		return Reply[StartResult]{}, StartEvent{}, fmt.Errorf("save start: %w", err)
+		return Reply[callapi.StartResult]{}, StartEvent{}, fmt.Errorf("save start: %w", err)
 	}
-	return Reply[StartResult]{Result: result, Body: body}, ev, nil
+	return Reply[callapi.StartResult]{Result: result, Body: body}, ev, nil
 }
 
 // revealed lists the customers a start's answer shows: the matched one and
 // the candidates of a shared line.
-func revealed(res StartResult) []string {
+func revealed(res callapi.StartResult) []string {
 	if res.Match == nil {
 		return nil
 	}
@@ -247,7 +248,7 @@ func linkable(ani string, pol Policy) string {
 
 // lineType picks the line type: the request's, else Lookup's, else the
 // one remembered for the ANI, else unknown.
-func (s *Service) lineType(ctx context.Context, sc Scope, req StartRequest, ani string, remembered identity.LineType) (identity.LineType, string) {
+func (s *Service) lineType(ctx context.Context, sc Scope, req callapi.StartRequest, ani string, remembered identity.LineType) (identity.LineType, string) {
 	if req.LineType != "" {
 		return req.LineType, "request"
 	}
@@ -265,14 +266,14 @@ func (s *Service) lineType(ctx context.Context, sc Scope, req StartRequest, ani 
 
 // result builds the start's answer. On ignore nothing about a weakly
 // matched customer is revealed, and the ref is fresh.
-func (s *Service) result(req StartRequest, res resolution, m identity.Match, found Found, now time.Time) StartResult {
-	out := StartResult{
-		CallID: req.CallID, CallStart: Timestamp(now), DNIS: req.Hints.DNIS,
-		Identity: IdentityView{
+func (s *Service) result(req callapi.StartRequest, res resolution, m identity.Match, found Found, now time.Time) callapi.StartResult {
+	out := callapi.StartResult{
+		CallID: req.CallID, CallStart: callapi.Timestamp(now), DNIS: req.Hints.DNIS,
+		Identity: callapi.IdentityView{
 			Confidence: m.Score(), Level: m.Level, Recommendation: m.Recommendation,
-			Sources: m.Sources, Candidates: []Candidate{},
+			Sources: m.Sources, Candidates: []callapi.Candidate{},
 		},
-		OpenIntents: []IntentView{}, Variables: map[string]VariableView{},
+		OpenIntents: []callapi.IntentView{}, Variables: map[string]callapi.VariableView{},
 	}
 	if m.Recommendation == identity.Ignore || res.Record == nil {
 		out.CustomerRef = cmpOr(req.Hints.CustomerRef, s.newRef())
@@ -285,14 +286,14 @@ func (s *Service) result(req StartRequest, res resolution, m identity.Match, fou
 	out.OpenIntents = intentViews(r)
 	flat := map[string]string{}
 	for k, v := range r.Variables {
-		out.Variables[k] = VariableView{Value: v.Value, Source: v.Source, TTLSeconds: secondsLeft(v.Expires, now)}
+		out.Variables[k] = callapi.VariableView{Value: v.Value, Source: v.Source, TTLSeconds: secondsLeft(v.Expires, now)}
 		flat[k] = v.Value
 	}
 	for _, ref := range res.Candidates {
 		cand := found.Customers[ref]
-		out.Identity.Candidates = append(out.Identity.Candidates, Candidate{CustomerRef: ref, Name: cand.name()})
+		out.Identity.Candidates = append(out.Identity.Candidates, callapi.Candidate{CustomerRef: ref, Name: cand.name()})
 	}
-	out.Match = &MatchView{CustomerRef: r.Ref, OpenIntents: out.OpenIntents, Variables: flat}
+	out.Match = &callapi.MatchView{CustomerRef: r.Ref, OpenIntents: out.OpenIntents, Variables: flat}
 	score := m.Score()
 	out.Confidence = &score
 	return out
@@ -313,15 +314,15 @@ func NewRef() string {
 }
 
 // Customer returns everything stored about a customer, or ErrNotFound.
-func (s *Service) Customer(ctx context.Context, sc Scope, ref string) (CustomerView, error) {
+func (s *Service) Customer(ctx context.Context, sc Scope, ref string) (callapi.CustomerView, error) {
 	now := s.now().UTC()
 	got, err := s.store.Customers(ctx, sc, []string{ref})
 	if err != nil {
-		return CustomerView{}, fmt.Errorf("read customer: %w", err)
+		return callapi.CustomerView{}, fmt.Errorf("read customer: %w", err)
 	}
 	r, ok := got[ref]
 	if !ok || !r.alive(now) {
-		return CustomerView{}, ErrNotFound
+		return callapi.CustomerView{}, ErrNotFound
 	}
 	r.prune(now, s.d)
 	return r.view(now), nil
@@ -343,9 +344,9 @@ func (s *Service) Erase(ctx context.Context, sc Scope, ref string) error {
 // whisper, the relays) goes through it.
 type CallView struct {
 	Record  CallRecord
-	Start   StartResult // the zero value when the call has no stored start
-	Started bool        // the call has a stored start
-	changed bool        // Start is not the stored answer byte for byte
+	Start   callapi.StartResult // the zero value when the call has no stored start
+	Started bool                // the call has a stored start
+	changed bool                // Start is not the stored answer byte for byte
 }
 
 // Call returns a call as it now stands, or ErrNotFound.
@@ -396,7 +397,7 @@ func (s *Service) Usage(ctx context.Context, sc Scope) (UsageView, error) {
 	start, end := periodBounds(now)
 	plan := s.Plan(sc)
 	v := UsageView{
-		Tenant: sc.Tenant, Mode: sc.Mode, Period: PeriodView{Timestamp(start), Timestamp(end)},
+		Tenant: sc.Tenant, Mode: sc.Mode, Period: PeriodView{callapi.Timestamp(start), callapi.Timestamp(end)},
 		Requests: u.Requests, Calls: CallsView{u.Billable, u.NonBillable},
 	}
 	if plan.MonthlyQuota > 0 {

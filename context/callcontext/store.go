@@ -2,6 +2,7 @@ package callcontext
 
 import (
 	"context"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -279,9 +280,9 @@ type CallRecord struct {
 func (c CallRecord) outcome() (status, end string, seconds int64) {
 	switch {
 	case !c.Completed.IsZero():
-		return c.CompletionStatus, Timestamp(c.Completed), c.CompletedDuration
+		return c.CompletionStatus, callapi.Timestamp(c.Completed), c.CompletedDuration
 	case !c.Ended.IsZero():
-		return "ended", Timestamp(c.Ended), max(int64(c.Ended.Sub(c.Started)/time.Second), 0)
+		return "ended", callapi.Timestamp(c.Ended), max(int64(c.Ended.Sub(c.Started)/time.Second), 0)
 	}
 	return "", "", 0
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -40,7 +41,7 @@ type Entry struct {
 	Completion callcontext.Completion `json:"completion"`
 	// End, when set, is an end a platform reported once and will not
 	// retry (Vapi's end-of-call report); Completion.At is when it came.
-	End *callcontext.EndRequest `json:"end,omitempty"`
+	End *callapi.EndRequest `json:"end,omitempty"`
 }
 
 // Options tune an Outbox; zero fields take the defaults.
@@ -115,7 +116,7 @@ func (o *Outbox) Put(tenant string, c callcontext.Completion) error {
 }
 
 // PutEnd keeps an end of tenant's call, as Put keeps a completion.
-func (o *Outbox) PutEnd(tenant string, end callcontext.EndRequest) error {
+func (o *Outbox) PutEnd(tenant string, end callapi.EndRequest) error {
 	return o.put(Entry{Tenant: tenant, Completion: callcontext.Completion{CallID: end.CallID}, End: &end})
 }
 

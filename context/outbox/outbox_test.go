@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/outbox"
 )
@@ -201,7 +202,7 @@ func TestOutboxBrokenEntry(t *testing.T) {
 	s := &store{up: true, broken: map[string]bool{"CAbad": true}}
 	o.Put("default", callcontext.Completion{CallID: "CAbad", Status: "completed", At: c.Now()})
 	o.Put("default", callcontext.Completion{CallID: "CAgood", Status: "completed", At: c.Now().Add(time.Second)})
-	o.PutEnd("default", callcontext.EndRequest{CallID: "CAgood", Intent: "billing", Status: "open"})
+	o.PutEnd("default", callapi.EndRequest{CallID: "CAgood", Intent: "billing", Status: "open"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { o.Run(ctx, s.apply); close(done) }()

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 	"github.com/stickycalls/stickycalls/context/redistest"
@@ -12,8 +13,8 @@ import (
 
 type plainGreeter struct{}
 
-func (plainGreeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
-	return callcontext.Greeting{Tier: res.Identity.Recommendation, Text: "Hello!"}
+func (plainGreeter) Greet(res *callapi.StartResult) callapi.Greeting {
+	return callapi.Greeting{Tier: res.Identity.Recommendation, Text: "Hello!"}
 }
 
 // TestRequestWaves counts the Redis round trips of whole requests through
@@ -50,7 +51,7 @@ func testRequestWaves(t *testing.T, s *redisstore.Store) {
 	}
 	start := func(body string) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
-			req, err := callcontext.ParseStart([]byte(body))
+			req, err := callapi.ParseStart([]byte(body))
 			if err == nil {
 				_, err = calls.Start(ctx, sc, req, "")
 			}
@@ -59,7 +60,7 @@ func testRequestWaves(t *testing.T, s *redisstore.Store) {
 	}
 	end := func(body string) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
-			req, err := callcontext.ParseEnd([]byte(body))
+			req, err := callapi.ParseEnd([]byte(body))
 			if err == nil {
 				_, err = calls.End(ctx, sc, req, "")
 			}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -21,13 +22,13 @@ func concurrencyTests() []storeTest {
 }
 
 // result is one goroutine's answer.
-type result[T callcontext.StartResult | callcontext.EndResult] struct {
+type result[T callapi.StartResult | callapi.EndResult] struct {
 	reply callcontext.Reply[T]
 	err   error
 }
 
 // parallel runs f n times at once and returns every answer.
-func parallel[T callcontext.StartResult | callcontext.EndResult](n int, f func(i int) (callcontext.Reply[T], error)) []result[T] {
+func parallel[T callapi.StartResult | callapi.EndResult](n int, f func(i int) (callcontext.Reply[T], error)) []result[T] {
 	out := make([]result[T], n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -45,7 +46,7 @@ func parallel[T callcontext.StartResult | callcontext.EndResult](n int, f func(i
 
 // oneEffect checks that every answer is the same body or ErrInFlight, and
 // that exactly one answer was not a replay.
-func oneEffect[T callcontext.StartResult | callcontext.EndResult](t *testing.T, what string, results []result[T]) {
+func oneEffect[T callapi.StartResult | callapi.EndResult](t *testing.T, what string, results []result[T]) {
 	t.Helper()
 	var body []byte
 	fresh := 0
@@ -79,7 +80,7 @@ func testConcurrentIdenticalEnds(t *testing.T, s Store) {
 	h.start(`{"call_id":"call_c","identity_hints":{"ani":"+14155550199"}}`)
 	body := `{"call_id":"call_c","customer_ref":"cust_c","intent":"x","intent_status":"open","variables":{"name":"C"}}`
 	req := parseEnd(t, body)
-	results := parallel(50, func(int) (callcontext.Reply[callcontext.EndResult], error) { return h.svc.End(ctx, acmeTest, req, "") })
+	results := parallel(50, func(int) (callcontext.Reply[callapi.EndResult], error) { return h.svc.End(ctx, acmeTest, req, "") })
 	oneEffect(t, "End(call_c) ×50", results)
 
 	v := h.customer("cust_c")
@@ -96,7 +97,7 @@ func testConcurrentIdenticalStarts(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
 	req := parseStart(t, `{"call_id":"call_c","identity_hints":{"ani":"+14155550199"}}`)
-	results := parallel(50, func(int) (callcontext.Reply[callcontext.StartResult], error) {
+	results := parallel(50, func(int) (callcontext.Reply[callapi.StartResult], error) {
 		return h.svc.Start(ctx, acmeTest, req, "idem-c")
 	})
 	oneEffect(t, "Start(call_c) ×50", results)
@@ -110,11 +111,11 @@ func testConcurrentDifferentEnds(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	ctx := context.Background()
 	const n = 100 // contention must never become a failure
-	reqs := make([]callcontext.EndRequest, n)
+	reqs := make([]callapi.EndRequest, n)
 	for i := range reqs {
 		reqs[i] = parseEnd(t, fmt.Sprintf(`{"call_id":"call_%02d","customer_ref":"cust_many","intent":"x","intent_status":"open"}`, i))
 	}
-	results := parallel(n, func(i int) (callcontext.Reply[callcontext.EndResult], error) {
+	results := parallel(n, func(i int) (callcontext.Reply[callapi.EndResult], error) {
 		return h.svc.End(ctx, acmeTest, reqs[i], "")
 	})
 	created := 0
@@ -123,7 +124,7 @@ func testConcurrentDifferentEnds(t *testing.T, s Store) {
 			t.Errorf("End(call_%02d) error %v, want success", i, r.err)
 			continue
 		}
-		var res callcontext.EndResult
+		var res callapi.EndResult
 		if err := json.Unmarshal(r.reply.Body, &res); err != nil {
 			t.Fatalf("End(call_%02d) body %s: %v", i, r.reply.Body, err)
 		}

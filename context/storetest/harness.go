@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -36,12 +37,12 @@ func (c *clock) set(t time.Time) {
 // service lets it.
 type greeter struct{}
 
-func (greeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
+func (greeter) Greet(res *callapi.StartResult) callapi.Greeting {
 	text := "Hello! Thanks for calling."
 	if res.Name != "" {
 		text = "Welcome back, " + res.Name + "!"
 	}
-	return callcontext.Greeting{Tier: res.Identity.Recommendation, Text: text}
+	return callapi.Greeting{Tier: res.Identity.Recommendation, Text: text}
 }
 
 // harness is a callcontext.Service over the store under test, with a clock
@@ -61,18 +62,18 @@ func newHarness(t *testing.T, s callcontext.Store, policies map[string]callconte
 // at sets the clock to t0 + d.
 func (h *harness) at(d time.Duration) { h.clock.set(t0.Add(d)) }
 
-func parseStart(t *testing.T, body string) callcontext.StartRequest {
+func parseStart(t *testing.T, body string) callapi.StartRequest {
 	t.Helper()
-	req, err := callcontext.ParseStart([]byte(body))
+	req, err := callapi.ParseStart([]byte(body))
 	if err != nil {
 		t.Fatalf("ParseStart(%s) error %v", body, err)
 	}
 	return req
 }
 
-func parseEnd(t *testing.T, body string) callcontext.EndRequest {
+func parseEnd(t *testing.T, body string) callapi.EndRequest {
 	t.Helper()
-	req, err := callcontext.ParseEnd([]byte(body))
+	req, err := callapi.ParseEnd([]byte(body))
 	if err != nil {
 		t.Fatalf("ParseEnd(%s) error %v", body, err)
 	}
@@ -80,18 +81,18 @@ func parseEnd(t *testing.T, body string) callcontext.EndRequest {
 }
 
 // start starts a call in acme test and decodes the response.
-func (h *harness) start(body string) (callcontext.StartResult, []byte) {
+func (h *harness) start(body string) (callapi.StartResult, []byte) {
 	h.t.Helper()
 	return h.startIn(acmeTest, body)
 }
 
-func (h *harness) startIn(sc callcontext.Scope, body string) (callcontext.StartResult, []byte) {
+func (h *harness) startIn(sc callcontext.Scope, body string) (callapi.StartResult, []byte) {
 	h.t.Helper()
 	reply, err := h.svc.Start(context.Background(), sc, parseStart(h.t, body), "")
 	if err != nil {
 		h.t.Fatalf("Start(%v, %s) error %v", sc, body, err)
 	}
-	var res callcontext.StartResult
+	var res callapi.StartResult
 	if err := json.Unmarshal(reply.Body, &res); err != nil {
 		h.t.Fatalf("Start(%s) response %s: %v", body, reply.Body, err)
 	}
@@ -99,25 +100,25 @@ func (h *harness) startIn(sc callcontext.Scope, body string) (callcontext.StartR
 }
 
 // end ends a call in acme test and decodes the response.
-func (h *harness) end(body string) callcontext.EndResult {
+func (h *harness) end(body string) callapi.EndResult {
 	h.t.Helper()
 	return h.endIn(acmeTest, body)
 }
 
-func (h *harness) endIn(sc callcontext.Scope, body string) callcontext.EndResult {
+func (h *harness) endIn(sc callcontext.Scope, body string) callapi.EndResult {
 	h.t.Helper()
 	reply, err := h.svc.End(context.Background(), sc, parseEnd(h.t, body), "")
 	if err != nil {
 		h.t.Fatalf("End(%v, %s) error %v", sc, body, err)
 	}
-	var res callcontext.EndResult
+	var res callapi.EndResult
 	if err := json.Unmarshal(reply.Body, &res); err != nil {
 		h.t.Fatalf("End(%s) response %s: %v", body, reply.Body, err)
 	}
 	return res
 }
 
-func (h *harness) customer(ref string) callcontext.CustomerView {
+func (h *harness) customer(ref string) callapi.CustomerView {
 	h.t.Helper()
 	v, err := h.svc.Customer(context.Background(), acmeTest, ref)
 	if err != nil {
@@ -140,14 +141,14 @@ type summary struct {
 	Level          identity.Level
 	Recommendation identity.Recommendation
 	Sources        []string
-	Candidates     []callcontext.Candidate
+	Candidates     []callapi.Candidate
 	Intents        []string          // name×attempts
 	Variables      map[string]string // name → value, from the docs' shape
 	Billable       bool
 	Match          bool // the guide's match and confidence are set
 }
 
-func summarize(r callcontext.StartResult) summary {
+func summarize(r callapi.StartResult) summary {
 	s := summary{
 		CustomerRef: r.CustomerRef, Confidence: r.Identity.Confidence, Level: r.Identity.Level,
 		Recommendation: r.Identity.Recommendation, Sources: r.Identity.Sources, Candidates: r.Identity.Candidates,
@@ -163,7 +164,7 @@ func summarize(r callcontext.StartResult) summary {
 }
 
 // fresh checks that an ignore result carries a fresh ref, none of known.
-func fresh(t *testing.T, what string, r callcontext.StartResult, known ...string) {
+func fresh(t *testing.T, what string, r callapi.StartResult, known ...string) {
 	t.Helper()
 	if !strings.HasPrefix(r.CustomerRef, "cust_") {
 		t.Errorf("%s: customer_ref = %q, want a fresh cust_ ref", what, r.CustomerRef)

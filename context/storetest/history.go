@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -70,7 +71,7 @@ func newObservedHarness(t *testing.T, s Store) (*harness, *observed) {
 }
 
 // expect checks a start's customer, recommendation and sources.
-func expect(t *testing.T, what string, r callcontext.StartResult, ref string, rec identity.Recommendation, sources ...string) {
+func expect(t *testing.T, what string, r callapi.StartResult, ref string, rec identity.Recommendation, sources ...string) {
 	t.Helper()
 	if (ref != "" && r.CustomerRef != ref) || r.Identity.Recommendation != rec || !slices.Equal(r.Identity.Sources, sources) {
 		t.Errorf("%s: %s %s %q, want %s %s %q", what, r.CustomerRef, r.Identity.Recommendation, r.Identity.Sources, ref, rec, sources)
@@ -78,7 +79,7 @@ func expect(t *testing.T, what string, r callcontext.StartResult, ref string, re
 }
 
 // link returns a customer's view of its link to ani.
-func (h *harness) link(ref, ani string) callcontext.ANILinkView {
+func (h *harness) link(ref, ani string) callapi.ANILinkView {
 	h.t.Helper()
 	for _, l := range h.customer(ref).Links.ANIs {
 		if l.ANI == ani {
@@ -86,7 +87,7 @@ func (h *harness) link(ref, ani string) callcontext.ANILinkView {
 		}
 	}
 	h.t.Fatalf("customer %s has no link to %s", ref, ani)
-	return callcontext.ANILinkView{}
+	return callapi.ANILinkView{}
 }
 
 func (h *harness) answer(callID string, a callcontext.Answer) {
@@ -143,7 +144,7 @@ func testHistoryAgentNames(t *testing.T, s Store) {
 	r, _ = h.start(`{"call_id":"v3",` + line + `}`)
 	expect(t, "a VoIP number its agent confirmed", r, "cust_vic", identity.Confirm, "ani:voip", "ani:confirmed")
 	h.end(`{"call_id":"v3"}`) // an end that names nobody after a confirm teaches the link nothing
-	if l := h.link("cust_vic", "+14155550185"); l.Confirmations != 1 || l.Calls != 2 || l.LastCallAt != callcontext.Timestamp(t0.Add(20*day)) {
+	if l := h.link("cust_vic", "+14155550185"); l.Confirmations != 1 || l.Calls != 2 || l.LastCallAt != callapi.Timestamp(t0.Add(20*day)) {
 		t.Errorf("link after an end without customer_ref: %+v, want 2 calls, 1 confirmation, its last call now", l)
 	}
 }

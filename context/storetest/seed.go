@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -66,15 +67,15 @@ func RunSeed(t *testing.T, s Seeder) {
 }
 
 // do runs a start or end of body and returns the response.
-func do[R any, T callcontext.StartResult | callcontext.EndResult](t *testing.T, op func(context.Context, callcontext.Scope, R, string) (callcontext.Reply[T], error), sc callcontext.Scope, body string) string {
+func do[R any, T callapi.StartResult | callapi.EndResult](t *testing.T, op func(context.Context, callcontext.Scope, R, string) (callcontext.Reply[T], error), sc callcontext.Scope, body string) string {
 	t.Helper()
 	var req R
 	var err error
 	switch p := any(&req).(type) {
-	case *callcontext.StartRequest:
-		*p, err = callcontext.ParseStart([]byte(body))
-	case *callcontext.EndRequest:
-		*p, err = callcontext.ParseEnd([]byte(body))
+	case *callapi.StartRequest:
+		*p, err = callapi.ParseStart([]byte(body))
+	case *callapi.EndRequest:
+		*p, err = callapi.ParseEnd([]byte(body))
 	}
 	if err != nil {
 		t.Fatalf("parse %s: %v", body, err)

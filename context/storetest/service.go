@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -62,9 +63,9 @@ func testGuideFlow(t *testing.T, s Store) {
 	}
 	h.at(time.Minute)
 	end := h.end(`{"call_id":"test_001","customer_ref":"cust_test","variables":{"name":"Test"},"intent":"test","intent_is_open":false}`)
-	start := callcontext.Timestamp(t0)
-	wantEnd := callcontext.EndResult{
-		CallID: "test_001", CustomerRef: "cust_test", CallStart: &start, CallEnd: callcontext.Timestamp(t0.Add(time.Minute)),
+	start := callapi.Timestamp(t0)
+	wantEnd := callapi.EndResult{
+		CallID: "test_001", CustomerRef: "cust_test", CallStart: &start, CallEnd: callapi.Timestamp(t0.Add(time.Minute)),
 		DurationSeconds: 60, IntentsUpdated: 1, VariablesUpdated: 1, Billable: true,
 	}
 	if diff := cmp.Diff(wantEnd, end); diff != "" {
@@ -84,7 +85,7 @@ func testGuideFlow(t *testing.T, s Store) {
 	}
 	want := summary{
 		CustomerRef: "cust_test", Confidence: 0.45, Level: identity.Low, Recommendation: identity.Confirm,
-		Sources: []string{"ani:unknown", "recency:1day"}, Candidates: []callcontext.Candidate{},
+		Sources: []string{"ani:unknown", "recency:1day"}, Candidates: []callapi.Candidate{},
 		Intents: []string{}, Variables: map[string]string{"name": "Test"}, Match: true,
 	}
 	if diff := cmp.Diff(want, summarize(r)); diff != "" {
@@ -134,7 +135,7 @@ func testDocsFlow(t *testing.T, s Store) {
 	r, _ = h.start(`{"call_id":"call_1738991200000_k2p9x7",` + hints + `,"telco":{"line_type":"mobile"}}`)
 	want := summary{
 		CustomerRef: ref, Confidence: 0.9, Level: identity.VeryHigh, Recommendation: identity.Reuse,
-		Sources: []string{"ani:mobile", "external_id"}, Candidates: []callcontext.Candidate{},
+		Sources: []string{"ani:mobile", "external_id"}, Candidates: []callapi.Candidate{},
 		Intents: []string{"refund_request×1"}, Variables: map[string]string{"name": "John Doe"}, Match: true,
 	}
 	if diff := cmp.Diff(want, summarize(r)); diff != "" {
@@ -158,12 +159,12 @@ func testDocsFlow(t *testing.T, s Store) {
 	if r.Identity.LineType != identity.Mobile || r.Identity.LineTypeSource != "remembered" {
 		t.Errorf("start 9 days later: line type %q from %q, want mobile from remembered", r.Identity.LineType, r.Identity.LineTypeSource)
 	}
-	wantVar := callcontext.VariableView{Value: "John Doe", Source: "call_1738300000000_ab12cd", TTLSeconds: int64((21*day + 5*time.Minute) / time.Second)}
+	wantVar := callapi.VariableView{Value: "John Doe", Source: "call_1738300000000_ab12cd", TTLSeconds: int64((21*day + 5*time.Minute) / time.Second)}
 	if got := r.Variables["name"]; got != wantVar {
 		t.Errorf("start 9 days later: variables.name = %+v, want %+v", got, wantVar)
 	}
 	if len(r.OpenIntents) == 1 {
-		if got, want := r.OpenIntents[0].LastCallAt, callcontext.Timestamp(t0.Add(8*day+5*time.Minute)); got != want {
+		if got, want := r.OpenIntents[0].LastCallAt, callapi.Timestamp(t0.Add(8*day+5*time.Minute)); got != want {
 			t.Errorf("start 9 days later: open intent last_call_at %s, want %s", got, want)
 		}
 	}
@@ -195,7 +196,7 @@ func testSharedLine(t *testing.T, s Store) {
 	want := summary{
 		CustomerRef: "cust_bob", Confidence: 0.38, Level: identity.Low, Recommendation: identity.Confirm,
 		Sources:    []string{"ani:mobile", "ani:shared"},
-		Candidates: []callcontext.Candidate{{CustomerRef: "cust_bob", Name: "Bob"}, {CustomerRef: "cust_ann", Name: "Ann"}},
+		Candidates: []callapi.Candidate{{CustomerRef: "cust_bob", Name: "Bob"}, {CustomerRef: "cust_ann", Name: "Ann"}},
 		Intents:    []string{}, Variables: map[string]string{"name": "Bob"}, Match: true,
 	}
 	if diff := cmp.Diff(want, summarize(r)); diff != "" {
@@ -247,7 +248,7 @@ func testIgnoreRevealsNothing(t *testing.T, s Store) {
 	fresh(t, "start(call_i2) with a failed attestation", r, "cust_ivy")
 	want := summary{
 		CustomerRef: r.CustomerRef, Confidence: 0.15, Level: identity.Low, Recommendation: identity.Ignore,
-		Sources: []string{"ani:landline", "stir:failed", "recency:1day"}, Candidates: []callcontext.Candidate{},
+		Sources: []string{"ani:landline", "stir:failed", "recency:1day"}, Candidates: []callapi.Candidate{},
 		Intents: []string{}, Variables: map[string]string{}, Billable: true,
 	}
 	if diff := cmp.Diff(want, summarize(r)); diff != "" {
@@ -269,7 +270,7 @@ func testIgnoreRevealsNothing(t *testing.T, s Store) {
 	}
 }
 
-func varValues(v callcontext.CustomerView) map[string]string {
+func varValues(v callapi.CustomerView) map[string]string {
 	out := map[string]string{}
 	for k, x := range v.Variables {
 		out[k] = x.Value
@@ -347,9 +348,9 @@ func testVariableLimit(t *testing.T, s Store) {
 	h.at(time.Minute)
 	body := `{"call_id":"call_l2","customer_ref":"cust_l","intent":"upgrade","variables":` + varsJSON(60, 101) + `}`
 	_, err := h.svc.End(context.Background(), acmeTest, parseEnd(t, body), "")
-	var verr *callcontext.ValidationError
+	var verr *callapi.ValidationError
 	if !errors.As(err, &verr) {
-		t.Fatalf("End(60 + 41 variables) error %v, want a *callcontext.ValidationError", err)
+		t.Fatalf("End(60 + 41 variables) error %v, want a *callapi.ValidationError", err)
 	}
 	if len(verr.Issues) != 1 || !slices.Equal(verr.Issues[0].Path, []string{"variables"}) {
 		t.Errorf("End(60 + 41 variables) issues %+v, want one at [variables]", verr.Issues)
@@ -369,7 +370,7 @@ func testVariableLimit(t *testing.T, s Store) {
 	}
 }
 
-func extIDs(v callcontext.CustomerView) []string {
+func extIDs(v callapi.CustomerView) []string {
 	out := []string{}
 	for _, l := range v.Links.ExternalIDs {
 		out = append(out, l.Key+":"+l.Value)
@@ -395,7 +396,7 @@ func testExternalIDMoves(t *testing.T, s Store) {
 	r, _ := h.start(`{"call_id":"call_x4","identity_hints":{"external_ids":{"crm_id":"42"}}}`)
 	want := summary{
 		CustomerRef: "cust_x2", Confidence: 0.45, Level: identity.Low, Recommendation: identity.Confirm,
-		Sources: []string{"external_id", "recency:1day"}, Candidates: []callcontext.Candidate{},
+		Sources: []string{"external_id", "recency:1day"}, Candidates: []callapi.Candidate{},
 		Intents: []string{}, Variables: map[string]string{}, Match: true,
 	}
 	if diff := cmp.Diff(want, summarize(r)); diff != "" {
@@ -602,22 +603,22 @@ func testConflictingHints(t *testing.T, s Store) {
 	}{
 		{`{"ani":"+14155550161","external_ids":{"crm_id":"B"}}`, summary{
 			CustomerRef: "cust_b", Confidence: 0.45, Level: identity.Low, Recommendation: identity.Confirm,
-			Sources: []string{"ani:conflict", "external_id", "recency:1day"}, Candidates: []callcontext.Candidate{},
+			Sources: []string{"ani:conflict", "external_id", "recency:1day"}, Candidates: []callapi.Candidate{},
 			Intents: []string{}, Variables: map[string]string{"name": "Bea"}, Match: true,
 		}},
 		{`{"ani":"+14155550161","customer_ref":"cust_b"}`, summary{
 			CustomerRef: "cust_b", Confidence: 0.55, Level: identity.Medium, Recommendation: identity.Reuse,
-			Sources: []string{"ani:conflict", "customer_ref", "recency:1day"}, Candidates: []callcontext.Candidate{},
+			Sources: []string{"ani:conflict", "customer_ref", "recency:1day"}, Candidates: []callapi.Candidate{},
 			Intents: []string{}, Variables: map[string]string{"name": "Bea"}, Match: true,
 		}},
 		{`{"external_ids":{"crm_id":"B"},"customer_ref":"cust_a"}`, summary{
 			CustomerRef: "cust_a", Confidence: 0.55, Level: identity.Medium, Recommendation: identity.Reuse,
-			Sources: []string{"external_id:conflict", "customer_ref", "recency:1day"}, Candidates: []callcontext.Candidate{},
+			Sources: []string{"external_id:conflict", "customer_ref", "recency:1day"}, Candidates: []callapi.Candidate{},
 			Intents: []string{}, Variables: map[string]string{"name": "Al"}, Match: true,
 		}},
 		{`{"ani":"+14155550161","customer_ref":"cust_a"}`, summary{
 			CustomerRef: "cust_a", Confidence: 1, Level: identity.VeryHigh, Recommendation: identity.Reuse,
-			Sources: []string{"ani:mobile", "customer_ref", "recency:1day"}, Candidates: []callcontext.Candidate{},
+			Sources: []string{"ani:mobile", "customer_ref", "recency:1day"}, Candidates: []callapi.Candidate{},
 			Intents: []string{}, Variables: map[string]string{"name": "Al"}, Match: true,
 		}},
 	}
@@ -682,9 +683,9 @@ func testStandaloneEnd(t *testing.T, s Store) {
 	}
 	// Without a start, a customer_ref or hints there is nobody to save to.
 	_, err := h.svc.End(context.Background(), acmeTest, parseEnd(t, `{"call_id":"call_n1","intent":"x"}`), "")
-	var verr *callcontext.ValidationError
+	var verr *callapi.ValidationError
 	if !errors.As(err, &verr) {
-		t.Errorf("End(no start, no customer_ref, no hints) error %v, want a *callcontext.ValidationError", err)
+		t.Errorf("End(no start, no customer_ref, no hints) error %v, want a *callapi.ValidationError", err)
 	}
 }
 
@@ -743,7 +744,7 @@ func testIntents(t *testing.T, s Store) {
 			t.Errorf("Customer(cust_i) 90 days later still holds topic_00, closed at %s, in history", in.ClosedAt)
 		}
 		if in.Intent == "topic_19" {
-			if want := callcontext.Timestamp(t0.Add(19*time.Minute + 90*day)); in.ClosedAt != want {
+			if want := callapi.Timestamp(t0.Add(19*time.Minute + 90*day)); in.ClosedAt != want {
 				t.Errorf("Customer(cust_i) topic_19 closed_at %s, want %s (90 days after its last call)", in.ClosedAt, want)
 			}
 		}
@@ -815,7 +816,7 @@ func testCallOutcome(t *testing.T, s Store) {
 		t.Errorf("late completion recorded at %v (%v), want %v, when the callback arrived", rec.Completed, err, arrived)
 	}
 	got, err := h.svc.Customer(context.Background(), acmeTest, rec.CustomerRef)
-	if err != nil || got.LastCallAt == nil || *got.LastCallAt != callcontext.Timestamp(arrived) {
+	if err != nil || got.LastCallAt == nil || *got.LastCallAt != callapi.Timestamp(arrived) {
 		t.Errorf("late completion's customer = %+v, %v; want it linked as of %v", got, err, arrived)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
@@ -24,9 +25,9 @@ import (
 // not honour ctx: the start then finishes on its own, bounded by the
 // store's own timeouts, and a retry of the webhook replays it. The voice
 // webhooks use it too.
-func Start(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, req callcontext.StartRequest) (callcontext.StartResult, error) {
+func Start(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, req callapi.StartRequest) (callapi.StartResult, error) {
 	type outcome struct {
-		rep callcontext.Reply[callcontext.StartResult]
+		rep callcontext.Reply[callapi.StartResult]
 		err error
 	}
 	done := make(chan outcome, 1)
@@ -37,11 +38,11 @@ func Start(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope
 	var o outcome
 	select {
 	case <-ctx.Done():
-		return callcontext.StartResult{}, ctx.Err()
+		return callapi.StartResult{}, ctx.Err()
 	case o = <-done:
 	}
 	if o.err != nil {
-		return callcontext.StartResult{}, o.err
+		return callapi.StartResult{}, o.err
 	}
 	res := o.rep.Result
 	res.DNIS = req.Hints.DNIS
@@ -51,7 +52,7 @@ func Start(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope
 // Values are the call's context as flat strings: the name at reuse and
 // confirm (to ask about it), open intents and variables only at reuse with
 // a confidence of 0.7 or attestation A.
-func Values(g *greetings.Greeter, res callcontext.StartResult) map[string]string {
+func Values(g *greetings.Greeter, res callapi.StartResult) map[string]string {
 	rec := res.Identity.Recommendation
 	v := Generic(g, res.DNIS)
 	v["stickycalls_call_id"], v["stickycalls_customer_ref"] = res.CallID, res.CustomerRef
@@ -101,10 +102,10 @@ type Mapping struct {
 // End is the end of call callID from the analysis data, the caller's
 // number as a hint (so a call whose start was lost still finds its
 // customer), checked by the §4 rules.
-func (m Mapping) End(callID, from string, data map[string]any) (callcontext.EndRequest, error) {
-	end := callcontext.EndRequest{CallID: callID}
-	if ani, withheld, ok := callcontext.NormalizeANI(from); ok && !withheld {
-		end.Hints = &callcontext.Hints{ANI: ani}
+func (m Mapping) End(callID, from string, data map[string]any) (callapi.EndRequest, error) {
+	end := callapi.EndRequest{CallID: callID}
+	if ani, withheld, ok := callapi.NormalizeANI(from); ok && !withheld {
+		end.Hints = &callapi.Hints{ANI: ani}
 	}
 	if s := text(data[m.Intent]); m.Intent != "" && s != "" {
 		end.Intent, end.Status = s, "open"
@@ -122,9 +123,9 @@ func (m Mapping) End(callID, from string, data map[string]any) (callcontext.EndR
 	}
 	body, err := json.Marshal(end)
 	if err != nil {
-		return callcontext.EndRequest{}, err
+		return callapi.EndRequest{}, err
 	}
-	return callcontext.ParseEnd(body)
+	return callapi.ParseEnd(body)
 }
 
 // text is an analysis value as text: a string, a number or a boolean; ""

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/apierror"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
@@ -46,7 +47,7 @@ type Number struct {
 // Outbox keeps what the store could not take (see context/outbox).
 type Outbox interface {
 	Put(tenant string, c callcontext.Completion) error
-	PutEnd(tenant string, end callcontext.EndRequest) error
+	PutEnd(tenant string, end callapi.EndRequest) error
 }
 
 // Config is what the handlers need.
@@ -116,7 +117,7 @@ func (c Config) read(w http.ResponseWriter, r *http.Request, v any, to func() st
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "Bad Request", "message": "not a Retell webhook"})
 		return Number{}, false, false
 	}
-	dnis, _, _ := callcontext.NormalizeANI(to())
+	dnis, _, _ := callapi.NormalizeANI(to())
 	num, known := c.Numbers[dnis]
 	if !known {
 		return num, false, true // no tenant: nothing to read or write
@@ -159,7 +160,7 @@ func HandleInbound(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 		if !answered {
 			return
 		}
-		dnis, _, _ := callcontext.NormalizeANI(in.CallInbound.ToNumber)
+		dnis, _, _ := callapi.NormalizeANI(in.CallInbound.ToNumber)
 		var a inboundAnswer
 		a.CallInbound.DynamicVariables = agentctx.Generic(cfg.Greeter, dnis)
 		if !ok {
@@ -169,13 +170,13 @@ func HandleInbound(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 		a.CallInbound.OverrideAgentID = num.AgentID
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.deadline())
 		defer cancel()
-		ani, withheld, valid := callcontext.NormalizeANI(in.CallInbound.FromNumber)
+		ani, withheld, valid := callapi.NormalizeANI(in.CallInbound.FromNumber)
 		if !valid {
 			ani, withheld = "", true
 		}
 		callID := callIDOf(num.Tenant, in.CallInbound.FromNumber, dnis, cfg.now())
 		a.CallInbound.Metadata = map[string]string{"stickycalls_call_id": callID}
-		req := callcontext.StartRequest{CallID: callID, Hints: callcontext.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
+		req := callapi.StartRequest{CallID: callID, Hints: callapi.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
 			Attestation: identity.AttestNone, Channel: "phone"}
 		res, err := agentctx.Start(ctx, calls, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req)
 		if err != nil {

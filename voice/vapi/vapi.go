@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/apierror"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/greetings"
@@ -40,7 +41,7 @@ type Number struct {
 
 // Outbox keeps the ends the store could not take (see context/outbox).
 type Outbox interface {
-	PutEnd(tenant string, end callcontext.EndRequest) error
+	PutEnd(tenant string, end callapi.EndRequest) error
 }
 
 // Config is what the handler needs.
@@ -118,7 +119,7 @@ func Handle(logger zerolog.Logger, calls *callcontext.Service, cfg Config) http.
 			return
 		}
 		from, to := m.numbers()
-		dnis, _, _ := callcontext.NormalizeANI(to)
+		dnis, _, _ := callapi.NormalizeANI(to)
 		num, known := cfg.Numbers[dnis]
 		if !known {
 			// No tenant, so no secret to check and nothing to read: a
@@ -162,14 +163,14 @@ type overrides struct {
 func assistant(ctx context.Context, logger zerolog.Logger, calls *callcontext.Service, cfg Config, sc callcontext.Scope, num Number, callID, from, dnis string) answer {
 	ctx, cancel := context.WithTimeout(ctx, cfg.deadline())
 	defer cancel()
-	ani, withheld, ok := callcontext.NormalizeANI(from)
+	ani, withheld, ok := callapi.NormalizeANI(from)
 	if !ok {
 		ani, withheld = "", true
 	}
 	if callID == "" {
 		return generic(cfg, dnis, num.AssistantID)
 	}
-	req := callcontext.StartRequest{CallID: callID, Hints: callcontext.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
+	req := callapi.StartRequest{CallID: callID, Hints: callapi.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
 		Attestation: identity.AttestNone, Channel: "phone"}
 	res, err := agentctx.Start(ctx, calls, sc, req)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/voice/agentctx"
@@ -56,10 +57,10 @@ func (h *hangable) Claim(ctx context.Context, sc callcontext.Scope, c callcontex
 // outbox records the ends kept for later.
 type outbox struct {
 	mu   sync.Mutex
-	ends []callcontext.EndRequest
+	ends []callapi.EndRequest
 }
 
-func (o *outbox) PutEnd(_ string, e callcontext.EndRequest) error {
+func (o *outbox) PutEnd(_ string, e callapi.EndRequest) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.ends = append(o.ends, e)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/childproc"
 )
@@ -83,8 +84,8 @@ func TestWriteReport(t *testing.T) {
 
 type benchGreeter struct{}
 
-func (benchGreeter) Greet(res *callcontext.StartResult) callcontext.Greeting {
-	return callcontext.Greeting{Tier: res.Identity.Recommendation}
+func (benchGreeter) Greet(res *callapi.StartResult) callapi.Greeting {
+	return callapi.Greeting{Tier: res.Identity.Recommendation}
 }
 
 // The bench seeds customer i as the service's own start and end of its
@@ -100,7 +101,7 @@ func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
 	calls := callcontext.NewService(s, callcontext.NoLookup{}, benchGreeter{}, func() time.Time { return now }, nil, callcontext.Durations{})
 	sc := callcontext.Scope{Tenant: "default", Mode: callcontext.Prod}
 	const i = 42
-	start, err := callcontext.ParseStart(fmtJSON(t, map[string]any{"call_id": seedCallID(i),
+	start, err := callapi.ParseStart(fmtJSON(t, map[string]any{"call_id": seedCallID(i),
 		"identity_hints": map[string]any{"ani": CustomerANI(i), "external_ids": map[string]string{"crm_id": CustomerCRM(i)}}}))
 	if err == nil {
 		_, err = calls.Start(context.Background(), sc, start, "")
@@ -109,7 +110,7 @@ func TestSeedRecordIsWhatAnEndWrites(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	now = ended
-	end, err := callcontext.ParseEnd(fmtJSON(t, map[string]any{"call_id": seedCallID(i), "customer_ref": CustomerRef(i),
+	end, err := callapi.ParseEnd(fmtJSON(t, map[string]any{"call_id": seedCallID(i), "customer_ref": CustomerRef(i),
 		"intent": seedIntent, "intent_status": "open", "variables": seedVariables(i)}))
 	if err == nil {
 		_, err = calls.End(context.Background(), sc, end, "")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/cmd/stickycalls/internal/service"
 	"github.com/stickycalls/stickycalls/config"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/keys"
@@ -385,7 +386,7 @@ func (p *prober) probe(ctx context.Context, w *workloads, i, j int64) error {
 	sc := callcontext.Scope{Tenant: config.DefaultTenant, Mode: callcontext.Prod}
 	start := func(body []byte) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
-			req, err := callcontext.ParseStart(body)
+			req, err := callapi.ParseStart(body)
 			if err == nil {
 				_, err = p.calls.Start(ctx, sc, req, "")
 			}
@@ -393,14 +394,14 @@ func (p *prober) probe(ctx context.Context, w *workloads, i, j int64) error {
 		}
 	}
 	end := func(ctx context.Context) error {
-		req, err := callcontext.ParseEnd(w.endBody(i, startedCall{callID(i), CustomerRef(w.returning(i))}))
+		req, err := callapi.ParseEnd(w.endBody(i, startedCall{callID(i), CustomerRef(w.returning(i))}))
 		if err == nil {
 			_, err = p.calls.End(ctx, sc, req, "")
 		}
 		return err
 	}
 	form := w.voiceForm(i)
-	voiceStart := callcontext.StartRequest{CallID: form.Get("CallSid"), Hints: callcontext.Hints{ANI: form.Get("From"), DNIS: benchDNIS},
+	voiceStart := callapi.StartRequest{CallID: form.Get("CallSid"), Hints: callapi.Hints{ANI: form.Get("From"), DNIS: benchDNIS},
 		Attestation: identity.AttestNone, Channel: "phone"}
 	steps := []struct {
 		name string

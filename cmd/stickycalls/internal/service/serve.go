@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickycalls/stickycalls/config"
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/keys"
@@ -177,7 +178,7 @@ func (a *App) applyCompletion(ctx context.Context, e outbox.Entry) error {
 		return a.Calls.Complete(ctx, sc, e.Completion)
 	}
 	_, err := a.Calls.End(ctx, sc, *e.End, "")
-	var invalid *callcontext.ValidationError
+	var invalid *callapi.ValidationError
 	if errors.As(err, &invalid) || errors.Is(err, callcontext.ErrConflict) {
 		a.logger.Error().Err(err).Str("call_sid", e.End.CallID).Msg("outbox: end refused; dropped")
 		return nil
