@@ -134,9 +134,9 @@ func (c *committer) write(ctx context.Context) error {
 func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) error {
 	runs := make([]run, len(writes))
 	for i, w := range writes {
-		rec, err := json.Marshal(w.Record)
+		rec, err := encodeRecord(w.Record)
 		if err != nil {
-			return fmt.Errorf("encode customer %q: %w", w.Record.Ref, err)
+			return err
 		}
 		ref, del := w.Record.Ref, ""
 		if w.Delete {
@@ -158,8 +158,8 @@ func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) er
 			return fmt.Errorf("commit end: customer %q: %w", writes[i].Record.Ref, callcontext.ErrVersion)
 		}
 		if raw, _ := old.(string); writes[i].Delete && raw != "" {
-			var rec callcontext.Record
-			if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+			rec, err := decodeRecord([]byte(raw))
+			if err != nil {
 				return fmt.Errorf("decode customer %q: %w", writes[i].Record.Ref, err)
 			}
 			c.deleted[writes[i].Record.Ref] = rec
@@ -235,8 +235,8 @@ func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error
 		return true, callcontext.ErrNotFound
 	}
 	version, _ := v[0].(string)
-	var rec callcontext.Record
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+	rec, err := decodeRecord([]byte(raw))
+	if err != nil {
 		return false, fmt.Errorf("decode customer %q: %w", ref, err)
 	}
 	args := []any{ref}

@@ -214,8 +214,8 @@ func (r *resolver) keep(ref string, cmd *redis.StringCmd) error {
 	if err != nil {
 		return storeErr("read customer", err)
 	}
-	var rec callcontext.Record
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+	rec, err := decodeRecord([]byte(raw))
+	if err != nil {
 		return fmt.Errorf("decode customer %q: %w", ref, err)
 	}
 	r.recs[ref] = &rec

@@ -39,9 +39,9 @@ func (s *Store) seed(ctx context.Context, n names, recs []callcontext.Record, no
 		if r.Ref == "" || r.Version < 1 || !r.Expires.After(now) {
 			return fmt.Errorf("seed customer %q: needs a ref, a version and an expiry after now", r.Ref)
 		}
-		raw, err := json.Marshal(r)
+		raw, err := encodeRecord(r)
 		if err != nil {
-			return fmt.Errorf("encode customer %q: %w", r.Ref, err)
+			return err
 		}
 		for ani, l := range r.ANIs {
 			link, _ := json.Marshal(callcontext.Link{LastCall: l.LastCall, Expires: l.Expires}) // the index keeps the times
