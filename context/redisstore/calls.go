@@ -3,12 +3,16 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -133,6 +137,32 @@ func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
 	return c, nil
 }
 
+// packCall encodes call record fields as a script stores them: a
+// MessagePack map, empty fields left out.
+func packCall(h map[string]string, names []string) string {
+	m := make(map[string]string, len(names))
+	for _, f := range names {
+		if v := h[f]; v != "" {
+			m[f] = v
+		}
+	}
+	b, _ := msgpack.Marshal(m) // a map of strings always encodes
+	return string(b)
+}
+
+// unpackCall decodes a stored call record's fields; "" is none. A script
+// packs a record without fields as an empty array.
+func unpackCall(raw string) (map[string]string, error) {
+	m := map[string]string{}
+	if raw == "" || raw == "\x90" {
+		return m, nil
+	}
+	if err := msgpack.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("decode call record: %w", err)
+	}
+	return m, nil
+}
+
 func bytesOf(s string) []byte {
 	if s == "" {
 		return nil
@@ -176,22 +206,36 @@ var claimOutcomes = map[int64]callcontext.Outcome{
 	3: callcontext.KeyReused, 4: callcontext.InFlight, 5: callcontext.OverQuota,
 }
 
-// Claim implements callcontext.Store in one script in the scope's slot.
+// claimArgs are the claim's arguments (A in callPrelude's claim).
+func claimArgs(c callcontext.Claim) []any {
+	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
+	op := opField(c.Op)
+	fresh := map[string]string{"base": baseOf(callcontext.CallRecord{ID: c.CallID}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": c.Fingerprint}
+	if c.Op == callcontext.OpStart && c.Quota == 0 {
+		fresh["sq"] = "1" // counted when saved
+	}
+	return []any{
+		ts(c.Now), op, c.Fingerprint, ts(c.Now.Add(c.Lease)), ts(c.Now.Add(-c.Replay)), c.Quota,
+		packCall(fresh, slices.Collect(maps.Keys(fresh))), ts(expires), ttl(expires, c.Now), ts(keyExpires), ttl(keyExpires, c.Now),
+	}
+}
+
+// Claim implements callcontext.Store in one script in the scope's slot. A
+// start's claim on a single node also reads its customers (startScript);
+// on a Cluster the index reads ride in the claim's wave and the customers
+// are read in a second.
 func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+	if c.Query != nil && c.Op == callcontext.OpStart && !s.cluster {
+		return s.claimStart(ctx, sc, c)
+	}
 	n := s.names(sc)
 	keys := []string{n.call(c.CallID), n.usage(c.Period)}
 	if c.Key != "" {
 		keys = append(keys, n.idem(c.Op, c.Key))
 	}
-	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
-	args := []any{
-		ts(c.Now), opField(c.Op), c.Fingerprint, ts(c.Now.Add(c.Lease)), ts(c.Now.Add(-c.Replay)), c.Quota,
-		baseOf(callcontext.CallRecord{ID: c.CallID}), ts(expires), ttl(expires, c.Now), ts(keyExpires), ttl(keyExpires, c.Now),
-	}
-	// The query's index reads ride in the claim's wave; wasted on a replay.
 	r := s.resolver(sc, c.Now)
 	var reads *indexReads
-	cmds, err := s.wave(ctx, "claim", []run{{claimScript, keys, args}}, func(p redis.Pipeliner) {
+	cmds, err := s.wave(ctx, "claim", []run{{claimScript, keys, claimArgs(c)}}, func(p redis.Pipeliner) {
 		if c.Query != nil {
 			reads = r.queue(ctx, p, *c.Query)
 		}
@@ -199,19 +243,105 @@ func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.C
 	if err != nil {
 		return callcontext.ClaimResult{}, err
 	}
-	code, payload, err := reply(cmds[0])
+	res, payload, err := claimed(cmds[0])
+	if err == nil && res.Outcome == callcontext.Claimed {
+		if res.Call, err = callOf(payload); err == nil && reads != nil {
+			res.Found, err = r.resolve(ctx, *c.Query, reads)
+		}
+	}
+	return res, err
+}
+
+// claimed reads a claim's outcome; on Claimed the rest of the reply, on
+// Replay the response.
+func claimed(cmd *redis.Cmd) (callcontext.ClaimResult, []any, error) {
+	v, _ := cmd.Val().([]any)
+	code, payload, err := reply(cmd)
+	if err != nil {
+		return callcontext.ClaimResult{}, nil, err
+	}
+	res := callcontext.ClaimResult{Outcome: claimOutcomes[code]}
+	if code == 1 {
+		body, _ := payload.(string)
+		res.Response = []byte(body)
+	}
+	return res, v[1:], nil
+}
+
+// callOf decodes the record a claim returned as it stood.
+func callOf(payload []any) (callcontext.CallRecord, error) {
+	raw := ""
+	if len(payload) > 0 {
+		raw, _ = payload[0].(string)
+	}
+	m, err := unpackCall(raw)
+	if err != nil {
+		return callcontext.CallRecord{}, err
+	}
+	return decodeCall(m)
+}
+
+// maxStartCustomers bounds the customers a start's script reads; a start
+// whose hints point at more reads the rest as Resolve does.
+const maxStartCustomers = 16
+
+// claimStart claims a start and reads what its query finds in one script
+// (single node and Sentinel).
+func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+	n, q := s.names(sc), *c.Query
+	keys := []string{n.call(c.CallID), n.usage(c.Period), "", "", ""}
+	if c.Key != "" {
+		keys[2] = n.idem(c.Op, c.Key)
+	}
+	if q.ANI != "" {
+		keys[3] = n.ani(q.ANI)
+	}
+	if q.CustomerRef != "" {
+		keys[4] = n.customer(q.CustomerRef)
+	}
+	for _, id := range q.ExternalIDs {
+		keys = append(keys, n.owner(id.String()))
+	}
+	args := append(claimArgs(c), "{"+n.space+":c:", "}", c.CallID, ts(c.Now.Add(c.Retention)), maxStartCustomers, q.CustomerRef)
+	cmd, err := s.one(ctx, "claim start", run{startScript, keys, args})
 	if err != nil {
 		return callcontext.ClaimResult{}, err
 	}
-	res := callcontext.ClaimResult{Outcome: claimOutcomes[code]}
-	switch code {
-	case 0:
-		if res.Call, err = decodeCall(fields(payload)); err == nil && reads != nil {
-			res.Found, err = r.resolve(ctx, *c.Query, reads)
+	res, payload, err := claimed(cmd)
+	if err != nil || res.Outcome != callcontext.Claimed {
+		return res, err
+	}
+	if res.Call, err = callOf(payload); err != nil {
+		return res, err
+	}
+	if len(payload) < 5 {
+		return res, fmt.Errorf("redis: unexpected start script reply %#v", cmd.Val())
+	}
+	r := s.resolver(sc, c.Now)
+	d := indexData{owners: map[string]map[string]string{}}
+	if q.ANI != "" {
+		d.ani = fields(payload[1])
+	}
+	owners, _ := payload[2].([]any)
+	for i, id := range q.ExternalIDs {
+		if i < len(owners) {
+			d.owners[id.String()] = fields(owners[i])
 		}
-	case 1:
-		body, _ := payload.(string)
-		res.Response = []byte(body)
+	}
+	recs, _ := payload[3].([]any)
+	for i := 0; i+1 < len(recs); i += 2 {
+		ref, _ := recs[i].(string)
+		if ref == "" {
+			ref = q.CustomerRef
+		}
+		raw, ok := recs[i+1].(string)
+		if err := r.keepRaw(ref, raw, ok); err != nil {
+			return res, err
+		}
+	}
+	ani, ownerRefs, err := r.interpret(d)
+	if err == nil {
+		res.Found, err = r.found(ctx, q, ani, ownerRefs)
 	}
 	return res, err
 }
@@ -235,27 +365,66 @@ func usageField(billable bool) string {
 	return "non_billable"
 }
 
-// SaveStart implements callcontext.Store in one wave: the call record and
-// counters in the scope's slot, the line type in the ANI's. The line type
-// is a cache, so it may be written while the call record is not.
+// lineTypeSlack is how far past a remembered line type's expiry its ANI
+// key's TTL is set, so that the starts of the week after leave it alone.
+const lineTypeSlack = 7 * 24 * time.Hour
+
+// SaveStart implements callcontext.Store in one wave: the call record, the
+// start's count and tally, the line type and the customers it revealed
+// (filed for Erase) in one script on a single node; on a Cluster the line
+// type and the filing run in their own slots beside it. The line type is
+// a cache, so it may be written while the call record is not.
 func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcontext.StartCommit) error {
 	n, c := s.names(sc), st.Call
 	h := callHash(c)
 	h["sl"], h["slp"] = "", ""
-	m := merge{id: c.ID, period: st.Period, counter: usageField(st.Billable), ttl: ttl(c.Expires, c.Started), mode: "start",
-		ref: c.CustomerRef, tally: st.Tally, always: pairs(h, startFields)}
-	runs := []run{m.run(n)}
-	for _, ref := range c.Revealed {
-		if ref != c.CustomerRef { // the merge files the call under its own customer
-			runs = append(runs, run{addCallScript, []string{n.refCalls(ref)}, []any{n.call(c.ID), ttl(c.Expires, c.Started)}})
-		}
+	at := st.Tally.At
+	if at.IsZero() {
+		at = c.Started
 	}
+	code := "n"
+	if st.Billable {
+		code = "b"
+	}
+	refs := revealedRefs(c)
+	keys := []string{n.call(c.ID), n.tallies(at)}
+	args := []any{packCall(h, startFields), ttl(c.Expires, c.Started), code, st.Tally.Field, callcontext.TallyRetention.Milliseconds(),
+		c.ID, ts(c.Expires), revealedField(refs), "", "", "", 0}
+	var lt []any
 	if c.ANI != "" && st.LineType != "" && st.LineType != identity.Unknown {
 		until := c.Started.Add(st.LinkTTL)
-		runs = append(runs, run{setFieldScript, []string{n.ani(c.ANI)}, []any{ttl(until, c.Started), "lt", string(st.LineType), "ltx", ts(until)}})
+		lt = []any{string(st.LineType), ts(until), ts(until.Add(lineTypeSlack)), ttl(until.Add(lineTypeSlack), c.Started)}
+	}
+	if !s.cluster {
+		if lt != nil {
+			keys = append(keys, n.ani(c.ANI))
+			copy(args[8:], lt)
+		}
+		for _, ref := range refs {
+			keys = append(keys, n.customer(ref))
+		}
+		_, err := s.one(ctx, "save start", run{saveStartScript, keys, args})
+		return err
+	}
+	runs := []run{{saveStartScript, keys, args}}
+	if lt != nil {
+		runs = append(runs, run{lineTypeScript, []string{n.ani(c.ANI)}, lt})
+	}
+	for _, ref := range refs {
+		runs = append(runs, run{fileCallScript, []string{n.customer(ref)}, []any{c.ID, ts(c.Expires)}})
 	}
 	_, err := s.wave(ctx, "save start", runs, nil)
 	return err
+}
+
+// revealedRefs are the customers a start's call is filed under: the one
+// it names and those it revealed.
+func revealedRefs(c callcontext.CallRecord) []string {
+	refs := slices.Clone(c.Revealed)
+	if c.CustomerRef != "" && !slices.Contains(refs, c.CustomerRef) {
+		refs = append(refs, c.CustomerRef)
+	}
+	return refs
 }
 
 // ConfirmCall implements callcontext.Store in one script.
@@ -292,63 +461,134 @@ func (s *Store) NoteCall(ctx context.Context, sc callcontext.Scope, callID strin
 
 // Call implements callcontext.Store.
 func (s *Store) Call(ctx context.Context, sc callcontext.Scope, id string) (callcontext.CallRecord, error) {
-	m, err := s.rdb.HGetAll(ctx, s.names(sc).call(id)).Result()
-	if err != nil {
-		return callcontext.CallRecord{}, storeErr("read call", err)
-	}
-	if len(m) == 0 {
+	k := s.names(sc).call(id)
+	raw, err := s.rdb.Get(ctx, k).Result()
+	var m map[string]string
+	switch {
+	case errors.Is(err, redis.Nil):
 		return callcontext.CallRecord{}, callcontext.ErrNotFound
+	case redis.HasErrorPrefix(err, "WRONGTYPE"): // a hash of an earlier version
+		if m, err = s.rdb.HGetAll(ctx, k).Result(); err != nil {
+			return callcontext.CallRecord{}, storeErr("read call", err)
+		}
+	case err != nil:
+		return callcontext.CallRecord{}, storeErr("read call", err)
+	default:
+		if m, err = unpackCall(raw); err != nil {
+			return callcontext.CallRecord{}, err
+		}
 	}
 	return decodeCall(m)
+}
+
+// A start counts itself in its hour's tally hash, in one HINCRBY: the
+// field is the tally's, then '|' and a usage code ("b" or "n": billable
+// or not; "rb", "rn": and a request, when its claim did not count one).
+// Tallies reads the fields without their codes; Usage adds the codes of
+// the period's hours to the period's own counters (which the claims of
+// ends and of starts under a quota, and the ends, count). The hours are
+// kept 35 days, so the current period's usage is exact.
+
+// hours lists the UTC hours from the one of from to the one of to.
+func hours(from, to time.Time) []time.Time {
+	var out []time.Time
+	for h := from.UTC().Truncate(time.Hour); !h.After(to); h = h.Add(time.Hour) {
+		out = append(out, h)
+	}
+	return out
+}
+
+// readHours reads the tally hashes of hours, and what more adds, in one
+// pipeline.
+func (s *Store) readHours(ctx context.Context, n names, hs []time.Time, more func(redis.Pipeliner)) ([]map[string]string, error) {
+	cmds := make([]*redis.MapStringStringCmd, len(hs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range hs {
+			cmds[i] = p.HGetAll(ctx, n.tallies(h))
+		}
+		if more != nil {
+			more(p)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]map[string]string, len(hs))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
 }
 
 // Tallies implements callcontext.Store: the hours' hashes, read in one
 // pipeline (one wave).
 func (s *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time.Time) ([]callcontext.HourTally, error) {
-	n := s.names(sc)
-	var hours []time.Time
-	for h := from.UTC().Truncate(time.Hour); !h.After(to); h = h.Add(time.Hour) {
-		hours = append(hours, h)
-	}
-	cmds := make([]*redis.MapStringStringCmd, len(hours))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, h := range hours {
-			cmds[i] = p.HGetAll(ctx, n.tallies(h))
-		}
-		return nil
-	})
+	hs := hours(from, to)
+	got, err := s.readHours(ctx, s.names(sc), hs, nil)
 	if err != nil {
 		return nil, storeErr("read tallies", err)
 	}
 	var out []callcontext.HourTally
-	for i, c := range cmds {
-		if len(c.Val()) == 0 {
-			continue
+	for i, m := range got {
+		counts := map[string]int64{}
+		for f, v := range m {
+			field, _, _ := strings.Cut(f, "|")
+			if field == "" {
+				continue
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			counts[field] += n
 		}
-		counts := make(map[string]int64, len(c.Val()))
-		for f, v := range c.Val() {
-			counts[f], _ = strconv.ParseInt(v, 10, 64)
+		if len(counts) > 0 {
+			out = append(out, callcontext.HourTally{Hour: hs[i], Counts: counts})
 		}
-		out = append(out, callcontext.HourTally{Hour: hours[i], Counts: counts})
 	}
 	return out, nil
 }
 
-// Usage implements callcontext.Store.
+// Usage implements callcontext.Store in one wave: the period's counters
+// and its hours' usage codes.
 func (s *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) (callcontext.UsageCount, error) {
-	v, err := s.rdb.HMGet(ctx, s.names(sc).usage(period), "requests", "billable", "non_billable").Result()
+	n := s.names(sc)
+	var hs []time.Time
+	if from, err := time.Parse("2006-01", period); err == nil {
+		hs = hours(from, from.AddDate(0, 1, 0).Add(-time.Hour))
+	}
+	var counters *redis.SliceCmd
+	got, err := s.readHours(ctx, n, hs, func(p redis.Pipeliner) {
+		counters = p.HMGet(ctx, n.usage(period), "requests", "billable", "non_billable")
+	})
 	if err != nil {
 		return callcontext.UsageCount{}, storeErr("read usage", err)
 	}
-	var n [3]int64
-	for i, x := range v {
+	var u [3]int64
+	for i, x := range counters.Val() {
 		if str, ok := x.(string); ok {
-			if n[i], err = strconv.ParseInt(str, 10, 64); err != nil {
+			if u[i], err = strconv.ParseInt(str, 10, 64); err != nil {
 				return callcontext.UsageCount{}, fmt.Errorf("decode usage: %w", err)
 			}
 		}
 	}
-	return callcontext.UsageCount{Requests: n[0], Billable: n[1], NonBillable: n[2]}, nil
+	for _, m := range got {
+		for f, v := range m {
+			_, code, ok := strings.Cut(f, "|")
+			if !ok {
+				continue
+			}
+			k, _ := strconv.ParseInt(v, 10, 64)
+			if strings.HasPrefix(code, "r") {
+				u[0] += k
+			}
+			switch strings.TrimPrefix(code, "r") {
+			case "b":
+				u[1] += k
+			case "n":
+				u[2] += k
+			}
+		}
+	}
+	return callcontext.UsageCount{Requests: u[0], Billable: u[1], NonBillable: u[2]}, nil
 }
 
 // LeaseStream implements callcontext.Store in one script in the scope's slot.

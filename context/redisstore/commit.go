@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -226,22 +227,27 @@ func (s *Store) Erase(ctx context.Context, sc callcontext.Scope, ref string) err
 }
 
 func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error) {
-	v, err := s.rdb.HMGet(ctx, n.customer(ref), "v", "rec").Result()
+	h, err := s.rdb.HGetAll(ctx, n.customer(ref)).Result()
 	if err != nil {
 		return false, storeErr("erase", err)
 	}
-	raw, ok := v[1].(string)
+	raw, ok := h["rec"]
 	if !ok {
 		return true, callcontext.ErrNotFound
 	}
-	version, _ := v[0].(string)
+	version := h["v"]
 	rec, err := decodeRecord([]byte(raw))
 	if err != nil {
 		return false, fmt.Errorf("decode customer %q: %w", ref, err)
 	}
-	args := []any{ref}
+	args := []any{ref, len(rec.Calls)}
 	for _, c := range rec.Calls {
 		args = append(args, n.call(c.ID))
+	}
+	for f := range h {
+		if id, ok := strings.CutPrefix(f, "c:"); ok { // a call filed by its start
+			args = append(args, n.call(id))
+		}
 	}
 	_, err = s.wave(ctx, "erase: index and calls", []run{{eraseCallsScript, []string{n.refCalls(ref)}, args}}, func(p redis.Pipeliner) {
 		unindex(ctx, p, n, ref, rec)
