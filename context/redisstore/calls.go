@@ -19,9 +19,10 @@ import (
 )
 
 // callBase is the part of a call record that no script reads or changes,
-// stored as JSON in the call hash's "base" field.
+// stored as JSON in the record's "base" field. The call's id is in the
+// record's key, so it is left out ("id" of records stored before).
 type callBase struct {
-	ID          string                   `json:"id"`
+	ID          string                   `json:"id,omitempty"`
 	ANI         string                   `json:"ani,omitempty"`
 	DNIS        string                   `json:"dnis,omitempty"`
 	ExternalIDs []callcontext.ExternalID `json:"external_ids,omitempty"`
@@ -32,7 +33,10 @@ type callBase struct {
 }
 
 func baseOf(c callcontext.CallRecord) string {
-	b, _ := json.Marshal(callBase{c.ID, c.ANI, c.DNIS, c.ExternalIDs, c.Attestation, c.LineType, c.Matched, c.Contestable})
+	b, _ := json.Marshal(callBase{"", c.ANI, c.DNIS, c.ExternalIDs, c.Attestation, c.LineType, c.Matched, c.Contestable})
+	if string(b) == "{}" {
+		return ""
+	}
 	return string(b)
 }
 
@@ -59,8 +63,8 @@ func answerField(confirmed, denied bool) string {
 func callHash(c callcontext.CallRecord) map[string]string {
 	return map[string]string{
 		"base": baseOf(c), "ref": c.CustomerRef, "rec": string(c.Recommendation), "cf": answerField(c.Confirmed, c.Denied),
-		"st": ts(c.Started), "sp": c.StartPrint, "sr": string(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
-		"en": ts(c.Ended), "ep": c.EndPrint, "er": string(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
+		"st": ts(c.Started), "sp": c.StartPrint, "sr": packResponse(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
+		"en": ts(c.Ended), "ep": c.EndPrint, "er": packResponse(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
 		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated), "cd": strconv.FormatInt(c.CompletedDuration, 10),
 		"exp": ts(c.Expires), "rv": revealedField(c.Revealed), "aa": c.AgentAction,
 		"ds": c.DialStatus,
@@ -99,26 +103,33 @@ func pairs(h map[string]string, names []string) []any {
 	return out
 }
 
-// decodeCall rebuilds a call record from its hash; no fields is the zero
-// record.
-func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
+// decodeCall rebuilds the call record of call id from its fields; no
+// fields is the zero record.
+func decodeCall(id string, m map[string]string) (callcontext.CallRecord, error) {
 	var c callcontext.CallRecord
 	if len(m) == 0 {
 		return c, nil
 	}
-	var b callBase
-	if err := json.Unmarshal([]byte(m["base"]), &b); err != nil {
-		return c, fmt.Errorf("decode call record: %w", err)
+	b := callBase{ID: id}
+	if raw := m["base"]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			return c, fmt.Errorf("decode call record: %w", err)
+		}
 	}
 	c.ID, c.ANI, c.DNIS, c.ExternalIDs = b.ID, b.ANI, b.DNIS, b.ExternalIDs
 	c.Attestation, c.LineType, c.Matched, c.Contestable = b.Attestation, b.LineType, b.Matched, b.Contestable
 	c.CustomerRef, c.Recommendation, c.AgentAction, c.DialStatus = m["ref"], identity.Recommendation(m["rec"]), m["aa"], m["ds"]
 	c.Confirmed, c.Denied = m["cf"] == "1", m["cf"] == "0"
-	c.StartPrint, c.StartResponse, c.StartLeasePrint = m["sp"], bytesOf(m["sr"]), m["slp"]
-	c.EndPrint, c.EndResponse, c.EndLeasePrint = m["ep"], bytesOf(m["er"]), m["elp"]
+	c.StartPrint, c.StartLeasePrint, c.EndPrint, c.EndLeasePrint = m["sp"], m["slp"], m["ep"], m["elp"]
+	var err error
+	if c.StartResponse, err = unpackResponse(m["sr"]); err != nil {
+		return c, fmt.Errorf("decode call record: %w", err)
+	}
+	if c.EndResponse, err = unpackResponse(m["er"]); err != nil {
+		return c, fmt.Errorf("decode call record: %w", err)
+	}
 	c.CompletionStatus, c.CompletedRef, c.CompletionCreated = m["cs"], m["cr"], m["cc"] == "1"
 	if cd := m["cd"]; cd != "" {
-		var err error
 		if c.CompletedDuration, err = strconv.ParseInt(cd, 10, 64); err != nil {
 			return c, fmt.Errorf("decode call record: duration: %w", err)
 		}
@@ -163,13 +174,6 @@ func unpackCall(raw string) (map[string]string, error) {
 	return m, nil
 }
 
-func bytesOf(s string) []byte {
-	if s == "" {
-		return nil
-	}
-	return []byte(s)
-}
-
 // merge is one change of a call record by mergeScript.
 type merge struct {
 	id      string
@@ -210,7 +214,7 @@ var claimOutcomes = map[int64]callcontext.Outcome{
 func claimArgs(c callcontext.Claim) []any {
 	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
 	op := opField(c.Op)
-	fresh := map[string]string{"base": baseOf(callcontext.CallRecord{ID: c.CallID}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": c.Fingerprint}
+	fresh := map[string]string{"base": baseOf(callcontext.CallRecord{}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": c.Fingerprint}
 	if c.Op == callcontext.OpStart && c.Quota == 0 {
 		fresh["sq"] = "1" // counted when saved
 	}
@@ -245,7 +249,7 @@ func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.C
 	}
 	res, payload, err := claimed(cmds[0])
 	if err == nil && res.Outcome == callcontext.Claimed {
-		if res.Call, err = callOf(payload); err == nil && reads != nil {
+		if res.Call, err = callOf(c.CallID, payload); err == nil && reads != nil {
 			res.Found, err = r.resolve(ctx, *c.Query, reads)
 		}
 	}
@@ -263,13 +267,15 @@ func claimed(cmd *redis.Cmd) (callcontext.ClaimResult, []any, error) {
 	res := callcontext.ClaimResult{Outcome: claimOutcomes[code]}
 	if code == 1 {
 		body, _ := payload.(string)
-		res.Response = []byte(body)
+		if res.Response, err = unpackResponse(body); err != nil {
+			return res, nil, err
+		}
 	}
 	return res, v[1:], nil
 }
 
 // callOf decodes the record a claim returned as it stood.
-func callOf(payload []any) (callcontext.CallRecord, error) {
+func callOf(id string, payload []any) (callcontext.CallRecord, error) {
 	raw := ""
 	if len(payload) > 0 {
 		raw, _ = payload[0].(string)
@@ -278,7 +284,7 @@ func callOf(payload []any) (callcontext.CallRecord, error) {
 	if err != nil {
 		return callcontext.CallRecord{}, err
 	}
-	return decodeCall(m)
+	return decodeCall(id, m)
 }
 
 // maxStartCustomers bounds the customers a start's script reads; a start
@@ -302,7 +308,7 @@ func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c callcont
 	for _, id := range q.ExternalIDs {
 		keys = append(keys, n.owner(id.String()))
 	}
-	args := append(claimArgs(c), "{"+n.space+":c:", "}", c.CallID, ts(c.Now.Add(c.Retention)), maxStartCustomers, q.CustomerRef)
+	args := append(claimArgs(c), "{"+n.space+":c:", "}", c.CallID, maxStartCustomers, q.CustomerRef)
 	cmd, err := s.one(ctx, "claim start", run{startScript, keys, args})
 	if err != nil {
 		return callcontext.ClaimResult{}, err
@@ -311,7 +317,7 @@ func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c callcont
 	if err != nil || res.Outcome != callcontext.Claimed {
 		return res, err
 	}
-	if res.Call, err = callOf(payload); err != nil {
+	if res.Call, err = callOf(c.CallID, payload); err != nil {
 		return res, err
 	}
 	if len(payload) < 5 {
@@ -389,7 +395,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 	refs := revealedRefs(c)
 	keys := []string{n.call(c.ID), n.tallies(at)}
 	args := []any{packCall(h, startFields), ttl(c.Expires, c.Started), code, st.Tally.Field, callcontext.TallyRetention.Milliseconds(),
-		c.ID, ts(c.Expires), revealedField(refs), "", "", "", 0}
+		c.ID, revealedField(refs), "", "", "", 0}
 	var lt []any
 	if c.ANI != "" && st.LineType != "" && st.LineType != identity.Unknown {
 		until := c.Started.Add(st.LinkTTL)
@@ -398,7 +404,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 	if !s.cluster {
 		if lt != nil {
 			keys = append(keys, n.ani(c.ANI))
-			copy(args[8:], lt)
+			copy(args[7:], lt)
 		}
 		for _, ref := range refs {
 			keys = append(keys, n.customer(ref))
@@ -411,7 +417,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 		runs = append(runs, run{lineTypeScript, []string{n.ani(c.ANI)}, lt})
 	}
 	for _, ref := range refs {
-		runs = append(runs, run{fileCallScript, []string{n.customer(ref)}, []any{c.ID, ts(c.Expires)}})
+		runs = append(runs, run{fileCallScript, []string{n.customer(ref)}, []any{c.ID}})
 	}
 	_, err := s.wave(ctx, "save start", runs, nil)
 	return err
@@ -478,7 +484,7 @@ func (s *Store) Call(ctx context.Context, sc callcontext.Scope, id string) (call
 			return callcontext.CallRecord{}, err
 		}
 	}
-	return decodeCall(m)
+	return decodeCall(id, m)
 }
 
 // A start counts itself in its hour's tally hash, in one HINCRBY: the

@@ -134,7 +134,7 @@ return claim(KEYS[1], KEYS[2], KEYS[3], ARGV, {})
 // KEYS: call, usage, idempotency key or "", ANI index or "", the
 // customer_ref's record or "", then the external ids' owner hashes.
 // ARGV: claim's A (11), the customer key's start and end around an
-// escaped ref, the call id, its expiry, the most customers to read, the
+// escaped ref, the call id, the most customers to read, the
 // customer_ref.
 // Returns {outcome} or {0, before, ANI fields, {owner fields…}, {ref,
 // record…} of the customers read, 1 if every candidate was read}.
@@ -160,11 +160,11 @@ end
 local recs, filed, all = {}, {}, 1
 if KEYS[5] ~= '' then
   local v = redis.call('HGET', KEYS[5], 'rec')
-  if v then filed[#filed + 1] = {KEYS[5], A[17]} end
+  if v then filed[#filed + 1] = {KEYS[5], A[16]} end
   recs[#recs + 1] = ''
   recs[#recs + 1] = v or false
 end
-local most = tonumber(A[16])
+local most = tonumber(A[15])
 for i, ref in ipairs(refs) do
   if i > most then all = 0; break end
   local k = A[12]..esc(ref)..A[13]
@@ -181,7 +181,7 @@ local extra = {fl = fl..'|'}
 for i = 1, #ani, 2 do if ani[i] == 'ltk' then extra.lk = ani[i + 1] end end
 local res = claim(KEYS[1], KEYS[2], KEYS[3] ~= '' and KEYS[3] or nil, A, extra)
 if res[1] ~= 0 then return res end
-for _, f in ipairs(filed) do redis.call('HSET', f[1], 'c:'..A[14], A[15]) end
+for _, f in ipairs(filed) do redis.call('HSET', f[1], 'c:'..A[14], '') end
 return {0, res[2], ani, owners, recs, all}
 `)
 
@@ -223,10 +223,10 @@ end
 // Usage), the line type in the ANI's hash (KEYS[4], single node only) and
 // the call filed under the revealed customers the claim did not file.
 // KEYS: call, the hour's hash, then (single node only) the ANI index if
-// ARGV[9] is set and the keys of the revealed customers. ARGV: record
+// ARGV[8] is set and the keys of the revealed customers. ARGV: record
 // (packed), TTL, billable code ('b' or 'n'), tally field, tally TTL, call
-// id, expiry, the revealed refs joined as "|a|b|", then the line type or
-// ”, its expiry, ltk and TTL.
+// id, the revealed refs joined as "|a|b|", then the line type or ”, its
+// expiry, ltk and TTL.
 var saveStartScript = redis.NewScript(callPrelude + lineTypePrelude + `
 local call, A = KEYS[1], ARGV
 local old = unpackCall(redis.pcall('SET', call, A[1], 'XX', 'PX', A[2], 'GET'), call)
@@ -249,13 +249,13 @@ local i = 3
 -- A call whose claim read its customers was filed under every one that
 -- existed; the others it reveals are new.
 local file = not old.fl
-if A[9] ~= '' then
-  remember(KEYS[3], A[9], A[10], A[11], A[12], old.lk and not after(A[10], old.lk))
+if A[8] ~= '' then
+  remember(KEYS[3], A[8], A[9], A[10], A[11], old.lk and not after(A[9], old.lk))
   i = 4
 end
-for ref in string.gmatch(A[8], '[^|]+') do
+for ref in string.gmatch(A[7], '[^|]+') do
   if file and KEYS[i] and redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('HSET', KEYS[i], 'c:'..A[6], A[7])
+    redis.call('HSET', KEYS[i], 'c:'..A[6], '')
   end
   i = i + 1
 end
@@ -264,9 +264,9 @@ return 1
 
 // fileCallScript files a call under a customer, if it exists (Cluster,
 // where the save's script cannot reach the customer's slot). KEYS: the
-// customer. ARGV: call id, its expiry.
+// customer. ARGV: call id.
 var fileCallScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'c:'..ARGV[1], ARGV[2]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'c:'..ARGV[1], '') end
 return 1
 `)
 
