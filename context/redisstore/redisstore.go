@@ -39,7 +39,8 @@
 // version: that script is the commit point. CommitEnd writes index entries
 // first (harmless if the end then fails), then the customers (when an end
 // changes several, it locks them all first and writes the target last),
-// then the call record and usage counters. Resolve trusts an index entry
+// then the call record and usage counters; on a single node one script
+// does all of it, in that order. Resolve trusts an index entry
 // only when the customer's own record holds the live link, so entries of a
 // failed end are never reported. Erase removes index entries and call
 // records before the customer, so a retried erase finishes the job.
@@ -64,11 +65,13 @@
 // customers are read in a wave of their own, between the claim and the
 // save. TestRequestCommands counts the commands: a returning caller's
 // start runs 10 on a single node (two scripts: the claim with its reads,
-// the save with the counters), a new caller's 8. Resolve takes one when no index entry matches (or only a
-// customer_ref is given) and two for a returning caller (a third only if
-// dangling entries hid the ANI's latest customers). CommitEnd takes three
-// for an end that writes one customer, four when it also changes others
-// (an external id moved). Erase takes three.
+// the save with the counters), a new caller's 8. Resolve takes one when
+// no index entry matches (or only a customer_ref is given) and two for a
+// returning caller (a third only if dangling entries hid the ANI's latest
+// customers). CommitEnd takes one on
+// a single node (one script: see commitScript), unless it deletes a
+// customer; on a Cluster three for an end that writes one customer, four
+// when it also changes others (an external id moved). Erase takes three.
 package redisstore
 
 import (

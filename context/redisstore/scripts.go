@@ -286,29 +286,69 @@ return 1
 // TTL on a new record, "confirm" changes only an existing record (returns
 // 0 if there is none). A tally costs one command; its hash gets its TTL
 // when a field first appears in it.
-var mergeScript = redis.NewScript(callPrelude + `
-local call = KEYS[1]
-local r = loadCall(call)
-local mode = ARGV[3]
-if not r and mode == 'confirm' then return 0 end
-local absent = not r
-local first = 8 + 2 * tonumber(ARGV[5])
-r = r or {}
-local function put(from, to)
-  for i = from, to, 2 do
-    if ARGV[i + 1] == '' then r[ARGV[i]] = nil else r[ARGV[i]] = ARGV[i + 1] end
+var mergeScript = redis.NewScript(mergePrelude + `
+return mergeCall(KEYS, ARGV)
+`)
+
+// mergePrelude holds mergeScript's work, which commitScript does too.
+const mergePrelude = callPrelude + `
+local function mergeCall(K, A)
+  local call = K[1]
+  local r = loadCall(call)
+  local mode = A[3]
+  if not r and mode == 'confirm' then return 0 end
+  local absent = not r
+  local first = 8 + 2 * tonumber(A[5])
+  r = r or {}
+  local function put(from, to)
+    for i = from, to, 2 do
+      if A[i + 1] == '' then r[A[i]] = nil else r[A[i]] = A[i + 1] end
+    end
+  end
+  if absent then put(first, #A) end
+  put(8, first - 1)
+  if absent and mode == 'merge' then saveCall(call, r, A[2]) else saveCall(call, r) end
+  if K[4] and r.ref == A[4] then
+    redis.call('SADD', K[4], call)
+    extend(K[4], redis.call('PTTL', call))
+  end
+  if A[1] ~= '' then redis.call('HINCRBY', K[2], A[1], 1) end
+  if A[6] ~= '' and redis.call('HINCRBY', K[3], A[6], 1) == 1 then redis.call('PEXPIRE', K[3], A[7]) end
+  return 1
+end
+`
+
+// commitScript is a whole end on a single node, where one script may
+// write every slot: it checks that each customer it writes is still at
+// the version read and not locked (else it writes nothing and returns
+// {1}), then sets the index entries, writes the customers, merges the
+// call record (as mergeScript) and cleans the index. Being one script, it
+// needs no locks of its own. ARGV[1] is the plan, packed: {s = {{key,
+// TTL, field, value}…}, w = {{key, lock, prev, version, record, TTL}…},
+// m = {keys, args} of mergeScript, o = {{owner key, ref}…}, d = {{key,
+// field}…}}. Returns {0} when done.
+var commitScript = redis.NewScript(mergePrelude + `
+local P = cmsgpack.unpack(ARGV[1])
+for _, w in ipairs(P.w or {}) do
+  if redis.call('EXISTS', w[2]) == 1 then return {1} end
+  if tonumber(redis.call('HGET', w[1], 'v') or '0') ~= tonumber(w[3]) then return {1} end
+end
+for _, e in ipairs(P.s or {}) do
+  redis.call('HSET', e[1], e[3], e[4])
+  extend(e[1], e[2])
+end
+for _, w in ipairs(P.w or {}) do
+  redis.call('HSET', w[1], 'v', w[4], 'rec', w[5])
+  redis.call('PEXPIRE', w[1], w[6])
+end
+mergeCall(P.m[1], P.m[2])
+for _, o in ipairs(P.o or {}) do
+  for _, f in ipairs(redis.call('HKEYS', o[1])) do
+    if f ~= o[2] then redis.call('HDEL', o[1], f) end
   end
 end
-if absent then put(first, #ARGV) end
-put(8, first - 1)
-if absent and mode == 'merge' then saveCall(call, r, ARGV[2]) else saveCall(call, r) end
-if KEYS[4] and r.ref == ARGV[4] then
-  redis.call('SADD', KEYS[4], call)
-  extend(KEYS[4], redis.call('PTTL', call))
-end
-if ARGV[1] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[1], 1) end
-if ARGV[6] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[6], 1) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
-return 1
+for _, d in ipairs(P.d or {}) do redis.call('HDEL', d[1], d[2]) end
+return {0}
 `)
 
 // eraseCallsScript deletes a customer's call records and the idempotency
@@ -444,7 +484,7 @@ return 0
 `)
 
 var allScripts = []*redis.Script{
-	claimScript, startScript, saveStartScript, fileCallScript, lineTypeScript, releaseScript, mergeScript, eraseCallsScript,
+	claimScript, startScript, saveStartScript, commitScript, fileCallScript, lineTypeScript, releaseScript, mergeScript, eraseCallsScript,
 	lockScript, unlockScript, writeScript, setFieldScript, ownerOnlyScript,
 	putKeyScript, keyByHashScript, allKeysScript, keyTimeScript, leaseScript, unleaseScript,
 }
