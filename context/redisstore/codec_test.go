@@ -93,3 +93,17 @@ func BenchmarkRecordCodec(b *testing.B) {
 		})
 	}
 }
+
+func TestResponseCodec(t *testing.T) {
+	long, _ := json.Marshal(returningCustomer())
+	for _, body := range [][]byte{nil, []byte(`{"short":true}`), long} {
+		stored := packResponse(body)
+		got, err := unpackResponse(stored)
+		if err != nil || string(got) != string(body) {
+			t.Errorf("unpackResponse(packResponse(%d bytes)) = %d bytes, %v; want them back", len(body), len(got), err)
+		}
+		if len(body) >= minCompressed && len(stored) >= len(body)/2 {
+			t.Errorf("packResponse(%d bytes) = %d bytes, want compressed", len(body), len(stored))
+		}
+	}
+}
