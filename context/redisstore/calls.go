@@ -320,7 +320,7 @@ func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c callcont
 	if res.Call, err = callOf(c.CallID, payload); err != nil {
 		return res, err
 	}
-	if len(payload) < 5 {
+	if len(payload) < 4 {
 		return res, fmt.Errorf("redis: unexpected start script reply %#v", cmd.Val())
 	}
 	r := s.resolver(sc, c.Now)

@@ -137,7 +137,8 @@ return claim(KEYS[1], KEYS[2], KEYS[3], ARGV, {})
 // escaped ref, the call id, the most customers to read, the
 // customer_ref.
 // Returns {outcome} or {0, before, ANI fields, {owner fields…}, {ref,
-// record…} of the customers read, 1 if every candidate was read}.
+// record…} of the customers read}; Claim reads the candidates past the
+// most as Resolve does.
 var startScript = redis.NewScript(callPrelude + `
 local function esc(ref)
   return (string.gsub(ref, '[%%{}:]', {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D', [':'] = '%3A'}))
@@ -157,7 +158,7 @@ for i = 6, #KEYS do
   owners[#owners + 1] = f
   for j = 1, #f, 2 do want(f[j]) end
 end
-local recs, filed, all = {}, {}, 1
+local recs, filed = {}, {}
 if KEYS[5] ~= '' then
   local v = redis.call('HGET', KEYS[5], 'rec')
   if v then filed[#filed + 1] = {KEYS[5], A[16]} end
@@ -166,7 +167,7 @@ if KEYS[5] ~= '' then
 end
 local most = tonumber(A[15])
 for i, ref in ipairs(refs) do
-  if i > most then all = 0; break end
+  if i > most then break end
   local k = A[12]..esc(ref)..A[13]
   if k ~= KEYS[5] then
     local v = redis.call('HGET', k, 'rec')
@@ -182,7 +183,7 @@ for i = 1, #ani, 2 do if ani[i] == 'ltk' then extra.lk = ani[i + 1] end end
 local res = claim(KEYS[1], KEYS[2], KEYS[3] ~= '' and KEYS[3] or nil, A, extra)
 if res[1] ~= 0 then return res end
 for _, f in ipairs(filed) do redis.call('HSET', f[1], 'c:'..A[14], '') end
-return {0, res[2], ani, owners, recs, all}
+return {0, res[2], ani, owners, recs}
 `)
 
 // releaseScript undoes a claim whose lease is still this print's.
