@@ -151,7 +151,7 @@ func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) er
 			del = "1"
 		}
 		runs[i] = run{writeScript, []string{c.n.customer(ref), c.n.lock(ref)},
-			[]any{w.Prev, c.token, del, w.Record.Version, string(rec), ttl(w.Record.Expires, c.now)}}
+			[]any{w.Prev, c.token, del, w.Record.Version, string(rec), ttl(w.Record.Expires, c.now), ts(c.now)}}
 	}
 	cmds, err := c.s.wave(ctx, "commit end: customers", runs, nil)
 	if err != nil {
@@ -223,7 +223,7 @@ func (c *committer) commitAll(ctx context.Context) error {
 	for i, a := range m.args {
 		args[i] = fmt.Sprint(a)
 	}
-	plan, err := msgpack.Marshal(map[string]any{"s": sets, "w": writes, "m": []any{m.keys, args}, "o": owners, "d": unlinks})
+	plan, err := msgpack.Marshal(map[string]any{"s": sets, "w": writes, "m": []any{m.keys, args}, "o": owners, "d": unlinks, "n": ts(c.now)})
 	if err != nil {
 		return fmt.Errorf("commit end: %w", err)
 	}
@@ -311,7 +311,7 @@ func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	cmd, err := s.one(ctx, "erase: customer", run{writeScript, []string{n.customer(ref), n.lock(ref)}, []any{version, "", "1", 0, "", 0}})
+	cmd, err := s.one(ctx, "erase: customer", run{writeScript, []string{n.customer(ref), n.lock(ref)}, []any{version, "", "1", 0, "", 0, ""}})
 	if err != nil {
 		return false, err
 	}

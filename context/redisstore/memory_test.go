@@ -83,3 +83,65 @@ func usedMemory(t *testing.T, rdb *redis.Client) int64 {
 	t.Fatal("INFO memory has no used_memory")
 	return 0
 }
+
+// TestFiledCallsPruned checks that the calls a customer's starts file
+// under it do not pile up: a write of the customer drops those expired,
+// once there are many.
+func TestFiledCallsPruned(t *testing.T) {
+	for name, opts := range map[string]redisstore.Options{
+		"single":  {Addrs: []string{redistest.Single(t)}},
+		"cluster": {Addrs: redistest.Cluster(t), Cluster: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			opts.Prefix = redistest.Prefix(t)
+			s, err := redisstore.Open(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: opts.Addrs, IsClusterMode: opts.Cluster})
+			defer rdb.Close()
+			testFiledCallsPruned(t, s, rdb, "{"+opts.Prefix+"t:acme:test:c:cust_p}")
+		})
+	}
+}
+
+func testFiledCallsPruned(t *testing.T, s *redisstore.Store, rdb redis.UniversalClient, key string) {
+	now := t0
+	calls := callcontext.NewService(s, callcontext.NoLookup{}, plainGreeter{}, func() time.Time { return now }, nil, callcontext.Durations{})
+	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
+	ctx := context.Background()
+	start := func(id string) {
+		req, err := callcontext.ParseStart([]byte(`{"call_id":"` + id + `","identity_hints":{"ani":"+14155550777"}}`))
+		if err == nil {
+			_, err = calls.Start(ctx, sc, req, "")
+		}
+		if err != nil {
+			t.Fatalf("start %s: %v", id, err)
+		}
+	}
+	end := func(id string) {
+		req, err := callcontext.ParseEnd([]byte(`{"call_id":"` + id + `","customer_ref":"cust_p","variables":{"name":"Pat"}}`))
+		if err == nil {
+			_, err = calls.End(ctx, sc, req, "")
+		}
+		if err != nil {
+			t.Fatalf("end %s: %v", id, err)
+		}
+	}
+	start("p0")
+	end("p0")
+	for i := 1; i <= 50; i++ {
+		now = now.Add(time.Minute)
+		start(fmt.Sprintf("p%d", i))
+	}
+	if n := rdb.HLen(ctx, key).Val(); n < 50 {
+		t.Fatalf("customer hash after 50 starts: %d fields, want the calls filed", n)
+	}
+	now = now.Add(8 * 24 * time.Hour) // past the calls' retention
+	start("q")
+	end("q")
+	if n := rdb.HLen(ctx, key).Val(); n > 4 {
+		t.Errorf("customer hash after an end 8 days later: %d fields, want the expired calls dropped", n)
+	}
+}

@@ -16,6 +16,15 @@ local function extend(k, ms)
   if redis.call('PTTL', k) < tonumber(ms) then redis.call('PEXPIRE', k, ms) end
 end
 local function blank(v) return not v or v == '' end
+-- prune drops from a customer's hash the calls filed under it that have
+-- expired (their field's value is the call's expiry), once there are many.
+local function prune(k, now)
+  if redis.call('HLEN', k) <= 40 then return end
+  local f = redis.call('HGETALL', k)
+  for i = 1, #f, 2 do
+    if string.sub(f[i], 1, 2) == 'c:' and not after(f[i + 1], now) then redis.call('HDEL', k, f[i]) end
+  end
+end
 `
 
 // callPrelude reads and writes call records. A call record is one string:
@@ -126,7 +135,7 @@ return claim(KEYS[1], KEYS[2], KEYS[3], ARGV, {})
 // script may read keys of any slot: with the claim it reads the index
 // entries and follows them to the customers, so that a start takes two
 // round trips. It files the call under each customer it read (field
-// "c:<call id>" of the customer's hash, for Erase; a customer the start
+// "c:<call id>": its expiry, in the customer's hash, for Erase; a customer the start
 // does not reveal is skipped by Erase, which checks the call record), and
 // notes in the call record the customers filed ("fl", "|" for none: the
 // others the start reveals did not exist) and how far the
@@ -134,7 +143,7 @@ return claim(KEYS[1], KEYS[2], KEYS[3], ARGV, {})
 // KEYS: call, usage, idempotency key or "", ANI index or "", the
 // customer_ref's record or "", then the external ids' owner hashes.
 // ARGV: claim's A (11), the customer key's start and end around an
-// escaped ref, the call id, the most customers to read, the
+// escaped ref, the call id, its expiry, the most customers to read, the
 // customer_ref.
 // Returns {outcome} or {0, before, ANI fields, {owner fields…}, {ref,
 // record…} of the customers read}; Claim reads the candidates past the
@@ -161,11 +170,11 @@ end
 local recs, filed = {}, {}
 if KEYS[5] ~= '' then
   local v = redis.call('HGET', KEYS[5], 'rec')
-  if v then filed[#filed + 1] = {KEYS[5], A[16]} end
+  if v then filed[#filed + 1] = {KEYS[5], A[17]} end
   recs[#recs + 1] = ''
   recs[#recs + 1] = v or false
 end
-local most = tonumber(A[15])
+local most = tonumber(A[16])
 for i, ref in ipairs(refs) do
   if i > most then break end
   local k = A[12]..esc(ref)..A[13]
@@ -182,7 +191,7 @@ local extra = {fl = fl..'|'}
 for i = 1, #ani, 2 do if ani[i] == 'ltk' then extra.lk = ani[i + 1] end end
 local res = claim(KEYS[1], KEYS[2], KEYS[3] ~= '' and KEYS[3] or nil, A, extra)
 if res[1] ~= 0 then return res end
-for _, f in ipairs(filed) do redis.call('HSET', f[1], 'c:'..A[14], '') end
+for _, f in ipairs(filed) do redis.call('HSET', f[1], 'c:'..A[14], A[15]) end
 return {0, res[2], ani, owners, recs}
 `)
 
@@ -224,10 +233,10 @@ end
 // Usage), the line type in the ANI's hash (KEYS[4], single node only) and
 // the call filed under the revealed customers the claim did not file.
 // KEYS: call, the hour's hash, then (single node only) the ANI index if
-// ARGV[8] is set and the keys of the revealed customers. ARGV: record
+// ARGV[9] is set and the keys of the revealed customers. ARGV: record
 // (packed), TTL, billable code ('b' or 'n'), tally field, tally TTL, call
-// id, the revealed refs joined as "|a|b|", then the line type or ”, its
-// expiry, ltk and TTL.
+// id, its expiry, the revealed refs joined as "|a|b|", then the line type
+// or ”, its expiry, ltk and TTL.
 var saveStartScript = redis.NewScript(callPrelude + lineTypePrelude + `
 local call, A = KEYS[1], ARGV
 local old = unpackCall(redis.pcall('SET', call, A[1], 'XX', 'PX', A[2], 'GET'), call)
@@ -250,13 +259,13 @@ local i = 3
 -- A call whose claim read its customers was filed under every one that
 -- existed; the others it reveals are new.
 local file = not old.fl
-if A[8] ~= '' then
-  remember(KEYS[3], A[8], A[9], A[10], A[11], old.lk and not after(A[9], old.lk))
+if A[9] ~= '' then
+  remember(KEYS[3], A[9], A[10], A[11], A[12], old.lk and not after(A[10], old.lk))
   i = 4
 end
-for ref in string.gmatch(A[7], '[^|]+') do
+for ref in string.gmatch(A[8], '[^|]+') do
   if file and KEYS[i] and redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('HSET', KEYS[i], 'c:'..A[6], '')
+    redis.call('HSET', KEYS[i], 'c:'..A[6], A[7])
   end
   i = i + 1
 end
@@ -265,9 +274,9 @@ return 1
 
 // fileCallScript files a call under a customer, if it exists (Cluster,
 // where the save's script cannot reach the customer's slot). KEYS: the
-// customer. ARGV: call id.
+// customer. ARGV: call id, its expiry.
 var fileCallScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'c:'..ARGV[1], '') end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'c:'..ARGV[1], ARGV[2]) end
 return 1
 `)
 
@@ -325,7 +334,7 @@ end
 // {1}), then sets the index entries, writes the customers, merges the
 // call record (as mergeScript) and cleans the index. Being one script, it
 // needs no locks of its own. ARGV[1] is the plan, packed: {s = {{key,
-// TTL, field, value}…}, w = {{key, lock, prev, version, record, TTL}…},
+// TTL, field, value}…}, w = {{key, lock, prev, version, record, TTL}…}, n = now,
 // m = {keys, args} of mergeScript, o = {{owner key, ref}…}, d = {{key,
 // field}…}}. Returns {0} when done.
 var commitScript = redis.NewScript(mergePrelude + `
@@ -341,6 +350,7 @@ end
 for _, w in ipairs(P.w or {}) do
   redis.call('HSET', w[1], 'v', w[4], 'rec', w[5])
   redis.call('PEXPIRE', w[1], w[6])
+  prune(w[1], P.n)
 end
 mergeCall(P.m[1], P.m[2])
 for _, o in ipairs(P.o or {}) do
@@ -398,9 +408,10 @@ return 0
 
 // writeScript writes or deletes a customer if it is still at prev and not
 // locked by another end. KEYS: customer, lock. ARGV: prev, token (” if
-// none), delete ('1' or ”), version, record, TTL. Returns {1} when the
-// customer changed, else {0, the record it replaced}.
-var writeScript = redis.NewScript(`
+// none), delete ('1' or ”), version, record, TTL, now (to prune the calls
+// filed under it). Returns {1} when the customer changed, else {0, the
+// record it replaced}.
+var writeScript = redis.NewScript(prelude + `
 local held = redis.call('GET', KEYS[2])
 if held and held ~= ARGV[2] then return {1} end
 if tonumber(redis.call('HGET', KEYS[1], 'v') or '0') ~= tonumber(ARGV[1]) then return {1} end
@@ -410,6 +421,7 @@ if ARGV[3] == '1' then
 else
   redis.call('HSET', KEYS[1], 'v', ARGV[4], 'rec', ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  prune(KEYS[1], ARGV[7])
 end
 if held then redis.call('DEL', KEYS[2]) end
 return {0, old}

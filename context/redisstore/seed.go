@@ -51,7 +51,7 @@ func (s *Store) seed(ctx context.Context, n names, recs []callcontext.Record, no
 			index = append(index, run{setFieldScript, []string{n.owner(id)}, []any{ttl(l.Expires, now), r.Ref, ts(l.Expires)}})
 		}
 		customers = append(customers, run{writeScript, []string{n.customer(r.Ref), n.lock(r.Ref)},
-			[]any{0, "", "", r.Version, string(raw), ttl(r.Expires, now)}})
+			[]any{0, "", "", r.Version, string(raw), ttl(r.Expires, now), ts(now)}})
 	}
 	cmds, err := s.wave(ctx, "seed", append(index, customers...), nil)
 	if err != nil {

@@ -32,7 +32,7 @@ func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c callcont
 	for _, id := range q.ExternalIDs {
 		keys = append(keys, n.owner(id.String()))
 	}
-	args := append(claimArgs(c), "{"+n.space+":c:", "}", c.CallID, maxStartCustomers, q.CustomerRef)
+	args := append(claimArgs(c), "{"+n.space+":c:", "}", c.CallID, ts(c.Now.Add(c.Retention)), maxStartCustomers, q.CustomerRef)
 	cmd, err := s.one(ctx, "claim start", run{startScript, keys, args})
 	if err != nil {
 		return callcontext.ClaimResult{}, err
@@ -103,7 +103,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 	refs := revealedRefs(c)
 	keys := []string{n.call(c.ID), n.tallies(at)}
 	args := []any{packCall(h, startFields), ttl(c.Expires, c.Started), code, st.Tally.Field, callcontext.TallyRetention.Milliseconds(),
-		c.ID, revealedField(refs), "", "", "", 0}
+		c.ID, ts(c.Expires), revealedField(refs), "", "", "", 0}
 	var lt []any
 	if c.ANI != "" && st.LineType != "" && st.LineType != identity.Unknown {
 		until := c.Started.Add(st.LinkTTL)
@@ -112,7 +112,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 	if !s.cluster {
 		if lt != nil {
 			keys = append(keys, n.ani(c.ANI))
-			copy(args[7:], lt)
+			copy(args[8:], lt)
 		}
 		for _, ref := range refs {
 			keys = append(keys, n.customer(ref))
@@ -125,7 +125,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 		runs = append(runs, run{lineTypeScript, []string{n.ani(c.ANI)}, lt})
 	}
 	for _, ref := range refs {
-		runs = append(runs, run{fileCallScript, []string{n.customer(ref)}, []any{c.ID}})
+		runs = append(runs, run{fileCallScript, []string{n.customer(ref)}, []any{c.ID, ts(c.Expires)}})
 	}
 	_, err := s.wave(ctx, "save start", runs, nil)
 	return err
