@@ -11,7 +11,7 @@
 // in one Lua script.
 //
 //	{S:c:<ref>}               hash: customer record ("rec": MessagePack, JSON before; "v": version;
-//	                          "c:<call id>": a call its start filed, for Erase)
+//	                          "c:<call id>": the expiry of a call its start filed, for Erase)
 //	{S:c:<ref>}:lock          string: lock of an end that changes several customers
 //	{S:a:<ani>}               hash: ANI index ("l:<ref>": link JSON; "lt", "ltx", "ltk": line type,
 //	                          expiry, a time the key's TTL reaches)
