@@ -18,23 +18,33 @@ func (plainGreeter) Greet(res *callapi.StartResult) callapi.Greeting {
 }
 
 // TestRequestWaves counts the Redis round trips of whole requests through
-// the service. Starts meet the design's budget: 2 waves for a new caller,
-// 3 for a returning one. Ends miss its 3: an end that names its customer
-// reads it with the claim (1), then commits in three ordered waves (index
-// entries; the customer's script, the commit point; the call record), so
-// 4; one more when the end names no customer, or when the call's start
-// carried an external id the customer does not hold yet (its owner is read
-// once the claim has returned the call).
+// the service. Starts take 2 waves on a single node (the claim's script
+// reads the customers too, then the save); on a Cluster a returning
+// caller's take 3 (its customers are read in their own slots). An end
+// that names its customer reads it with the claim (1); on a single node
+// it then commits in one script (2); one more when the end names no
+// customer, or when the call's start carried an external id the customer
+// does not hold yet (its owner is read once the claim has returned the
+// call). On a Cluster the commit takes three ordered waves (index entries;
+// the customer's script, the commit point; the call record), so 4 and 5.
 func TestRequestWaves(t *testing.T) {
 	for name, opts := range map[string]redisstore.Options{
 		"single":  {Addrs: []string{redistest.Single(t)}},
 		"cluster": {Addrs: redistest.Cluster(t), Cluster: true},
 	} {
-		t.Run(name, func(t *testing.T) { testRequestWaves(t, open(t, opts)) })
+		b := waveBudget{returning: 2, commit: 1}
+		if opts.Cluster {
+			b = waveBudget{returning: 3, commit: 3}
+		}
+		t.Run(name, func(t *testing.T) { testRequestWaves(t, open(t, opts), b) })
 	}
 }
 
-func testRequestWaves(t *testing.T, s *redisstore.Store) {
+// waveBudget is what a topology allows: a returning caller's start, an
+// end's commit.
+type waveBudget struct{ returning, commit int64 }
+
+func testRequestWaves(t *testing.T, s *redisstore.Store, b waveBudget) {
 	now := t0
 	calls := callcontext.NewService(s, callcontext.NoLookup{}, plainGreeter{}, func() time.Time { return now }, nil, callcontext.Durations{})
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
@@ -70,13 +80,13 @@ func testRequestWaves(t *testing.T, s *redisstore.Store) {
 	hints := `"identity_hints":{"ani":"+14155550123","external_ids":{"crm_id":"crm_1"}},"telco":{"line_type":"mobile"}`
 	saved := `"intent":"refund","intent_status":"open","variables":{"a":"1","b":"2","c":"3","d":"4","e":"5"}`
 	waves("start, new caller", 2, start(`{"call_id":"w0","identity_hints":{"ani":"+14155550999"}}`))
-	waves("end naming its customer", 4, end(`{"call_id":"w0","customer_ref":"cust_v",`+saved+`}`))
+	waves("end naming its customer", 1+b.commit, end(`{"call_id":"w0","customer_ref":"cust_v",`+saved+`}`))
 	waves("start, new caller with a CRM id", 2, start(`{"call_id":"w1",`+hints+`}`))
-	waves("end naming its customer, start with a CRM id", 5, end(`{"call_id":"w1","customer_ref":"cust_w",`+saved+`}`))
+	waves("end naming its customer, start with a CRM id", 2+b.commit, end(`{"call_id":"w1","customer_ref":"cust_w",`+saved+`}`))
 	now = now.Add(time.Hour)
-	waves("start, returning caller", 3, start(`{"call_id":"w2",`+hints+`}`))
-	waves("end naming its returning customer, start with its CRM id", 4, end(`{"call_id":"w2","customer_ref":"cust_w",`+saved+`}`))
+	waves("start, returning caller", b.returning, start(`{"call_id":"w2",`+hints+`}`))
+	waves("end naming its returning customer, start with its CRM id", 1+b.commit, end(`{"call_id":"w2","customer_ref":"cust_w",`+saved+`}`))
 	waves("replayed start", 1, start(`{"call_id":"w2",`+hints+`}`))
-	waves("start, returning caller again", 3, start(`{"call_id":"w3",`+hints+`}`))
-	waves("end with the start's customer", 5, end(`{"call_id":"w3",`+saved+`}`))
+	waves("start, returning caller again", b.returning, start(`{"call_id":"w3",`+hints+`}`))
+	waves("end with the start's customer", 2+b.commit, end(`{"call_id":"w3",`+saved+`}`))
 }

@@ -3,21 +3,26 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 )
 
 // callBase is the part of a call record that no script reads or changes,
-// stored as JSON in the call hash's "base" field.
+// stored as JSON in the record's "base" field. The call's id is in the
+// record's key, so it is left out ("id" of records stored before).
 type callBase struct {
-	ID          string                   `json:"id"`
+	ID          string                   `json:"id,omitempty"`
 	ANI         string                   `json:"ani,omitempty"`
 	DNIS        string                   `json:"dnis,omitempty"`
 	ExternalIDs []callcontext.ExternalID `json:"external_ids,omitempty"`
@@ -28,7 +33,10 @@ type callBase struct {
 }
 
 func baseOf(c callcontext.CallRecord) string {
-	b, _ := json.Marshal(callBase{c.ID, c.ANI, c.DNIS, c.ExternalIDs, c.Attestation, c.LineType, c.Matched, c.Contestable})
+	b, _ := json.Marshal(callBase{"", c.ANI, c.DNIS, c.ExternalIDs, c.Attestation, c.LineType, c.Matched, c.Contestable})
+	if string(b) == "{}" {
+		return ""
+	}
 	return string(b)
 }
 
@@ -55,8 +63,8 @@ func answerField(confirmed, denied bool) string {
 func callHash(c callcontext.CallRecord) map[string]string {
 	return map[string]string{
 		"base": baseOf(c), "ref": c.CustomerRef, "rec": string(c.Recommendation), "cf": answerField(c.Confirmed, c.Denied),
-		"st": ts(c.Started), "sp": c.StartPrint, "sr": string(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
-		"en": ts(c.Ended), "ep": c.EndPrint, "er": string(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
+		"st": ts(c.Started), "sp": c.StartPrint, "sr": packResponse(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
+		"en": ts(c.Ended), "ep": c.EndPrint, "er": packResponse(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
 		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated), "cd": strconv.FormatInt(c.CompletedDuration, 10),
 		"exp": ts(c.Expires), "rv": revealedField(c.Revealed), "aa": c.AgentAction,
 		"ds": c.DialStatus,
@@ -95,26 +103,33 @@ func pairs(h map[string]string, names []string) []any {
 	return out
 }
 
-// decodeCall rebuilds a call record from its hash; no fields is the zero
-// record.
-func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
+// decodeCall rebuilds the call record of call id from its fields; no
+// fields is the zero record.
+func decodeCall(id string, m map[string]string) (callcontext.CallRecord, error) {
 	var c callcontext.CallRecord
 	if len(m) == 0 {
 		return c, nil
 	}
-	var b callBase
-	if err := json.Unmarshal([]byte(m["base"]), &b); err != nil {
-		return c, fmt.Errorf("decode call record: %w", err)
+	b := callBase{ID: id}
+	if raw := m["base"]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			return c, fmt.Errorf("decode call record: %w", err)
+		}
 	}
 	c.ID, c.ANI, c.DNIS, c.ExternalIDs = b.ID, b.ANI, b.DNIS, b.ExternalIDs
 	c.Attestation, c.LineType, c.Matched, c.Contestable = b.Attestation, b.LineType, b.Matched, b.Contestable
 	c.CustomerRef, c.Recommendation, c.AgentAction, c.DialStatus = m["ref"], identity.Recommendation(m["rec"]), m["aa"], m["ds"]
 	c.Confirmed, c.Denied = m["cf"] == "1", m["cf"] == "0"
-	c.StartPrint, c.StartResponse, c.StartLeasePrint = m["sp"], bytesOf(m["sr"]), m["slp"]
-	c.EndPrint, c.EndResponse, c.EndLeasePrint = m["ep"], bytesOf(m["er"]), m["elp"]
+	c.StartPrint, c.StartLeasePrint, c.EndPrint, c.EndLeasePrint = m["sp"], m["slp"], m["ep"], m["elp"]
+	var err error
+	if c.StartResponse, err = unpackResponse(m["sr"]); err != nil {
+		return c, fmt.Errorf("decode call record: %w", err)
+	}
+	if c.EndResponse, err = unpackResponse(m["er"]); err != nil {
+		return c, fmt.Errorf("decode call record: %w", err)
+	}
 	c.CompletionStatus, c.CompletedRef, c.CompletionCreated = m["cs"], m["cr"], m["cc"] == "1"
 	if cd := m["cd"]; cd != "" {
-		var err error
 		if c.CompletedDuration, err = strconv.ParseInt(cd, 10, 64); err != nil {
 			return c, fmt.Errorf("decode call record: duration: %w", err)
 		}
@@ -133,11 +148,30 @@ func decodeCall(m map[string]string) (callcontext.CallRecord, error) {
 	return c, nil
 }
 
-func bytesOf(s string) []byte {
-	if s == "" {
-		return nil
+// packCall encodes call record fields as a script stores them: a
+// MessagePack map, empty fields left out.
+func packCall(h map[string]string, names []string) string {
+	m := make(map[string]string, len(names))
+	for _, f := range names {
+		if v := h[f]; v != "" {
+			m[f] = v
+		}
 	}
-	return []byte(s)
+	b, _ := msgpack.Marshal(m) // a map of strings always encodes
+	return string(b)
+}
+
+// unpackCall decodes a stored call record's fields; "" is none. A script
+// packs a record without fields as an empty array.
+func unpackCall(raw string) (map[string]string, error) {
+	m := map[string]string{}
+	if raw == "" || raw == "\x90" {
+		return m, nil
+	}
+	if err := msgpack.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("decode call record: %w", err)
+	}
+	return m, nil
 }
 
 // merge is one change of a call record by mergeScript.
@@ -176,22 +210,36 @@ var claimOutcomes = map[int64]callcontext.Outcome{
 	3: callcontext.KeyReused, 4: callcontext.InFlight, 5: callcontext.OverQuota,
 }
 
-// Claim implements callcontext.Store in one script in the scope's slot.
+// claimArgs are the claim's arguments (A in callPrelude's claim).
+func claimArgs(c callcontext.Claim) []any {
+	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
+	op := opField(c.Op)
+	fresh := map[string]string{"base": baseOf(callcontext.CallRecord{}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": c.Fingerprint}
+	if c.Op == callcontext.OpStart && c.Quota == 0 {
+		fresh["sq"] = "1" // counted when saved
+	}
+	return []any{
+		ts(c.Now), op, c.Fingerprint, ts(c.Now.Add(c.Lease)), ts(c.Now.Add(-c.Replay)), c.Quota,
+		packCall(fresh, slices.Collect(maps.Keys(fresh))), ts(expires), ttl(expires, c.Now), ts(keyExpires), ttl(keyExpires, c.Now),
+	}
+}
+
+// Claim implements callcontext.Store in one script in the scope's slot. A
+// start's claim on a single node also reads its customers (startScript);
+// on a Cluster the index reads ride in the claim's wave and the customers
+// are read in a second.
 func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+	if c.Query != nil && c.Op == callcontext.OpStart && !s.cluster {
+		return s.claimStart(ctx, sc, c)
+	}
 	n := s.names(sc)
 	keys := []string{n.call(c.CallID), n.usage(c.Period)}
 	if c.Key != "" {
 		keys = append(keys, n.idem(c.Op, c.Key))
 	}
-	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
-	args := []any{
-		ts(c.Now), opField(c.Op), c.Fingerprint, ts(c.Now.Add(c.Lease)), ts(c.Now.Add(-c.Replay)), c.Quota,
-		baseOf(callcontext.CallRecord{ID: c.CallID}), ts(expires), ttl(expires, c.Now), ts(keyExpires), ttl(keyExpires, c.Now),
-	}
-	// The query's index reads ride in the claim's wave; wasted on a replay.
 	r := s.resolver(sc, c.Now)
 	var reads *indexReads
-	cmds, err := s.wave(ctx, "claim", []run{{claimScript, keys, args}}, func(p redis.Pipeliner) {
+	cmds, err := s.wave(ctx, "claim", []run{{claimScript, keys, claimArgs(c)}}, func(p redis.Pipeliner) {
 		if c.Query != nil {
 			reads = r.queue(ctx, p, *c.Query)
 		}
@@ -199,21 +247,44 @@ func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.C
 	if err != nil {
 		return callcontext.ClaimResult{}, err
 	}
-	code, payload, err := reply(cmds[0])
-	if err != nil {
-		return callcontext.ClaimResult{}, err
-	}
-	res := callcontext.ClaimResult{Outcome: claimOutcomes[code]}
-	switch code {
-	case 0:
-		if res.Call, err = decodeCall(fields(payload)); err == nil && reads != nil {
+	res, payload, err := claimed(cmds[0])
+	if err == nil && res.Outcome == callcontext.Claimed {
+		if res.Call, err = callOf(c.CallID, payload); err == nil && reads != nil {
 			res.Found, err = r.resolve(ctx, *c.Query, reads)
 		}
-	case 1:
-		body, _ := payload.(string)
-		res.Response = []byte(body)
 	}
 	return res, err
+}
+
+// claimed reads a claim's outcome; on Claimed the rest of the reply, on
+// Replay the response.
+func claimed(cmd *redis.Cmd) (callcontext.ClaimResult, []any, error) {
+	v, _ := cmd.Val().([]any)
+	code, payload, err := reply(cmd)
+	if err != nil {
+		return callcontext.ClaimResult{}, nil, err
+	}
+	res := callcontext.ClaimResult{Outcome: claimOutcomes[code]}
+	if code == 1 {
+		body, _ := payload.(string)
+		if res.Response, err = unpackResponse(body); err != nil {
+			return res, nil, err
+		}
+	}
+	return res, v[1:], nil
+}
+
+// callOf decodes the record a claim returned as it stood.
+func callOf(id string, payload []any) (callcontext.CallRecord, error) {
+	raw := ""
+	if len(payload) > 0 {
+		raw, _ = payload[0].(string)
+	}
+	m, err := unpackCall(raw)
+	if err != nil {
+		return callcontext.CallRecord{}, err
+	}
+	return decodeCall(id, m)
 }
 
 // Release implements callcontext.Store in one script in the scope's slot.
@@ -233,29 +304,6 @@ func usageField(billable bool) string {
 		return "billable"
 	}
 	return "non_billable"
-}
-
-// SaveStart implements callcontext.Store in one wave: the call record and
-// counters in the scope's slot, the line type in the ANI's. The line type
-// is a cache, so it may be written while the call record is not.
-func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcontext.StartCommit) error {
-	n, c := s.names(sc), st.Call
-	h := callHash(c)
-	h["sl"], h["slp"] = "", ""
-	m := merge{id: c.ID, period: st.Period, counter: usageField(st.Billable), ttl: ttl(c.Expires, c.Started), mode: "start",
-		ref: c.CustomerRef, tally: st.Tally, always: pairs(h, startFields)}
-	runs := []run{m.run(n)}
-	for _, ref := range c.Revealed {
-		if ref != c.CustomerRef { // the merge files the call under its own customer
-			runs = append(runs, run{addCallScript, []string{n.refCalls(ref)}, []any{n.call(c.ID), ttl(c.Expires, c.Started)}})
-		}
-	}
-	if c.ANI != "" && st.LineType != "" && st.LineType != identity.Unknown {
-		until := c.Started.Add(st.LinkTTL)
-		runs = append(runs, run{setFieldScript, []string{n.ani(c.ANI)}, []any{ttl(until, c.Started), "lt", string(st.LineType), "ltx", ts(until)}})
-	}
-	_, err := s.wave(ctx, "save start", runs, nil)
-	return err
 }
 
 // ConfirmCall implements callcontext.Store in one script.
@@ -292,63 +340,24 @@ func (s *Store) NoteCall(ctx context.Context, sc callcontext.Scope, callID strin
 
 // Call implements callcontext.Store.
 func (s *Store) Call(ctx context.Context, sc callcontext.Scope, id string) (callcontext.CallRecord, error) {
-	m, err := s.rdb.HGetAll(ctx, s.names(sc).call(id)).Result()
-	if err != nil {
-		return callcontext.CallRecord{}, storeErr("read call", err)
-	}
-	if len(m) == 0 {
+	k := s.names(sc).call(id)
+	raw, err := s.rdb.Get(ctx, k).Result()
+	var m map[string]string
+	switch {
+	case errors.Is(err, redis.Nil):
 		return callcontext.CallRecord{}, callcontext.ErrNotFound
-	}
-	return decodeCall(m)
-}
-
-// Tallies implements callcontext.Store: the hours' hashes, read in one
-// pipeline (one wave).
-func (s *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time.Time) ([]callcontext.HourTally, error) {
-	n := s.names(sc)
-	var hours []time.Time
-	for h := from.UTC().Truncate(time.Hour); !h.After(to); h = h.Add(time.Hour) {
-		hours = append(hours, h)
-	}
-	cmds := make([]*redis.MapStringStringCmd, len(hours))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, h := range hours {
-			cmds[i] = p.HGetAll(ctx, n.tallies(h))
+	case redis.HasErrorPrefix(err, "WRONGTYPE"): // a hash of an earlier version
+		if m, err = s.rdb.HGetAll(ctx, k).Result(); err != nil {
+			return callcontext.CallRecord{}, storeErr("read call", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, storeErr("read tallies", err)
-	}
-	var out []callcontext.HourTally
-	for i, c := range cmds {
-		if len(c.Val()) == 0 {
-			continue
-		}
-		counts := make(map[string]int64, len(c.Val()))
-		for f, v := range c.Val() {
-			counts[f], _ = strconv.ParseInt(v, 10, 64)
-		}
-		out = append(out, callcontext.HourTally{Hour: hours[i], Counts: counts})
-	}
-	return out, nil
-}
-
-// Usage implements callcontext.Store.
-func (s *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) (callcontext.UsageCount, error) {
-	v, err := s.rdb.HMGet(ctx, s.names(sc).usage(period), "requests", "billable", "non_billable").Result()
-	if err != nil {
-		return callcontext.UsageCount{}, storeErr("read usage", err)
-	}
-	var n [3]int64
-	for i, x := range v {
-		if str, ok := x.(string); ok {
-			if n[i], err = strconv.ParseInt(str, 10, 64); err != nil {
-				return callcontext.UsageCount{}, fmt.Errorf("decode usage: %w", err)
-			}
+	case err != nil:
+		return callcontext.CallRecord{}, storeErr("read call", err)
+	default:
+		if m, err = unpackCall(raw); err != nil {
+			return callcontext.CallRecord{}, err
 		}
 	}
-	return callcontext.UsageCount{Requests: n[0], Billable: n[1], NonBillable: n[2]}, nil
+	return decodeCall(id, m)
 }
 
 // LeaseStream implements callcontext.Store in one script in the scope's slot.

@@ -1,14 +1,18 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
@@ -32,9 +36,13 @@ type committer struct {
 // last: its script is the commit point; then the call record, the counters
 // and the index clean-up. An end that writes several customers locks them
 // all first, so that either all are written or (ErrVersion) none. An end
-// that writes one customer takes three waves.
+// that writes one customer takes three waves. On a single node one script
+// does it all (commitAll).
 func (s *Store) CommitEnd(ctx context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
 	c := &committer{s: s, n: s.names(sc), e: e, now: commitTime(e), deleted: map[string]callcontext.Record{}}
+	if !s.cluster && !slices.ContainsFunc(e.Writes, func(w callcontext.Write) bool { return w.Delete }) {
+		return c.commitAll(ctx)
+	}
 	if len(e.Writes) > 1 {
 		c.token = newToken()
 	}
@@ -134,16 +142,16 @@ func (c *committer) write(ctx context.Context) error {
 func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) error {
 	runs := make([]run, len(writes))
 	for i, w := range writes {
-		rec, err := json.Marshal(w.Record)
+		rec, err := encodeRecord(w.Record)
 		if err != nil {
-			return fmt.Errorf("encode customer %q: %w", w.Record.Ref, err)
+			return err
 		}
 		ref, del := w.Record.Ref, ""
 		if w.Delete {
 			del = "1"
 		}
 		runs[i] = run{writeScript, []string{c.n.customer(ref), c.n.lock(ref)},
-			[]any{w.Prev, c.token, del, w.Record.Version, string(rec), ttl(w.Record.Expires, c.now)}}
+			[]any{w.Prev, c.token, del, w.Record.Version, string(rec), ttl(w.Record.Expires, c.now), ts(c.now)}}
 	}
 	cmds, err := c.s.wave(ctx, "commit end: customers", runs, nil)
 	if err != nil {
@@ -158,8 +166,8 @@ func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) er
 			return fmt.Errorf("commit end: customer %q: %w", writes[i].Record.Ref, callcontext.ErrVersion)
 		}
 		if raw, _ := old.(string); writes[i].Delete && raw != "" {
-			var rec callcontext.Record
-			if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+			rec, err := decodeRecord([]byte(raw))
+			if err != nil {
 				return fmt.Errorf("decode customer %q: %w", writes[i].Record.Ref, err)
 			}
 			c.deleted[writes[i].Record.Ref] = rec
@@ -168,11 +176,9 @@ func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) er
 	return nil
 }
 
-// finish merges the end's (or completion's) fields into the call record
-// and counts the call, then cleans the index: other owner candidates of
-// the ids this end set, the ANI links it drops and the entries of the
-// customers it deleted.
-func (c *committer) finish(ctx context.Context) error {
+// merge is the change of the call record: the end's (or completion's)
+// fields, and the call counted.
+func (c *committer) merge() run {
 	call := c.e.Call
 	h := callHash(call)
 	m := merge{id: call.ID, period: c.e.Period, ttl: ttl(call.Expires, c.now), mode: "merge", ref: call.CustomerRef, tally: c.e.Tally, fresh: pairs(h, allFields)}
@@ -185,7 +191,58 @@ func (c *committer) finish(ctx context.Context) error {
 		h["el"], h["elp"] = "", ""
 		m.always = pairs(h, endFields)
 	}
-	runs := []run{m.run(c.n)}
+	return m.run(c.n)
+}
+
+// commitAll commits the whole end in one script (single node and
+// Sentinel; an end that deletes a customer takes the ordered waves, which
+// read the deleted record to clean its index entries).
+func (c *committer) commitAll(ctx context.Context) error {
+	var sets, writes, owners, unlinks [][]string
+	for _, l := range c.e.ANILinks {
+		link, _ := json.Marshal(l.Link)
+		sets = append(sets, []string{c.n.ani(l.ANI), fmt.Sprint(ttl(l.Link.Expires, c.now)), linkField(l.Ref), string(link)})
+	}
+	for _, o := range c.e.Owners {
+		sets = append(sets, []string{c.n.owner(o.ID.String()), fmt.Sprint(ttl(o.Expires, c.now)), o.Ref, ts(o.Expires)})
+		owners = append(owners, []string{c.n.owner(o.ID.String()), o.Ref})
+	}
+	for _, w := range c.e.Writes {
+		rec, err := encodeRecord(w.Record)
+		if err != nil {
+			return err
+		}
+		ref := w.Record.Ref
+		writes = append(writes, []string{c.n.customer(ref), c.n.lock(ref), fmt.Sprint(w.Prev), fmt.Sprint(w.Record.Version), string(rec), fmt.Sprint(ttl(w.Record.Expires, c.now))})
+	}
+	for _, l := range c.e.ANIUnlinks {
+		unlinks = append(unlinks, []string{c.n.ani(l.ANI), linkField(l.Ref)})
+	}
+	m := c.merge()
+	args := make([]string, len(m.args))
+	for i, a := range m.args {
+		args[i] = fmt.Sprint(a)
+	}
+	plan, err := msgpack.Marshal(map[string]any{"s": sets, "w": writes, "m": []any{m.keys, args}, "o": owners, "d": unlinks, "n": ts(c.now)})
+	if err != nil {
+		return fmt.Errorf("commit end: %w", err)
+	}
+	cmd, err := c.s.one(ctx, "commit end", run{commitScript, nil, []any{string(plan)}})
+	if err != nil {
+		return err
+	}
+	if code, _, err := reply(cmd); err != nil || code != 0 {
+		return cmp.Or(err, fmt.Errorf("commit end: customer %w", callcontext.ErrVersion))
+	}
+	return nil
+}
+
+// finish merges the end's (or completion's) fields into the call record
+// and counts the call, then cleans the index: other owner candidates of
+// the ids this end set, the ANI links it drops and the entries of the
+// customers it deleted.
+func (c *committer) finish(ctx context.Context) error {
+	runs := []run{c.merge()}
 	for _, o := range c.e.Owners {
 		runs = append(runs, run{ownerOnlyScript, []string{c.n.owner(o.ID.String())}, []any{o.Ref}})
 	}
@@ -226,22 +283,27 @@ func (s *Store) Erase(ctx context.Context, sc callcontext.Scope, ref string) err
 }
 
 func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error) {
-	v, err := s.rdb.HMGet(ctx, n.customer(ref), "v", "rec").Result()
+	h, err := s.rdb.HGetAll(ctx, n.customer(ref)).Result()
 	if err != nil {
 		return false, storeErr("erase", err)
 	}
-	raw, ok := v[1].(string)
+	raw, ok := h["rec"]
 	if !ok {
 		return true, callcontext.ErrNotFound
 	}
-	version, _ := v[0].(string)
-	var rec callcontext.Record
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+	version := h["v"]
+	rec, err := decodeRecord([]byte(raw))
+	if err != nil {
 		return false, fmt.Errorf("decode customer %q: %w", ref, err)
 	}
-	args := []any{ref}
+	args := []any{ref, len(rec.Calls)}
 	for _, c := range rec.Calls {
 		args = append(args, n.call(c.ID))
+	}
+	for f := range h {
+		if id, ok := strings.CutPrefix(f, "c:"); ok { // a call filed by its start
+			args = append(args, n.call(id))
+		}
 	}
 	_, err = s.wave(ctx, "erase: index and calls", []run{{eraseCallsScript, []string{n.refCalls(ref)}, args}}, func(p redis.Pipeliner) {
 		unindex(ctx, p, n, ref, rec)
@@ -249,7 +311,7 @@ func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	cmd, err := s.one(ctx, "erase: customer", run{writeScript, []string{n.customer(ref), n.lock(ref)}, []any{version, "", "1", 0, "", 0}})
+	cmd, err := s.one(ctx, "erase: customer", run{writeScript, []string{n.customer(ref), n.lock(ref)}, []any{version, "", "1", 0, "", 0, ""}})
 	if err != nil {
 		return false, err
 	}

@@ -114,18 +114,37 @@ func (r *resolver) index(q callcontext.Query, reads *indexReads) (aniIndex, map[
 			return aniIndex{}, nil, err
 		}
 	}
-	owners := map[string][]string{}
+	d := indexData{owners: map[string]map[string]string{}}
 	for id, cmd := range reads.owners {
-		for ref, exp := range cmd.Val() {
+		d.owners[id] = cmd.Val()
+	}
+	if reads.ani != nil {
+		d.ani = reads.ani.Val()
+	}
+	return r.interpret(d)
+}
+
+// indexData is what a start's index entries hold.
+type indexData struct {
+	ani    map[string]string            // the ANI's hash; nil when the query has no ANI
+	owners map[string]map[string]string // external id → its owner hash
+}
+
+// interpret decodes the index entries: the ANI's, and each external id's
+// live owner candidates.
+func (r *resolver) interpret(d indexData) (aniIndex, map[string][]string, error) {
+	owners := map[string][]string{}
+	for id, m := range d.owners {
+		for ref, exp := range m {
 			if after(exp, r.now) {
 				owners[id] = append(owners[id], ref)
 			}
 		}
 	}
-	if reads.ani == nil {
+	if d.ani == nil {
 		return aniIndex{}, owners, nil
 	}
-	ani, err := decodeANI(reads.ani.Val())
+	ani, err := decodeANI(d.ani)
 	return ani, owners, err
 }
 
@@ -214,8 +233,17 @@ func (r *resolver) keep(ref string, cmd *redis.StringCmd) error {
 	if err != nil {
 		return storeErr("read customer", err)
 	}
-	var rec callcontext.Record
-	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+	return r.keepRaw(ref, raw, true)
+}
+
+// keepRaw decodes a customer's stored record; !ok is a missing record.
+func (r *resolver) keepRaw(ref, raw string, ok bool) error {
+	if !ok {
+		r.recs[ref] = nil
+		return nil
+	}
+	rec, err := decodeRecord([]byte(raw))
+	if err != nil {
 		return fmt.Errorf("decode customer %q: %w", ref, err)
 	}
 	r.recs[ref] = &rec

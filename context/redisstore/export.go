@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -48,8 +47,8 @@ func (s *Store) Export(ctx context.Context, sc callcontext.Scope, now time.Time,
 			if err != nil {
 				return storeErr("export customers", err)
 			}
-			var r callcontext.Record
-			if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			r, err := decodeRecord([]byte(raw))
+			if err != nil {
 				return fmt.Errorf("decode customer: %w", err)
 			}
 			if r.Expires.After(now) {

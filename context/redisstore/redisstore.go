@@ -10,16 +10,20 @@
 // tag: keys with the same tag share a Cluster slot and can change together
 // in one Lua script.
 //
-//	{S:c:<ref>}               hash: customer record ("rec": JSON, "v": version)
+//	{S:c:<ref>}               hash: customer record ("rec": MessagePack, JSON before; "v": version;
+//	                          "c:<call id>": the expiry of a call its start filed, for Erase)
 //	{S:c:<ref>}:lock          string: lock of an end that changes several customers
-//	{S:a:<ani>}               hash: ANI index ("l:<ref>": link JSON; "lt", "ltx": line type, expiry)
+//	{S:a:<ani>}               hash: ANI index ("l:<ref>": link JSON; "lt", "ltx", "ltk": line type,
+//	                          expiry, a time the key's TTL reaches)
 //	{S:o:<key:value>}         hash: external id index (<ref> → link expiry)
-//	{S}:call:<id>             hash: call record (start and end fields, leases, responses)
+//	{S}:call:<id>             string: call record, a MessagePack map of start and end fields, leases,
+//	                          responses (a hash before, rewritten by its next write)
 //	{S}:call:<id>:keys        set: the idempotency keys claimed for the call
 //	{S}:stream:<id>           hash: the call's media stream lease (holder, expiry)
 //	{S}:idem:<op>:<key>       hash: Idempotency-Key record (print, call key, expiry)
-//	{S}:usage:<period>        hash: requests, billable, non_billable
-//	{S}:rc:<ref>              set: call records that name the customer
+//	{S}:usage:<period>        hash: requests, billable, non_billable (ends, and starts under a quota)
+//	{S}:tally:<hour>          hash: the hour's tallies; a start's field ends in its usage code
+//	{S}:rc:<ref>              set: call records that name the customer (ends and answers)
 //	{Pkeys}:k:<id>            hash: API key (JSON, revoked, last_used)
 //	{Pkeys}:h, {Pkeys}:ids    hash and set: key hash → key, all keys
 //
@@ -35,7 +39,8 @@
 // version: that script is the commit point. CommitEnd writes index entries
 // first (harmless if the end then fails), then the customers (when an end
 // changes several, it locks them all first and writes the target last),
-// then the call record and usage counters. Resolve trusts an index entry
+// then the call record and usage counters; on a single node one script
+// does all of it, in that order. Resolve trusts an index entry
 // only when the customer's own record holds the live link, so entries of a
 // failed end are never reported. Erase removes index entries and call
 // records before the customer, so a retried erase finishes the job.
@@ -54,11 +59,19 @@
 // to a context; every store call made with it adds its waves (a new
 // connection's handshake is not counted). Claim, Release, SaveStart,
 // ConfirmCall, Customers, Call, Usage and the key and Lookup-cache methods
-// take one wave. Resolve takes one when no index entry matches (or only a
-// customer_ref is given) and two for a returning caller (a third only if
-// dangling entries hid the ANI's latest customers). CommitEnd takes three
-// for an end that writes one customer, four when it also changes others
-// (an external id moved). Erase takes three.
+// take one wave. On a single node (or Sentinel), where a script may read
+// keys of any slot, a start's claim also follows the index entries to the
+// customers, so a start takes two waves; on a Cluster a returning caller's
+// customers are read in a wave of their own, between the claim and the
+// save. TestRequestCommands counts the commands: a returning caller's
+// start runs 10 on a single node (two scripts: the claim with its reads,
+// the save with the counters), a new caller's 8. Resolve takes one when
+// no index entry matches (or only a customer_ref is given) and two for a
+// returning caller (a third only if dangling entries hid the ANI's latest
+// customers). CommitEnd takes one on
+// a single node (one script: see commitScript), unless it deletes a
+// customer; on a Cluster three for an end that writes one customer, four
+// when it also changes others (an external id moved). Erase takes three.
 package redisstore
 
 import (
@@ -105,6 +118,7 @@ type Options struct {
 // Store is a callcontext.Store in Redis. It is safe for concurrent use.
 type Store struct {
 	rdb     redis.UniversalClient
+	cluster bool // scripts must keep to one slot
 	prefix  string
 	lockTTL time.Duration
 
@@ -128,7 +142,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		opts.Cluster = cluster
 	}
-	s := &Store{rdb: newClient(opts), prefix: opts.Prefix, lockTTL: orDefault(opts.LockTTL, 5*time.Second),
+	s := &Store{rdb: newClient(opts), cluster: opts.Cluster, prefix: opts.Prefix, lockTTL: orDefault(opts.LockTTL, 5*time.Second),
 		waitReplicas: opts.WaitReplicas, waitTimeout: orDefault(opts.WaitTimeout, orDefault(opts.ReadTimeout, time.Second)/2)}
 	if err := s.loadScripts(ctx); err != nil {
 		s.rdb.Close()

@@ -2,7 +2,9 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -281,4 +284,52 @@ func TestStoreSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, opts) })
+}
+
+// TestEarlierLayouts reads what earlier versions stored: a call record as
+// a hash of fields and a customer record as JSON.
+func TestEarlierLayouts(t *testing.T) {
+	addr := redistest.Single(t)
+	prefix := redistest.Prefix(t)
+	s, err := redisstore.Open(context.Background(), redisstore.Options{Addrs: []string{addr}, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
+	at := func(t time.Time) string { return fmt.Sprintf("%020d", t.UnixNano()) }
+	space := "{" + prefix + "t:acme:test"
+	rec := callcontext.Record{Ref: "cust_1", Version: 3, Created: t0, FirstCall: t0, LastCall: t0, Expires: t0.Add(90 * 24 * time.Hour)}
+	raw, _ := json.Marshal(rec)
+	if err := rdb.HSet(ctx, space+":c:cust_1}", "rec", raw, "v", 3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, space+"}:call:old", "base", `{"id":"old"}`, "ref", "cust_1", "st", at(t0), "sp", "print",
+		"sr", `{"replayed":true}`, "exp", at(t0.Add(7*24*time.Hour)), "sl", "", "cf", "").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Customers(ctx, sc, []string{"cust_1"})
+	if err != nil || !cmp.Equal(got["cust_1"], rec) {
+		t.Errorf("Customers(cust_1 in JSON) = %v, %v; want %v", got, err, rec)
+	}
+	call, err := s.Call(ctx, sc, "old")
+	if err != nil || call.ID != "old" || call.CustomerRef != "cust_1" || string(call.StartResponse) != `{"replayed":true}` || !call.Started.Equal(t0) {
+		t.Errorf("Call(old, a hash) = %+v, %v; want its start", call, err)
+	}
+	c := callcontext.Claim{Op: callcontext.OpStart, CallID: "old", Fingerprint: "print", Now: t0.Add(time.Minute),
+		Lease: time.Minute, Replay: 24 * time.Hour, KeyTTL: 24 * time.Hour, Retention: 7 * 24 * time.Hour, Period: callcontext.Period(t0)}
+	res, err := s.Claim(ctx, sc, c)
+	if err != nil || res.Outcome != callcontext.Replay || string(res.Response) != `{"replayed":true}` {
+		t.Errorf("Claim(start of old, a hash) = %v %q, %v; want a replay", res.Outcome, res.Response, err)
+	}
+	c.Op = callcontext.OpEnd
+	if res, err = s.Claim(ctx, sc, c); err != nil || res.Outcome != callcontext.Claimed || res.Call.CustomerRef != "cust_1" {
+		t.Fatalf("Claim(end of old, a hash) = %v %+v, %v; want claimed with the start's record", res.Outcome, res.Call, err)
+	}
+	if typ := rdb.Type(ctx, space+"}:call:old").Val(); typ != "string" {
+		t.Errorf("the claimed call record is a %s, want rewritten as a string", typ)
+	}
 }

@@ -16,79 +16,274 @@ local function extend(k, ms)
   if redis.call('PTTL', k) < tonumber(ms) then redis.call('PEXPIRE', k, ms) end
 end
 local function blank(v) return not v or v == '' end
-`
-
-// callPrelude reads one op's part of a call record (the fields are listed
-// at callHash).
-const callPrelude = prelude + `
-local function live(k, now) return after(redis.call('HGET', k, 'exp'), now) end
-local function state(k, op)
-  local f = redis.call('HMGET', k, op..'r', op..'p', op..'l', op..'lp', 'st')
-  return {done = not blank(f[1]), resp = f[1], print = f[2] or '', lease = f[3] or '', leasePrint = f[4] or '', started = f[5] or ''}
-end
-local idle = {done = false, print = '', lease = '', leasePrint = '', started = ''}
-`
-
-// claimScript applies the rules of boltstore's claim in one step.
-// KEYS: call, usage[, idempotency key]. ARGV: now, op ("s" or "e"), print,
-// lease end, replay start (now minus the replay window), quota, a new
-// record's base, expiry and TTL, the key record's expiry and TTL.
-// Returns {outcome} or {0, the record as it stood} or {1, response}.
-var claimScript = redis.NewScript(callPrelude + `
-local call, usage, now, op, print = KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]
-if KEYS[3] then
-  local k = redis.call('HMGET', KEYS[3], 'print', 'ck', 'exp')
-  if k[1] and after(k[3], now) then
-    if k[1] ~= print then return {3} end
-    if live(k[2], now) then
-      local s = state(k[2], op)
-      if s.done then return {1, s.resp} end
-      if after(s.lease, now) then return {4} end
-    end
+-- prune drops from a customer's hash the calls filed under it that have
+-- expired (their field's value is the call's expiry), once there are many.
+local function prune(k, now)
+  if redis.call('HLEN', k) <= 40 then return end
+  local f = redis.call('HGETALL', k)
+  for i = 1, #f, 2 do
+    if string.sub(f[i], 1, 2) == 'c:' and not after(f[i + 1], now) then redis.call('HDEL', k, f[i]) end
   end
 end
-local isLive = live(call, now)
-local s = idle
-if isLive then s = state(call, op) end
-if s.done and s.print == print and (op == 'e' or after(s.started, ARGV[5])) then return {1, s.resp} end
-if s.done then return {2} end
-if after(s.lease, now) then
-  if s.leasePrint == print then return {4} end
-  return {2}
+`
+
+// callPrelude reads and writes call records. A call record is one string:
+// a MessagePack map of the fields listed at callHash, empty ones left out,
+// read and written whole (one command each way). Records stored as hashes
+// by earlier versions are read too, and rewritten as strings by their next
+// write.
+const callPrelude = prelude + `
+local function loadCall(k)
+  local v = redis.pcall('GET', k)
+  if type(v) == 'table' and v.err then
+    local f = redis.call('HGETALL', k)
+    local t = {}
+    for i = 1, #f, 2 do if f[i + 1] ~= '' then t[f[i]] = f[i + 1] end end
+    return t
+  end
+  if not v then return nil end
+  return cmsgpack.unpack(v)
 end
-local quota = tonumber(ARGV[6])
-if quota > 0 and tonumber(redis.call('HGET', usage, 'requests') or '0') >= quota then return {5} end
-redis.call('HINCRBY', usage, 'requests', 1)
-local before = {}
-if isLive then
-  before = redis.call('HGETALL', call)
-else
-  redis.call('DEL', call)
-  redis.call('HSET', call, 'base', ARGV[7], 'exp', ARGV[8])
-  redis.call('PEXPIRE', call, ARGV[9])
+local function unpackCall(v, k)
+  if type(v) == 'table' and v.err then return loadCall(k) end
+  if not v then return nil end
+  return cmsgpack.unpack(v)
 end
-redis.call('HSET', call, op..'l', ARGV[4], op..'lp', print)
-if KEYS[3] then
-  redis.call('HSET', KEYS[3], 'print', print, 'ck', call, 'exp', ARGV[10])
-  redis.call('PEXPIRE', KEYS[3], ARGV[11])
-  redis.call('SADD', call..':keys', KEYS[3])
-  extend(call..':keys', ARGV[11])
+local function saveCall(k, t, ms)
+  if ms then return redis.call('SET', k, cmsgpack.pack(t), 'PX', ms) end
+  return redis.call('SET', k, cmsgpack.pack(t), 'KEEPTTL')
 end
-return {0, before}
+local function live(r, now) return r and after(r.exp, now) end
+local function state(r, op)
+  return {done = not blank(r[op..'r']), resp = r[op..'r'], print = r[op..'p'] or '', lease = r[op..'l'] or '', leasePrint = r[op..'lp'] or '', started = r.st or ''}
+end
+local idle = {done = false, print = '', lease = '', leasePrint = '', started = ''}
+
+-- claim applies the rules of boltstore's claim. A = {now, op, print, lease
+-- end, replay start, quota, fresh record (packed), expiry, TTL, key expiry,
+-- key TTL}; extra fields go into a record the claim writes. A start
+-- without a quota is counted when it is saved (its record says so: "sq"),
+-- so its claim of a new call is one SET. Returns {outcome} or {0, the
+-- record as it stood, packed, '' if none} or {1, response}.
+local function claim(call, usage, idem, A, extra)
+  local now, op, print = A[1], A[2], A[3]
+  if idem then
+    local k = redis.call('HMGET', idem, 'print', 'ck', 'exp')
+    if k[1] and after(k[3], now) then
+      if k[1] ~= print then return {3} end
+      local r = loadCall(k[2])
+      if live(r, now) then
+        local s = state(r, op)
+        if s.done then return {1, s.resp} end
+        if after(s.lease, now) then return {4} end
+      end
+    end
+  end
+  local quota = tonumber(A[6])
+  local deferred = quota == 0 and op == 's'
+  local fresh = A[7]
+  if next(extra) then
+    local t = cmsgpack.unpack(fresh)
+    for f, v in pairs(extra) do t[f] = v end
+    fresh = cmsgpack.pack(t)
+  end
+  local r
+  if deferred then
+    local got = redis.pcall('SET', call, fresh, 'NX', 'PX', A[9], 'GET')
+    if got then r = unpackCall(got, call) end
+  else
+    r = loadCall(call)
+  end
+  local isLive = live(r, now)
+  local s = idle
+  if isLive then s = state(r, op) end
+  if s.done and s.print == print and (op == 'e' or after(s.started, A[5])) then return {1, s.resp} end
+  if s.done then return {2} end
+  if after(s.lease, now) then
+    if s.leasePrint == print then return {4} end
+    return {2}
+  end
+  if quota > 0 and tonumber(redis.call('HGET', usage, 'requests') or '0') >= quota then return {5} end
+  if not deferred then redis.call('HINCRBY', usage, 'requests', 1) end
+  local before = ''
+  if isLive then
+    before = cmsgpack.pack(r)
+    r[op..'l'], r[op..'lp'] = A[4], print
+    if deferred then r[op..'q'] = '1' end
+    for f, v in pairs(extra) do r[f] = v end
+    saveCall(call, r)
+  elseif r or not deferred then
+    redis.call('SET', call, fresh, 'PX', A[9])
+  end
+  if idem then
+    redis.call('HSET', idem, 'print', print, 'ck', call, 'exp', A[10])
+    redis.call('PEXPIRE', idem, A[11])
+    redis.call('SADD', call..':keys', idem)
+    extend(call..':keys', A[11])
+  end
+  return {0, before}
+end
+`
+
+// claimScript claims a start or end (see claim in callPrelude).
+// KEYS: call, usage[, idempotency key]. ARGV: as claim's A.
+var claimScript = redis.NewScript(callPrelude + `
+return claim(KEYS[1], KEYS[2], KEYS[3], ARGV, {})
+`)
+
+// startScript is a start's claim on a single node or Sentinel, where a
+// script may read keys of any slot: with the claim it reads the index
+// entries and follows them to the customers, so that a start takes two
+// round trips. It files the call under each customer it read (field
+// "c:<call id>": its expiry, in the customer's hash, for Erase; a customer the start
+// does not reveal is skipped by Erase, which checks the call record), and
+// notes in the call record the customers filed ("fl", "|" for none: the
+// others the start reveals did not exist) and how far the
+// ANI's TTL already reaches ("lk"), so that the save need not read them.
+// KEYS: call, usage, idempotency key or "", ANI index or "", the
+// customer_ref's record or "", then the external ids' owner hashes.
+// ARGV: claim's A (11), the customer key's start and end around an
+// escaped ref, the call id, its expiry, the most customers to read, the
+// customer_ref.
+// Returns {outcome} or {0, before, ANI fields, {owner fields…}, {ref,
+// record…} of the customers read}; Claim reads the candidates past the
+// most as Resolve does.
+var startScript = redis.NewScript(callPrelude + `
+local function esc(ref)
+  return (string.gsub(ref, '[%%{}:]', {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D', [':'] = '%3A'}))
+end
+local A = ARGV
+local ani, owners, refs, seen = {}, {}, {}, {}
+local function want(ref) if not seen[ref] then seen[ref] = true; refs[#refs + 1] = ref end end
+if KEYS[4] ~= '' then
+  ani = redis.call('HGETALL', KEYS[4])
+  for i = 1, #ani, 2 do
+    local ref = string.match(ani[i], '^l:(.*)$')
+    if ref then want(ref) end
+  end
+end
+for i = 6, #KEYS do
+  local f = redis.call('HGETALL', KEYS[i])
+  owners[#owners + 1] = f
+  for j = 1, #f, 2 do want(f[j]) end
+end
+local recs, filed = {}, {}
+if KEYS[5] ~= '' then
+  local v = redis.call('HGET', KEYS[5], 'rec')
+  if v then filed[#filed + 1] = {KEYS[5], A[17]} end
+  recs[#recs + 1] = ''
+  recs[#recs + 1] = v or false
+end
+local most = tonumber(A[16])
+for i, ref in ipairs(refs) do
+  if i > most then break end
+  local k = A[12]..esc(ref)..A[13]
+  if k ~= KEYS[5] then
+    local v = redis.call('HGET', k, 'rec')
+    if v then filed[#filed + 1] = {k, ref} end
+    recs[#recs + 1] = ref
+    recs[#recs + 1] = v or false
+  end
+end
+local fl = ''
+for _, f in ipairs(filed) do fl = fl..'|'..f[2] end
+local extra = {fl = fl..'|'}
+for i = 1, #ani, 2 do if ani[i] == 'ltk' then extra.lk = ani[i + 1] end end
+local res = claim(KEYS[1], KEYS[2], KEYS[3] ~= '' and KEYS[3] or nil, A, extra)
+if res[1] ~= 0 then return res end
+for _, f in ipairs(filed) do redis.call('HSET', f[1], 'c:'..A[14], A[15]) end
+return {0, res[2], ani, owners, recs}
 `)
 
 // releaseScript undoes a claim whose lease is still this print's.
 // KEYS: call, usage[, idempotency key]. ARGV: now, op, print.
 var releaseScript = redis.NewScript(callPrelude + `
 local call, usage, now, op = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
-if not live(call, now) then return 0 end
-local s = state(call, op)
+local r = loadCall(call)
+if not live(r, now) then return 0 end
+local s = state(r, op)
 if s.done or s.leasePrint ~= ARGV[3] then return 0 end
-redis.call('HDEL', call, op..'l', op..'lp')
-local f = redis.call('HMGET', call, 'st', 'en', 'sl', 'el')
-if blank(f[1]) and blank(f[2]) and blank(f[3]) and blank(f[4]) then redis.call('DEL', call) end
+local counted = r[op..'q'] ~= '1'
+r[op..'l'], r[op..'lp'], r[op..'q'] = nil, nil, nil
+if blank(r.st) and blank(r.en) and blank(r.sl) and blank(r.el) then redis.call('DEL', call) else saveCall(call, r) end
 if KEYS[3] then redis.call('DEL', KEYS[3]) end
-if tonumber(redis.call('HGET', usage, 'requests') or '0') > 0 then redis.call('HINCRBY', usage, 'requests', -1) end
+if counted and tonumber(redis.call('HGET', usage, 'requests') or '0') > 0 then redis.call('HINCRBY', usage, 'requests', -1) end
+return 1
+`)
+
+// lineTypePrelude remembers an ANI's line type in its index hash: "lt",
+// "ltx" (its expiry) and "ltk", a time the key's TTL is known to reach,
+// set a week past ltx, so that starts within that week set two fields and
+// leave the TTL (which only ever grows) alone.
+const lineTypePrelude = `
+local function remember(k, lt, ltx, ltk, ms, covered)
+  if covered then
+    redis.call('HSET', k, 'lt', lt, 'ltx', ltx)
+    return
+  end
+  local added = redis.call('HSET', k, 'lt', lt, 'ltx', ltx, 'ltk', ltk)
+  if added == 3 and redis.call('PEXPIRE', k, ms, 'NX') == 1 then return end
+  redis.call('PEXPIRE', k, ms, 'GT')
+end
+`
+
+// saveStartScript stores a finished start: the call record in one SET
+// that returns the record the claim left, the start counted in the
+// hour's hash in one HINCRBY (the usage code after '|' in the field: see
+// Usage), the line type in the ANI's hash (KEYS[4], single node only) and
+// the call filed under the revealed customers the claim did not file.
+// KEYS: call, the hour's hash, then (single node only) the ANI index if
+// ARGV[9] is set and the keys of the revealed customers. ARGV: record
+// (packed), TTL, billable code ('b' or 'n'), tally field, tally TTL, call
+// id, its expiry, the revealed refs joined as "|a|b|", then the line type
+// or ”, its expiry, ltk and TTL.
+var saveStartScript = redis.NewScript(callPrelude + lineTypePrelude + `
+local call, A = KEYS[1], ARGV
+local old = unpackCall(redis.pcall('SET', call, A[1], 'XX', 'PX', A[2], 'GET'), call)
+local own = {base = true, exp = true, sl = true, slp = true, sq = true, fl = true, lk = true}
+local merge = not old
+for f in pairs(old or {}) do if not own[f] then merge = true end end
+if merge then
+  -- Another write reached the record since the claim (or it is gone):
+  -- keep what it wrote, with the start's fields over it.
+  local r = old or {}
+  r.sl, r.slp, r.sq, r.fl, r.lk = nil, nil, nil, nil, nil
+  for f, v in pairs(cmsgpack.unpack(A[1])) do r[f] = v end
+  saveCall(call, r, A[2])
+end
+old = old or {}
+local code = A[3]
+if old.sq == '1' then code = 'r'..code end
+if redis.call('HINCRBY', KEYS[2], A[4]..'|'..code, 1) == 1 then redis.call('PEXPIRE', KEYS[2], A[5]) end
+local i = 3
+-- A call whose claim read its customers was filed under every one that
+-- existed; the others it reveals are new.
+local file = not old.fl
+if A[9] ~= '' then
+  remember(KEYS[3], A[9], A[10], A[11], A[12], old.lk and not after(A[10], old.lk))
+  i = 4
+end
+for ref in string.gmatch(A[8], '[^|]+') do
+  if file and KEYS[i] and redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HSET', KEYS[i], 'c:'..A[6], A[7])
+  end
+  i = i + 1
+end
+return 1
+`)
+
+// fileCallScript files a call under a customer, if it exists (Cluster,
+// where the save's script cannot reach the customer's slot). KEYS: the
+// customer. ARGV: call id, its expiry.
+var fileCallScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'c:'..ARGV[1], ARGV[2]) end
+return 1
+`)
+
+// lineTypeScript remembers a line type (Cluster: the ANI's own slot).
+// KEYS: ANI index. ARGV: line type, expiry, ltk, TTL.
+var lineTypeScript = redis.NewScript(lineTypePrelude + `
+remember(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], false)
 return 1
 `)
 
@@ -97,38 +292,91 @@ return 1
 // (read only with a tally field), the customer's call set (optional).
 // ARGV: counter field or ”, TTL, mode, the customer ref of the call set,
 // n, tally field or ”, the tallies' TTL, then n field/value pairs always
-// set, then the pairs a new record starts with. Modes: "start" sets the
-// TTL, "merge" sets it on a new record, "confirm" changes only an existing
-// record (returns 0 if there is none). A tally costs one command; its hash
-// gets its TTL when a field first appears in it.
-var mergeScript = redis.NewScript(prelude + `
-local call = KEYS[1]
-local absent = redis.call('EXISTS', call) == 0
-local mode = ARGV[3]
-if absent and mode == 'confirm' then return 0 end
-local first = 8 + 2 * tonumber(ARGV[5])
--- One HSET per group of fields: a command each was most of a start's.
-if absent and #ARGV >= first then redis.call('HSET', call, unpack(ARGV, first, #ARGV)) end
-if first > 8 then redis.call('HSET', call, unpack(ARGV, 8, first - 1)) end
-if mode == 'start' or (absent and mode == 'merge') then redis.call('PEXPIRE', call, ARGV[2]) end
-if KEYS[4] and redis.call('HGET', call, 'ref') == ARGV[4] then
-  redis.call('SADD', KEYS[4], call)
-  extend(KEYS[4], redis.call('PTTL', call))
+// set, then the pairs a new record starts with. Modes: "merge" sets the
+// TTL on a new record, "confirm" changes only an existing record (returns
+// 0 if there is none). A tally costs one command; its hash gets its TTL
+// when a field first appears in it.
+var mergeScript = redis.NewScript(mergePrelude + `
+return mergeCall(KEYS, ARGV)
+`)
+
+// mergePrelude holds mergeScript's work, which commitScript does too.
+const mergePrelude = callPrelude + `
+local function mergeCall(K, A)
+  local call = K[1]
+  local r = loadCall(call)
+  local mode = A[3]
+  if not r and mode == 'confirm' then return 0 end
+  local absent = not r
+  local first = 8 + 2 * tonumber(A[5])
+  r = r or {}
+  local function put(from, to)
+    for i = from, to, 2 do
+      if A[i + 1] == '' then r[A[i]] = nil else r[A[i]] = A[i + 1] end
+    end
+  end
+  if absent then put(first, #A) end
+  put(8, first - 1)
+  if absent and mode == 'merge' then saveCall(call, r, A[2]) else saveCall(call, r) end
+  if K[4] and r.ref == A[4] then
+    redis.call('SADD', K[4], call)
+    extend(K[4], redis.call('PTTL', call))
+  end
+  if A[1] ~= '' then redis.call('HINCRBY', K[2], A[1], 1) end
+  if A[6] ~= '' and redis.call('HINCRBY', K[3], A[6], 1) == 1 then redis.call('PEXPIRE', K[3], A[7]) end
+  return 1
 end
-if ARGV[1] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[1], 1) end
-if ARGV[6] ~= '' and redis.call('HINCRBY', KEYS[3], ARGV[6], 1) == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
-return 1
+`
+
+// commitScript is a whole end on a single node, where one script may
+// write every slot: it checks that each customer it writes is still at
+// the version read and not locked (else it writes nothing and returns
+// {1}), then sets the index entries, writes the customers, merges the
+// call record (as mergeScript) and cleans the index. Being one script, it
+// needs no locks of its own. ARGV[1] is the plan, packed: {s = {{key,
+// TTL, field, value}…}, w = {{key, lock, prev, version, record, TTL}…}, n = now,
+// m = {keys, args} of mergeScript, o = {{owner key, ref}…}, d = {{key,
+// field}…}}. Returns {0} when done.
+var commitScript = redis.NewScript(mergePrelude + `
+local P = cmsgpack.unpack(ARGV[1])
+for _, w in ipairs(P.w or {}) do
+  if redis.call('EXISTS', w[2]) == 1 then return {1} end
+  if tonumber(redis.call('HGET', w[1], 'v') or '0') ~= tonumber(w[3]) then return {1} end
+end
+for _, e in ipairs(P.s or {}) do
+  redis.call('HSET', e[1], e[3], e[4])
+  extend(e[1], e[2])
+end
+for _, w in ipairs(P.w or {}) do
+  redis.call('HSET', w[1], 'v', w[4], 'rec', w[5])
+  redis.call('PEXPIRE', w[1], w[6])
+  prune(w[1], P.n)
+end
+mergeCall(P.m[1], P.m[2])
+for _, o in ipairs(P.o or {}) do
+  for _, f in ipairs(redis.call('HKEYS', o[1])) do
+    if f ~= o[2] then redis.call('HDEL', o[1], f) end
+  end
+end
+for _, d in ipairs(P.d or {}) do redis.call('HDEL', d[1], d[2]) end
+return {0}
 `)
 
 // eraseCallsScript deletes a customer's call records and the idempotency
-// keys that name them. KEYS: the customer's call set. ARGV: ref, then the
-// keys of the calls the customer's record lists.
-var eraseCallsScript = redis.NewScript(`
-local gone = {}
-for i = 2, #ARGV do gone[ARGV[i]] = true end
+// keys that name them. KEYS: the customer's call set (of earlier versions).
+// ARGV: ref, n, then the n keys of the calls the customer's record lists,
+// then the keys of the calls filed under the customer (deleted if they
+// name it).
+var eraseCallsScript = redis.NewScript(callPrelude + `
+local gone, listed = {}, 2 + tonumber(ARGV[2])
+for i = 3, listed do gone[ARGV[i]] = true end
+local function names(ck)
+  local r = loadCall(ck)
+  return r and (r.ref == ARGV[1] or string.find(r.rv or '', '|' .. ARGV[1] .. '|', 1, true))
+end
+for i = listed + 1, #ARGV do if names(ARGV[i]) then gone[ARGV[i]] = true end end
 for _, ck in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local rv = redis.call('HGET', ck, 'rv') or ''
-  if redis.call('HGET', ck, 'ref') == ARGV[1] or string.find(rv, '|' .. ARGV[1] .. '|', 1, true) then gone[ck] = true end
+  if names(ck) then gone[ck] = true end
 end
 for ck in pairs(gone) do
   for _, ik in ipairs(redis.call('SMEMBERS', ck..':keys')) do
@@ -137,14 +385,6 @@ for ck in pairs(gone) do
   redis.call('DEL', ck, ck..':keys')
 end
 redis.call('DEL', KEYS[1])
-return 1
-`)
-
-// addCallScript files a call under a customer it revealed, so erasing the
-// customer erases the call. KEYS: the customer's call set. ARGV: call key, TTL.
-var addCallScript = redis.NewScript(prelude + `
-redis.call('SADD', KEYS[1], ARGV[1])
-extend(KEYS[1], ARGV[2])
 return 1
 `)
 
@@ -168,9 +408,10 @@ return 0
 
 // writeScript writes or deletes a customer if it is still at prev and not
 // locked by another end. KEYS: customer, lock. ARGV: prev, token (” if
-// none), delete ('1' or ”), version, record, TTL. Returns {1} when the
-// customer changed, else {0, the record it replaced}.
-var writeScript = redis.NewScript(`
+// none), delete ('1' or ”), version, record, TTL, now (to prune the calls
+// filed under it). Returns {1} when the customer changed, else {0, the
+// record it replaced}.
+var writeScript = redis.NewScript(prelude + `
 local held = redis.call('GET', KEYS[2])
 if held and held ~= ARGV[2] then return {1} end
 if tonumber(redis.call('HGET', KEYS[1], 'v') or '0') ~= tonumber(ARGV[1]) then return {1} end
@@ -180,6 +421,7 @@ if ARGV[3] == '1' then
 else
   redis.call('HSET', KEYS[1], 'v', ARGV[4], 'rec', ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  prune(KEYS[1], ARGV[7])
 end
 if held then redis.call('DEL', KEYS[2]) end
 return {0, old}
@@ -255,7 +497,7 @@ return 0
 `)
 
 var allScripts = []*redis.Script{
-	claimScript, releaseScript, mergeScript, eraseCallsScript, addCallScript,
+	claimScript, startScript, saveStartScript, commitScript, fileCallScript, lineTypeScript, releaseScript, mergeScript, eraseCallsScript,
 	lockScript, unlockScript, writeScript, setFieldScript, ownerOnlyScript,
 	putKeyScript, keyByHashScript, allKeysScript, keyTimeScript, leaseScript, unleaseScript,
 }

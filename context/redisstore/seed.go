@@ -39,9 +39,9 @@ func (s *Store) seed(ctx context.Context, n names, recs []callcontext.Record, no
 		if r.Ref == "" || r.Version < 1 || !r.Expires.After(now) {
 			return fmt.Errorf("seed customer %q: needs a ref, a version and an expiry after now", r.Ref)
 		}
-		raw, err := json.Marshal(r)
+		raw, err := encodeRecord(r)
 		if err != nil {
-			return fmt.Errorf("encode customer %q: %w", r.Ref, err)
+			return err
 		}
 		for ani, l := range r.ANIs {
 			link, _ := json.Marshal(callcontext.Link{LastCall: l.LastCall, Expires: l.Expires}) // the index keeps the times
@@ -51,7 +51,7 @@ func (s *Store) seed(ctx context.Context, n names, recs []callcontext.Record, no
 			index = append(index, run{setFieldScript, []string{n.owner(id)}, []any{ttl(l.Expires, now), r.Ref, ts(l.Expires)}})
 		}
 		customers = append(customers, run{writeScript, []string{n.customer(r.Ref), n.lock(r.Ref)},
-			[]any{0, "", "", r.Version, string(raw), ttl(r.Expires, now)}})
+			[]any{0, "", "", r.Version, string(raw), ttl(r.Expires, now), ts(now)}})
 	}
 	cmds, err := s.wave(ctx, "seed", append(index, customers...), nil)
 	if err != nil {

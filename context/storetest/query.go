@@ -65,3 +65,26 @@ func testEraseRevealed(t *testing.T, s Store) {
 		t.Errorf("Call(r3) after erasing a candidate it showed: err %v, want ErrNotFound", err)
 	}
 }
+
+// testEraseKeepsOthers checks that erasing a customer keeps a call whose
+// hints pointed at it but whose answer showed another customer only: a
+// store may note the call under every customer the hints led to, and must
+// then check what the call showed.
+func testEraseKeepsOthers(t *testing.T, s callcontext.Store) {
+	h := newHarness(t, s, nil)
+	h.start(`{"call_id":"k1","identity_hints":{"ani":"+14155550303"}}`)
+	h.end(`{"call_id":"k1","customer_ref":"cust_kx","variables":{"name":"Kx"}}`)
+	h.start(`{"call_id":"k2","identity_hints":{"ani":"+14155550404"}}`)
+	h.end(`{"call_id":"k2","customer_ref":"cust_ky","variables":{"name":"Ky"}}`)
+	h.at(time.Hour)
+	res, _ := h.start(`{"call_id":"k3","identity_hints":{"ani":"+14155550303","customer_ref":"cust_ky"}}`)
+	if res.CustomerRef != "cust_ky" || len(res.Identity.Candidates) != 0 {
+		t.Fatalf("start naming cust_ky on cust_kx's line: customer %q, candidates %v; want cust_ky alone", res.CustomerRef, res.Identity.Candidates)
+	}
+	if err := h.svc.Erase(context.Background(), acmeTest, "cust_kx"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Call(context.Background(), acmeTest, "k3"); err != nil {
+		t.Errorf("Call(k3) after erasing a customer its answer did not show: err %v, want the call", err)
+	}
+}

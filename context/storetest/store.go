@@ -125,6 +125,7 @@ func storeTests() []storeTest {
 		{"the Lookup cache answers until it expires", testLookupCache},
 		{"a claim with a query reads what Resolve reads", testClaimQuery},
 		{"Erase removes the calls whose answers showed the customer", testEraseRevealed},
+		{"Erase keeps the calls whose answers did not show the customer", testEraseKeepsOthers},
 		{"a call has one live media stream", testStreamLease},
 		{"NoteCall keeps the agent's instruction and the dial status on the call", testNoteCall},
 	}

@@ -1,0 +1,109 @@
+package redisstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stickycalls/stickycalls/context/callcontext"
+)
+
+// returningCustomer is a customer after a few calls: two ANIs, a CRM id,
+// an open intent and a closed one, ten variables and ten calls.
+func returningCustomer() callcontext.Record {
+	t := time.Date(2026, 11, 3, 14, 5, 6, 123456789, time.UTC)
+	link := callcontext.Link{LastCall: t, Expires: t.Add(90 * 24 * time.Hour), Calls: 4, Attested: 3, Yes: 1, Seen: t}
+	r := callcontext.Record{
+		Ref: "cust_8f3a2b", Version: 7, Created: t.Add(-30 * 24 * time.Hour), FirstCall: t.Add(-30 * 24 * time.Hour), LastCall: t,
+		ANIs:        map[string]callcontext.Link{"+14155550123": link, "+14155550987": {LastCall: t.Add(-time.Hour), Expires: t.Add(89 * 24 * time.Hour)}},
+		ExternalIDs: map[string]callcontext.Link{"crm_id:CRM-0012345": link},
+		Intents:     []callcontext.Intent{{Name: "refund", Status: "open", Attempts: 2, Opened: t.Add(-48 * time.Hour), LastCall: t}},
+		History:     []callcontext.Intent{{Name: "billing", Status: "resolved", Attempts: 1, Opened: t.Add(-30 * 24 * time.Hour), LastCall: t.Add(-29 * 24 * time.Hour), Closed: t.Add(-29 * 24 * time.Hour)}},
+		Variables:   map[string]callcontext.Variable{},
+		Yes:         1, Expires: t.Add(90 * 24 * time.Hour),
+	}
+	for i := range 10 {
+		r.Variables[fmt.Sprintf("var_%d", i)] = callcontext.Variable{Value: fmt.Sprintf("value number %d", i), Source: "call_abc", Expires: t.Add(30 * 24 * time.Hour)}
+		r.Calls = append(r.Calls, callcontext.CallRef{ID: fmt.Sprintf("CA%032d", i), At: t.Add(-time.Duration(i) * 24 * time.Hour), Ended: true})
+	}
+	return r
+}
+
+func TestRecordCodec(t *testing.T) {
+	r := returningCustomer()
+	raw, err := encodeRecord(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(r, got); diff != "" {
+		t.Errorf("decodeRecord(encodeRecord(r)) differs (-want +got):\n%s", diff)
+	}
+	legacy, _ := json.Marshal(r)
+	if got, err := decodeRecord(legacy); err != nil || !cmp.Equal(r, got) {
+		t.Errorf("decodeRecord(JSON) = %v, %v; want the record", cmp.Diff(r, got), err)
+	}
+	t.Logf("returning customer: %d bytes in MessagePack, %d in JSON", len(raw), len(legacy))
+}
+
+// BenchmarkRecordCodec encodes and decodes a returning customer's record,
+// as an end does (a start only decodes it).
+func BenchmarkRecordCodec(b *testing.B) {
+	r := returningCustomer()
+	codecs := map[string]struct {
+		enc func(callcontext.Record) ([]byte, error)
+		dec func([]byte) (callcontext.Record, error)
+	}{
+		"json": {func(r callcontext.Record) ([]byte, error) { return json.Marshal(r) },
+			func(raw []byte) (callcontext.Record, error) {
+				var r callcontext.Record
+				return r, json.Unmarshal(raw, &r)
+			}},
+		"msgpack": {encodeRecord, decodeRecord},
+	}
+	for name, c := range codecs {
+		b.Run(name, func(b *testing.B) {
+			raw, _ := c.enc(r)
+			b.ReportAllocs()
+			for b.Loop() {
+				raw, err := c.enc(r)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.dec(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(raw)), "bytes")
+		})
+		b.Run(name+"/decode", func(b *testing.B) {
+			raw, _ := c.enc(r)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.dec(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestResponseCodec(t *testing.T) {
+	long, _ := json.Marshal(returningCustomer())
+	for _, body := range [][]byte{nil, []byte(`{"short":true}`), long} {
+		stored := packResponse(body)
+		got, err := unpackResponse(stored)
+		if err != nil || string(got) != string(body) {
+			t.Errorf("unpackResponse(packResponse(%d bytes)) = %d bytes, %v; want them back", len(body), len(got), err)
+		}
+		if len(body) >= minCompressed && len(stored) >= len(body)/2 {
+			t.Errorf("packResponse(%d bytes) = %d bytes, want compressed", len(body), len(stored))
+		}
+	}
+}
