@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 	"github.com/stickycalls/stickycalls/context/redistest"
@@ -57,14 +58,14 @@ func testRequestCommands(t *testing.T, opts redisstore.Options, addrs []string, 
 		}
 	}
 	start := func(ctx context.Context, body []byte) error {
-		req, err := callcontext.ParseStart(body)
+		req, err := callapi.ParseStart(body)
 		if err == nil {
 			_, err = calls.Start(ctx, sc, req, "")
 		}
 		return err
 	}
 	end := func(ctx context.Context, body []byte) error {
-		req, err := callcontext.ParseEnd(body)
+		req, err := callapi.ParseEnd(body)
 		if err == nil {
 			_, err = calls.End(ctx, sc, req, "")
 		}

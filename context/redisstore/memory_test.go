@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 	"github.com/stickycalls/stickycalls/context/redistest"
@@ -33,13 +34,13 @@ func TestStartMemory(t *testing.T) {
 		t.Helper()
 		var err error
 		if start {
-			var req callcontext.StartRequest
-			if req, err = callcontext.ParseStart([]byte(body)); err == nil {
+			var req callapi.StartRequest
+			if req, err = callapi.ParseStart([]byte(body)); err == nil {
 				_, err = calls.Start(ctx, sc, req, "")
 			}
 		} else {
-			var req callcontext.EndRequest
-			if req, err = callcontext.ParseEnd([]byte(body)); err == nil {
+			var req callapi.EndRequest
+			if req, err = callapi.ParseEnd([]byte(body)); err == nil {
 				_, err = calls.End(ctx, sc, req, "")
 			}
 		}
@@ -112,7 +113,7 @@ func testFiledCallsPruned(t *testing.T, s *redisstore.Store, rdb redis.Universal
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
 	ctx := context.Background()
 	start := func(id string) {
-		req, err := callcontext.ParseStart([]byte(`{"call_id":"` + id + `","identity_hints":{"ani":"+14155550777"}}`))
+		req, err := callapi.ParseStart([]byte(`{"call_id":"` + id + `","identity_hints":{"ani":"+14155550777"}}`))
 		if err == nil {
 			_, err = calls.Start(ctx, sc, req, "")
 		}
@@ -121,7 +122,7 @@ func testFiledCallsPruned(t *testing.T, s *redisstore.Store, rdb redis.Universal
 		}
 	}
 	end := func(id string) {
-		req, err := callcontext.ParseEnd([]byte(`{"call_id":"` + id + `","customer_ref":"cust_p","variables":{"name":"Pat"}}`))
+		req, err := callapi.ParseEnd([]byte(`{"call_id":"` + id + `","customer_ref":"cust_p","variables":{"name":"Pat"}}`))
 		if err == nil {
 			_, err = calls.End(ctx, sc, req, "")
 		}

@@ -70,7 +70,7 @@ func testEraseRevealed(t *testing.T, s Store) {
 // hints pointed at it but whose answer showed another customer only: a
 // store may note the call under every customer the hints led to, and must
 // then check what the call showed.
-func testEraseKeepsOthers(t *testing.T, s callcontext.Store) {
+func testEraseKeepsOthers(t *testing.T, s Store) {
 	h := newHarness(t, s, nil)
 	h.start(`{"call_id":"k1","identity_hints":{"ani":"+14155550303"}}`)
 	h.end(`{"call_id":"k1","customer_ref":"cust_kx","variables":{"name":"Kx"}}`)
