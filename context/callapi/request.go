@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -189,7 +189,7 @@ func stringMap(raw json.RawMessage, v *ValidationError, path ...string) map[stri
 		return nil
 	}
 	m := make(map[string]string, len(fields))
-	for _, k := range sortedKeys(fields) {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		s, problem := text(fields[k])
 		if problem != "" {
 			v.Add(problem, append(path, k)...)
@@ -384,7 +384,7 @@ func externalIDs(raw json.RawMessage, v *ValidationError, path ...string) map[st
 	if len(ids) > maxExternalIDs {
 		v.Add(fmt.Sprintf("at most %d entries", maxExternalIDs), path...)
 	}
-	for _, k := range sortedKeys(ids) {
+	for _, k := range slices.Sorted(maps.Keys(ids)) {
 		if !keyPattern.MatchString(k) {
 			v.Add("key must be 1-64 characters of A-Z a-z 0-9 _ . -", append(path, k)...)
 		}
@@ -493,7 +493,7 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 		return nil
 	}
 	vars := make(map[string]*string, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if !varKeyPattern.MatchString(k) {
 			v.Add("name must be 1-128 characters of A-Z a-z 0-9 _ . -", "variables", k)
 			continue
@@ -581,13 +581,4 @@ func parseTTL(m map[string]json.RawMessage, v *ValidationError) time.Duration {
 		return defVariableTTL
 	}
 	return time.Duration(secs) * time.Second
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/stickycalls/stickycalls/context/callapi"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -371,7 +372,7 @@ func (e *ending) dispute() {
 
 // writeOthers adds a write of each other customer the end changed.
 func (e *ending) writeOthers(d Durations) {
-	for _, ref := range sortedKeys(e.others) {
+	for _, ref := range slices.Sorted(maps.Keys(e.others)) {
 		r := e.others[ref]
 		r.prune(e.c.Now, d)
 		r.Version = e.prev[ref] + 1

@@ -4,7 +4,6 @@ import (
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -221,13 +220,4 @@ func (r *Record) view(now time.Time) callapi.CustomerView {
 		}
 	}
 	return v
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

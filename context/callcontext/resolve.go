@@ -2,6 +2,7 @@ package callcontext
 
 import (
 	"github.com/stickycalls/stickycalls/context/callapi"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -111,7 +112,7 @@ func lineRefs(f Found, ani string, now time.Time, live func(string) *Record) []s
 
 func mostIDs(owners map[string]int, live func(string) *Record) *Record {
 	var best *Record
-	for _, ref := range sortedKeys(owners) {
+	for _, ref := range slices.Sorted(maps.Keys(owners)) {
 		r := live(ref)
 		if best == nil || owners[ref] > owners[best.Ref] ||
 			(owners[ref] == owners[best.Ref] && r.LastCall.After(best.LastCall)) {
@@ -124,7 +125,7 @@ func mostIDs(owners map[string]int, live func(string) *Record) *Record {
 // externalIDList turns a hints map into a sorted list.
 func externalIDList(m map[string]string) []ExternalID {
 	ids := make([]ExternalID, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		ids = append(ids, ExternalID{Key: k, Value: m[k]})
 	}
 	return ids

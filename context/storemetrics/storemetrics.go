@@ -13,6 +13,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/keys"
+	"github.com/stickycalls/stickycalls/lookup"
 )
 
 // Measured is what a store measured here does: the domain's operations,
@@ -20,10 +21,7 @@ import (
 type Measured interface {
 	callcontext.Store
 	keys.Store
-	// CachedLineType returns a number's cached Lookup answer, if live at now.
-	CachedLineType(ctx context.Context, e164 string, now time.Time) (identity.LineType, bool, error)
-	// CacheLineType caches a number's Lookup answer until expires.
-	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
+	lookup.Cache
 }
 
 // Store is a measured store. It passes the inner store's Serializer on

@@ -6,13 +6,12 @@
 package storetest
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
-	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/keys"
+	"github.com/stickycalls/stickycalls/lookup"
 )
 
 // Store is what a store of this service does: the domain's operations
@@ -21,10 +20,7 @@ import (
 type Store interface {
 	callcontext.Store
 	keys.Store
-	// CachedLineType returns a number's cached Lookup answer, if live at now.
-	CachedLineType(ctx context.Context, e164 string, now time.Time) (identity.LineType, bool, error)
-	// CacheLineType caches a number's Lookup answer until expires.
-	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
+	lookup.Cache
 }
 
 // Run runs the suite. open must return a fresh, empty store for each
