@@ -10,7 +10,7 @@ import (
 
 // What an AI agent may ask to happen when its media stream ends.
 const (
-	AgentHangup   = "hangup"
+	agentHangup   = "hangup"
 	agentTransfer = "transfer:"
 )
 
@@ -24,7 +24,7 @@ type AgentAction struct {
 // ParseAgentAction reads an instruction stored by Instruct; the zero
 // AgentAction means the agent asked for nothing.
 func ParseAgentAction(s string) AgentAction {
-	if s == AgentHangup {
+	if s == agentHangup {
 		return AgentAction{Hangup: true}
 	}
 	to, _ := strings.CutPrefix(s, agentTransfer)
@@ -54,7 +54,7 @@ func Transfer(to string) (string, error) {
 // Twilio's after-stream webhook follows it. ErrNotFound if the call has no
 // record.
 func (s *Service) Instruct(ctx context.Context, sc Scope, callID string, a AgentAction) error {
-	instruction := AgentHangup
+	instruction := agentHangup
 	if !a.Hangup {
 		instruction = agentTransfer + a.TransferTo
 	}
@@ -64,15 +64,15 @@ func (s *Service) Instruct(ctx context.Context, sc Scope, callID string, a Agent
 	return nil
 }
 
-// DialStatuses are the outcomes Twilio reports for a <Dial>.
-var DialStatuses = []string{"completed", "answered", "busy", "no-answer", "failed", "canceled"}
+// dialStatuses are the outcomes Twilio reports for a <Dial>.
+var dialStatuses = []string{"completed", "answered", "busy", "no-answer", "failed", "canceled"}
 
-// Dialled records how the call's <Dial> ended (one of DialStatuses), for
+// Dialled records how the call's <Dial> ended (one of dialStatuses), for
 // GET /v1/calls. ErrNotFound if the call has no record.
 func (s *Service) Dialled(ctx context.Context, sc Scope, callID, status string) error {
-	if !slices.Contains(DialStatuses, status) {
+	if !slices.Contains(dialStatuses, status) {
 		v := &callapi.ValidationError{}
-		v.Add("must be one of "+strings.Join(DialStatuses, ", "), "DialCallStatus")
+		v.Add("must be one of "+strings.Join(dialStatuses, ", "), "DialCallStatus")
 		return v
 	}
 	if err := s.store.NoteCall(ctx, sc, callID, CallNote{DialStatus: status}); err != nil {

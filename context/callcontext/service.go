@@ -84,7 +84,7 @@ func WithRefs(newRef func() string) Option { return func(s *Service) { s.newRef 
 // NoLookup); policies holds each tenant's configuration, and a tenant
 // without one gets the defaults.
 func NewService(store Store, lines LineTyper, greeter Greeter, now func() time.Time, policies map[string]Policy, d Durations, opts ...Option) *Service {
-	s := &Service{store: store, lines: lines, greeter: greeter, now: now, policies: policies, d: d.withDefaults(), newRef: NewRef, observer: noObserver{}}
+	s := &Service{store: store, lines: lines, greeter: greeter, now: now, policies: policies, d: d.withDefaults(), newRef: freshRef, observer: noObserver{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -306,8 +306,8 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// NewRef returns a fresh customer ref.
-func NewRef() string {
+// freshRef returns a fresh customer ref.
+func freshRef() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return "cust_" + hex.EncodeToString(b[:])

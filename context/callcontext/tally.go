@@ -97,9 +97,9 @@ func ratio(a, b int64) float64 {
 	return float64(a) / float64(b)
 }
 
-// Summarize sums hours into the summary of the 30 days before to (an hour
+// summarize sums hours into the summary of the 30 days before to (an hour
 // boundary; the hour it starts is the last one summed).
-func Summarize(hours []HourTally, to time.Time) Summary {
+func summarize(hours []HourTally, to time.Time) Summary {
 	to = to.UTC().Truncate(time.Hour).Add(time.Hour)
 	s := Summary{From: to.Add(-30 * 24 * time.Hour), To: to, Starts: map[identity.Recommendation]int64{},
 		Intents: map[string]int64{}, Answers: map[Answer]int64{}}
@@ -165,5 +165,5 @@ func (s *Service) Summary(ctx context.Context, sc Scope) (Summary, error) {
 	if err != nil {
 		return Summary{}, fmt.Errorf("read tallies: %w", err)
 	}
-	return Summarize(hours, now), nil
+	return summarize(hours, now), nil
 }
