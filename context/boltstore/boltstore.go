@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -32,8 +33,7 @@ var ErrLocked = errors.New("the data file is locked by another process (is a sti
 type Store struct {
 	db *bolt.DB
 
-	mu    sync.Mutex
-	turns map[callcontext.Scope]*sync.Mutex // see Serialize
+	turns [256]sync.Mutex // see Serialize
 
 	batch batcher // see update
 }
@@ -41,19 +41,16 @@ type Store struct {
 var _ callcontext.Serializer = (*Store)(nil)
 
 // Serialize implements callcontext.Serializer: bbolt has one writer, so
-// letting an end's reads and commit run alone in its scope costs little
-// and makes its version check never fail.
-func (s *Store) Serialize(sc callcontext.Scope) (release func()) {
-	s.mu.Lock()
-	m, ok := s.turns[sc]
-	if !ok {
-		if s.turns == nil {
-			s.turns = map[callcontext.Scope]*sync.Mutex{}
-		}
-		m = &sync.Mutex{}
-		s.turns[sc] = m
-	}
-	s.mu.Unlock()
+// letting the writes about one customer run one at a time costs little
+// and keeps their version checks from failing. The turns are a fixed set
+// of locks picked by a hash of scope and key: two customers may share one
+// now and then, which only makes one wait.
+func (s *Store) Serialize(sc callcontext.Scope, key string) (release func()) {
+	h := fnv.New32a()
+	h.Write(scopeName(sc))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	m := &s.turns[h.Sum32()%uint32(len(s.turns))]
 	m.Lock()
 	return m.Unlock
 }

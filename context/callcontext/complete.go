@@ -108,7 +108,7 @@ func (s *Service) Complete(ctx context.Context, sc Scope, c Completion) error {
 	if c.At.IsZero() {
 		now = s.now().UTC()
 	}
-	return s.retryVersion(ctx, sc, func() error { return s.complete(ctx, sc, c.CallID, c.Status, c.Duration, now) })
+	return s.retryVersion(ctx, sc, c.CallID, func() error { return s.complete(ctx, sc, c.CallID, c.Status, c.Duration, now) })
 }
 
 func (s *Service) complete(ctx context.Context, sc Scope, callID, status string, duration int64, now time.Time) error {

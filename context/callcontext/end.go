@@ -16,13 +16,16 @@ import (
 	"github.com/stickycalls/stickycalls/context/identity"
 )
 
-// Serializer is a store whose writes of a scope can be run one at a time
-// in this process (the embedded store: one process, one writer anyway).
-// The service holds it around an end's or a completion's reads and
-// commit, so concurrent ends of one customer never conflict.
+// Serializer is a store whose writes about one customer can be run one at
+// a time in this process (the embedded store: one process, one writer
+// anyway). The service holds it around an end's or a completion's reads
+// and commit, so concurrent ends of one customer never conflict, while
+// ends of other customers commit together. An end that also changes
+// other customers may still meet a version conflict, which is retried.
 type Serializer interface {
-	// Serialize waits for the scope's turn and returns its release.
-	Serialize(sc Scope) (release func())
+	// Serialize waits for the turn of key (what the write is about: its
+	// customer, else its call) in scope sc, and returns its release.
+	Serialize(sc Scope, key string) (release func())
 }
 
 // retryBound bounds the retries of a write that has no deadline of its own.
@@ -33,14 +36,14 @@ const retryBound = 10 * time.Second
 // ctx's deadline, or retryBound when ctx has none: a count would turn
 // ordinary contention into failures. Between attempts it waits a little,
 // longer each time, so contending writers spread out.
-func (s *Service) retryVersion(ctx context.Context, sc Scope, attempt func() error) error {
+func (s *Service) retryVersion(ctx context.Context, sc Scope, key string, attempt func() error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, retryBound)
 		defer cancel()
 	}
 	for try := 0; ; try++ {
-		err := s.serialized(sc, attempt)
+		err := s.serialized(sc, key, attempt)
 		if !errors.Is(err, ErrVersion) {
 			return err
 		}
@@ -53,10 +56,10 @@ func (s *Service) retryVersion(ctx context.Context, sc Scope, attempt func() err
 	}
 }
 
-// serialized runs attempt in the scope's turn when the store has turns.
-func (s *Service) serialized(sc Scope, attempt func() error) error {
+// serialized runs attempt in key's turn when the store has turns.
+func (s *Service) serialized(sc Scope, key string, attempt func() error) error {
 	if ser, ok := s.store.(Serializer); ok {
-		defer ser.Serialize(sc)()
+		defer ser.Serialize(sc, key)()
 	}
 	return attempt()
 }
@@ -78,7 +81,7 @@ func (s *Service) End(ctx context.Context, sc Scope, req callapi.EndRequest, key
 	}
 	found := &res.Found
 	var e *ending
-	err = s.retryVersion(ctx, sc, func() error {
+	err = s.retryVersion(ctx, sc, cmpOr(req.CustomerRef, cmpOr(res.Call.CustomerRef, req.CallID)), func() error {
 		var err error
 		e, err = s.end(ctx, sc, req, res.Call, c, found)
 		found = nil // a retry reads again

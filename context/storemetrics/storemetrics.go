@@ -72,9 +72,9 @@ func (m *Store) measure(op string, began time.Time, err *error) {
 
 // Serialize implements callcontext.Serializer: the inner store's turns, or
 // none when it has none.
-func (m *Store) Serialize(sc callcontext.Scope) func() {
+func (m *Store) Serialize(sc callcontext.Scope, key string) func() {
 	if s, ok := m.inner.(callcontext.Serializer); ok {
-		return s.Serialize(sc)
+		return s.Serialize(sc, key)
 	}
 	return func() {}
 }

@@ -41,12 +41,12 @@ func TestMeasures(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "stickycalls_store_operation_duration_seconds"); err != nil || n != 2 {
 		t.Errorf("duration series = %d, %v; want call and ping", n, err)
 	}
-	release := s.Serialize(sc) // the embedded store's turn: a second one waits for it
+	release := s.Serialize(sc, "cust_1") // the embedded store's turn: a second one for the customer waits for it
 	got := make(chan struct{})
-	go func() { s.Serialize(sc)(); close(got) }()
+	go func() { s.Serialize(sc, "cust_1")(); close(got) }()
 	select {
 	case <-got:
-		t.Fatal("a second turn of the scope ran while the first was held")
+		t.Fatal("a second turn of the customer ran while the first was held")
 	case <-time.After(50 * time.Millisecond):
 	}
 	release()
