@@ -218,7 +218,7 @@ func (r *runner) drive(ctx context.Context, c *child, sr *storeRun, w *workloads
 }
 
 // openRate is the open-loop rate of a workload on a store: the voice
-// target's rate for voice, else half the floor's maximum or half the
+// target's rate for voice, else half the one-wave floor's maximum or half the
 // workload's own, whichever is lower, as measured at the first size and
 // kept for the others so that sizes compare at the same rate.
 func (r *runner) openRate(store string, t target, closed phase) float64 {

@@ -35,11 +35,11 @@ func (r *results) targets() []targetRow {
 	sameWave := fmt.Sprintf("the workload's own: as many ordered EVALSHAs as its waves per request (measured, rounded up, at most %d)", maxFloorWaves)
 	oneWave := "one wave (one EVALSHA)"
 	return []targetRow{
-		r.shareTarget("redis", returningName, "`/v1/calls/start`, returning caller", sameWave, sameWaveShare, true),
-		r.shareTarget("redis", newName, "`/v1/calls/start`, new caller", sameWave, sameWaveShare, true),
-		r.shareTarget("redis", endName, "`/v1/calls/end`", sameWave, sameWaveShare, true),
-		r.shareTarget("redis", returningName, "`/v1/calls/start`, returning caller", oneWave, startOneWaveShare, false),
-		r.shareTarget("redis", endName, "`/v1/calls/end`", oneWave, endOneWaveShare, false),
+		r.shareTarget("redis", returningName, "Redis (one node): `/v1/calls/start`, returning caller", sameWave, sameWaveShare, true),
+		r.shareTarget("redis", newName, "Redis (one node): `/v1/calls/start`, new caller", sameWave, sameWaveShare, true),
+		r.shareTarget("redis", endName, "Redis (one node): `/v1/calls/end`", sameWave, sameWaveShare, true),
+		r.shareTarget("redis", returningName, "Redis (one node): `/v1/calls/start`, returning caller", oneWave, startOneWaveShare, false),
+		r.shareTarget("redis", endName, "Redis (one node): `/v1/calls/end`", oneWave, endOneWaveShare, false),
 		r.p99Target(sameWave),
 		r.shareTarget("bbolt", returningName, "bbolt: `/v1/calls/start`, returning caller", oneWave+" on Redis", boltStartShare, false),
 		r.voiceTarget(),
@@ -88,7 +88,7 @@ func (r *results) shareTarget(store, name, title, floor string, want float64, sa
 // the first size, so that sizes compare at one rate; it is lower when
 // half the one-wave floor's maximum is.
 func (r *results) p99Target(floor string) targetRow {
-	t := targetRow{target: fmt.Sprintf("`/v1/calls/start`, returning caller: p99 at half its own max rate ≤ %d× the floor's p99 at that rate", p99FloorTimes),
+	t := targetRow{target: fmt.Sprintf("Redis (one node): `/v1/calls/start`, returning caller: p99 at half its own max rate ≤ %d× the floor's p99 at that rate", p99FloorTimes),
 		floor: floor}
 	for _, sr := range r.runs {
 		w, ok := sr.row(returningName)
