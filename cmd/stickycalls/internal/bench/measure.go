@@ -65,8 +65,9 @@ func (f floorRun) atRate(rate float64) (ratePhase, bool) {
 
 // floorWaves is the floor a workload making waves round trips per request
 // (an average over probes) is read against: waves rounded up, from 1 to
-// maxFloorWaves. The average of whole counts can land a hair above a
-// whole number (3 probes of 2 waves sum 0.666…×3), which must not round up.
+// maxFloorWaves. The average is a sum of n/probes per probe, which can
+// land a hair above a whole number (2/3 added three times), and must not
+// round up then.
 func floorWaves(waves float64) int {
 	n := int(math.Ceil(waves - 1e-9))
 	return min(max(n, 1), maxFloorWaves)
