@@ -38,8 +38,24 @@ func TestBench(t *testing.T) {
 	if got := len(res.runs); got != 4 {
 		t.Fatalf("runs = %d, want 4 (2 stores × 2 sizes)", got)
 	}
-	if res.floor.closed.ok == 0 || res.floor.open.ok == 0 {
-		t.Errorf("floor answered %d closed-loop and %d open-loop requests, want some of each", res.floor.closed.ok, res.floor.open.ok)
+	if got := len(res.floors); got != maxFloorWaves {
+		t.Fatalf("floors = %d, want %d (1 to %d waves)", got, maxFloorWaves, maxFloorWaves)
+	}
+	for _, f := range res.floors {
+		if f.closed.ok == 0 || f.open.ok == 0 || f.closed.failed+f.open.failed > 0 {
+			t.Errorf("%d-wave floor: closed %d ok %d failed, open %d ok %d failed; want all ok", f.waves, f.closed.ok, f.closed.failed,
+				f.open.ok, f.open.failed)
+		}
+	}
+	// Every Redis workload's p99 has the floor with its waves at its rate
+	// to be compared with.
+	for _, sr := range res.redisRuns() {
+		for _, w := range sr.rows {
+			f, _ := res.floorFor(sr, w.name, true)
+			if fp, ok := f.atRate(w.open.rate); !ok || fp.p.ok == 0 {
+				t.Errorf("redis %d, %s: the %d-wave floor was not measured at %.0f req/s", sr.customers, w.name, f.waves, w.open.rate)
+			}
+		}
 	}
 	for _, sr := range res.runs {
 		if len(sr.rows) != 4 {
@@ -56,7 +72,8 @@ func TestBench(t *testing.T) {
 		}
 	}
 	md := res.markdown("stickycalls bench --test")
-	for _, want := range []string{"### Targets", "### Throughput and latency", "### Latency by customers stored", returningName, voiceName} {
+	for _, want := range []string{"### Targets", "### Throughput and latency", "### Latency by customers stored", returningName, voiceName,
+		floorName(3), "store growth/req"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -20,10 +20,17 @@ import (
 // floorSource is the floor's one script: a counter per caller.
 const floorSource = `return redis.call('HINCRBY', KEYS[1], 'n', 1)`
 
+// maxFloorWaves is the most ordered round trips a floor makes: the
+// service's workloads are read against the floor with as many as theirs,
+// capped here (issue 16).
+const maxFloorWaves = 3
+
 // floor is the least any Redis-backed JSON API does: decode a small JSON
-// body, run one EVALSHA and encode a small JSON answer. It listens on
-// STICKYCALLS_ADDR and uses STICKYCALLS_REDIS_URL, with the pool settings
-// of the service's store, until ctx is done.
+// body, run one EVALSHA and encode a small JSON answer. POST /floor/N runs
+// the same EVALSHA N times in a row, each waiting for the answer before
+// the last, the least an API making N ordered round trips to Redis does.
+// It listens on STICKYCALLS_ADDR and uses STICKYCALLS_REDIS_URL, with the
+// pool settings of the service's store, until ctx is done.
 func floor(ctx context.Context, getenv func(string) string) error {
 	opts, err := redis.ParseURL(getenv("STICKYCALLS_REDIS_URL"))
 	if err != nil {
@@ -38,7 +45,7 @@ func floor(ctx context.Context, getenv func(string) string) error {
 		return fmt.Errorf("floor: load script: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /floor", handleFloor(rdb, script))
+	mux.Handle("POST /floor/{waves}", handleFloor(rdb, script))
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
 	return serveUntilDone(ctx, getenv("STICKYCALLS_ADDR"), mux)
 }
@@ -55,15 +62,22 @@ func handleFloor(rdb *redis.Client, script *redis.Script) http.Handler {
 		Calls  int64  `json:"calls"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		waves, err := strconv.Atoi(r.PathValue("waves"))
+		if err != nil || waves < 1 || waves > maxFloorWaves {
+			http.Error(w, `{"error":"waves must be 1 to 3"}`, http.StatusNotFound)
+			return
+		}
 		var req request
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
 			http.Error(w, `{"error":"malformed JSON"}`, http.StatusBadRequest)
 			return
 		}
-		n, err := script.EvalSha(r.Context(), rdb, []string{"floor:{" + req.Hints.ANI + "}"}).Int64()
-		if err != nil {
-			http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
-			return
+		var n int64
+		for range waves {
+			if n, err = script.EvalSha(r.Context(), rdb, []string{"floor:{" + req.Hints.ANI + "}"}).Int64(); err != nil {
+				http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
+				return
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(response{CallID: req.CallID, Calls: n})

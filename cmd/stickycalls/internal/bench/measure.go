@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,18 +30,48 @@ import (
 // workloadRun is one workload's figures on one server.
 type workloadRun struct {
 	name   string
-	closed phase  // maximum throughput
-	open   phase  // latency at a fixed rate
-	target *phase // a returning start at the floor's half rate, when open ran slower
-	use    cost   // per request, during the closed phase
-	// openLoad and targetLoad are the CPU load of other processes during
-	// the open phase and the target phase.
-	openLoad, targetLoad float64
+	closed phase // maximum throughput
+	open   phase // latency at a fixed rate
+	use    cost  // per request, during the closed phase
+	// openLoad is the CPU load of other processes during the open phase.
+	openLoad float64
 	// openP99s are the p99s of each repetition of the open phase, in the
 	// order they ran; open is the one with the median p99.
 	openP99s []time.Duration
-	// peakRSS is the floor's peak RSS (the service's is per storeRun).
-	peakRSS int64
+}
+
+// floorRun is the floor making waves ordered round trips per request: its
+// closed loop, its open loop at half its maximum, and its open loops at
+// the rates of the service's workloads with as many waves.
+type floorRun struct {
+	waves int
+	workloadRun
+	at map[float64]ratePhase
+}
+
+// ratePhase is an open-loop phase and the other load during it.
+type ratePhase struct {
+	p    phase
+	load float64
+}
+
+// atRate is the floor's open-loop phase at rate, if it ran one.
+func (f floorRun) atRate(rate float64) (ratePhase, bool) {
+	if f.open.rate == rate {
+		return ratePhase{f.open, f.openLoad}, true
+	}
+	p, ok := f.at[rate]
+	return p, ok
+}
+
+// floorWaves is the floor a workload making waves round trips per request
+// (an average over probes) is read against: waves rounded up, from 1 to
+// maxFloorWaves. The average is a sum of n/probes per probe, which can
+// land a hair above a whole number (2/3 added three times), and must not
+// round up then.
+func floorWaves(waves float64) int {
+	n := int(math.Ceil(waves - 1e-9))
+	return min(max(n, 1), maxFloorWaves)
 }
 
 // cost is what requests cost, per request, during a phase.
@@ -49,6 +80,9 @@ type cost struct {
 	cmds, evalsha           float64       // Redis commands (those scripts run included), and EVALSHA alone
 	byCommand               map[string]float64
 	rss                     int64 // the server's RSS at the phase's end
+	// grew is what the store grew by, in bytes per request: Redis's
+	// used_memory, or the size of bbolt's file.
+	grew float64
 	// others is the CPU load, in cores, of every other process on the
 	// machine meanwhile: what disturbed the measurement.
 	others float64
@@ -61,16 +95,16 @@ type storeRun struct {
 	seeded    int // customers added for this size
 	seedTime  time.Duration
 	rows      []workloadRun
-	peakRSS   int64 // of the service, before the returning start at the floor's half rate
-	// overloadRSS is the service's peak RSS after that phase, when it ran.
-	overloadRSS int64
-	waves       map[string]float64 // Redis waves per request of each workload
+	peakRSS   int64              // of the service, over every phase
+	waves     map[string]float64 // Redis waves per request of each workload
 }
 
-// measure runs f and charges the CPU time and Redis commands spent
-// meanwhile to the requests it answered.
-func (r *runner) measure(ctx context.Context, pid int, f func() phase) (phase, cost) {
+// measure runs f and charges the CPU time, Redis commands and growth of
+// the store (the server's, "redis" or "bbolt") spent meanwhile to the
+// requests it answered.
+func (r *runner) measure(ctx context.Context, pid int, store string, f func() phase) (phase, cost) {
 	self := os.Getpid()
+	size0 := r.storeBytes(ctx, store)
 	cpu0, rcpu0, bcpu0, all0 := cpuTime(pid), cpuTime(r.redis.pid), cpuTime(self), busyTime()
 	cmds0, _ := r.redis.commandStats(ctx)
 	began := time.Now()
@@ -78,6 +112,7 @@ func (r *runner) measure(ctx context.Context, pid int, f func() phase) (phase, c
 	elapsed := time.Since(began)
 	cpu1, rcpu1, bcpu1, all1 := cpuTime(pid), cpuTime(r.redis.pid), cpuTime(self), busyTime()
 	cmds1, _ := r.redis.commandStats(ctx)
+	size1 := r.storeBytes(ctx, store)
 	u := cost{byCommand: map[string]float64{}}
 	u.rss, _ = memory(pid)
 	ours := (cpu1 - cpu0) + (rcpu1 - rcpu0)
@@ -90,6 +125,7 @@ func (r *runner) measure(ctx context.Context, pid int, f func() phase) (phase, c
 		return p, u
 	}
 	u.cpu, u.redisCPU, u.benchCPU = (cpu1-cpu0)/time.Duration(n), (rcpu1-rcpu0)/time.Duration(n), (bcpu1-bcpu0)/time.Duration(n)
+	u.grew = float64(size1-size0) / float64(n)
 	for name, calls := range cmds1 {
 		if d := calls - cmds0[name]; name != "info" && d > 0 {
 			u.byCommand[name] = float64(d) / float64(n)
@@ -132,16 +168,6 @@ func (r *runner) measureServer(ctx context.Context, sr *storeRun, w *workloads, 
 			run.closed.throughput(), run.open.rate, ms(run.open.quantile(0.5)), ms(run.open.quantile(0.99)))
 	}
 	_, sr.peakRSS = memory(c.pid)
-	// The returning start at the floor's half rate comes last: when the
-	// service cannot keep up, its queue of open connections would count
-	// in the RSS of every phase after it.
-	if sr.store == "redis" && sr.rows[0].open.rate != r.floorRate {
-		p, u := r.measure(ctx, c.pid, func() phase {
-			return r.gen.openLoop(ctx, w.startReturning(), r.floorRate, r.p.phase, r.p.grace, r.p.inflight)
-		})
-		sr.rows[0].target, sr.rows[0].targetLoad = &p, u.others
-		_, sr.overloadRSS = memory(c.pid)
-	}
 	return ctx.Err()
 }
 
@@ -164,7 +190,7 @@ func (r *runner) drive(ctx context.Context, c *child, sr *storeRun, w *workloads
 	if profAddr != "" && (t.name == returningName || t.name == endName) {
 		wait = r.profile(ctx, profAddr, fmt.Sprintf("%s, %s, %d customers", t.name, sr.store, sr.customers))
 	}
-	run.closed, run.use = r.measure(ctx, c.pid, func() phase { return r.gen.closedLoop(ctx, t, r.p.conns, r.p.phase) })
+	run.closed, run.use = r.measure(ctx, c.pid, sr.store, func() phase { return r.gen.closedLoop(ctx, t, r.p.conns, r.p.phase) })
 	wait()
 	rate := r.openRate(sr.store, t, run.closed)
 	if t.name == endName {
@@ -183,7 +209,7 @@ func (r *runner) drive(ctx context.Context, c *child, sr *storeRun, w *workloads
 	}
 	var runs []measured
 	for range max(repeats, 1) {
-		p, u := r.measure(ctx, c.pid, func() phase { return r.gen.openLoop(ctx, t, rate, r.p.phase, r.p.grace, r.p.inflight) })
+		p, u := r.measure(ctx, c.pid, sr.store, func() phase { return r.gen.openLoop(ctx, t, rate, r.p.phase, r.p.grace, r.p.inflight) })
 		runs = append(runs, measured{p, u})
 		run.openP99s = append(run.openP99s, p.quantile(0.99))
 	}
@@ -194,7 +220,7 @@ func (r *runner) drive(ctx context.Context, c *child, sr *storeRun, w *workloads
 }
 
 // openRate is the open-loop rate of a workload on a store: the voice
-// target's rate for voice, else half the floor's maximum or half the
+// target's rate for voice, else half the one-wave floor's maximum or half the
 // workload's own, whichever is lower, as measured at the first size and
 // kept for the others so that sizes compare at the same rate.
 func (r *runner) openRate(store string, t target, closed phase) float64 {

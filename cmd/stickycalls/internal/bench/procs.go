@@ -242,6 +242,17 @@ func (r *redisServer) commandStats(ctx context.Context) (map[string]int64, error
 	return out, nil
 }
 
+// usedMemory is Redis's used_memory, from INFO memory; 0 if it does not
+// answer.
+func (r *redisServer) usedMemory(ctx context.Context) int64 {
+	info, err := r.rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(infoField(info, "used_memory")), 10, 64)
+	return n
+}
+
 func infoField(info, name string) string {
 	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -16,14 +17,18 @@ import (
 
 // results is everything one bench run measured.
 type results struct {
-	plan       benchPlan
-	machine    machine
-	began      time.Time
-	took       time.Duration
-	floor      workloadRun
-	runs       []storeRun
-	profiles   []profileResult
-	profileDir string
+	plan    benchPlan
+	machine machine
+	began   time.Time
+	took    time.Duration
+	floors  []floorRun // making 1, 2, 3 ordered round trips
+	wrk     wrkRun     // the one-wave floor by wrk
+	runs    []storeRun
+	// floorPeakRSS is the floor server's peak RSS (the service's is per
+	// storeRun).
+	floorPeakRSS int64
+	profiles     []profileResult
+	profileDir   string
 }
 
 // machine is where the bench ran.
@@ -96,9 +101,10 @@ func (r *results) markdown(command string) string {
 	fmt.Fprintf(&b, "Each phase lasts %s after a %s warm-up. Closed loop: %d connections, each sending its next request when the last "+
 		"is answered (maximum throughput). Open loop: requests sent at a fixed rate whatever the answers, each timed from the "+
 		"moment it was due, so queueing is counted (no coordinated omission); at most %d outstanding, and a request unanswered "+
-		"%s after the phase counts as lost. Open-loop rate: half the floor's maximum, or half the workload's own maximum on "+
-		"that store at the first size if lower (then the returning start is measured at the floor's half rate too, last); voice at "+
-		"%.0f/s. The returning start's open loop runs %d times at each size and the run with the median p99 is shown.\n\n",
+		"%s after the phase counts as lost. Open-loop rate: half the one-wave floor's maximum, or half the workload's own maximum on "+
+		"that store at the first size if lower; voice at %.0f/s. The returning start's open loop runs %d times at each size and the "+
+		"run with the median p99 is shown. Each floor's open loop runs at half its own maximum and, after the service on Redis, at "+
+		"the rate of each Redis workload with its waves, so that p99s compare at one rate.\n\n",
 		p.phase, p.warmup, p.conns, p.inflight, p.grace, p.voiceRate, max(p.repeats, 1))
 	r.writeTargets(&b)
 	r.writeLatency(&b)
@@ -141,121 +147,46 @@ func verdict(ok ...bool) string {
 	return "met"
 }
 
-func (r *results) writeTargets(b *strings.Builder) {
-	floorMax, floorP99 := r.floor.closed.throughput(), r.floor.open.quantile(0.99)
-	fmt.Fprintf(b, "### Targets\n\nFloor: %s req/s maximum; p99 %s at %s req/s (half of it).\n\n", num(floorMax), ms(floorP99), num(r.floor.open.rate))
-	b.WriteString("| target | figures (Redis, by customers stored) | result |\n|---|---|---|\n")
-	ratioTarget := func(title, name string, want float64) {
-		var figs []string
-		var oks []bool
-		for _, sr := range r.redisRuns() {
-			w, _ := sr.row(name)
-			ratio := w.closed.throughput() / floorMax
-			figs = append(figs, fmt.Sprintf("%s: %s req/s = %.0f %%", size(sr.customers), num(w.closed.throughput()), 100*ratio))
-			oks = append(oks, ratio >= want)
-		}
-		fmt.Fprintf(b, "| %s | %s | %s |\n", title, strings.Join(figs, "; "), verdict(oks...))
-	}
-	ratioTarget("`/v1/calls/start` (returning caller) max throughput ≥ 70 % of the floor's", returningName, 0.70)
-	ratioTarget("`/v1/calls/end` max throughput ≥ 50 % of the floor's", endName, 0.50)
-	r.p99Target(b, floorP99)
-	r.voiceTarget(b)
-	r.scaleTarget(b)
-	r.rssTarget(b)
-	b.WriteString("\n")
-}
-
-func (r *results) p99Target(b *strings.Builder, floorP99 time.Duration) {
-	var figs []string
-	var oks []bool
-	for _, sr := range r.redisRuns() {
-		w, _ := sr.row(returningName)
-		ph := w.open
-		if w.target != nil {
-			ph = *w.target
-		}
-		p99 := ph.quantile(0.99)
-		figs = append(figs, fmt.Sprintf("%s: p99 %s = %s the floor's%s", size(sr.customers), ms(p99), times(p99, floorP99), lostNote(ph)))
-		oks = append(oks, p99 != lost && p99 <= 2*floorP99)
-	}
-	fmt.Fprintf(b, "| start p99 at half the floor's max rate ≤ 2× the floor's p99 | %s | %s |\n", strings.Join(figs, "; "), verdict(oks...))
-}
-
-func (r *results) voiceTarget(b *strings.Builder) {
-	var figs []string
-	var oks []bool
-	for _, sr := range r.runs {
-		w, _ := sr.row(voiceName)
-		p99 := w.open.quantile(0.99)
-		figs = append(figs, fmt.Sprintf("%s %s: p99 %s at %s/s%s", sr.store, size(sr.customers), ms(p99), num(w.open.rate), lostNote(w.open)))
-		if sr.store == "redis" {
-			oks = append(oks, p99 <= 10*time.Millisecond)
-		}
-	}
-	fmt.Fprintf(b, "| `/voice/incoming` with a Lookup cache hit: p99 ≤ 10 ms at 500 calls/s (judged on Redis) | %s | %s |\n", strings.Join(figs, "; "), verdict(oks...))
-}
-
-func (r *results) scaleTarget(b *strings.Builder) {
-	runs := r.redisRuns()
-	if len(runs) < 2 {
-		fmt.Fprintf(b, "| start latency at the largest size ≤ 1.2× at the smallest | one size only | not measured |\n")
-		return
-	}
-	first, last := runs[0], runs[len(runs)-1]
-	a, _ := first.row(returningName)
-	z, _ := last.row(returningName)
-	p50a, p50z, p99a, p99z := a.open.quantile(0.5), z.open.quantile(0.5), a.open.quantile(0.99), z.open.quantile(0.99)
-	fmt.Fprintf(b, "| start latency at %s customers ≤ 1.2× at %s (p50 and p99, same rate %s/s; of %d runs at each size, the one "+
-		"with the median p99) | p50 %s vs %s = %s; p99 %s vs %s = %s (p99 of each run: %s vs %s; other load %.2f and %.2f cores) | %s |\n",
-		size(last.customers), size(first.customers), num(a.open.rate), len(a.openP99s), ms(p50z), ms(p50a), times(p50z, p50a),
-		ms(p99z), ms(p99a), times(p99z, p99a), durations(z.openP99s), durations(a.openP99s), z.openLoad, a.openLoad,
-		verdict(p50z != lost && float64(p50z) <= 1.2*float64(p50a), p99z != lost && float64(p99z) <= 1.2*float64(p99a)))
-}
-
-func (r *results) rssTarget(b *strings.Builder) {
-	var figs []string
-	var oks []bool
-	for _, sr := range r.runs {
-		fig := fmt.Sprintf("%s %s: %s", sr.store, size(sr.customers), mib(sr.peakRSS))
-		if sr.overloadRSS > 0 {
-			fig += fmt.Sprintf(" (%s after the overload phase)", mib(sr.overloadRSS))
-		}
-		figs = append(figs, fig)
-	}
-	if runs := r.redisRuns(); len(runs) > 0 {
-		oks = append(oks, runs[len(runs)-1].peakRSS <= 200<<20)
-	}
-	fmt.Fprintf(b, "| Redis-backed server's peak RSS ≤ 200 MB in the largest run, the overload phase aside (bbolt's counts its memory map; no target) | %s | %s |\n",
-		strings.Join(figs, "; "), verdict(oks...))
-}
-
 func (r *results) writeLatency(b *strings.Builder) {
-	floorMax, floorP99 := r.floor.closed.throughput(), r.floor.open.quantile(0.99)
+	one, _ := r.floorWith(1)
 	b.WriteString("### Throughput and latency\n\n")
-	b.WriteString("Other load: the CPU, in cores, that processes other than the bench, the server and redis-server used during " +
-		"the open-loop phase (other jobs on this machine); it disturbs the latencies it comes with.\n\n")
-	b.WriteString("| workload | store | customers | max req/s (closed) | × floor | open-loop rate | p50 | p90 | p99 | max | p99 × floor's | failed / lost | other load |\n")
-	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	line := func(name, store, customers string, closed, open phase, isFloorRate bool, others float64) {
-		max, ratio := "–", "–"
+	b.WriteString("× 1 wave: maximum throughput against the one-wave floor's; × same waves: against the floor with the workload's " +
+		"waves (Redis only); p99 × floor's: against the p99 of the floor with the workload's waves at the same rate. Other load: the " +
+		"CPU, in cores, that processes other than the bench, the server and redis-server used during the open-loop phase (other jobs " +
+		"on this machine); it disturbs the latencies it comes with.\n\n")
+	b.WriteString("| workload | store | customers | max req/s (closed) | × 1 wave | × same waves | open-loop rate | p50 | p90 | p99 | max | p99 × floor's | failed / lost | other load |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	line := func(name, store, customers string, closed phase, same *floorRun, open ratePhase) {
+		max, oneShare, sameShare, p99Ratio := "–", "–", "–", "–"
 		if closed.elapsed > 0 {
-			max, ratio = num(closed.throughput()), fmt.Sprintf("%.0f %%", 100*closed.throughput()/floorMax)
+			max, oneShare = num(closed.throughput()), pct(ratio(closed.throughput(), one.closed.throughput()))
+			if same != nil {
+				sameShare = pct(ratio(closed.throughput(), same.closed.throughput()))
+			}
 		}
-		p99Ratio := "–"
-		if isFloorRate {
-			p99Ratio = times(open.quantile(0.99), floorP99)
+		if same != nil {
+			if fp, ok := same.atRate(open.p.rate); ok {
+				p99Ratio = times(open.p.quantile(0.99), fp.p.quantile(0.99))
+			}
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s/s | %s | %s | %s | %s | %s | %d / %d | %.2f |\n", name, store, customers, max, ratio,
-			num(open.rate), ms(open.quantile(0.5)), ms(open.quantile(0.9)), ms(open.quantile(0.99)), ms(open.quantile(1)),
-			p99Ratio, closed.failed+open.failed, open.lost, others)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s/s | %s | %s | %s | %s | %s | %d / %d | %.2f |\n", name, store, customers, max, oneShare,
+			sameShare, num(open.p.rate), ms(open.p.quantile(0.5)), ms(open.p.quantile(0.9)), ms(open.p.quantile(0.99)), ms(open.p.quantile(1)),
+			p99Ratio, closed.failed+open.p.failed, open.p.lost, open.load)
 	}
-	line(floorName, "redis", "–", r.floor.closed, r.floor.open, true, r.floor.openLoad)
+	for _, f := range r.floors {
+		line(floorName(f.waves), "redis", "–", f.closed, nil, ratePhase{f.open, f.openLoad})
+		for _, rate := range slices.Sorted(maps.Keys(f.at)) {
+			line(fmt.Sprintf("%s at the rate of %s", floorName(f.waves), strings.Join(r.workloadsAt(f.waves, rate), ", ")), "redis", "–",
+				phase{}, nil, f.at[rate])
+		}
+	}
 	for _, sr := range r.runs {
 		for _, w := range sr.rows {
-			line(w.name, sr.store, size(sr.customers), w.closed, w.open, w.open.rate == r.floor.open.rate, w.openLoad)
-			if w.target != nil {
-				line(w.name+" (at the floor's half rate)", sr.store, size(sr.customers), phase{}, *w.target, true, w.targetLoad)
+			var same *floorRun
+			if f, ok := r.floorFor(sr, w.name, true); ok && sr.store == "redis" {
+				same = &f
 			}
+			line(w.name, sr.store, size(sr.customers), w.closed, same, ratePhase{w.open, w.openLoad})
 		}
 	}
 	b.WriteString("\n")
@@ -266,19 +197,23 @@ func (r *results) writeResources(b *strings.Builder) {
 	b.WriteString("Server and redis-server CPU time from `/proc/PID/stat`, divided by the requests answered; Redis commands from " +
 		"`INFO commandstats` deltas (commands that scripts run count too; EVALSHA alone in brackets); waves (Redis round trips, " +
 		"a pipeline counting once) from redisstore's go-redis hook, counted on requests made through the service as `serve` " +
-		"wires it (a `/v1` request's key check included); RSS of the server at the end of the phase; other load as above, " +
-		"during the closed-loop phase.\n\n")
-	b.WriteString("| workload | store | customers | server CPU/req | redis-server CPU/req | load generator CPU/req | Redis commands/req | waves/req | server RSS | other load |\n")
-	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+		"wires it (a `/v1` request's key check included); store growth: Redis's `used_memory` (INFO memory) or the bbolt " +
+		"file's size, after the phase less before it, divided by the requests answered (bbolt grows its file in steps, so a " +
+		"phase may see none or a whole step; Redis's figure includes its allocator's slack); RSS of the server at the end of " +
+		"the phase; other load as above, during the closed-loop phase.\n\n")
+	b.WriteString("| workload | store | customers | server CPU/req | redis-server CPU/req | load generator CPU/req | Redis commands/req | waves/req | store growth/req | server RSS | other load |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	line := func(name, store, customers string, u cost, waves string) {
 		cmds, redisCPU := "–", "–"
 		if store == "redis" {
 			cmds, redisCPU = fmt.Sprintf("%.1f (%.1f)", u.cmds, u.evalsha), us(u.redisCPU)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f |\n", name, store, customers, us(u.cpu), redisCPU, us(u.benchCPU),
-			cmds, waves, mib(u.rss), u.others)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f |\n", name, store, customers, us(u.cpu), redisCPU, us(u.benchCPU),
+			cmds, waves, growth(store, u.grew), mib(u.rss), u.others)
 	}
-	line(floorName, "redis", "–", r.floor.use, "1")
+	for _, f := range r.floors {
+		line(floorName(f.waves), "redis", "–", f.use, fmt.Sprint(f.waves))
+	}
 	for _, sr := range r.runs {
 		for _, w := range sr.rows {
 			waves := "–"
@@ -289,7 +224,9 @@ func (r *results) writeResources(b *strings.Builder) {
 		}
 	}
 	b.WriteString("\nRedis commands per request, by command (the largest run on Redis):\n\n")
-	fmt.Fprintf(b, "- %s: %s\n", floorName, byCommand(r.floor.use))
+	for _, f := range r.floors {
+		fmt.Fprintf(b, "- %s: %s\n", floorName(f.waves), byCommand(f.use))
+	}
 	if runs := r.redisRuns(); len(runs) > 0 {
 		for _, w := range runs[len(runs)-1].rows {
 			fmt.Fprintf(b, "- %s: %s\n", w.name, byCommand(w.use))
@@ -297,6 +234,35 @@ func (r *results) writeResources(b *strings.Builder) {
 	}
 	b.WriteString("\n")
 }
+
+// workloadsAt names the Redis workloads read against the floor with waves
+// whose open loop ran at rate.
+func (r *results) workloadsAt(waves int, rate float64) []string {
+	var names []string
+	for _, sr := range r.redisRuns() {
+		for _, w := range sr.rows {
+			if floorWaves(sr.waves[w.name]) == waves && w.open.rate == rate && !slices.Contains(names, w.name) {
+				names = append(names, w.name)
+			}
+		}
+	}
+	return names
+}
+
+// growth formats a store's growth per request: "used_memory +312 B".
+func growth(store string, bytes float64) string {
+	what := "used_memory"
+	if store == "bbolt" {
+		what = "file"
+	}
+	if math.Abs(bytes) >= 1<<10 {
+		return fmt.Sprintf("%s %+.1f KiB", what, bytes/(1<<10))
+	}
+	return fmt.Sprintf("%s %+.0f B", what, bytes)
+}
+
+// pct formats a share: "56 %".
+func pct(share float64) string { return fmt.Sprintf("%.0f %%", 100*share) }
 
 // byCommand lists a phase's Redis commands per request, most first.
 func byCommand(u cost) string {
@@ -338,19 +304,13 @@ func (r *results) writeScale(b *strings.Builder) {
 }
 
 func (r *results) writeSeeding(b *strings.Builder) {
-	b.WriteString("### Seeding and memory\n\nThe server's peak RSS (VmHWM) over every phase but the returning start at the floor's half rate, " +
-		"which comes last; in brackets, the peak after it, when the service could not keep up and the open loop queued up to " +
-		fmt.Sprint(r.plan.inflight) + " connections.\n\n")
+	b.WriteString("### Seeding and memory\n\nThe server's peak RSS (VmHWM) over every phase.\n\n")
 	b.WriteString("| store | customers | added | seed time | customers/s | server peak RSS |\n|---|---|--:|--:|--:|--:|\n")
 	for _, sr := range r.runs {
-		peak := mib(sr.peakRSS)
-		if sr.overloadRSS > 0 {
-			peak += " (" + mib(sr.overloadRSS) + ")"
-		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", sr.store, size(sr.customers), num(float64(sr.seeded)),
-			sr.seedTime.Round(time.Millisecond), num(float64(sr.seeded)/sr.seedTime.Seconds()), peak)
+			sr.seedTime.Round(time.Millisecond), num(float64(sr.seeded)/sr.seedTime.Seconds()), mib(sr.peakRSS))
 	}
-	fmt.Fprintf(b, "\nFloor server peak RSS: %s.\n\n", mib(r.floor.peakRSS))
+	fmt.Fprintf(b, "\nFloor server peak RSS (all its floors, up for the whole run): %s.\n\n", mib(r.floorPeakRSS))
 }
 
 func (r *results) writeProfiles(b *strings.Builder) {

@@ -199,7 +199,6 @@ func (w *workloads) post(path, contentType string, body []byte) *http.Request {
 
 // Workload names, as the report shows them.
 const (
-	floorName     = "floor (decode, 1 EVALSHA, encode)"
 	returningName = "start, returning caller"
 	newName       = "start, new caller"
 	endName       = "end, intent + 5 variables"
@@ -235,10 +234,19 @@ func (w *workloads) voiceForm(i int64) url.Values {
 	}
 }
 
-// floorTarget sends the floor the returning caller's start, key included.
-func (w *workloads) floorTarget() target {
-	return target{name: floorName, build: func(i int64) (*http.Request, error) {
-		return w.post("/floor", "application/json", w.startBody(i)), nil
+// floorName names the floor making waves ordered round trips.
+func floorName(waves int) string {
+	if waves == 1 {
+		return "floor (decode, 1 EVALSHA, encode)"
+	}
+	return fmt.Sprintf("floor (decode, %d ordered EVALSHAs, encode)", waves)
+}
+
+// floorTarget sends the floor making waves round trips the returning
+// caller's start, key included.
+func (w *workloads) floorTarget(waves int) target {
+	return target{name: floorName(waves), build: func(i int64) (*http.Request, error) {
+		return w.post(fmt.Sprintf("/floor/%d", waves), "application/json", w.startBody(i)), nil
 	}}
 }
 
