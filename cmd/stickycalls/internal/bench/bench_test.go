@@ -87,13 +87,17 @@ func TestWriteReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(path)
-	edited := strings.Replace(string(raw), reportBegin, "Intro.\n\n"+reportBegin, 1) + "\nAnalysis.\n"
+	analysis := "\nAnalysis.\n" + strings.Repeat("More analysis, after the markers.\n", 40)
+	edited := strings.Replace(string(raw), reportBegin, "Intro.\n\n"+reportBegin, 1) + analysis
 	os.WriteFile(path, []byte(edited), 0o644)
-	if err := writeReport(path, "second\n"); err != nil {
+	// The second report is longer than the first: it must not overwrite
+	// the analysis after the markers, which it once did.
+	second := strings.Repeat("second, longer than the first\n", 4)
+	if err := writeReport(path, second); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
-	want := "# Performance\n\nIntro.\n\n" + reportBegin + "\nsecond\n" + reportEnd + "\n\nAnalysis.\n"
+	want := "# Performance\n\nIntro.\n\n" + reportBegin + "\n" + second + reportEnd + "\n" + analysis
 	if string(got) != want {
 		t.Errorf("after two writes:\n%s\nwant:\n%s", got, want)
 	}

@@ -80,7 +80,9 @@ func writeReport(path, md string) error {
 	case len(old) == 0:
 		old = []byte("# Performance\n\n" + section)
 	case found && closed:
-		old = append(append(before, section...), after...)
+		// A new slice: appending to before would write over after, which
+		// shares old's array.
+		old = slices.Concat(before, []byte(section), after)
 	case found:
 		return fmt.Errorf("bench: %s has %q without %q", path, reportBegin, reportEnd)
 	default:
