@@ -277,7 +277,7 @@ func (s *Store) Tallies(_ context.Context, sc callcontext.Scope, from, to time.T
 				return fmt.Errorf("tally hour %q: %w", k, err)
 			}
 			h := callcontext.HourTally{Hour: hour, Counts: map[string]int64{}}
-			if err := jsonDecode(v, &h.Counts); err != nil {
+			if err := decode(v, &h.Counts); err != nil {
 				return err
 			}
 			out = append(out, h)

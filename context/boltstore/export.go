@@ -21,7 +21,7 @@ func (s *Store) Export(_ context.Context, sc callcontext.Scope, now time.Time, c
 		}
 		err := b.customers.ForEach(func(_, v []byte) error {
 			var r callcontext.Record
-			if err := jsonDecode(v, &r); err != nil {
+			if err := decode(v, &r); err != nil {
 				return err
 			}
 			if !r.Expires.After(now) {
@@ -34,7 +34,7 @@ func (s *Store) Export(_ context.Context, sc callcontext.Scope, now time.Time, c
 		}
 		return b.anis.ForEach(func(k, v []byte) error {
 			var e aniEntry
-			if err := jsonDecode(v, &e); err != nil {
+			if err := decode(v, &e); err != nil {
 				return err
 			}
 			if e.LineType == "" || e.LineType == identity.Unknown || !e.LineTypeExpires.After(now) {

@@ -15,7 +15,7 @@ func (s *Store) Sweep(now time.Time) error {
 		// Leases of streams whose relay died without releasing them.
 		if err := sweepExpired(tx.Bucket(bucketStreams), now, func(v []byte) (time.Time, error) {
 			var l streamLease
-			err := jsonDecode(v, &l)
+			err := decode(v, &l)
 			return l.Expires, err
 		}); err != nil {
 			return err
@@ -65,21 +65,21 @@ func sweepScope(b scope, now time.Time) error {
 	}
 	if err := sweepExpired(b.calls, now, func(v []byte) (time.Time, error) {
 		var c callcontext.CallRecord
-		err := jsonDecode(v, &c) // before reading c.Expires: operand order is unspecified
+		err := decode(v, &c) // before reading c.Expires: operand order is unspecified
 		return c.Expires, err
 	}); err != nil {
 		return err
 	}
 	if err := sweepExpired(b.idem, now, func(v []byte) (time.Time, error) {
 		var r idemRecord
-		err := jsonDecode(v, &r) // before reading r.Expires: operand order is unspecified
+		err := decode(v, &r) // before reading r.Expires: operand order is unspecified
 		return r.Expires, err
 	}); err != nil {
 		return err
 	}
 	if err := sweepExpired(b.owners, now, func(v []byte) (time.Time, error) {
 		var o owner
-		err := jsonDecode(v, &o) // before reading o.Expires: operand order is unspecified
+		err := decode(v, &o) // before reading o.Expires: operand order is unspecified
 		return o.Expires, err
 	}); err != nil {
 		return err
