@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -275,5 +276,51 @@ func TestRelayDegraded(t *testing.T) {
 	setup := recv(t, se.agent(), 1)[0]
 	if setupParam(t, setup, "stickycalls_degraded") != "true" || setupParam(t, setup, "recommendation") != "ignore" || setupParam(t, setup, "from") != "+14155557501" {
 		t.Errorf("setup with the store down = %s, want degraded, ignore and the caller's number", setup)
+	}
+}
+
+// An agent that is done says goodbye and ends the session, and may close
+// its socket at once, or it asks for the hang-up in-band: either way its
+// last words reach Twilio before the session closes.
+func TestRelayAgentLastWords(t *testing.T) {
+	goodbye := `{"type":"text","token":"Goodbye!","last":true}`
+	tests := []struct {
+		name   string
+		frames []string
+		close  bool
+		want   []string
+	}{
+		{"end, then close", []string{goodbye, `{"type":"end","handoffData":"{}"}`}, true, []string{goodbye, `{"type":"end","handoffData":"{}"}`}},
+		{"hang up in-band", []string{goodbye, `{"type":"stickycalls.hangup"}`}, false, []string{goodbye}},
+		{"close", []string{goodbye}, true, []string{goodbye}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			se := newRelayEnv(t, voice.Action{})
+			for i := range 10 { // the loss was a race: try it more than once
+				sid, from := "CA76"+tc.name[:1]+string(rune('0'+i)), "+141555576"+string(rune('0'+i))+"0"
+				_, params := relayNoun(t, se.incoming(sid, from))
+				tw := se.twilioRelay(sid, from, params)
+				ag := se.agent()
+				recv(t, ag, 1)
+				send(t, ag, tc.frames...)
+				if tc.close {
+					ag.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+					ag.Close()
+				}
+				tw.SetReadDeadline(time.Now().Add(safety))
+				var got []string
+				for {
+					_, msg, err := tw.ReadMessage()
+					if err != nil {
+						break
+					}
+					got = append(got, string(msg))
+				}
+				if !slices.Equal(got, tc.want) {
+					t.Fatalf("try %d: Twilio got %q before the close, want %q", i, got, tc.want)
+				}
+			}
+		})
 	}
 }

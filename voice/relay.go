@@ -270,8 +270,10 @@ type relay struct {
 	lease    *streamLease
 	number   Number      // the number called: its transfer targets
 	stopped  atomic.Bool // Twilio sent stop
-	once     sync.Once
-	outcome  string // set once, by the first stop
+	// agentEnded: the agent sent its own end of the session (ConversationRelay's end).
+	agentEnded atomic.Bool
+	once       sync.Once
+	outcome    string // set once, by the first stop
 }
 
 // run relays until both sockets are closed. Its goroutine reads Twilio;
@@ -314,6 +316,9 @@ func (rl *relay) run(ctx context.Context, first [][]byte) {
 
 // stop closes both sockets with a close frame, but a socket whose peer
 // stopped reading at once; the first reason given is the stream's outcome.
+// When the agent ended the session itself (it closed, hung up, transferred
+// or sent its own end), Twilio's socket closes after what is queued for
+// it, so the agent's last words and its end still reach the caller.
 func (rl *relay) stop(outcome string) {
 	rl.once.Do(func() { rl.outcome = outcome })
 	code := websocket.CloseNormalClosure
@@ -327,7 +332,12 @@ func (rl *relay) stop(outcome string) {
 		code = websocket.CloseInternalServerErr
 		rl.twilio.abort()
 	}
-	rl.twilio.shut(code, rl.outcome)
+	switch rl.outcome {
+	case "agent_closed", "agent_end", "agent_hangup", "agent_transfer":
+		rl.twilio.finish(code, rl.outcome)
+	default:
+		rl.twilio.shut(code, rl.outcome)
+	}
 	rl.agent.shut(code, rl.outcome)
 }
 
@@ -429,7 +439,11 @@ func (rl *relay) fromAgent(ctx context.Context) {
 		typ, msg, err := rl.agent.read()
 		if err != nil {
 			if !rl.stopped.Load() {
-				rl.stop("agent_closed")
+				outcome := "agent_closed"
+				if rl.agentEnded.Load() {
+					outcome = "agent_end" // its own end, passed on, then its socket closed: as it should
+				}
+				rl.stop(outcome)
 			}
 			return
 		}
@@ -462,6 +476,7 @@ func (rl *relay) fromAgentFrame(ctx context.Context, typ int, msg []byte) {
 		}
 		if kind == rl.proto.hangup {
 			rl.hangingUp(ctx)
+			rl.agentEnded.Store(true)
 		}
 		rl.send(rl.twilio, msg) // while Twilio is behind, the agent is not read
 	case kind == "stickycalls.end":
