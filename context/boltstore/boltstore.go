@@ -11,19 +11,17 @@
 package boltstore
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storecodec"
 )
 
 var _ callcontext.Store = (*Store)(nil)
@@ -175,29 +173,8 @@ func put(b *bolt.Bucket, key string, v any) error {
 	return b.Put([]byte(key), raw)
 }
 
-// Values are MessagePack maps keyed by the types' JSON names: about a
-// third of encoding/json's time to decode a customer, and two thirds of
-// its size (the Redis store measured it: BenchmarkRecordCodec). A file
-// written as JSON before is still read: every value is a struct or a
-// map, so JSON starts with '{' and MessagePack never does; each value is
-// rewritten in MessagePack by its next write.
+// Values are encoded by storecodec: MessagePack, JSON from earlier files
+// still read, each value rewritten by its next write.
+func encode(v any) ([]byte, error) { return storecodec.Encode(v) }
 
-func encode(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.SetCustomStructTag("json")
-	enc.SetOmitEmpty(true)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-func decode(raw []byte, v any) error {
-	if len(raw) > 0 && raw[0] == '{' {
-		return json.Unmarshal(raw, v)
-	}
-	dec := msgpack.NewDecoder(bytes.NewReader(raw))
-	dec.SetCustomStructTag("json")
-	return dec.Decode(v)
-}
+func decode(raw []byte, v any) error { return storecodec.Decode(raw, v) }

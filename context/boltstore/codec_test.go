@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
@@ -47,5 +48,31 @@ func TestEarlierJSONValues(t *testing.T) {
 	}
 	if diff := cmp.Diff(rec, back); diff != "" {
 		t.Errorf("MessagePack round trip (-want +got):\n%s", diff)
+	}
+}
+
+// A backup file (times in UTC) imported twice on a host whose zone is not
+// UTC: the second import finds every customer unchanged, which it did not
+// when stored times came back in the local zone.
+func TestImportTwiceOutsideUTC(t *testing.T) {
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no zone database:", err)
+	}
+	was := time.Local
+	time.Local = loc
+	defer func() { time.Local = was }()
+	s := openStore(t)
+	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Prod}
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	rec := callcontext.Record{Ref: "cust_1", Version: 1, Created: now.Add(-time.Hour), FirstCall: now.Add(-time.Hour),
+		LastCall: now.Add(-time.Hour), Expires: now.Add(720 * time.Hour), ANIs: map[string]callcontext.Link{"+14155550100": {}}}
+	f := backup.File{Header: backup.Header{Version: backup.Version, Tenant: sc.Tenant, Mode: sc.Mode, At: now}, Customers: []callcontext.Record{rec}}
+	if _, err := backup.Import(t.Context(), s, sc, f, now); err != nil {
+		t.Fatal(err)
+	}
+	again, err := backup.Import(t.Context(), s, sc, f, now)
+	if err != nil || again.Unchanged != 1 {
+		t.Errorf("the same import again = %+v, %v; want 1 unchanged", again, err)
 	}
 }

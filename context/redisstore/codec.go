@@ -3,15 +3,13 @@ package redisstore
 import (
 	"bytes"
 	"compress/flate"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storecodec"
 )
 
 // Customer records are stored as MessagePack maps keyed by the records'
@@ -23,25 +21,17 @@ import (
 
 // encodeRecord encodes a customer record for its hash's "rec" field.
 func encodeRecord(r callcontext.Record) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.SetCustomStructTag("json")
-	enc.SetOmitEmpty(true)
-	if err := enc.Encode(&r); err != nil {
+	b, err := storecodec.Encode(&r)
+	if err != nil {
 		return nil, fmt.Errorf("encode customer %q: %w", r.Ref, err)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // decodeRecord decodes a stored customer record, in either encoding.
 func decodeRecord(raw []byte) (callcontext.Record, error) {
 	var r callcontext.Record
-	if len(raw) > 0 && raw[0] == '{' {
-		return r, json.Unmarshal(raw, &r)
-	}
-	dec := msgpack.NewDecoder(bytes.NewReader(raw))
-	dec.SetCustomStructTag("json")
-	return r, dec.Decode(&r)
+	return r, storecodec.Decode(raw, &r)
 }
 
 // Stored responses: a call record keeps the answers replays return. A
