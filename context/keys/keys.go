@@ -99,10 +99,14 @@ func (r *Keyring) Create(ctx context.Context, tenant string, mode callcontext.Mo
 // List lists every stored key.
 func (r *Keyring) List(ctx context.Context) ([]Key, error) { return r.store.Keys(ctx) }
 
-// Revoke revokes a key by id.
+// Revoke revokes a key by id. The cache forgets it before and after the
+// store revokes it; a check that read the key from the store meanwhile
+// does not cache what it read (see cache.put).
 func (r *Keyring) Revoke(ctx context.Context, id string) error {
 	r.cache.forget(id)
-	return r.store.RevokeKey(ctx, id, r.now().UTC())
+	err := r.store.RevokeKey(ctx, id, r.now().UTC())
+	r.cache.forget(id)
+	return err
 }
 
 // Authenticate returns the live key whose secret is given, or ErrBadKey.
@@ -115,6 +119,7 @@ func (r *Keyring) Authenticate(ctx context.Context, secret string) (Key, error) 
 	if k, ok := r.cache.get(hash, r.now()); ok {
 		return k, nil
 	}
+	epoch := r.cache.epoch()
 	k, err := r.store.KeyByHash(ctx, hash)
 	if errors.Is(err, callcontext.ErrNotFound) {
 		return Key{}, ErrBadKey
@@ -125,7 +130,7 @@ func (r *Keyring) Authenticate(ctx context.Context, secret string) (Key, error) 
 	if subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hash)) != 1 || !k.Revoked.IsZero() {
 		return Key{}, ErrBadKey
 	}
-	r.cache.put(hash, k, r.now())
+	r.cache.put(hash, k, r.now(), epoch)
 	return k, nil
 }
 
@@ -143,6 +148,9 @@ const cacheTTL = 5 * time.Second
 type cache struct {
 	mu   sync.Mutex
 	keys map[string]cachedKey // by hash
+	// forgets counts revocations, so that a key read from the store before
+	// one is not cached after it (see put).
+	forgets uint64
 }
 
 type cachedKey struct {
@@ -161,9 +169,21 @@ func (c *cache) get(hash string, now time.Time) (Key, bool) {
 	return e.key, true
 }
 
-func (c *cache) put(hash string, k Key, now time.Time) {
+// epoch is the cache's revocation count, to give put.
+func (c *cache) epoch() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.forgets
+}
+
+// put caches k, unless a key was revoked since epoch: k was read from the
+// store before then, and may be that key.
+func (c *cache) put(hash string, k Key, now time.Time, epoch uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.forgets != epoch {
+		return
+	}
 	if c.keys == nil {
 		c.keys = map[string]cachedKey{}
 	}
@@ -174,6 +194,7 @@ func (c *cache) put(hash string, k Key, now time.Time) {
 func (c *cache) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.forgets++
 	for hash, e := range c.keys {
 		if e.key.ID == id {
 			delete(c.keys, hash)

@@ -1,6 +1,7 @@
 package keys_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -49,5 +50,50 @@ func TestKeyring(t *testing.T) {
 	all, err := ring.List(ctx)
 	if err != nil || len(all) != 1 || all[0].Revoked.IsZero() || strings.Contains(all[0].Hash, secret) {
 		t.Errorf("List() = %+v, %v; want the one key, revoked, without its secret", all, err)
+	}
+}
+
+// slowRead holds a key read, once, until released: the read a revocation
+// overtakes.
+type slowRead struct {
+	keys.Store
+	read, release chan struct{}
+}
+
+func (s *slowRead) KeyByHash(ctx context.Context, hash string) (keys.Key, error) {
+	k, err := s.Store.KeyByHash(ctx, hash)
+	if s.read != nil {
+		close(s.read)
+		<-s.release
+		s.read = nil
+	}
+	return k, err
+}
+
+// A check that read a key just before it was revoked does not put it in
+// the cache, where it would be trusted for seconds after its revocation.
+func TestRevokeOvertakesARead(t *testing.T) {
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "keys.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	slow := &slowRead{Store: store}
+	ring := keys.New(slow, time.Now)
+	secret, k, err := ring.Create(t.Context(), "acme", callcontext.Test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow.read, slow.release = make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() { _, err := ring.Authenticate(t.Context(), secret); done <- err }()
+	<-slow.read // the check has read the live key
+	if err := ring.Revoke(t.Context(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(slow.release)
+	<-done // it may pass: it began before the revocation
+	if _, err := ring.Authenticate(t.Context(), secret); !errors.Is(err, keys.ErrBadKey) {
+		t.Errorf("after the revocation the key still authenticates (%v): the overtaken read cached it", err)
 	}
 }

@@ -73,9 +73,13 @@ func writeReport(path, md string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	if !strings.HasSuffix(md, "\n") {
+		md += "\n"
+	}
 	section := reportBegin + "\n" + md + reportEnd + "\n"
 	before, rest, found := bytes.Cut(old, []byte(reportBegin))
-	_, after, closed := bytes.Cut(rest, []byte(reportEnd+"\n"))
+	_, after, closed := bytes.Cut(rest, []byte(reportEnd))
+	after = bytes.TrimPrefix(bytes.TrimPrefix(after, []byte("\r")), []byte("\n")) // the marker's own line end, if any
 	switch {
 	case len(old) == 0:
 		old = []byte("# Performance\n\n" + section)
