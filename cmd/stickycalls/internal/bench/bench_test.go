@@ -156,3 +156,19 @@ func fmtJSON(t *testing.T, v any) []byte {
 	}
 	return raw
 }
+
+// A file whose end marker is its last line, with no line end, or whose
+// lines end in CRLF, is rewritten too.
+func TestWriteReportMarkerEnds(t *testing.T) {
+	for name, tail := range map[string]string{"at the end of the file": "", "before CRLF": "\r\nAfter.\r\n"} {
+		path := filepath.Join(t.TempDir(), "PERFORMANCE.md")
+		os.WriteFile(path, []byte("Intro.\n"+reportBegin+"\nold\n"+reportEnd+tail), 0o644)
+		if err := writeReport(path, "new"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, _ := os.ReadFile(path)
+		if want := "Intro.\n" + reportBegin + "\nnew\n" + reportEnd + "\n" + strings.TrimPrefix(tail, "\r\n"); string(got) != want {
+			t.Errorf("%s: got %q, want %q", name, got, want)
+		}
+	}
+}
