@@ -141,16 +141,19 @@ func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e callcontext
 		if err != nil {
 			return err
 		}
+		var call callcontext.CallRecord
+		if _, err := get(b.calls, e.Call.ID, &call); err != nil {
+			return err
+		}
+		if overtaken(call, e) {
+			return callcontext.ErrVersion
+		}
 		for _, w := range e.Writes {
 			if err := write(b, w); err != nil {
 				return err
 			}
 		}
 		if err := index(b, e); err != nil {
-			return err
-		}
-		var call callcontext.CallRecord
-		if _, err := get(b.calls, e.Call.ID, &call); err != nil {
 			return err
 		}
 		if e.Completion {
@@ -169,6 +172,19 @@ func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e callcontext
 		}
 		return count(b, e.Period, e.Billable)
 	})
+}
+
+// overtaken reports whether the other half of a call's ending committed
+// since e read the call: a completion for an end, an end for a completion.
+// Each decides what to link from the call as read (an end moves the link a
+// completion made; a completion links nothing after an end), so one that
+// missed the other must read again, or the number stays linked to a
+// customer the end did not name.
+func overtaken(stored callcontext.CallRecord, e callcontext.EndCommit) bool {
+	if e.Completion {
+		return !stored.Ended.Equal(e.Call.Ended)
+	}
+	return !stored.Completed.Equal(e.Call.Completed)
 }
 
 // write applies one customer write if the record is still at w.Prev.

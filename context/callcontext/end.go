@@ -79,12 +79,17 @@ func (s *Service) End(ctx context.Context, sc Scope, req callapi.EndRequest, key
 	case res.Outcome == Replay:
 		return replay[callapi.EndResult](OpEnd, res.Response)
 	}
-	found := &res.Found
+	found, call := &res.Found, res.Call
 	var e *ending
 	err = s.retryVersion(ctx, sc, cmpOr(req.CustomerRef, cmpOr(res.Call.CustomerRef, req.CallID)), func() error {
+		if found == nil { // a retry reads again: a completion may have come in between
+			if err := s.reread(ctx, sc, &call); err != nil {
+				return err
+			}
+		}
 		var err error
-		e, err = s.end(ctx, sc, req, res.Call, c, found)
-		found = nil // a retry reads again
+		e, err = s.end(ctx, sc, req, call, c, found)
+		found = nil
 		return err
 	})
 	if err != nil {
@@ -99,6 +104,20 @@ func (s *Service) End(ctx context.Context, sc Scope, req callapi.EndRequest, key
 	}
 	s.observer.Ended(sc, e.event())
 	return Reply[callapi.EndResult]{Result: e.result, Body: e.body}, nil
+}
+
+// reread reads again the record of a call whose end is being retried.
+// A call with no record before its end (a standalone end) keeps none.
+func (s *Service) reread(ctx context.Context, sc Scope, call *CallRecord) error {
+	if call.ID == "" {
+		return nil
+	}
+	got, err := s.store.Call(ctx, sc, call.ID)
+	if err != nil {
+		return fmt.Errorf("read call: %w", err)
+	}
+	*call = got
+	return nil
 }
 
 // ending is what one attempt of an end has worked out.

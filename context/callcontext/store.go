@@ -30,7 +30,10 @@ type Store interface {
 	SaveStart(ctx context.Context, sc Scope, s StartCommit) error
 	// CommitEnd applies an end: customer writes (each checked against its
 	// version; ErrVersion if any changed), links, the call record with its
-	// response and the usage count, all or nothing.
+	// response and the usage count, all or nothing. ErrVersion too when
+	// the other half of the call's ending committed since e.Call was read:
+	// for an end, the stored call's completion is no longer e.Call's; for
+	// a completion, its end.
 	CommitEnd(ctx context.Context, sc Scope, e EndCommit) error
 	// ConfirmCall records a caller's answer to the voice confirm question on
 	// the call's record. ErrNotFound if the call has no record.

@@ -31,7 +31,9 @@ type committer struct {
 	deleted map[string]callcontext.Record
 }
 
-// CommitEnd implements callcontext.Store. Index entries go first; then the
+// CommitEnd implements callcontext.Store. Index entries go first, with the
+// call's guard (guardScript: the other half of the call's ending has not
+// committed, nor is committing, since the call was read); then the
 // customers, each checked against its version, the target (the last write)
 // last: its script is the commit point; then the call record, the counters
 // and the index clean-up. An end that writes several customers locks them
@@ -70,8 +72,8 @@ func newToken() string {
 	return hex.EncodeToString(b[:])
 }
 
-// prepare sets the index entries the end adds and, for several writes,
-// locks every customer at the version read.
+// prepare sets the index entries the end adds, guards the call and, for
+// several writes, locks every customer at the version read.
 func (c *committer) prepare(ctx context.Context) error {
 	var runs []run
 	for _, l := range c.e.ANILinks {
@@ -82,14 +84,13 @@ func (c *committer) prepare(ctx context.Context) error {
 		runs = append(runs, run{setFieldScript, []string{c.n.owner(o.ID.String())}, []any{ttl(o.Expires, c.now), o.Ref, ts(o.Expires)}})
 	}
 	indexRuns := len(runs)
+	other, mark := c.guard()
+	runs = append(runs, run{guardScript, []string{c.n.call(c.e.Call.ID)}, []any{other[0], other[1], mark[0], mark[1], ts(time.Now()), ts(time.Now().Add(c.s.lockTTL))}})
 	if c.token != "" {
 		for _, w := range c.e.Writes {
 			ref := w.Record.Ref
 			runs = append(runs, run{lockScript, []string{c.n.customer(ref), c.n.lock(ref)}, []any{w.Prev, c.token, c.s.lockTTL.Milliseconds()}})
 		}
-	}
-	if len(runs) == 0 {
-		return nil
 	}
 	cmds, err := c.s.wave(ctx, "commit end: index", runs, nil)
 	if err != nil {
@@ -99,10 +100,20 @@ func (c *committer) prepare(ctx context.Context) error {
 	for _, cmd := range cmds[indexRuns:] {
 		if cmd.Val() != int64(0) {
 			c.unlock(ctx)
-			return fmt.Errorf("commit end: customer %w", callcontext.ErrVersion)
+			return fmt.Errorf("commit end: call or customer %w", callcontext.ErrVersion)
 		}
 	}
 	return nil
+}
+
+// guard is the field of the other half of the call's ending with its
+// value as the commit read it (see commitScript's g), and the fields of
+// the other half's and this half's marks (see guardScript).
+func (c *committer) guard() (other [2]string, marks [2]string) {
+	if c.e.Completion {
+		return [2]string{"en", ts(c.e.Call.Ended)}, [2]string{"em", "cm"}
+	}
+	return [2]string{"co", ts(c.e.Call.Completed)}, [2]string{"cm", "em"}
 }
 
 // unlock removes the end's locks, if it took any. It runs even when the
@@ -186,10 +197,10 @@ func (c *committer) merge() run {
 		m.counter = usageField(c.e.Billable)
 	}
 	if c.e.Completion {
-		m.always = pairs(h, doneFields)
+		m.always = append(pairs(h, doneFields), "cm", "")
 	} else {
 		h["el"], h["elp"] = "", ""
-		m.always = pairs(h, endFields)
+		m.always = append(pairs(h, endFields), "em", "")
 	}
 	return m.run(c.n)
 }
@@ -218,12 +229,13 @@ func (c *committer) commitAll(ctx context.Context) error {
 	for _, l := range c.e.ANIUnlinks {
 		unlinks = append(unlinks, []string{c.n.ani(l.ANI), linkField(l.Ref)})
 	}
+	other, _ := c.guard()
 	m := c.merge()
 	args := make([]string, len(m.args))
 	for i, a := range m.args {
 		args[i] = fmt.Sprint(a)
 	}
-	plan, err := msgpack.Marshal(map[string]any{"s": sets, "w": writes, "m": []any{m.keys, args}, "o": owners, "d": unlinks, "n": ts(c.now)})
+	plan, err := msgpack.Marshal(map[string]any{"s": sets, "w": writes, "m": []any{m.keys, args}, "o": owners, "d": unlinks, "n": ts(c.now), "g": other})
 	if err != nil {
 		return fmt.Errorf("commit end: %w", err)
 	}

@@ -336,9 +336,13 @@ end
 // needs no locks of its own. ARGV[1] is the plan, packed: {s = {{key,
 // TTL, field, value}…}, w = {{key, lock, prev, version, record, TTL}…}, n = now,
 // m = {keys, args} of mergeScript, o = {{owner key, ref}…}, d = {{key,
-// field}…}}. Returns {0} when done.
+// field}…}, g = {field, value}: the field of the other half of the call's
+// ending (an end's "co", a completion's "en") as the commit read it, or
+// it writes nothing and returns {1}}. Returns {0} when done.
 var commitScript = redis.NewScript(mergePrelude + `
 local P = cmsgpack.unpack(ARGV[1])
+local g = loadCall(P.m[1][1])
+if g and (g[P.g[1]] or '') ~= P.g[2] then return {1} end
 for _, w in ipairs(P.w or {}) do
   if redis.call('EXISTS', w[2]) == 1 then return {1} end
   if tonumber(redis.call('HGET', w[1], 'v') or '0') ~= tonumber(w[3]) then return {1} end
@@ -386,6 +390,24 @@ for ck in pairs(gone) do
 end
 redis.call('DEL', KEYS[1])
 return 1
+`)
+
+// guardScript is the Cluster path's check that the other half of a call's
+// ending has not committed since the commit read the call (commitScript's
+// g), and its mark that this half is committing, which the other half's
+// guard respects until it expires (a commit that failed after it leaves
+// it to expire; the merge of the call record clears it). KEYS: call.
+// ARGV: the other half's field and the value read, its mark's field, this
+// half's mark's field, now, the mark's expiry. Returns 0 to go on, 1 when
+// the other half committed or is committing.
+var guardScript = redis.NewScript(callPrelude + `
+local r = loadCall(KEYS[1])
+if not r then return 0 end
+if (r[ARGV[1]] or '') ~= ARGV[2] then return 1 end
+if blank(r[ARGV[1]]) and after(r[ARGV[3]], ARGV[5]) then return 1 end
+r[ARGV[4]] = ARGV[6]
+saveCall(KEYS[1], r)
+return 0
 `)
 
 // lockScript locks a customer for an end that changes several, if it is
@@ -498,6 +520,6 @@ return 0
 
 var allScripts = []*redis.Script{
 	claimScript, startScript, saveStartScript, commitScript, fileCallScript, lineTypeScript, releaseScript, mergeScript, eraseCallsScript,
-	lockScript, unlockScript, writeScript, setFieldScript, ownerOnlyScript,
+	guardScript, lockScript, unlockScript, writeScript, setFieldScript, ownerOnlyScript,
 	putKeyScript, keyByHashScript, allKeysScript, keyTimeScript, leaseScript, unleaseScript,
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 
@@ -18,6 +20,8 @@ func concurrencyTests() []storeTest {
 		{"identical ends of one call have one effect", testConcurrentIdenticalEnds},
 		{"identical starts of one call have one effect", testConcurrentIdenticalStarts},
 		{"ends of different calls for one customer all count", testConcurrentDifferentEnds},
+		{"a completion committed during an end leaves no customer behind", testCompletionOvertakesEnd},
+		{"an end committed during a completion leaves no customer behind", testEndOvertakesCompletion},
 	}
 }
 
@@ -144,3 +148,71 @@ func testConcurrentDifferentEnds(t *testing.T, s Store) {
 		t.Errorf("Usage() after %d standalone ends = requests %d, calls %+v, %v; want %d, {1 %d}", n, u.Requests, u.Calls, err, n, n-1)
 	}
 }
+
+// overtaking is a store that, on the first commit of call's end (or of
+// its completion, when completion is set), first lets the other half of
+// the call's ending run whole: the interleaving that a commit must detect.
+type overtaking struct {
+	Store
+	call       string
+	completion bool
+	other      func() error
+	once       sync.Once
+	err        error
+}
+
+func (o *overtaking) CommitEnd(ctx context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
+	if e.Call.ID == o.call && e.Completion == o.completion {
+		o.once.Do(func() { o.err = o.other() })
+	}
+	return o.Store.CommitEnd(ctx, sc, e)
+}
+
+const overtakenANI = "+14155550177"
+
+// testOvertaken runs a new caller's call whose agent names a customer at
+// the end, with its completion committed in the middle of the end's
+// commit (or the other way round), and checks that the number is linked
+// to the named customer only and that the fresh customer the completion
+// would have created is gone.
+func testOvertaken(t *testing.T, s Store, completionFirst bool) {
+	ctx := context.Background()
+	o := &overtaking{Store: s, call: "call_o", completion: !completionFirst}
+	h := newHarness(t, o, nil)
+	h.end(`{"call_id":"call_old","customer_ref":"cust_named","identity_hints":{"ani":"+14155550100"}}`)
+	res, _ := h.start(`{"call_id":"call_o","identity_hints":{"ani":"` + overtakenANI + `"}}`)
+	complete := func() error {
+		return h.svc.Complete(ctx, acmeTest, callcontext.Completion{CallID: "call_o", Status: callcontext.StatusCompleted, Duration: 60})
+	}
+	end := func() error {
+		_, err := h.svc.End(ctx, acmeTest, parseEnd(t, `{"call_id":"call_o","customer_ref":"cust_named"}`), "")
+		return err
+	}
+	first, second := end, complete
+	if completionFirst {
+		first, second = complete, end
+	}
+	o.other = first
+	if err := second(); err != nil {
+		t.Fatalf("the overtaken half: error %v", err)
+	}
+	if o.err != nil {
+		t.Fatalf("the overtaking half: error %v", o.err)
+	}
+	found, err := s.Resolve(ctx, acmeTest, callcontext.Query{ANI: overtakenANI}, h.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := slices.Sorted(maps.Keys(found.ANI.Links)); !slices.Equal(got, []string{"cust_named"}) {
+		t.Errorf("%s links to %v, want [cust_named] only", overtakenANI, got)
+	}
+	if res.CustomerRef != "cust_named" {
+		h.gone(res.CustomerRef)
+	}
+	if l := h.link("cust_named", overtakenANI); l.Calls != 1 {
+		t.Errorf("cust_named's link to %s counts %d calls, want 1", overtakenANI, l.Calls)
+	}
+}
+
+func testCompletionOvertakesEnd(t *testing.T, s Store) { testOvertaken(t, s, true) }
+func testEndOvertakesCompletion(t *testing.T, s Store) { testOvertaken(t, s, false) }

@@ -180,8 +180,11 @@ func testCompletion(t *testing.T, s Store) {
 	e.Call = want
 	e.Call.Ended, e.Call.EndPrint, e.Call.EndResponse = end.Now, printA, response(end)
 	mustCommit(t, s, acmeTest, e)
-	// A second completion (Twilio retries) leaves the end alone.
-	mustCommit(t, s, acmeTest, callcontext.EndCommit{Call: completion(done).Call, Completion: true, Period: callcontext.Period(done)})
+	// A second completion (Twilio retries) read before the end leaves the
+	// end alone: it is refused, the end having committed since its read.
+	if err := s.CommitEnd(context.Background(), acmeTest, callcontext.EndCommit{Call: completion(done).Call, Completion: true, Period: callcontext.Period(done)}); !errors.Is(err, callcontext.ErrVersion) {
+		t.Errorf("CommitEnd(a completion read before the end) = %v, want ErrVersion", err)
+	}
 	got := mustCall(t, s, acmeTest, "call_1")
 	if !got.Ended.Equal(end.Now) || string(got.EndResponse) != string(response(end)) || !got.Completed.Equal(done) {
 		t.Errorf("Call(call_1) after completion, end, completion = ended %v, end response %s, completed %v; want %v, %s, %v",
