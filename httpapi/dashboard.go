@@ -19,6 +19,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/tally"
 )
 
 //go:embed templates/dashboard.html
@@ -41,7 +42,7 @@ type dashboardData struct {
 	Tenant, Mode string
 	Modes        []string
 	To           string
-	S            callcontext.Summary
+	S            tally.Summary
 	Hours, Days  []bar
 	Mix          []bar
 	Confidence   []bar
@@ -91,11 +92,11 @@ func handleDashboard(calls *callcontext.Service, reg prometheus.Gatherer) func(h
 			d.Confidence = append(d.Confidence, bar{fmt.Sprintf("%.1f", float64(i)/10), n})
 		}
 		d.Billing = []bar{{"billable", s.Billable}, {"non-billable", s.NonBillable}}
-		for _, t := range []string{callcontext.IntentOpened, callcontext.IntentFollowedUp, callcontext.IntentResolved, callcontext.IntentAbandoned} {
+		for _, t := range []string{tally.IntentOpened, tally.IntentFollowedUp, tally.IntentResolved, tally.IntentAbandoned} {
 			d.Intents = append(d.Intents, bar{t, s.Intents[t]})
 		}
 		for _, a := range []callcontext.Answer{callcontext.AnswerYes, callcontext.AnswerNo, callcontext.AnswerNone} {
-			d.Answers = append(d.Answers, bar{string(a), s.Answers[a]})
+			d.Answers = append(d.Answers, bar{string(a), s.Answers[string(a)]})
 		}
 		d.instance(reg, tenant)
 		var page bytes.Buffer

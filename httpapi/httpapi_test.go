@@ -27,6 +27,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/ratelimit"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/httpapi"
 	"github.com/stickycalls/stickycalls/httpapi/apitest"
@@ -622,13 +623,13 @@ func TestInFlight(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseStart(%s) = %v", body, err)
 		}
-		c := callcontext.Claim{
-			Op: callcontext.OpStart, CallID: req.CallID, Key: tt.key, Fingerprint: callapi.Fingerprint(req), Now: now,
+		c := storage.Claim{
+			Op: storage.OpStart, CallID: req.CallID, Key: tt.key, Fingerprint: callapi.Fingerprint(req), Now: now,
 			Lease: 30 * time.Second, Replay: 24 * time.Hour, KeyTTL: 24 * time.Hour, Retention: 7 * 24 * time.Hour,
 			Period: callcontext.Period(now),
 		}
 		sc := callcontext.Scope{Tenant: "default", Mode: callcontext.Test}
-		if res, err := e.store.Claim(t.Context(), sc, c); err != nil || res.Outcome != callcontext.Claimed {
+		if res, err := e.store.Claim(t.Context(), sc, c); err != nil || res.Outcome != storage.Claimed {
 			t.Fatalf("%s: Claim() = %v, %v; want Claimed", tt.name, res.Outcome, err)
 		}
 		var header map[string]string

@@ -22,7 +22,7 @@ type logFields struct {
 	requestID string
 	scope     callcontext.Scope
 	callID    string
-	ani       callcontext.Phone
+	ani       phone
 	err       error
 }
 
@@ -42,7 +42,7 @@ func noteError(ctx context.Context, err error)            { fieldsOf(ctx).err = 
 
 func noteCall(ctx context.Context, callID, ani string) {
 	f := fieldsOf(ctx)
-	f.callID, f.ani = callID, callcontext.Phone(ani)
+	f.callID, f.ani = callID, phone(ani)
 }
 
 // idHash is how a log names an id a client chose (which may be anything,
@@ -158,4 +158,15 @@ func logLine(logger zerolog.Logger, r *http.Request, f *logFields, status int, d
 		ev = ev.Stringer("ani", f.ani)
 	}
 	ev.Msg("request")
+}
+
+// phone is an E.164 phone number. It redacts itself when logged.
+type phone string
+
+// String implements fmt.Stringer; log it with zerolog's Stringer.
+func (p phone) String() string {
+	if len(p) <= 4 {
+		return "***"
+	}
+	return "***" + string(p[len(p)-4:])
 }

@@ -2,6 +2,7 @@ package voice
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -72,7 +73,7 @@ func reason(ctx context.Context, err error) string {
 	switch {
 	case ctx.Err() != nil:
 		return "deadline"
-	case callcontext.IsUnavailable(err):
+	case errors.Is(err, callcontext.ErrUnavailable):
 		return "store_unavailable"
 	}
 	return "start_failed"

@@ -21,6 +21,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/lookup"
 	"github.com/stickycalls/stickycalls/voice"
@@ -82,19 +83,19 @@ type countingStore struct {
 	down  atomic.Bool // every call and claim fails as an unreachable store's
 }
 
-func (s *countingStore) Call(ctx context.Context, sc callcontext.Scope, id string) (callcontext.CallRecord, error) {
+func (s *countingStore) Call(ctx context.Context, sc callcontext.Scope, id string) (storage.CallRecord, error) {
 	s.calls.Add(1)
 	if s.down.Load() {
-		return callcontext.CallRecord{}, callcontext.ErrUnavailable
+		return storage.CallRecord{}, callcontext.ErrUnavailable
 	}
 	return s.Store.Call(ctx, sc, id)
 }
 
-func (s *countingStore) Resolve(ctx context.Context, sc callcontext.Scope, q callcontext.Query, now time.Time) (callcontext.Found, error) {
+func (s *countingStore) Resolve(ctx context.Context, sc callcontext.Scope, q storage.Query, now time.Time) (storage.Found, error) {
 	s.calls.Add(1)
 	if s.hang.Load() {
 		<-ctx.Done()
-		return callcontext.Found{}, ctx.Err()
+		return storage.Found{}, ctx.Err()
 	}
 	return s.Store.Resolve(ctx, sc, q, now)
 }
@@ -106,10 +107,10 @@ func (s *countingStore) LeaseStream(ctx context.Context, sc callcontext.Scope, i
 	return s.Store.LeaseStream(ctx, sc, id, holder, now, expires)
 }
 
-func (s *countingStore) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+func (s *countingStore) Claim(ctx context.Context, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
 	s.calls.Add(1)
 	if s.down.Load() {
-		return callcontext.ClaimResult{}, callcontext.ErrUnavailable
+		return storage.ClaimResult{}, callcontext.ErrUnavailable
 	}
 	return s.Store.Claim(ctx, sc, c)
 }

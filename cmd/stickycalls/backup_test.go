@@ -20,6 +20,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/redistest"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // A deployment moves from the embedded store to Redis and back without
@@ -43,7 +44,7 @@ func TestBackupRoundTrip(t *testing.T) {
 		r := bench.SeedRecord(i, now.Add(-time.Duration(i%30)*24*time.Hour))
 		enc.Encode(backup.Line{Customer: &r})
 		if i%2 == 0 {
-			enc.Encode(backup.Line{LineType: &callcontext.RememberedLineType{ANI: bench.CustomerANI(i), LineType: identity.Mobile, Expires: now.Add(30 * 24 * time.Hour)}})
+			enc.Encode(backup.Line{LineType: &storage.RememberedLineType{ANI: bench.CustomerANI(i), LineType: identity.Mobile, Expires: now.Add(30 * 24 * time.Hour)}})
 		}
 	}
 	genFile := filepath.Join(dir, "generated.jsonl")

@@ -16,26 +16,28 @@ var allowedImports = map[string][]string{
 	"config":                   {},
 	"context/identity":         {},
 	"context/callapi":          {"context/identity"},
-	"context/callcontext":      {"context/callapi", "context/identity"},
-	"context/boltstore":        {"context/storecodec", "context/keys", "context/callcontext", "context/identity"},
-	"context/redisstore":       {"context/storecodec", "context/keys", "context/callcontext", "context/identity", "context/ratelimit"},
+	"context/storage":          {"context/identity"}, // what the stores keep: records, claims, commits
+	"context/tally":            {"context/identity", "context/storage"},
+	"context/callcontext":      {"context/callapi", "context/identity", "context/storage", "context/tally"},
+	"context/boltstore":        {"context/storecodec", "context/keys", "context/callcontext", "context/identity", "context/storage"},
+	"context/redisstore":       {"context/storecodec", "context/keys", "context/callcontext", "context/identity", "context/ratelimit", "context/storage"},
 	"context/ratelimit":        {"context/callcontext"},
 	"context/keys":             {"context/callcontext"},
 	"context/storecodec":       {},
-	"context/storetest":        {"lookup", "context/callapi", "context/keys", "context/callcontext", "context/identity", "context/backup"},
-	"context/backup":           {"context/callapi", "context/callcontext", "context/identity"},
+	"context/storetest":        {"lookup", "context/callapi", "context/keys", "context/callcontext", "context/identity", "context/backup", "context/storage", "context/tally"},
+	"context/backup":           {"context/callapi", "context/callcontext", "context/identity", "context/storage"},
 	"context/redistest":        {"context/childproc"},
 	"context/childproc":        {}, // starts children that die with the process (redistest, the bench)
 	"context/outbox":           {"context/callapi", "context/callcontext"},
-	"context/apierror":         {"context/callapi", "context/keys", "context/callcontext"},
-	"context/storemetrics":     {"lookup", "context/keys", "context/callcontext", "context/identity"},
+	"context/apierror":         {"context/callapi", "context/keys", "context/callcontext", "context/storage"},
+	"context/storemetrics":     {"lookup", "context/keys", "context/callcontext", "context/identity", "context/storage"},
 	"lookup":                   {"context/identity"},
 	"greetings":                {"context/callapi", "context/callcontext", "context/identity"},
 	"voice":                    {"context/callapi", "context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
 	"voice/agentctx":           {"context/callapi", "context/callcontext", "context/identity", "greetings"},
 	"voice/vapi":               {"context/callapi", "context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
 	"voice/retell":             {"context/callapi", "context/apierror", "context/callcontext", "context/identity", "greetings", "voice/agentctx"},
-	"httpapi":                  {"context/callapi", "context/keys", "context/apierror", "context/callcontext", "context/identity", "context/backup", "context/ratelimit", "voice"},
+	"httpapi":                  {"context/callapi", "context/keys", "context/apierror", "context/callcontext", "context/identity", "context/backup", "context/ratelimit", "context/tally", "voice"},
 	"httpapi/apitest":          {"httpapi"}, // tests only: checks answers against httpapi.OpenAPI
 	"cmd/stickycalls/simulate": {"voice"},   // signs webhooks as Twilio does; otherwise only HTTP
 	// The service as serve wires it: like the program, it may import every
@@ -47,7 +49,7 @@ var allowedImports = map[string][]string{
 	// The bench seeds both stores itself, signs webhooks, and runs the
 	// service as serve does, in process or as its child.
 	"cmd/stickycalls/internal/bench": {"context/callapi", "context/keys", "cmd/stickycalls/internal/service", "config", "context/boltstore", "context/callcontext",
-		"context/identity", "context/redisstore", "context/childproc", "voice"},
+		"context/identity", "context/redisstore", "context/childproc", "context/storage", "voice"},
 }
 
 func TestImports(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/keys"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // Status is the API's answer to an error of callcontext: the HTTP status
@@ -32,7 +33,7 @@ func Status(err error) (int, string) {
 		return http.StatusConflict, "An identical request is still in progress; retry shortly"
 	case errors.Is(err, callcontext.ErrKeyReused):
 		return http.StatusUnprocessableEntity, "Idempotency-Key was already used with another body"
-	case errors.Is(err, callcontext.ErrUnavailable), errors.Is(err, callcontext.ErrVersion):
+	case errors.Is(err, callcontext.ErrUnavailable), errors.Is(err, storage.ErrVersion):
 		return http.StatusServiceUnavailable, "The store is unavailable; nothing was written, retry shortly"
 	}
 	return http.StatusInternalServerError, "internal error"

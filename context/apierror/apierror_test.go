@@ -10,6 +10,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/keys"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // Every domain error has its §6 status, wrapped or not; an unknown error
@@ -28,7 +29,7 @@ func TestStatus(t *testing.T) {
 		{callcontext.ErrInFlight, 409},
 		{callcontext.ErrKeyReused, 422},
 		{callcontext.ErrUnavailable, 503},
-		{callcontext.ErrVersion, 503},
+		{storage.ErrVersion, 503},
 		{errors.New("disk on fire at /var/lib"), 500},
 	}
 	for _, tc := range tests {

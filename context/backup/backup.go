@@ -24,6 +24,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // Version is the format's version, in every file's first line.
@@ -39,21 +40,21 @@ type Header struct {
 
 // Line is one line of a file: exactly one field is set.
 type Line struct {
-	Export   *Header                         `json:"stickycalls_export,omitempty"`
-	Customer *callcontext.Record             `json:"customer,omitempty"`
-	LineType *callcontext.RememberedLineType `json:"line_type,omitempty"`
+	Export   *Header                     `json:"stickycalls_export,omitempty"`
+	Customer *storage.Record             `json:"customer,omitempty"`
+	LineType *storage.RememberedLineType `json:"line_type,omitempty"`
 }
 
 // Source is a store a scope can be exported from.
 type Source interface {
-	Export(ctx context.Context, sc callcontext.Scope, now time.Time, customer func(callcontext.Record) error, lineType func(callcontext.RememberedLineType) error) error
+	Export(ctx context.Context, sc callcontext.Scope, now time.Time, customer func(storage.Record) error, lineType func(storage.RememberedLineType) error) error
 }
 
 // Sink is a store a scope can be imported into.
 type Sink interface {
-	Customers(ctx context.Context, sc callcontext.Scope, refs []string) (map[string]callcontext.Record, error)
-	Seed(ctx context.Context, sc callcontext.Scope, recs []callcontext.Record, now time.Time) error
-	RememberLineTypes(ctx context.Context, sc callcontext.Scope, lts []callcontext.RememberedLineType) error
+	Customers(ctx context.Context, sc callcontext.Scope, refs []string) (map[string]storage.Record, error)
+	Seed(ctx context.Context, sc callcontext.Scope, recs []storage.Record, now time.Time) error
+	RememberLineTypes(ctx context.Context, sc callcontext.Scope, lts []storage.RememberedLineType) error
 }
 
 // ErrConflict means customers of the file are stored otherwise already.
@@ -78,8 +79,8 @@ func Export(ctx context.Context, src Source, sc callcontext.Scope, now time.Time
 		return c, err
 	}
 	err := src.Export(ctx, sc, now,
-		func(r callcontext.Record) error { c.Customers++; return enc.Encode(Line{Customer: &r}) },
-		func(lt callcontext.RememberedLineType) error { c.LineTypes++; return enc.Encode(Line{LineType: &lt}) })
+		func(r storage.Record) error { c.Customers++; return enc.Encode(Line{Customer: &r}) },
+		func(lt storage.RememberedLineType) error { c.LineTypes++; return enc.Encode(Line{LineType: &lt}) })
 	if err != nil {
 		return c, fmt.Errorf("export: %w", err)
 	}
@@ -109,8 +110,8 @@ func (e *BadFile) Error() string {
 // File is a file read and checked.
 type File struct {
 	Header    Header
-	Customers []callcontext.Record
-	LineTypes []callcontext.RememberedLineType
+	Customers []storage.Record
+	LineTypes []storage.RememberedLineType
 }
 
 // Read reads and checks a whole file: its header, then customers and line
@@ -195,7 +196,7 @@ func (f *File) add(n int, raw []byte, refs map[string]int) string {
 }
 
 // checkCustomer checks what a store needs of a customer.
-func checkCustomer(r callcontext.Record) string {
+func checkCustomer(r storage.Record) string {
 	switch {
 	case r.Ref == "" || len(r.Ref) > 128:
 		return "customer.ref must be 1 to 128 characters"
@@ -239,8 +240,8 @@ func cmpOr(a, b string) string {
 // types that expired before now are skipped.
 func Import(ctx context.Context, dst Sink, sc callcontext.Scope, f File, now time.Time) (Counts, error) {
 	var c Counts
-	var fresh []callcontext.Record
-	byRef := map[string]callcontext.Record{}
+	var fresh []storage.Record
+	byRef := map[string]storage.Record{}
 	for _, r := range f.Customers {
 		if !r.Expires.After(now) {
 			c.Expired++
@@ -273,7 +274,7 @@ func Import(ctx context.Context, dst Sink, sc callcontext.Scope, f File, now tim
 		return Counts{}, fmt.Errorf("%w, nothing written: %d customers are stored otherwise than in the file (%s)",
 			ErrConflict, len(conflicts), strings.Join(conflicts[:min(len(conflicts), 10)], ", "))
 	}
-	var lts []callcontext.RememberedLineType
+	var lts []storage.RememberedLineType
 	for _, lt := range f.LineTypes {
 		if lt.Expires.After(now) {
 			lts = append(lts, lt)
@@ -292,7 +293,7 @@ func Import(ctx context.Context, dst Sink, sc callcontext.Scope, f File, now tim
 }
 
 // same reports whether two records hold the same, as JSON.
-func same(a, b callcontext.Record) bool {
+func same(a, b storage.Record) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
 	return errors.Join(err1, err2) == nil && bytes.Equal(ja, jb)

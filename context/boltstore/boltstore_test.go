@@ -14,6 +14,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/storetest"
 )
 
@@ -141,7 +142,7 @@ func TestSweep(t *testing.T) {
 		"anis":      {"+14155550102", "+14155550103"},
 		"owners":    {"crm:2", "crm:3"},
 		"calls":     {"call_live"},
-		"idem":      {idemKey(callcontext.OpStart, "idem-live")},
+		"idem":      {idemKey(storage.OpStart, "idem-live")},
 		"usage":     {"2026-02", "2026-04", "2026-05"},
 	}
 	for sub, keys := range want {
@@ -179,11 +180,11 @@ func TestSweep(t *testing.T) {
 
 func TestRunSweepsUntilCancelled(t *testing.T) {
 	s := openStore(t)
-	e := callcontext.EndCommit{
-		Call: callcontext.CallRecord{ID: "call_1", Ended: t0, EndResponse: []byte(`{}`), Expires: t0.Add(7 * day)},
-		Writes: []callcontext.Write{{Record: callcontext.Record{
+	e := storage.EndCommit{
+		Call: storage.CallRecord{ID: "call_1", Ended: t0, EndResponse: []byte(`{}`), Expires: t0.Add(7 * day)},
+		Writes: []storage.Write{{Record: storage.Record{
 			Ref: "cust_1", Version: 1, Expires: t0.Add(day),
-			Variables: map[string]callcontext.Variable{"name": {Value: "x", Expires: t0.Add(day)}},
+			Variables: map[string]storage.Variable{"name": {Value: "x", Expires: t0.Add(day)}},
 		}}},
 	}
 	if err := s.CommitEnd(context.Background(), testScope, e); err != nil {

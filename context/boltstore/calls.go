@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // idemRecord remembers an Idempotency-Key: the request it was used with.
@@ -17,7 +18,7 @@ type idemRecord struct {
 	Expires time.Time `json:"expires"`
 }
 
-func idemKey(op callcontext.Op, key string) string { return string(op) + ":" + key }
+func idemKey(op storage.Op, key string) string { return string(op) + ":" + key }
 
 // opState is one op's part of a call record.
 type opState struct {
@@ -28,15 +29,15 @@ type opState struct {
 	leasePrint string
 }
 
-func stateOf(c callcontext.CallRecord, op callcontext.Op) opState {
-	if op == callcontext.OpStart {
+func stateOf(c storage.CallRecord, op storage.Op) opState {
+	if op == storage.OpStart {
 		return opState{len(c.StartResponse) > 0, c.StartPrint, c.StartResponse, c.StartLease, c.StartLeasePrint}
 	}
 	return opState{len(c.EndResponse) > 0, c.EndPrint, c.EndResponse, c.EndLease, c.EndLeasePrint}
 }
 
-func setLease(c *callcontext.CallRecord, op callcontext.Op, until time.Time, print string) {
-	if op == callcontext.OpStart {
+func setLease(c *storage.CallRecord, op storage.Op, until time.Time, print string) {
+	if op == storage.OpStart {
 		c.StartLease, c.StartLeasePrint = until, print
 		return
 	}
@@ -44,15 +45,15 @@ func setLease(c *callcontext.CallRecord, op callcontext.Op, until time.Time, pri
 }
 
 // Claim implements callcontext.Store.
-func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
-	var res callcontext.ClaimResult
+func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
+	var res storage.ClaimResult
 	err := s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
 		}
 		res, err = claim(b, c)
-		if err != nil || res.Outcome != callcontext.Claimed || c.Query == nil {
+		if err != nil || res.Outcome != storage.Claimed || c.Query == nil {
 			return err
 		}
 		res.Found, err = resolve(b, *c.Query, c.Now)
@@ -61,7 +62,7 @@ func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c callcontext.Cla
 	return res, err
 }
 
-func claim(b scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+func claim(b scope, c storage.Claim) (storage.ClaimResult, error) {
 	if c.Key != "" {
 		res, decided, err := claimByKey(b, c)
 		if decided || err != nil {
@@ -70,88 +71,88 @@ func claim(b scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
 	}
 	call, _, err := liveCall(b, c.CallID, c.Now)
 	if err != nil {
-		return callcontext.ClaimResult{}, err
+		return storage.ClaimResult{}, err
 	}
 	st := stateOf(call, c.Op)
 	switch {
-	case st.done && st.print == c.Fingerprint && (c.Op == callcontext.OpEnd || call.Started.Add(c.Replay).After(c.Now)):
-		return callcontext.ClaimResult{Outcome: callcontext.Replay, Response: st.response}, nil
+	case st.done && st.print == c.Fingerprint && (c.Op == storage.OpEnd || call.Started.Add(c.Replay).After(c.Now)):
+		return storage.ClaimResult{Outcome: storage.Replay, Response: st.response}, nil
 	case st.done:
-		return callcontext.ClaimResult{Outcome: callcontext.Conflict}, nil
+		return storage.ClaimResult{Outcome: storage.Conflict}, nil
 	case st.lease.After(c.Now) && st.leasePrint == c.Fingerprint:
-		return callcontext.ClaimResult{Outcome: callcontext.InFlight}, nil
+		return storage.ClaimResult{Outcome: storage.InFlight}, nil
 	case st.lease.After(c.Now):
-		return callcontext.ClaimResult{Outcome: callcontext.Conflict}, nil
+		return storage.ClaimResult{Outcome: storage.Conflict}, nil
 	}
 	u, err := usage(b, c.Period)
 	if err != nil {
-		return callcontext.ClaimResult{}, err
+		return storage.ClaimResult{}, err
 	}
 	if c.Quota > 0 && u.Requests >= c.Quota {
-		return callcontext.ClaimResult{Outcome: callcontext.OverQuota}, nil
+		return storage.ClaimResult{Outcome: storage.OverQuota}, nil
 	}
 	u.Requests++
 	if err := put(b.usage, c.Period, u); err != nil {
-		return callcontext.ClaimResult{}, err
+		return storage.ClaimResult{}, err
 	}
 	before := call
 	if call.ID == "" {
-		call = callcontext.CallRecord{ID: c.CallID, Expires: c.Now.Add(c.Retention)}
+		call = storage.CallRecord{ID: c.CallID, Expires: c.Now.Add(c.Retention)}
 	}
 	setLease(&call, c.Op, c.Now.Add(c.Lease), c.Fingerprint)
 	if err := put(b.calls, c.CallID, call); err != nil {
-		return callcontext.ClaimResult{}, err
+		return storage.ClaimResult{}, err
 	}
 	if c.Key != "" {
 		rec := idemRecord{Print: c.Fingerprint, CallID: c.CallID, Expires: c.Now.Add(c.KeyTTL)}
 		if err := put(b.idem, idemKey(c.Op, c.Key), rec); err != nil {
-			return callcontext.ClaimResult{}, err
+			return storage.ClaimResult{}, err
 		}
 	}
-	return callcontext.ClaimResult{Outcome: callcontext.Claimed, Call: before}, nil
+	return storage.ClaimResult{Outcome: storage.Claimed, Call: before}, nil
 }
 
 // claimByKey applies the Idempotency-Key rules; decided is false when the
 // key is new (or its request died) and the call_id rules apply.
-func claimByKey(b scope, c callcontext.Claim) (callcontext.ClaimResult, bool, error) {
+func claimByKey(b scope, c storage.Claim) (storage.ClaimResult, bool, error) {
 	var rec idemRecord
 	ok, err := get(b.idem, idemKey(c.Op, c.Key), &rec)
 	if err != nil || !ok || !rec.Expires.After(c.Now) {
-		return callcontext.ClaimResult{}, false, err
+		return storage.ClaimResult{}, false, err
 	}
 	if rec.Print != c.Fingerprint {
-		return callcontext.ClaimResult{Outcome: callcontext.KeyReused}, true, nil
+		return storage.ClaimResult{Outcome: storage.KeyReused}, true, nil
 	}
 	call, _, err := liveCall(b, rec.CallID, c.Now)
 	if err != nil {
-		return callcontext.ClaimResult{}, false, err
+		return storage.ClaimResult{}, false, err
 	}
 	switch st := stateOf(call, c.Op); {
 	case st.done:
-		return callcontext.ClaimResult{Outcome: callcontext.Replay, Response: st.response}, true, nil
+		return storage.ClaimResult{Outcome: storage.Replay, Response: st.response}, true, nil
 	case st.lease.After(c.Now):
-		return callcontext.ClaimResult{Outcome: callcontext.InFlight}, true, nil
+		return storage.ClaimResult{Outcome: storage.InFlight}, true, nil
 	}
-	return callcontext.ClaimResult{}, false, nil
+	return storage.ClaimResult{}, false, nil
 }
 
-func liveCall(b scope, id string, now time.Time) (callcontext.CallRecord, bool, error) {
-	var call callcontext.CallRecord
+func liveCall(b scope, id string, now time.Time) (storage.CallRecord, bool, error) {
+	var call storage.CallRecord
 	ok, err := get(b.calls, id, &call)
 	if err != nil || !ok || !call.Expires.After(now) {
-		return callcontext.CallRecord{}, false, err
+		return storage.CallRecord{}, false, err
 	}
 	return call, true, nil
 }
 
-func usage(b scope, period string) (callcontext.UsageCount, error) {
-	var u callcontext.UsageCount
+func usage(b scope, period string) (storage.UsageCount, error) {
+	var u storage.UsageCount
 	_, err := get(b.usage, period, &u)
 	return u, err
 }
 
 // Release implements callcontext.Store.
-func (s *Store) Release(_ context.Context, sc callcontext.Scope, c callcontext.Claim) error {
+func (s *Store) Release(_ context.Context, sc callcontext.Scope, c storage.Claim) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
@@ -183,7 +184,7 @@ func (s *Store) Release(_ context.Context, sc callcontext.Scope, c callcontext.C
 }
 
 // releaseCall stores call, or deletes it when nothing but the lease made it.
-func releaseCall(b scope, call callcontext.CallRecord) error {
+func releaseCall(b scope, call storage.CallRecord) error {
 	if call.Started.IsZero() && call.Ended.IsZero() && call.StartLease.IsZero() && call.EndLease.IsZero() {
 		return b.calls.Delete([]byte(call.ID))
 	}
@@ -191,13 +192,13 @@ func releaseCall(b scope, call callcontext.CallRecord) error {
 }
 
 // SaveStart implements callcontext.Store.
-func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st callcontext.StartCommit) error {
+func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st storage.StartCommit) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
 		}
-		var call callcontext.CallRecord
+		var call storage.CallRecord
 		if _, err := get(b.calls, st.Call.ID, &call); err != nil {
 			return err
 		}
@@ -217,7 +218,7 @@ func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st callcontex
 
 // mergeStart copies the start's fields, leaving any end and completion
 // untouched.
-func mergeStart(dst *callcontext.CallRecord, src callcontext.CallRecord) {
+func mergeStart(dst *storage.CallRecord, src storage.CallRecord) {
 	old := *dst
 	*dst = src
 	dst.StartLease, dst.StartLeasePrint = time.Time{}, ""
@@ -226,7 +227,7 @@ func mergeStart(dst *callcontext.CallRecord, src callcontext.CallRecord) {
 }
 
 // mergeEnd copies the end's fields, leaving any start untouched.
-func mergeEnd(dst *callcontext.CallRecord, src callcontext.CallRecord) {
+func mergeEnd(dst *storage.CallRecord, src storage.CallRecord) {
 	if dst.ID == "" {
 		*dst = src
 	}
@@ -234,7 +235,7 @@ func mergeEnd(dst *callcontext.CallRecord, src callcontext.CallRecord) {
 	dst.EndLease, dst.EndLeasePrint = time.Time{}, ""
 }
 
-func rememberLineType(b scope, st callcontext.StartCommit) error {
+func rememberLineType(b scope, st storage.StartCommit) error {
 	if st.Call.ANI == "" || st.LineType == "" || st.LineType == "unknown" {
 		return nil
 	}
@@ -248,11 +249,11 @@ func rememberLineType(b scope, st callcontext.StartCommit) error {
 }
 
 // tally adds one to t's field in its hour.
-func tally(b scope, t callcontext.Tally) error {
+func tally(b scope, t storage.Tally) error {
 	if t.Field == "" {
 		return nil
 	}
-	hour := callcontext.TallyHour(t.At)
+	hour := storage.TallyHour(t.At)
 	counts := map[string]int64{}
 	if _, err := get(b.tallies, hour, &counts); err != nil {
 		return err
@@ -262,21 +263,21 @@ func tally(b scope, t callcontext.Tally) error {
 }
 
 // Tallies implements callcontext.Store.
-func (s *Store) Tallies(_ context.Context, sc callcontext.Scope, from, to time.Time) ([]callcontext.HourTally, error) {
-	var out []callcontext.HourTally
+func (s *Store) Tallies(_ context.Context, sc callcontext.Scope, from, to time.Time) ([]storage.HourTally, error) {
+	var out []storage.HourTally
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, ok := readScope(tx, sc)
 		if !ok || b.tallies == nil {
 			return nil
 		}
-		first, last := callcontext.TallyHour(from), callcontext.TallyHour(to)
+		first, last := storage.TallyHour(from), storage.TallyHour(to)
 		c := b.tallies.Cursor()
 		for k, v := c.Seek([]byte(first)); k != nil && string(k) <= last; k, v = c.Next() {
 			hour, err := time.Parse("2006010215", string(k))
 			if err != nil {
 				return fmt.Errorf("tally hour %q: %w", k, err)
 			}
-			h := callcontext.HourTally{Hour: hour, Counts: map[string]int64{}}
+			h := storage.HourTally{Hour: hour, Counts: map[string]int64{}}
 			if err := decode(v, &h.Counts); err != nil {
 				return err
 			}
@@ -301,8 +302,8 @@ func count(b scope, period string, billable bool) error {
 }
 
 // Call implements callcontext.Store.
-func (s *Store) Call(_ context.Context, sc callcontext.Scope, id string) (callcontext.CallRecord, error) {
-	var call callcontext.CallRecord
+func (s *Store) Call(_ context.Context, sc callcontext.Scope, id string) (storage.CallRecord, error) {
+	var call storage.CallRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, ok := readScope(tx, sc)
 		if !ok {
@@ -318,8 +319,8 @@ func (s *Store) Call(_ context.Context, sc callcontext.Scope, id string) (callco
 }
 
 // Usage implements callcontext.Store.
-func (s *Store) Usage(_ context.Context, sc callcontext.Scope, period string) (callcontext.UsageCount, error) {
-	var u callcontext.UsageCount
+func (s *Store) Usage(_ context.Context, sc callcontext.Scope, period string) (storage.UsageCount, error) {
+	var u storage.UsageCount
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, ok := readScope(tx, sc)
 		if !ok {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/backup"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // A file written when values were JSON is still read, and a value written
@@ -18,8 +19,8 @@ func TestEarlierJSONValues(t *testing.T) {
 	s := openStore(t)
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Prod}
 	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	rec := callcontext.Record{Ref: "cust_json", Version: 3, Created: at,
-		Variables: map[string]callcontext.Variable{"name": {Value: "Ada", Source: "agent", Expires: at.Add(720 * time.Hour)}}}
+	rec := storage.Record{Ref: "cust_json", Version: 3, Created: at,
+		Variables: map[string]storage.Variable{"name": {Value: "Ada", Source: "agent", Expires: at.Add(720 * time.Hour)}}}
 	old, _ := json.Marshal(rec)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
@@ -42,7 +43,7 @@ func TestEarlierJSONValues(t *testing.T) {
 	if err != nil || raw[0] == '{' || len(raw) >= len(old) {
 		t.Fatalf("encode = %d bytes starting %q, %v; want MessagePack, smaller than JSON's %d", len(raw), raw[:1], err, len(old))
 	}
-	var back callcontext.Record
+	var back storage.Record
 	if err := decode(raw, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -65,9 +66,9 @@ func TestImportTwiceOutsideUTC(t *testing.T) {
 	s := openStore(t)
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Prod}
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	rec := callcontext.Record{Ref: "cust_1", Version: 1, Created: now.Add(-time.Hour), FirstCall: now.Add(-time.Hour),
-		LastCall: now.Add(-time.Hour), Expires: now.Add(720 * time.Hour), ANIs: map[string]callcontext.Link{"+14155550100": {}}}
-	f := backup.File{Header: backup.Header{Version: backup.Version, Tenant: sc.Tenant, Mode: sc.Mode, At: now}, Customers: []callcontext.Record{rec}}
+	rec := storage.Record{Ref: "cust_1", Version: 1, Created: now.Add(-time.Hour), FirstCall: now.Add(-time.Hour),
+		LastCall: now.Add(-time.Hour), Expires: now.Add(720 * time.Hour), ANIs: map[string]storage.Link{"+14155550100": {}}}
+	f := backup.File{Header: backup.Header{Version: backup.Version, Tenant: sc.Tenant, Mode: sc.Mode, At: now}, Customers: []storage.Record{rec}}
 	if _, err := backup.Import(t.Context(), s, sc, f, now); err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,14 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // aniEntry is an ANI's index entry: its links and remembered line type.
 type aniEntry struct {
-	LineType        identity.LineType           `json:"line_type,omitempty"`
-	LineTypeExpires time.Time                   `json:"line_type_expires,omitzero"`
-	Links           map[string]callcontext.Link `json:"links,omitempty"`
+	LineType        identity.LineType       `json:"line_type,omitempty"`
+	LineTypeExpires time.Time               `json:"line_type_expires,omitzero"`
+	Links           map[string]storage.Link `json:"links,omitempty"`
 }
 
 // owner is an external id's index entry.
@@ -29,8 +30,8 @@ type owner struct {
 const maxLineCustomers = 10
 
 // Resolve implements callcontext.Store.
-func (s *Store) Resolve(_ context.Context, sc callcontext.Scope, q callcontext.Query, now time.Time) (callcontext.Found, error) {
-	f := callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}
+func (s *Store) Resolve(_ context.Context, sc callcontext.Scope, q storage.Query, now time.Time) (storage.Found, error) {
+	f := storage.Found{Customers: map[string]storage.Record{}, Owners: map[string]string{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, ok := readScope(tx, sc)
 		if !ok {
@@ -44,8 +45,8 @@ func (s *Store) Resolve(_ context.Context, sc callcontext.Scope, q callcontext.Q
 }
 
 // resolve reads what a query's hints point at inside a transaction.
-func resolve(b scope, q callcontext.Query, now time.Time) (callcontext.Found, error) {
-	f := callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}
+func resolve(b scope, q storage.Query, now time.Time) (storage.Found, error) {
+	f := storage.Found{Customers: map[string]storage.Record{}, Owners: map[string]string{}}
 	refs := []string{q.CustomerRef}
 	for _, id := range q.ExternalIDs {
 		var o owner
@@ -62,7 +63,7 @@ func resolve(b scope, q callcontext.Query, now time.Time) (callcontext.Found, er
 		if err != nil {
 			return f, err
 		}
-		f.ANI = callcontext.ANIEntry{LineType: e.LineType, Links: recent(e.Links, maxLineCustomers)}
+		f.ANI = storage.ANIEntry{LineType: e.LineType, Links: recent(e.Links, maxLineCustomers)}
 		refs = append(refs, sortedRefs(f.ANI.Links)...)
 	}
 	return f, readCustomers(b, refs, f.Customers)
@@ -74,7 +75,7 @@ func liveANI(b scope, ani string, now time.Time) (aniEntry, error) {
 	if _, err := get(b.anis, ani, &e); err != nil {
 		return e, err
 	}
-	maps.DeleteFunc(e.Links, func(_ string, l callcontext.Link) bool { return !l.Expires.After(now) })
+	maps.DeleteFunc(e.Links, func(_ string, l storage.Link) bool { return !l.Expires.After(now) })
 	if !e.LineTypeExpires.After(now) {
 		e.LineType = ""
 	}
@@ -82,7 +83,7 @@ func liveANI(b scope, ani string, now time.Time) (aniEntry, error) {
 }
 
 // recent keeps the n links with the latest calls.
-func recent(links map[string]callcontext.Link, n int) map[string]callcontext.Link {
+func recent(links map[string]storage.Link, n int) map[string]storage.Link {
 	out := maps.Clone(links)
 	for len(out) > n {
 		var oldest string
@@ -96,7 +97,7 @@ func recent(links map[string]callcontext.Link, n int) map[string]callcontext.Lin
 	return out
 }
 
-func sortedRefs(links map[string]callcontext.Link) []string {
+func sortedRefs(links map[string]storage.Link) []string {
 	refs := make([]string, 0, len(links))
 	for ref := range links {
 		refs = append(refs, ref)
@@ -104,12 +105,12 @@ func sortedRefs(links map[string]callcontext.Link) []string {
 	return refs
 }
 
-func readCustomers(b scope, refs []string, into map[string]callcontext.Record) error {
+func readCustomers(b scope, refs []string, into map[string]storage.Record) error {
 	for _, ref := range refs {
 		if _, done := into[ref]; done || ref == "" {
 			continue
 		}
-		var r callcontext.Record
+		var r storage.Record
 		ok, err := get(b.customers, ref, &r)
 		if err != nil {
 			return err
@@ -122,8 +123,8 @@ func readCustomers(b scope, refs []string, into map[string]callcontext.Record) e
 }
 
 // Customers implements callcontext.Store.
-func (s *Store) Customers(_ context.Context, sc callcontext.Scope, refs []string) (map[string]callcontext.Record, error) {
-	out := map[string]callcontext.Record{}
+func (s *Store) Customers(_ context.Context, sc callcontext.Scope, refs []string) (map[string]storage.Record, error) {
+	out := map[string]storage.Record{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b, ok := readScope(tx, sc)
 		if !ok {
@@ -135,18 +136,18 @@ func (s *Store) Customers(_ context.Context, sc callcontext.Scope, refs []string
 }
 
 // CommitEnd implements callcontext.Store.
-func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
+func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e storage.EndCommit) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
 		}
-		var call callcontext.CallRecord
+		var call storage.CallRecord
 		if _, err := get(b.calls, e.Call.ID, &call); err != nil {
 			return err
 		}
 		if overtaken(call, e) {
-			return callcontext.ErrVersion
+			return storage.ErrVersion
 		}
 		for _, w := range e.Writes {
 			if err := write(b, w); err != nil {
@@ -180,7 +181,7 @@ func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e callcontext
 // completion made; a completion links nothing after an end), so one that
 // missed the other must read again, or the number stays linked to a
 // customer the end did not name.
-func overtaken(stored callcontext.CallRecord, e callcontext.EndCommit) bool {
+func overtaken(stored storage.CallRecord, e storage.EndCommit) bool {
 	if e.Completion {
 		return !stored.Ended.Equal(e.Call.Ended)
 	}
@@ -188,13 +189,13 @@ func overtaken(stored callcontext.CallRecord, e callcontext.EndCommit) bool {
 }
 
 // write applies one customer write if the record is still at w.Prev.
-func write(b scope, w callcontext.Write) error {
-	var cur callcontext.Record
+func write(b scope, w storage.Write) error {
+	var cur storage.Record
 	if _, err := get(b.customers, w.Record.Ref, &cur); err != nil {
 		return err
 	}
 	if cur.Version != w.Prev {
-		return callcontext.ErrVersion
+		return storage.ErrVersion
 	}
 	if w.Delete {
 		return deleteCustomer(b, w.Record.Ref, cur)
@@ -202,7 +203,7 @@ func write(b scope, w callcontext.Write) error {
 	return put(b.customers, w.Record.Ref, w.Record)
 }
 
-func index(b scope, e callcontext.EndCommit) error {
+func index(b scope, e storage.EndCommit) error {
 	for _, l := range e.ANILinks {
 		if err := updateANI(b, l.ANI, func(en *aniEntry) { en.Links[l.Ref] = l.Link }); err != nil {
 			return err
@@ -228,7 +229,7 @@ func updateANI(b scope, ani string, change func(*aniEntry)) error {
 		return err
 	}
 	if e.Links == nil {
-		e.Links = map[string]callcontext.Link{}
+		e.Links = map[string]storage.Link{}
 	}
 	change(&e)
 	if len(e.Links) == 0 && e.LineType == "" {
@@ -238,7 +239,7 @@ func updateANI(b scope, ani string, change func(*aniEntry)) error {
 }
 
 // deleteCustomer removes a customer and the index entries that point at it.
-func deleteCustomer(b scope, ref string, r callcontext.Record) error {
+func deleteCustomer(b scope, ref string, r storage.Record) error {
 	for ani := range r.ANIs {
 		if err := updateANI(b, ani, func(e *aniEntry) { delete(e.Links, ref) }); err != nil {
 			return err
@@ -265,7 +266,7 @@ func (s *Store) Erase(_ context.Context, sc callcontext.Scope, ref string) error
 		if !ok {
 			return callcontext.ErrNotFound
 		}
-		var r callcontext.Record
+		var r storage.Record
 		found, err := get(b.customers, ref, &r)
 		if err != nil {
 			return err
@@ -282,13 +283,13 @@ func (s *Store) Erase(_ context.Context, sc callcontext.Scope, ref string) error
 
 // eraseCalls deletes the call records (and so the replays) of a customer,
 // and the idempotency keys that named them.
-func eraseCalls(b scope, ref string, calls []callcontext.CallRef) error {
+func eraseCalls(b scope, ref string, calls []storage.CallRef) error {
 	gone := map[string]bool{}
 	for _, c := range calls {
 		gone[c.ID] = true
 	}
 	err := b.calls.ForEach(func(k, v []byte) error {
-		var call callcontext.CallRecord
+		var call storage.CallRecord
 		if _, err := get(b.calls, string(k), &call); err != nil {
 			return err
 		}

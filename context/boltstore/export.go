@@ -8,19 +8,20 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // Export calls customer with every customer of the scope alive at now,
 // then lineType with every remembered line type live at now, from one
 // consistent view of the file.
-func (s *Store) Export(_ context.Context, sc callcontext.Scope, now time.Time, customer func(callcontext.Record) error, lineType func(callcontext.RememberedLineType) error) error {
+func (s *Store) Export(_ context.Context, sc callcontext.Scope, now time.Time, customer func(storage.Record) error, lineType func(storage.RememberedLineType) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		b, ok := readScope(tx, sc)
 		if !ok {
 			return nil
 		}
 		err := b.customers.ForEach(func(_, v []byte) error {
-			var r callcontext.Record
+			var r storage.Record
 			if err := decode(v, &r); err != nil {
 				return err
 			}
@@ -40,14 +41,14 @@ func (s *Store) Export(_ context.Context, sc callcontext.Scope, now time.Time, c
 			if e.LineType == "" || e.LineType == identity.Unknown || !e.LineTypeExpires.After(now) {
 				return nil
 			}
-			return lineType(callcontext.RememberedLineType{ANI: string(k), LineType: e.LineType, Expires: e.LineTypeExpires})
+			return lineType(storage.RememberedLineType{ANI: string(k), LineType: e.LineType, Expires: e.LineTypeExpires})
 		})
 	})
 }
 
 // RememberLineTypes stores remembered line types, as a start would, in
 // batches of seedBatch per transaction.
-func (s *Store) RememberLineTypes(_ context.Context, sc callcontext.Scope, lts []callcontext.RememberedLineType) error {
+func (s *Store) RememberLineTypes(_ context.Context, sc callcontext.Scope, lts []storage.RememberedLineType) error {
 	for len(lts) > 0 {
 		batch := lts[:min(len(lts), seedBatch)]
 		lts = lts[len(batch):]

@@ -8,6 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // seedBatch is how many customers one seeding transaction writes.
@@ -20,7 +21,7 @@ const seedBatch = 10_000
 // batch of seedBatch customers is one transaction (one fsync). A record
 // that is already stored, expired as of now or without a ref or version is
 // an error; the batches before it stay written.
-func (s *Store) Seed(_ context.Context, sc callcontext.Scope, recs []callcontext.Record, now time.Time) error {
+func (s *Store) Seed(_ context.Context, sc callcontext.Scope, recs []storage.Record, now time.Time) error {
 	for len(recs) > 0 {
 		batch := recs[:min(len(recs), seedBatch)]
 		recs = recs[len(batch):]
@@ -43,7 +44,7 @@ func (s *Store) Seed(_ context.Context, sc callcontext.Scope, recs []callcontext
 	return nil
 }
 
-func seed(b scope, r callcontext.Record, now time.Time) error {
+func seed(b scope, r storage.Record, now time.Time) error {
 	if r.Ref == "" || r.Version < 1 || !r.Expires.After(now) {
 		return fmt.Errorf("seed customer %q: needs a ref, a version and an expiry after now", r.Ref)
 	}
@@ -54,7 +55,7 @@ func seed(b scope, r callcontext.Record, now time.Time) error {
 		return err
 	}
 	for ani, l := range r.ANIs {
-		if err := updateANI(b, ani, func(e *aniEntry) { e.Links[r.Ref] = callcontext.Link{LastCall: l.LastCall, Expires: l.Expires} }); err != nil {
+		if err := updateANI(b, ani, func(e *aniEntry) { e.Links[r.Ref] = storage.Link{LastCall: l.LastCall, Expires: l.Expires} }); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/storetest"
 )
 
@@ -33,23 +34,23 @@ func TestSeedBatches(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
-	link := callcontext.Link{LastCall: t0, Expires: t0.Add(24 * time.Hour)}
-	recs := make([]callcontext.Record, 10_001)
+	link := storage.Link{LastCall: t0, Expires: t0.Add(24 * time.Hour)}
+	recs := make([]storage.Record, 10_001)
 	for i := range recs {
-		recs[i] = callcontext.Record{Ref: fmt.Sprintf("cust_%d", i), Version: 1, Created: t0, FirstCall: t0, LastCall: t0,
-			ANIs: map[string]callcontext.Link{fmt.Sprintf("+141555%05d", i): link}, Expires: link.Expires}
+		recs[i] = storage.Record{Ref: fmt.Sprintf("cust_%d", i), Version: 1, Created: t0, FirstCall: t0, LastCall: t0,
+			ANIs: map[string]storage.Link{fmt.Sprintf("+141555%05d", i): link}, Expires: link.Expires}
 	}
 	if err := s.Seed(ctx, sc, recs, t0); err != nil {
 		t.Fatalf("Seed() error %v", err)
 	}
 	for _, i := range []int{0, len(recs) - 1} {
-		f, err := s.Resolve(ctx, sc, callcontext.Query{ANI: fmt.Sprintf("+141555%05d", i)}, t0)
+		f, err := s.Resolve(ctx, sc, storage.Query{ANI: fmt.Sprintf("+141555%05d", i)}, t0)
 		if ref := fmt.Sprintf("cust_%d", i); err != nil || f.Customers[ref].Ref != ref {
 			t.Errorf("Resolve(ANI of customer %d) = %v, %v; want %s", i, f.Customers, err, ref)
 		}
 	}
-	expired := callcontext.Record{Ref: "cust_old", Version: 1, Expires: t0}
-	if err := s.Seed(ctx, sc, []callcontext.Record{expired}, t0); err == nil {
+	expired := storage.Record{Ref: "cust_old", Version: 1, Expires: t0}
+	if err := s.Seed(ctx, sc, []storage.Record{expired}, t0); err == nil {
 		t.Error("seeding a customer expired as of now: nil error, want one")
 	}
 }

@@ -4,9 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/stickycalls/stickycalls/context/storage"
 	bolt "go.etcd.io/bbolt"
-
-	"github.com/stickycalls/stickycalls/context/callcontext"
 )
 
 // Sweep deletes everything that expired before now, in every scope.
@@ -28,7 +27,7 @@ func (s *Store) Sweep(now time.Time) error {
 
 func sweepScope(b scope, now time.Time) error {
 	if b.tallies != nil { // hours past retention: their keys sort before the oldest kept
-		oldest := []byte(callcontext.TallyHour(now.Add(-callcontext.TallyRetention)))
+		oldest := []byte(storage.TallyHour(now.Add(-storage.TallyRetention)))
 		var old [][]byte
 		c := b.tallies.Cursor()
 		for k, _ := c.First(); k != nil && string(k) < string(oldest); k, _ = c.Next() {
@@ -42,7 +41,7 @@ func sweepScope(b scope, now time.Time) error {
 	}
 	var dead []string
 	err := b.customers.ForEach(func(k, _ []byte) error {
-		var r callcontext.Record
+		var r storage.Record
 		if _, err := get(b.customers, string(k), &r); err != nil {
 			return err
 		}
@@ -55,7 +54,7 @@ func sweepScope(b scope, now time.Time) error {
 		return err
 	}
 	for _, ref := range dead {
-		var r callcontext.Record
+		var r storage.Record
 		if _, err := get(b.customers, ref, &r); err != nil {
 			return err
 		}
@@ -64,7 +63,7 @@ func sweepScope(b scope, now time.Time) error {
 		}
 	}
 	if err := sweepExpired(b.calls, now, func(v []byte) (time.Time, error) {
-		var c callcontext.CallRecord
+		var c storage.CallRecord
 		err := decode(v, &c) // before reading c.Expires: operand order is unspecified
 		return c.Expires, err
 	}); err != nil {

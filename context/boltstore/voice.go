@@ -9,6 +9,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 var (
@@ -64,15 +65,15 @@ type lookupEntry struct {
 }
 
 // ConfirmCall implements callcontext.Store.
-func (s *Store) ConfirmCall(_ context.Context, sc callcontext.Scope, callID string, c callcontext.Confirmation) error {
-	return s.updateCall(sc, callID, c.Tally, func(call *callcontext.CallRecord) {
+func (s *Store) ConfirmCall(_ context.Context, sc callcontext.Scope, callID string, c storage.Confirmation) error {
+	return s.updateCall(sc, callID, c.Tally, func(call *storage.CallRecord) {
 		call.Confirmed, call.Denied, call.CustomerRef, call.Recommendation = c.Confirmed, c.Denied, c.CustomerRef, c.Recommendation
 	})
 }
 
 // NoteCall implements callcontext.Store.
-func (s *Store) NoteCall(_ context.Context, sc callcontext.Scope, callID string, n callcontext.CallNote) error {
-	return s.updateCall(sc, callID, callcontext.Tally{}, func(call *callcontext.CallRecord) {
+func (s *Store) NoteCall(_ context.Context, sc callcontext.Scope, callID string, n storage.CallNote) error {
+	return s.updateCall(sc, callID, storage.Tally{}, func(call *storage.CallRecord) {
 		call.AgentAction = cmp.Or(n.AgentAction, call.AgentAction)
 		call.DialStatus = cmp.Or(n.DialStatus, call.DialStatus)
 	})
@@ -80,7 +81,7 @@ func (s *Store) NoteCall(_ context.Context, sc callcontext.Scope, callID string,
 
 // updateCall changes an existing call record with change, and counts t,
 // or reports ErrNotFound.
-func (s *Store) updateCall(sc callcontext.Scope, callID string, t callcontext.Tally, change func(*callcontext.CallRecord)) error {
+func (s *Store) updateCall(sc callcontext.Scope, callID string, t storage.Tally, change func(*storage.CallRecord)) error {
 	return s.update(func(tx *bolt.Tx) error {
 		if _, ok := readScope(tx, sc); !ok {
 			return callcontext.ErrNotFound
@@ -89,7 +90,7 @@ func (s *Store) updateCall(sc callcontext.Scope, callID string, t callcontext.Ta
 		if err != nil {
 			return err
 		}
-		var call callcontext.CallRecord
+		var call storage.CallRecord
 		found, err := get(b.calls, callID, &call)
 		if err != nil {
 			return err
@@ -128,7 +129,7 @@ func (s *Store) CacheLineType(_ context.Context, e164 string, lt identity.LineTy
 }
 
 // mergeCompletion copies a completion's fields, leaving start and end alone.
-func mergeCompletion(dst *callcontext.CallRecord, src callcontext.CallRecord) {
+func mergeCompletion(dst *storage.CallRecord, src storage.CallRecord) {
 	if dst.ID == "" {
 		*dst = src
 	}

@@ -152,3 +152,27 @@ type Greeting struct {
 	Tier identity.Recommendation `json:"tier"`
 	Text string                  `json:"text"`
 }
+
+// UsageView is a scope's usage in the current period.
+type UsageView struct {
+	Tenant             string     `json:"tenant"`
+	Mode               string     `json:"mode"`
+	Period             PeriodView `json:"period"`
+	Requests           int64      `json:"requests"`
+	Quota              *int64     `json:"quota"`
+	Remaining          *int64     `json:"remaining"`
+	Calls              CallsView  `json:"calls"`
+	RateLimitPerMinute *int       `json:"rate_limit_per_minute"`
+}
+
+// PeriodView bounds a usage period.
+type PeriodView struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// CallsView counts calls by whether they were billable.
+type CallsView struct {
+	Billable    int64 `json:"billable"`
+	NonBillable int64 `json:"non_billable"`
+}

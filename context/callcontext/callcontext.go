@@ -7,8 +7,9 @@ package callcontext
 import (
 	"context"
 	"errors"
-	"github.com/stickycalls/stickycalls/context/callapi"
 	"time"
+
+	"github.com/stickycalls/stickycalls/context/callapi"
 
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -21,9 +22,6 @@ var (
 	ErrInFlight    = errors.New("an identical request is still in flight")
 	ErrOverQuota   = errors.New("monthly quota spent")
 	ErrUnavailable = errors.New("store unavailable")
-	// ErrVersion is returned by a store when a record changed since it was
-	// read; the service reads again and retries.
-	ErrVersion = errors.New("record changed concurrently")
 )
 
 // Mode separates test data from production data.
@@ -40,17 +38,6 @@ const (
 type Scope struct {
 	Tenant string
 	Mode   Mode
-}
-
-// Phone is an E.164 phone number. It redacts itself when logged.
-type Phone string
-
-// String implements fmt.Stringer; log it with zerolog's Stringer.
-func (p Phone) String() string {
-	if len(p) <= 4 {
-		return "***"
-	}
-	return "***" + string(p[len(p)-4:])
 }
 
 // LineTyper tells the line type of a number. Any error means Unknown.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/stickycalls/stickycalls/context/callapi"
 	"slices"
 	"time"
+
+	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/storage"
+	"github.com/stickycalls/stickycalls/context/tally"
 
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -40,8 +43,8 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer
 		res, _ := s.project(call) // only a confirm-tier call can change its mind
 		return res, nil
 	}
-	c := Confirmation{Confirmed: a == AnswerYes, Denied: a == AnswerNo, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse,
-		Tally: answerTally(s.now().UTC(), a)}
+	c := storage.Confirmation{Confirmed: a == AnswerYes, Denied: a == AnswerNo, CustomerRef: call.CustomerRef, Recommendation: identity.Reuse,
+		Tally: tally.Answer(s.now().UTC(), string(a))}
 	if a != AnswerYes {
 		c.CustomerRef, c.Recommendation = s.newRef(), identity.Ignore
 	}
@@ -57,7 +60,7 @@ func (s *Service) Confirm(ctx context.Context, sc Scope, callID string, a Answer
 // project decodes a call's stored start, projects it onto the call's
 // present recommendation, and reports whether a confirm answer since has
 // changed it.
-func (s *Service) project(call CallRecord) (callapi.StartResult, bool) {
+func (s *Service) project(call storage.CallRecord) (callapi.StartResult, bool) {
 	var res callapi.StartResult
 	if json.Unmarshal(call.StartResponse, &res) != nil {
 		return res, false
@@ -123,7 +126,7 @@ func (s *Service) complete(ctx context.Context, sc Scope, callID, status string,
 		duration = max(int64(now.Sub(call.Started)/time.Second), 0)
 	}
 	call.Completed, call.CompletionStatus, call.CompletedDuration = now, status, duration
-	commit := EndCommit{Call: call, Completion: true}
+	commit := storage.EndCommit{Call: call, Completion: true}
 	ref := s.completionTarget(call)
 	// A call shorter than MinCall was no conversation (a robocall, a
 	// misdial): it links nothing and creates nobody.
@@ -151,7 +154,7 @@ func (s *Service) complete(ctx context.Context, sc Scope, callID, status string,
 // completionTarget is the customer a completed call may link its ANI to:
 // the start's on reuse or a confirmed confirm, else the call's own fresh
 // ref (linked only when the ANI has no link at all).
-func (s *Service) completionTarget(call CallRecord) string {
+func (s *Service) completionTarget(call storage.CallRecord) string {
 	if call.Recommendation == identity.Confirm && !call.Confirmed {
 		return ""
 	}
@@ -161,15 +164,15 @@ func (s *Service) completionTarget(call CallRecord) string {
 // linkCompletion adds the customer write and index link of a completion.
 // It reports whether it created the customer and whether it made the link
 // (rather than refreshing one the customer had).
-func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommit, ref string, now time.Time) (created, made bool, err error) {
-	found, err := s.store.Resolve(ctx, sc, Query{ANI: commit.Call.ANI, CustomerRef: ref}, now)
+func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *storage.EndCommit, ref string, now time.Time) (created, made bool, err error) {
+	found, err := s.store.Resolve(ctx, sc, storage.Query{ANI: commit.Call.ANI, CustomerRef: ref}, now)
 	if err != nil {
 		return false, false, fmt.Errorf("resolve: %w", err)
 	}
 	r, exists := found.Customers[ref]
 	// A completion retried after a failure past the customer's write (the
 	// call record not marked) is applied already: it only marks the call.
-	if i := slices.IndexFunc(r.Calls, func(c CallRef) bool { return c.ID == commit.Call.ID && c.Completed }); exists && i >= 0 {
+	if i := slices.IndexFunc(r.Calls, func(c storage.CallRef) bool { return c.ID == commit.Call.ID && c.Completed }); exists && i >= 0 {
 		return r.Calls[i].Created, r.Calls[i].Linked, nil
 	}
 	known := len(lineRefs(found, commit.Call.ANI, now, liveIn(found, now))) > 0
@@ -177,18 +180,18 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 		return false, false, nil // an unrecognized call on a known line does not multiply customers
 	}
 	prev := r.Version
-	created = !exists || !r.alive(now)
+	created = !exists || !alive(&r, now)
 	if created {
-		r = Record{Ref: ref, Created: now, Version: prev}
+		r = storage.Record{Ref: ref, Created: now, Version: prev}
 	}
 	made = !r.ANIs[commit.Call.ANI].Expires.After(now)
-	r.prune(now, s.d)
+	prune(&r, now, s.d)
 	// A completion applied late (from the outbox) never moves a time the
 	// customer or the link has since back.
 	old := r.ANIs[commit.Call.ANI]
-	link := Link{LastCall: later(old.LastCall, now), Expires: later(old.Expires, now.Add(s.d.LinkTTL))}
-	r.link(commit.Call.ANI, nil, link)
-	r.witness(commit.Call.ANI, commit.Call, commit.Call.Confirmed && ref == commit.Call.Matched, s.policy(sc.Tenant).Thresholds, now)
+	link := storage.Link{LastCall: later(old.LastCall, now), Expires: later(old.Expires, now.Add(s.d.LinkTTL))}
+	linkTo(&r, commit.Call.ANI, nil, link)
+	witness(&r, commit.Call.ANI, commit.Call, commit.Call.Confirmed && ref == commit.Call.Matched, s.policy(sc.Tenant).Thresholds, now)
 	if seen := r.ANIs[commit.Call.ANI]; seen.Seen.Before(old.Seen) {
 		seen.Seen = old.Seen
 		r.ANIs[commit.Call.ANI] = seen
@@ -197,11 +200,11 @@ func (s *Service) linkCompletion(ctx context.Context, sc Scope, commit *EndCommi
 		r.FirstCall = now
 	}
 	r.LastCall = later(r.LastCall, now)
-	r.Calls = append(r.Calls, CallRef{ID: commit.Call.ID, At: now, Completed: true, Created: created, Linked: made})
-	r.prune(now, s.d)
+	r.Calls = append(r.Calls, storage.CallRef{ID: commit.Call.ID, At: now, Completed: true, Created: created, Linked: made})
+	prune(&r, now, s.d)
 	r.Version = prev + 1
-	commit.Writes = append(commit.Writes, Write{Record: r, Prev: prev})
-	commit.ANILinks = append(commit.ANILinks, ANILink{ANI: commit.Call.ANI, Ref: ref, Link: link})
+	commit.Writes = append(commit.Writes, storage.Write{Record: r, Prev: prev})
+	commit.ANILinks = append(commit.ANILinks, storage.ANILink{ANI: commit.Call.ANI, Ref: ref, Link: link})
 	return created, made, nil
 }
 
@@ -215,23 +218,23 @@ func later(a, b time.Time) time.Time {
 
 // disputeCompletion records a caller's "no" against the link of the
 // customer the start guessed, as the call completes without an end.
-func (s *Service) disputeCompletion(ctx context.Context, sc Scope, commit *EndCommit, now time.Time) error {
+func (s *Service) disputeCompletion(ctx context.Context, sc Scope, commit *storage.EndCommit, now time.Time) error {
 	ref := commit.Call.Matched
 	got, err := s.store.Customers(ctx, sc, []string{ref})
 	if err != nil {
 		return fmt.Errorf("read customer: %w", err)
 	}
 	r, ok := got[ref]
-	if !ok || !r.alive(now) {
+	if !ok || !alive(&r, now) {
 		return nil
 	}
 	prev := r.Version
-	r.dispute(commit.Call.ANI, commit.Call.ID, now)
-	r.prune(now, s.d)
+	disputeLink(&r, commit.Call.ANI, commit.Call.ID, now)
+	prune(&r, now, s.d)
 	r.Version = prev + 1
 	// The guessed customer is written first: the last write is the call's
 	// own customer, if it has one.
-	commit.Writes = append([]Write{{Record: r, Prev: prev}}, commit.Writes...)
+	commit.Writes = append([]storage.Write{{Record: r, Prev: prev}}, commit.Writes...)
 	return nil
 }
 

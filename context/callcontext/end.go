@@ -7,11 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/stickycalls/stickycalls/context/callapi"
 	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/storage"
+	"github.com/stickycalls/stickycalls/context/tally"
 
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -44,7 +47,7 @@ func (s *Service) retryVersion(ctx context.Context, sc Scope, key string, attemp
 	}
 	for try := 0; ; try++ {
 		err := s.serialized(sc, key, attempt)
-		if !errors.Is(err, ErrVersion) {
+		if !errors.Is(err, storage.ErrVersion) {
 			return err
 		}
 		wait := time.Duration(rand.Int64N(int64(time.Millisecond) << min(try, 5)))
@@ -67,17 +70,17 @@ func (s *Service) serialized(sc Scope, key string, attempt func() error) error {
 // End saves what happened on a call. key is the Idempotency-Key, or "".
 func (s *Service) End(ctx context.Context, sc Scope, req callapi.EndRequest, key string) (Reply[callapi.EndResult], error) {
 	now := s.now().UTC()
-	c := s.newClaim(sc, OpEnd, req.CallID, key, callapi.Fingerprint(req), now)
+	c := s.newClaim(sc, storage.OpEnd, req.CallID, key, callapi.Fingerprint(req), now)
 	if req.CustomerRef != "" {
 		// The usual end names its customer: read it with the claim.
-		c.Query = &Query{CustomerRef: req.CustomerRef, ExternalIDs: bodyIDs(req)}
+		c.Query = &storage.Query{CustomerRef: req.CustomerRef, ExternalIDs: bodyIDs(req)}
 	}
 	res, err := s.claim(ctx, sc, c)
 	switch {
 	case err != nil:
 		return Reply[callapi.EndResult]{}, err
-	case res.Outcome == Replay:
-		return replay[callapi.EndResult](OpEnd, res.Response)
+	case res.Outcome == storage.Replay:
+		return replay[callapi.EndResult](storage.OpEnd, res.Response)
 	}
 	found, call := &res.Found, res.Call
 	var e *ending
@@ -100,7 +103,7 @@ func (s *Service) End(ctx context.Context, sc Scope, req callapi.EndRequest, key
 		return Reply[callapi.EndResult]{}, err
 	}
 	if e.corrected {
-		s.observer.Corrected(e.call.startTier())
+		s.observer.Corrected(startTier(e.call))
 	}
 	s.observer.Ended(sc, e.event())
 	return Reply[callapi.EndResult]{Result: e.result, Body: e.body}, nil
@@ -108,7 +111,7 @@ func (s *Service) End(ctx context.Context, sc Scope, req callapi.EndRequest, key
 
 // reread reads again the record of a call whose end is being retried.
 // A call with no record before its end (a standalone end) keeps none.
-func (s *Service) reread(ctx context.Context, sc Scope, call *CallRecord) error {
+func (s *Service) reread(ctx context.Context, sc Scope, call *storage.CallRecord) error {
 	if call.ID == "" {
 		return nil
 	}
@@ -123,21 +126,21 @@ func (s *Service) reread(ctx context.Context, sc Scope, call *CallRecord) error 
 // ending is what one attempt of an end has worked out.
 type ending struct {
 	req     callapi.EndRequest
-	call    CallRecord
-	c       Claim
+	call    storage.CallRecord
+	c       storage.Claim
 	pol     Policy
-	found   Found
+	found   storage.Found
 	ref     string
 	anis    []string
-	ids     []ExternalID
-	commit  EndCommit
+	ids     []storage.ExternalID
+	commit  storage.EndCommit
 	created bool
 	// transition is what the end did to its intent (see EndEvent.Intent).
 	transition string
 	// others are the customers besides the target that the end changes,
 	// as read (prev: their versions then) and then changed; drop marks the
 	// ones a completion created that may go if nothing else is left.
-	others    map[string]*Record
+	others    map[string]*storage.Record
 	prev      map[string]int64
 	drop      map[string]bool
 	corrected bool              // the end named another customer than the start recognized
@@ -152,9 +155,9 @@ func (e *ending) event() EndEvent {
 
 // end applies a claimed end. claimed is what the claim read, if it read
 // what this end needs.
-func (s *Service) end(ctx context.Context, sc Scope, req callapi.EndRequest, call CallRecord, c Claim, claimed *Found) (*ending, error) {
+func (s *Service) end(ctx context.Context, sc Scope, req callapi.EndRequest, call storage.CallRecord, c storage.Claim, claimed *storage.Found) (*ending, error) {
 	e := &ending{req: req, call: call, c: c, pol: s.policy(sc.Tenant),
-		others: map[string]*Record{}, prev: map[string]int64{}, drop: map[string]bool{}}
+		others: map[string]*storage.Record{}, prev: map[string]int64{}, drop: map[string]bool{}}
 	ref, err := s.target(ctx, sc, e)
 	if err != nil {
 		return nil, err
@@ -163,7 +166,7 @@ func (s *Service) end(ctx context.Context, sc Scope, req callapi.EndRequest, cal
 	e.collectHints()
 	if claimed != nil && c.Query != nil && c.Query.CustomerRef == ref && e.coveredBy(*claimed) {
 		e.found = *claimed
-	} else if e.found, err = s.store.Resolve(ctx, sc, Query{ExternalIDs: e.ids, CustomerRef: ref}, c.Now); err != nil {
+	} else if e.found, err = s.store.Resolve(ctx, sc, storage.Query{ExternalIDs: e.ids, CustomerRef: ref}, c.Now); err != nil {
 		return nil, fmt.Errorf("read customer: %w", err)
 	}
 	e.moveExternalIDs()
@@ -185,7 +188,7 @@ func (s *Service) end(ctx context.Context, sc Scope, req callapi.EndRequest, cal
 	e.commit.Period = c.Period
 	e.commit.Counted = call.Started.IsZero()
 	e.commit.Billable = e.created
-	e.commit.Tally = endTally(c.Now, e.event())
+	e.commit.Tally = tally.End(c.Now, e.created, e.commit.Counted, e.commit.Billable, e.transition)
 	if err := s.store.CommitEnd(ctx, sc, e.commit); err != nil {
 		return nil, fmt.Errorf("commit end: %w", err)
 	}
@@ -207,7 +210,7 @@ func (s *Service) target(ctx context.Context, sc Scope, e *ending) (string, erro
 		return "", v
 	}
 	h := *e.req.Hints
-	q := Query{ANI: linkable(h.ANI, e.pol), ExternalIDs: externalIDList(h.ExternalIDs), CustomerRef: h.CustomerRef}
+	q := storage.Query{ANI: linkable(h.ANI, e.pol), ExternalIDs: externalIDList(h.ExternalIDs), CustomerRef: h.CustomerRef}
 	found, err := s.store.Resolve(ctx, sc, q, e.c.Now)
 	if err != nil {
 		return "", fmt.Errorf("resolve: %w", err)
@@ -239,7 +242,7 @@ func cmpLine(lt identity.LineType) identity.LineType {
 // target customer, and the owner of every external id it links, which for
 // an id the target already holds is the target itself (a returning caller's
 // CRM id), so only the others had to be asked for.
-func (e *ending) coveredBy(f Found) bool {
+func (e *ending) coveredBy(f storage.Found) bool {
 	r, ok := f.Customers[e.ref]
 	for _, id := range e.ids {
 		held := ok && r.ExternalIDs[id.String()].Expires.After(e.c.Now)
@@ -252,7 +255,7 @@ func (e *ending) coveredBy(f Found) bool {
 
 // bodyIDs is the external ids an end's body links, sorted as collectHints
 // sorts them.
-func bodyIDs(req callapi.EndRequest) []ExternalID {
+func bodyIDs(req callapi.EndRequest) []storage.ExternalID {
 	ids := map[string]string{}
 	if req.Hints != nil {
 		for k, v := range req.Hints.ExternalIDs {
@@ -306,7 +309,7 @@ func (e *ending) moveExternalIDs() {
 
 // other returns the working copy of a customer the end changes besides its
 // target, taken from what was read; nil if it does not exist.
-func (e *ending) other(ref string) *Record {
+func (e *ending) other(ref string) *storage.Record {
 	if r, ok := e.others[ref]; ok {
 		return r
 	}
@@ -363,7 +366,7 @@ func (e *ending) moveCompletion() {
 	}
 	delete(r.ANIs, e.call.ANI)
 	e.drop[from] = e.call.CompletionCreated
-	e.commit.ANIUnlinks = append(e.commit.ANIUnlinks, ANILink{ANI: e.call.ANI, Ref: from})
+	e.commit.ANIUnlinks = append(e.commit.ANIUnlinks, storage.ANILink{ANI: e.call.ANI, Ref: from})
 }
 
 // disputed is the customer the start recognized when this end says the
@@ -388,7 +391,7 @@ func (e *ending) dispute() {
 	}
 	e.corrected = !e.call.Denied
 	if r := e.other(ref); r != nil && e.call.Contestable {
-		r.dispute(e.call.ANI, e.call.ID, e.c.Now)
+		disputeLink(r, e.call.ANI, e.call.ID, e.c.Now)
 	}
 }
 
@@ -396,10 +399,10 @@ func (e *ending) dispute() {
 func (e *ending) writeOthers(d Durations) {
 	for _, ref := range slices.Sorted(maps.Keys(e.others)) {
 		r := e.others[ref]
-		r.prune(e.c.Now, d)
+		prune(r, e.c.Now, d)
 		r.Version = e.prev[ref] + 1
-		gone := !r.alive(e.c.Now) || (e.drop[ref] && r.empty())
-		e.commit.Writes = append(e.commit.Writes, Write{Record: *r, Prev: e.prev[ref], Delete: gone})
+		gone := !alive(r, e.c.Now) || (e.drop[ref] && empty(r))
+		e.commit.Writes = append(e.commit.Writes, storage.Write{Record: *r, Prev: e.prev[ref], Delete: gone})
 	}
 }
 
@@ -408,46 +411,46 @@ func (e *ending) save(d Durations) (callapi.EndResult, error) {
 	now := e.c.Now
 	r, exists := e.found.Customers[e.ref]
 	prev := r.Version
-	if !exists || !r.alive(now) {
-		r = Record{Ref: e.ref, Created: now, Version: prev}
+	if !exists || !alive(&r, now) {
+		r = storage.Record{Ref: e.ref, Created: now, Version: prev}
 		e.created = true
 	}
-	r.prune(now, d)
-	seen := slices.ContainsFunc(r.Calls, func(c CallRef) bool { return c.ID == e.req.CallID })
+	prune(&r, now, d)
+	seen := slices.ContainsFunc(r.Calls, func(c storage.CallRef) bool { return c.ID == e.req.CallID })
 	held := e.call.ANI != "" && r.ANIs[e.call.ANI].Expires.After(now)
-	link := Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
+	link := storage.Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
 	for _, ani := range e.anis {
-		r.link(ani, nil, link)
-		e.commit.ANILinks = append(e.commit.ANILinks, ANILink{ANI: ani, Ref: e.ref, Link: link})
+		linkTo(&r, ani, nil, link)
+		e.commit.ANILinks = append(e.commit.ANILinks, storage.ANILink{ANI: ani, Ref: e.ref, Link: link})
 	}
 	// The call's own ANI learns what the call showed, once per call (a
 	// completion of the call may have taught it already), unless the end
 	// only fell back on a guess nobody confirmed.
 	if e.call.ANI != "" && !seen && !e.unconfirmedGuess() {
-		r.witness(e.call.ANI, e.call, e.affirmed(held), e.pol.Thresholds, now)
+		witness(&r, e.call.ANI, e.call, e.affirmed(held), e.pol.Thresholds, now)
 	}
-	r.link("", e.ids, link)
+	linkTo(&r, "", e.ids, link)
 	for _, id := range e.ids {
-		e.commit.Owners = append(e.commit.Owners, Owner{ID: id, Ref: e.ref, Expires: link.Expires})
+		e.commit.Owners = append(e.commit.Owners, storage.Owner{ID: id, Ref: e.ref, Expires: link.Expires})
 	}
 	res := callapi.EndResult{CallID: e.req.CallID, CustomerRef: e.ref, CallEnd: callapi.Timestamp(now), Billable: e.created}
 	// A store that failed after writing the customer but before the call
 	// record leaves the end applied; its retry must not count it again.
-	i := slices.IndexFunc(r.Calls, func(c CallRef) bool { return c.ID == e.req.CallID && c.Ended })
+	i := slices.IndexFunc(r.Calls, func(c storage.CallRef) bool { return c.ID == e.req.CallID && c.Ended })
 	applied := i >= 0
 	if applied {
 		e.created = r.Calls[i].Created // what the first attempt created is still its to bill
 	}
 	if e.req.Intent != "" {
 		if !applied {
-			e.transition = r.applyIntent(e.req.Intent, e.req.Status, now)
+			e.transition = applyIntent(&r, e.req.Intent, e.req.Status, now)
 		}
 		res.IntentsUpdated = 1
 	}
 	if applied {
 		res.VariablesUpdated = len(e.req.Variables)
 	} else {
-		res.VariablesUpdated = r.applyVariables(e.req.Variables, e.req.CallID, now.Add(e.req.VariableTTL))
+		res.VariablesUpdated = applyVariables(&r, e.req.Variables, e.req.CallID, now.Add(e.req.VariableTTL))
 	}
 	if n := len(r.Variables); n > callapi.MaxVariables {
 		v := &callapi.ValidationError{}
@@ -463,12 +466,12 @@ func (e *ending) save(d Durations) (callapi.EndResult, error) {
 	}
 	r.LastCall = now
 	if !applied {
-		r.Calls = append(r.Calls, CallRef{ID: e.req.CallID, At: now, Ended: true, Created: e.created})
+		r.Calls = append(r.Calls, storage.CallRef{ID: e.req.CallID, At: now, Ended: true, Created: e.created})
 	}
-	r.prune(now, d)
+	prune(&r, now, d)
 	r.Version = prev + 1
-	gone := !r.alive(now)
-	e.commit.Writes = append(e.commit.Writes, Write{Record: r, Prev: prev, Delete: gone})
+	gone := !alive(&r, now)
+	e.commit.Writes = append(e.commit.Writes, storage.Write{Record: r, Prev: prev, Delete: gone})
 	// An end that leaves nothing to remember creates no customer to bill.
 	e.created = e.created && !gone
 	res.Billable = e.created
@@ -493,13 +496,13 @@ func (e *ending) affirmed(held bool) bool {
 // link keeps its times and learns nothing (a stranger's call must not
 // make a guess look attested or lately used).
 func (e *ending) unconfirmedGuess() bool {
-	return e.req.CustomerRef == "" && e.ref == e.call.Matched && e.call.startTier() == identity.Confirm && !e.call.Confirmed
+	return e.req.CustomerRef == "" && e.ref == e.call.Matched && startTier(e.call) == identity.Confirm && !e.call.Confirmed
 }
 
-func (e *ending) callRecord(body []byte, d Durations) CallRecord {
+func (e *ending) callRecord(body []byte, d Durations) storage.CallRecord {
 	call := e.call
 	if call.ID == "" {
-		call = CallRecord{ID: e.req.CallID, Expires: e.c.Now.Add(d.CallRetention)}
+		call = storage.CallRecord{ID: e.req.CallID, Expires: e.c.Now.Add(d.CallRetention)}
 	}
 	call.Ended, call.EndPrint, call.EndResponse = e.c.Now, e.c.Fingerprint, body
 	call.EndLease, call.EndLeasePrint = time.Time{}, ""

@@ -1,9 +1,11 @@
 package callcontext
 
 import (
-	"github.com/stickycalls/stickycalls/context/callapi"
 	"testing"
 	"time"
+
+	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // An end whose customer already holds it (the store failed after writing
@@ -11,25 +13,25 @@ import (
 func TestEndAppliesOnce(t *testing.T) {
 	now := time.Date(2026, 2, 7, 10, 30, 0, 0, time.UTC)
 	d := Durations{}.withDefaults()
-	link := Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
-	rec := Record{Ref: "cust_1", Version: 3, ANIs: map[string]Link{"+14155550100": link},
-		Intents: []Intent{{Name: "refund", Status: "open", Attempts: 1, Opened: now, LastCall: now}},
-		Calls:   []CallRef{{ID: "c1", At: now, Ended: true}}}
-	rec.Expires = rec.latestExpiry(d)
+	link := storage.Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
+	rec := storage.Record{Ref: "cust_1", Version: 3, ANIs: map[string]storage.Link{"+14155550100": link},
+		Intents: []storage.Intent{{Name: "refund", Status: "open", Attempts: 1, Opened: now, LastCall: now}},
+		Calls:   []storage.CallRef{{ID: "c1", At: now, Ended: true}}}
+	rec.Expires = latestExpiry(&rec, d)
 	for _, tt := range []struct {
-		calls []CallRef
+		calls []storage.CallRef
 		want  int
 	}{
-		{rec.Calls, 1},                                   // the retry of c1's end
-		{[]CallRef{{ID: "c1", At: now}}, 2},              // c1 only completed: its end counts
-		{[]CallRef{{ID: "c0", At: now, Ended: true}}, 2}, // another call's end
+		{rec.Calls, 1}, // the retry of c1's end
+		{[]storage.CallRef{{ID: "c1", At: now}}, 2},              // c1 only completed: its end counts
+		{[]storage.CallRef{{ID: "c0", At: now, Ended: true}}, 2}, // another call's end
 	} {
 		r := rec
 		r.Calls = tt.calls
 		e := &ending{
 			req: callapi.EndRequest{CallID: "c1", Intent: "refund", Status: "open", VariableTTL: 30 * 24 * time.Hour},
-			c:   Claim{Now: now.Add(time.Minute)}, ref: "cust_1",
-			found: Found{Customers: map[string]Record{"cust_1": r}},
+			c:   storage.Claim{Now: now.Add(time.Minute)}, ref: "cust_1",
+			found: storage.Found{Customers: map[string]storage.Record{"cust_1": r}},
 		}
 		if _, err := e.save(d); err != nil {
 			t.Fatal(err)
@@ -46,14 +48,14 @@ func TestEndAppliesOnce(t *testing.T) {
 func TestEndRetryKeepsBillable(t *testing.T) {
 	now := time.Date(2026, 2, 7, 10, 30, 0, 0, time.UTC)
 	d := Durations{}.withDefaults()
-	link := Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
+	link := storage.Link{LastCall: now, Expires: now.Add(d.LinkTTL)}
 	for _, created := range []bool{true, false} {
-		rec := Record{Ref: "cust_1", Version: 1, Created: now, FirstCall: now, LastCall: now,
-			ANIs:  map[string]Link{"+14155550100": link},
-			Calls: []CallRef{{ID: "c1", At: now, Ended: true, Created: created}}}
-		rec.Expires = rec.latestExpiry(d)
+		rec := storage.Record{Ref: "cust_1", Version: 1, Created: now, FirstCall: now, LastCall: now,
+			ANIs:  map[string]storage.Link{"+14155550100": link},
+			Calls: []storage.CallRef{{ID: "c1", At: now, Ended: true, Created: created}}}
+		rec.Expires = latestExpiry(&rec, d)
 		e := &ending{req: callapi.EndRequest{CallID: "c1", VariableTTL: 30 * 24 * time.Hour},
-			c: Claim{Now: now.Add(time.Minute)}, ref: "cust_1", found: Found{Customers: map[string]Record{"cust_1": rec}}}
+			c: storage.Claim{Now: now.Add(time.Minute)}, ref: "cust_1", found: storage.Found{Customers: map[string]storage.Record{"cust_1": rec}}}
 		res, err := e.save(d)
 		if err != nil {
 			t.Fatal(err)

@@ -3,9 +3,11 @@ package callcontext
 import (
 	"context"
 	"fmt"
-	"github.com/stickycalls/stickycalls/context/callapi"
 	"slices"
 	"strings"
+
+	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // What an AI agent may ask to happen when its media stream ends.
@@ -58,7 +60,7 @@ func (s *Service) Instruct(ctx context.Context, sc Scope, callID string, a Agent
 	if !a.Hangup {
 		instruction = agentTransfer + a.TransferTo
 	}
-	if err := s.store.NoteCall(ctx, sc, callID, CallNote{AgentAction: instruction}); err != nil {
+	if err := s.store.NoteCall(ctx, sc, callID, storage.CallNote{AgentAction: instruction}); err != nil {
 		return fmt.Errorf("instruct call: %w", err)
 	}
 	return nil
@@ -75,7 +77,7 @@ func (s *Service) Dialled(ctx context.Context, sc Scope, callID, status string) 
 		v.Add("must be one of "+strings.Join(dialStatuses, ", "), "DialCallStatus")
 		return v
 	}
-	if err := s.store.NoteCall(ctx, sc, callID, CallNote{DialStatus: status}); err != nil {
+	if err := s.store.NoteCall(ctx, sc, callID, storage.CallNote{DialStatus: status}); err != nil {
 		return fmt.Errorf("note dial status: %w", err)
 	}
 	return nil

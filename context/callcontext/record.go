@@ -1,11 +1,14 @@
 package callcontext
 
 import (
-	"github.com/stickycalls/stickycalls/context/callapi"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/storage"
+	"github.com/stickycalls/stickycalls/context/tally"
 
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -19,28 +22,28 @@ const (
 // prune drops what has expired from r as of now: links, variables, open
 // intents without a call for too long (closed as abandoned), old history
 // and call references. It then recomputes r.Expires.
-func (r *Record) prune(now time.Time, d Durations) {
-	maps.DeleteFunc(r.ANIs, func(_ string, l Link) bool { return !l.Expires.After(now) })
-	maps.DeleteFunc(r.ExternalIDs, func(_ string, l Link) bool { return !l.Expires.After(now) })
-	maps.DeleteFunc(r.Variables, func(_ string, v Variable) bool { return !v.Expires.After(now) })
+func prune(r *storage.Record, now time.Time, d Durations) {
+	maps.DeleteFunc(r.ANIs, func(_ string, l storage.Link) bool { return !l.Expires.After(now) })
+	maps.DeleteFunc(r.ExternalIDs, func(_ string, l storage.Link) bool { return !l.Expires.After(now) })
+	maps.DeleteFunc(r.Variables, func(_ string, v storage.Variable) bool { return !v.Expires.After(now) })
 	open := r.Intents[:0:0]
 	for _, in := range r.Intents {
 		if in.LastCall.Add(d.IntentTTL).After(now) {
 			open = append(open, in)
 			continue
 		}
-		r.close(in, "abandoned", in.LastCall.Add(d.IntentTTL))
+		closeIntent(r, in, "abandoned", in.LastCall.Add(d.IntentTTL))
 	}
 	r.Intents = open
-	r.History = slices.DeleteFunc(r.History, func(in Intent) bool { return !in.Closed.Add(d.HistoryTTL).After(now) })
+	r.History = slices.DeleteFunc(r.History, func(in storage.Intent) bool { return !in.Closed.Add(d.HistoryTTL).After(now) })
 	if n := len(r.History); n > maxHistory {
 		r.History = r.History[n-maxHistory:]
 	}
-	r.Calls = slices.DeleteFunc(r.Calls, func(c CallRef) bool { return !c.At.Add(d.CallRetention).After(now) })
-	r.Expires = r.latestExpiry(d)
+	r.Calls = slices.DeleteFunc(r.Calls, func(c storage.CallRef) bool { return !c.At.Add(d.CallRetention).After(now) })
+	r.Expires = latestExpiry(r, d)
 }
 
-func (r *Record) latestExpiry(d Durations) time.Time {
+func latestExpiry(r *storage.Record, d Durations) time.Time {
 	var t time.Time
 	later := func(u time.Time) {
 		if u.After(t) {
@@ -64,9 +67,9 @@ func (r *Record) latestExpiry(d Durations) time.Time {
 
 // alive reports whether the customer still exists at now: a live link, an
 // open intent or a live variable.
-func (r *Record) alive(now time.Time) bool { return r.Ref != "" && r.Expires.After(now) }
+func alive(r *storage.Record, now time.Time) bool { return r.Ref != "" && r.Expires.After(now) }
 
-func (r *Record) close(in Intent, status string, at time.Time) {
+func closeIntent(r *storage.Record, in storage.Intent, status string, at time.Time) {
 	in.Status, in.Closed = status, at
 	r.History = append(r.History, in)
 }
@@ -74,34 +77,34 @@ func (r *Record) close(in Intent, status string, at time.Time) {
 // applyIntent records one call's intent and returns its transition. Open
 // counts the call on an open intent (followed up) or opens it; resolved
 // and abandoned close it, or record it in history.
-func (r *Record) applyIntent(name, status string, now time.Time) string {
-	i := slices.IndexFunc(r.Intents, func(in Intent) bool { return in.Name == name })
+func applyIntent(r *storage.Record, name, status string, now time.Time) string {
+	i := slices.IndexFunc(r.Intents, func(in storage.Intent) bool { return in.Name == name })
 	switch {
 	case status == "open" && i >= 0:
 		r.Intents[i].Attempts++
 		r.Intents[i].LastCall = now
-		return IntentFollowedUp
+		return tally.IntentFollowedUp
 	case status == "open":
-		r.Intents = append(r.Intents, Intent{Name: name, Status: "open", Attempts: 1, Opened: now, LastCall: now})
+		r.Intents = append(r.Intents, storage.Intent{Name: name, Status: "open", Attempts: 1, Opened: now, LastCall: now})
 		if len(r.Intents) > maxOpenIntents {
-			r.close(r.Intents[0], "abandoned", now)
+			closeIntent(r, r.Intents[0], "abandoned", now)
 			r.Intents = r.Intents[1:]
 		}
-		return IntentOpened
+		return tally.IntentOpened
 	case i >= 0:
 		in := r.Intents[i]
 		r.Intents = slices.Delete(r.Intents, i, i+1)
-		r.close(in, status, now)
+		closeIntent(r, in, status, now)
 	default:
-		r.close(Intent{Name: name, Opened: now, LastCall: now}, status, now)
+		closeIntent(r, storage.Intent{Name: name, Opened: now, LastCall: now}, status, now)
 	}
 	return status // resolved or abandoned
 }
 
 // applyVariables merges vars into r and returns how many changed.
-func (r *Record) applyVariables(vars map[string]*string, source string, expires time.Time) int {
+func applyVariables(r *storage.Record, vars map[string]*string, source string, expires time.Time) int {
 	if r.Variables == nil {
-		r.Variables = map[string]Variable{}
+		r.Variables = map[string]storage.Variable{}
 	}
 	n := 0
 	for k, v := range vars {
@@ -112,7 +115,7 @@ func (r *Record) applyVariables(vars map[string]*string, source string, expires 
 			}
 			continue
 		}
-		r.Variables[k] = Variable{Value: *v, Source: source, Expires: expires}
+		r.Variables[k] = storage.Variable{Value: *v, Source: source, Expires: expires}
 		n++
 	}
 	return n
@@ -120,25 +123,25 @@ func (r *Record) applyVariables(vars map[string]*string, source string, expires 
 
 // link links ani and ids to r with l's times, keeping what a live link
 // has seen.
-func (r *Record) link(ani string, ids []ExternalID, l Link) {
+func linkTo(r *storage.Record, ani string, ids []storage.ExternalID, l storage.Link) {
 	if ani != "" {
 		if r.ANIs == nil {
-			r.ANIs = map[string]Link{}
+			r.ANIs = map[string]storage.Link{}
 		}
-		r.ANIs[ani] = r.ANIs[ani].renewed(l)
+		r.ANIs[ani] = renewed(r.ANIs[ani], l)
 	}
 	for _, id := range ids {
 		if r.ExternalIDs == nil {
-			r.ExternalIDs = map[string]Link{}
+			r.ExternalIDs = map[string]storage.Link{}
 		}
 		r.ExternalIDs[id.String()] = l
 	}
 }
 
 // renewed is l with the times of t, and its history if it is still live.
-func (l Link) renewed(t Link) Link {
+func renewed(l storage.Link, t storage.Link) storage.Link {
 	if !l.Expires.After(t.LastCall) {
-		l = Link{}
+		l = storage.Link{}
 	}
 	l.LastCall, l.Expires = t.LastCall, t.Expires
 	return l
@@ -148,12 +151,12 @@ func (l Link) renewed(t Link) Link {
 // for by the carrier or not, and confirmed or not. A yes from a call whose
 // attestation is unusual for the link (as a spoofer's) does not count. The
 // link is made if absent; its times are the caller's to set.
-func (r *Record) witness(ani string, call CallRecord, yes bool, t identity.Thresholds, now time.Time) {
+func witness(r *storage.Record, ani string, call storage.CallRecord, yes bool, t identity.Thresholds, now time.Time) {
 	if r.ANIs == nil {
-		r.ANIs = map[string]Link{}
+		r.ANIs = map[string]storage.Link{}
 	}
 	l := r.ANIs[ani]
-	yes = yes && !l.history(call.Started).Unusual(call.Attestation, t.UsualAttestation)
+	yes = yes && !linkHistory(l, call.Started).Unusual(call.Attestation, t.UsualAttestation)
 	l.Calls++
 	l.Seen = now
 	if call.Attestation == identity.AttestA || call.Attestation == identity.AttestB {
@@ -168,9 +171,9 @@ func (r *Record) witness(ani string, call CallRecord, yes bool, t identity.Thres
 
 // dispute records on r's live link to ani that call's caller was someone
 // else, once per call.
-func (r *Record) dispute(ani, callID string, now time.Time) {
+func disputeLink(r *storage.Record, ani, callID string, now time.Time) {
 	l, ok := r.ANIs[ani]
-	i := slices.IndexFunc(r.Calls, func(c CallRef) bool { return c.ID == callID })
+	i := slices.IndexFunc(r.Calls, func(c storage.CallRef) bool { return c.ID == callID })
 	if !ok || !l.Expires.After(now) || (i >= 0 && r.Calls[i].Disputed) {
 		return
 	}
@@ -178,7 +181,7 @@ func (r *Record) dispute(ani, callID string, now time.Time) {
 	r.ANIs[ani] = l
 	r.Disputes++
 	if i < 0 {
-		r.Calls = append(r.Calls, CallRef{ID: callID, At: now})
+		r.Calls = append(r.Calls, storage.CallRef{ID: callID, At: now})
 		i = len(r.Calls) - 1
 	}
 	r.Calls[i].Disputed = true
@@ -186,14 +189,14 @@ func (r *Record) dispute(ani, callID string, now time.Time) {
 
 // empty reports whether r holds nothing of its own: no link, open intent
 // or variable.
-func (r *Record) empty() bool {
+func empty(r *storage.Record) bool {
 	return len(r.ANIs) == 0 && len(r.ExternalIDs) == 0 && len(r.Intents) == 0 && len(r.Variables) == 0
 }
 
 // name is the stored name variable, if any.
-func (r *Record) name() string { return r.Variables["name"].Value }
+func nameOf(r *storage.Record) string { return r.Variables["name"].Value }
 
-func (r *Record) view(now time.Time) callapi.CustomerView {
+func customerView(r *storage.Record, now time.Time) callapi.CustomerView {
 	v := callapi.CustomerView{
 		CustomerRef: r.Ref, FirstCallAt: optTimestamp(r.FirstCall), LastCallAt: optTimestamp(r.LastCall),
 		Links:       callapi.LinksView{ANIs: []callapi.ANILinkView{}, ExternalIDs: []callapi.ExtLinkView{}},

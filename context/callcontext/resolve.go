@@ -1,11 +1,13 @@
 package callcontext
 
 import (
-	"github.com/stickycalls/stickycalls/context/callapi"
 	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/storage"
 
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -13,7 +15,7 @@ import (
 // resolution is the customer a call's hints resolve to, with the signals
 // that score it.
 type resolution struct {
-	Record     *Record // nil when nothing matched
+	Record     *storage.Record // nil when nothing matched
 	Signals    identity.Signals
 	Candidates []string // refs sharing the line, most recent first
 }
@@ -24,11 +26,11 @@ type resolution struct {
 // links credible for a call with attestation att (all of them when none
 // is). An index entry counts only when the customer's own record holds the
 // link.
-func resolve(f Found, h callapi.Hints, ani string, att identity.Attestation, t identity.Thresholds, now time.Time) resolution {
+func resolve(f storage.Found, h callapi.Hints, ani string, att identity.Attestation, t identity.Thresholds, now time.Time) resolution {
 	live := liveIn(f, now)
 	aniRefs := lineRefs(f, ani, now, live)
 	credible := slices.DeleteFunc(slices.Clone(aniRefs), func(ref string) bool {
-		return !t.Credible(live(ref).ANIs[ani].history(now), att)
+		return !t.Credible(linkHistory(live(ref).ANIs[ani], now), att)
 	})
 	sharers := aniRefs
 	if len(credible) > 0 {
@@ -63,7 +65,7 @@ func resolve(f Found, h callapi.Hints, ani string, att identity.Attestation, t i
 	}
 	s.ANIShared = s.ANIMatch && len(sharers) >= 2
 	if s.ANIMatch {
-		s.Link = res.Record.ANIs[ani].history(now)
+		s.Link = linkHistory(res.Record.ANIs[ani], now)
 		s.HistoryChose = s.HistoryChose || (len(aniRefs) >= 2 && !s.ANIShared)
 	}
 	s.ANIConflict = len(aniRefs) > 0 && !s.ANIMatch
@@ -80,10 +82,10 @@ func resolve(f Found, h callapi.Hints, ani string, att identity.Attestation, t i
 }
 
 // liveIn looks up the customers of f that exist at now.
-func liveIn(f Found, now time.Time) func(string) *Record {
-	return func(ref string) *Record {
+func liveIn(f storage.Found, now time.Time) func(string) *storage.Record {
+	return func(ref string) *storage.Record {
 		r, ok := f.Customers[ref]
-		if !ok || !r.alive(now) {
+		if !ok || !alive(&r, now) {
 			return nil
 		}
 		return &r
@@ -91,7 +93,7 @@ func liveIn(f Found, now time.Time) func(string) *Record {
 }
 
 // lineRefs lists the customers verifiably linked to ani, most recent first.
-func lineRefs(f Found, ani string, now time.Time, live func(string) *Record) []string {
+func lineRefs(f storage.Found, ani string, now time.Time, live func(string) *storage.Record) []string {
 	if ani == "" {
 		return nil
 	}
@@ -110,8 +112,8 @@ func lineRefs(f Found, ani string, now time.Time, live func(string) *Record) []s
 	return refs
 }
 
-func mostIDs(owners map[string]int, live func(string) *Record) *Record {
-	var best *Record
+func mostIDs(owners map[string]int, live func(string) *storage.Record) *storage.Record {
+	var best *storage.Record
 	for _, ref := range slices.Sorted(maps.Keys(owners)) {
 		r := live(ref)
 		if best == nil || owners[ref] > owners[best.Ref] ||
@@ -123,10 +125,10 @@ func mostIDs(owners map[string]int, live func(string) *Record) *Record {
 }
 
 // externalIDList turns a hints map into a sorted list.
-func externalIDList(m map[string]string) []ExternalID {
-	ids := make([]ExternalID, 0, len(m))
+func externalIDList(m map[string]string) []storage.ExternalID {
+	ids := make([]storage.ExternalID, 0, len(m))
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		ids = append(ids, ExternalID{Key: k, Value: m[k]})
+		ids = append(ids, storage.ExternalID{Key: k, Value: m[k]})
 	}
 	return ids
 }

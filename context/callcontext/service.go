@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"github.com/stickycalls/stickycalls/context/callapi"
 	"time"
+
+	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/storage"
+	"github.com/stickycalls/stickycalls/context/tally"
 
 	"github.com/stickycalls/stickycalls/context/identity"
 )
@@ -54,14 +56,6 @@ type EndEvent struct {
 	Counted  bool   // it counts as a call in usage (it had no start)
 	Intent   string // the intent's transition: opened, followed_up, resolved, abandoned; "" for none
 }
-
-// Intent transitions an end reports.
-const (
-	IntentOpened     = "opened"
-	IntentFollowedUp = "followed_up"
-	IntentResolved   = "resolved"
-	IntentAbandoned  = "abandoned"
-)
 
 type noObserver struct{}
 
@@ -116,7 +110,7 @@ type Reply[T callapi.StartResult | callapi.EndResult] struct {
 }
 
 // replay is the reply of a claim that found op already answered.
-func replay[T callapi.StartResult | callapi.EndResult](op Op, body []byte) (Reply[T], error) {
+func replay[T callapi.StartResult | callapi.EndResult](op storage.Op, body []byte) (Reply[T], error) {
 	rep := Reply[T]{Body: body, Replayed: true}
 	if err := json.Unmarshal(body, &rep.Result); err != nil {
 		return Reply[T]{}, fmt.Errorf("decode stored %s: %w", op, err)
@@ -126,26 +120,26 @@ func replay[T callapi.StartResult | callapi.EndResult](op Op, body []byte) (Repl
 
 // claim asks the store to do op, and turns every outcome but Claimed and
 // Replay into an error.
-func (s *Service) claim(ctx context.Context, sc Scope, c Claim) (ClaimResult, error) {
+func (s *Service) claim(ctx context.Context, sc Scope, c storage.Claim) (storage.ClaimResult, error) {
 	res, err := s.store.Claim(ctx, sc, c)
 	if err != nil {
 		return res, fmt.Errorf("claim %s: %w", c.Op, err)
 	}
 	switch res.Outcome {
-	case Claimed, Replay:
+	case storage.Claimed, storage.Replay:
 		return res, nil
-	case KeyReused:
+	case storage.KeyReused:
 		return res, ErrKeyReused
-	case InFlight:
+	case storage.InFlight:
 		return res, ErrInFlight
-	case OverQuota:
+	case storage.OverQuota:
 		return res, ErrOverQuota
 	}
 	return res, ErrConflict
 }
 
-func (s *Service) newClaim(sc Scope, op Op, callID, key, print string, now time.Time) Claim {
-	return Claim{
+func (s *Service) newClaim(sc Scope, op storage.Op, callID, key, print string, now time.Time) storage.Claim {
+	return storage.Claim{
 		Op: op, CallID: callID, Key: key, Fingerprint: print, Now: now,
 		Lease: s.d.Lease, Replay: s.d.ReplayWindow, KeyTTL: s.d.ReplayWindow, Retention: s.d.CallRetention,
 		Quota: s.Plan(sc).MonthlyQuota, Period: Period(now),
@@ -154,7 +148,7 @@ func (s *Service) newClaim(sc Scope, op Op, callID, key, print string, now time.
 
 // release undoes a claim whose work failed. It runs even when the request's
 // context is done, so a crash of the work never holds the lease for long.
-func (s *Service) release(ctx context.Context, sc Scope, c Claim) {
+func (s *Service) release(ctx context.Context, sc Scope, c storage.Claim) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	_ = s.store.Release(ctx, sc, c) // the lease expires by itself if this fails
@@ -164,16 +158,16 @@ func (s *Service) release(ctx context.Context, sc Scope, c Claim) {
 // Idempotency-Key header, or "".
 func (s *Service) Start(ctx context.Context, sc Scope, req callapi.StartRequest, key string) (Reply[callapi.StartResult], error) {
 	now := s.now().UTC()
-	c := s.newClaim(sc, OpStart, req.CallID, key, callapi.Fingerprint(req), now)
+	c := s.newClaim(sc, storage.OpStart, req.CallID, key, callapi.Fingerprint(req), now)
 	pol := s.policy(sc.Tenant)
-	q := Query{ANI: linkable(req.Hints.ANI, pol), ExternalIDs: externalIDList(req.Hints.ExternalIDs), CustomerRef: req.Hints.CustomerRef}
+	q := storage.Query{ANI: linkable(req.Hints.ANI, pol), ExternalIDs: externalIDList(req.Hints.ExternalIDs), CustomerRef: req.Hints.CustomerRef}
 	c.Query = &q
 	res, err := s.claim(ctx, sc, c)
 	switch {
 	case err != nil:
 		return Reply[callapi.StartResult]{}, err
-	case res.Outcome == Replay:
-		return replay[callapi.StartResult](OpStart, res.Response)
+	case res.Outcome == storage.Replay:
+		return replay[callapi.StartResult](storage.OpStart, res.Response)
 	}
 	rep, ev, err := s.start(ctx, sc, req, c, res.Found)
 	if err != nil {
@@ -185,7 +179,7 @@ func (s *Service) Start(ctx context.Context, sc Scope, req callapi.StartRequest,
 }
 
 // start answers a claimed start from what the claim found for its hints.
-func (s *Service) start(ctx context.Context, sc Scope, req callapi.StartRequest, c Claim, found Found) (Reply[callapi.StartResult], StartEvent, error) {
+func (s *Service) start(ctx context.Context, sc Scope, req callapi.StartRequest, c storage.Claim, found storage.Found) (Reply[callapi.StartResult], StartEvent, error) {
 	pol := s.policy(sc.Tenant)
 	ani, ids := c.Query.ANI, c.Query.ExternalIDs
 	lt, ltSource := s.lineType(ctx, sc, req, ani, found.ANI.LineType)
@@ -203,7 +197,7 @@ func (s *Service) start(ctx context.Context, sc Scope, req callapi.StartRequest,
 	if ltSource == "request" || ltSource == "lookup" {
 		remember = lt
 	}
-	call := CallRecord{
+	call := storage.CallRecord{
 		ID: req.CallID, Started: c.Now, StartPrint: c.Fingerprint, StartResponse: body,
 		CustomerRef: result.CustomerRef, Recommendation: m.Recommendation,
 		ANI: ani, DNIS: req.Hints.DNIS, ExternalIDs: ids, Expires: c.Now.Add(s.d.CallRetention), Revealed: revealed(result),
@@ -215,7 +209,7 @@ func (s *Service) start(ctx context.Context, sc Scope, req callapi.StartRequest,
 		call.Contestable = sig.ANIMatch && !sig.ANIShared && !sig.Link.Unusual(sig.Attestation, pol.Thresholds.UsualAttestation)
 	}
 	ev := StartEvent{Recommendation: m.Recommendation, Confidence: result.Identity.Confidence, Billable: result.Billable}
-	commit := StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable, Tally: startTally(c.Now, ev)}
+	commit := storage.StartCommit{Call: call, LineType: remember, LinkTTL: s.d.LinkTTL, Period: c.Period, Billable: result.Billable, Tally: tally.Start(c.Now, ev.Recommendation, ev.Billable, ev.Confidence)}
 	if err := s.store.SaveStart(ctx, sc, commit); err != nil {
 		return Reply[callapi.StartResult]{}, StartEvent{}, fmt.Errorf("save start: %w", err)
 	}
@@ -266,7 +260,7 @@ func (s *Service) lineType(ctx context.Context, sc Scope, req callapi.StartReque
 
 // result builds the start's answer. On ignore nothing about a weakly
 // matched customer is revealed, and the ref is fresh.
-func (s *Service) result(req callapi.StartRequest, res resolution, m identity.Match, found Found, now time.Time) callapi.StartResult {
+func (s *Service) result(req callapi.StartRequest, res resolution, m identity.Match, found storage.Found, now time.Time) callapi.StartResult {
 	out := callapi.StartResult{
 		CallID: req.CallID, CallStart: callapi.Timestamp(now), DNIS: req.Hints.DNIS,
 		Identity: callapi.IdentityView{
@@ -281,8 +275,8 @@ func (s *Service) result(req callapi.StartRequest, res resolution, m identity.Ma
 		return out
 	}
 	r := res.Record
-	r.prune(now, s.d)
-	out.CustomerRef, out.Name = r.Ref, r.name()
+	prune(r, now, s.d)
+	out.CustomerRef, out.Name = r.Ref, nameOf(r)
 	out.OpenIntents = intentViews(r)
 	flat := map[string]string{}
 	for k, v := range r.Variables {
@@ -291,7 +285,7 @@ func (s *Service) result(req callapi.StartRequest, res resolution, m identity.Ma
 	}
 	for _, ref := range res.Candidates {
 		cand := found.Customers[ref]
-		out.Identity.Candidates = append(out.Identity.Candidates, callapi.Candidate{CustomerRef: ref, Name: cand.name()})
+		out.Identity.Candidates = append(out.Identity.Candidates, callapi.Candidate{CustomerRef: ref, Name: nameOf(&cand)})
 	}
 	out.Match = &callapi.MatchView{CustomerRef: r.Ref, OpenIntents: out.OpenIntents, Variables: flat}
 	score := m.Score()
@@ -321,11 +315,11 @@ func (s *Service) Customer(ctx context.Context, sc Scope, ref string) (callapi.C
 		return callapi.CustomerView{}, fmt.Errorf("read customer: %w", err)
 	}
 	r, ok := got[ref]
-	if !ok || !r.alive(now) {
+	if !ok || !alive(&r, now) {
 		return callapi.CustomerView{}, ErrNotFound
 	}
-	r.prune(now, s.d)
-	return r.view(now), nil
+	prune(&r, now, s.d)
+	return customerView(&r, now), nil
 }
 
 // Erase deletes a customer and everything that points at it.
@@ -343,7 +337,7 @@ func (s *Service) Erase(ctx context.Context, sc Scope, ref string) error {
 // ended). Every reader of a call (GET /v1/calls, the voice webhooks, the
 // whisper, the relays) goes through it.
 type CallView struct {
-	Record  CallRecord
+	Record  storage.CallRecord
 	Start   callapi.StartResult // the zero value when the call has no stored start
 	Started bool                // the call has a stored start
 	changed bool                // Start is not the stored answer byte for byte
@@ -363,7 +357,7 @@ func (s *Service) Call(ctx context.Context, sc Scope, callID string) (CallView, 
 		return v, nil
 	}
 	v.Start, v.changed = s.project(c)
-	if status, end, duration := c.outcome(); status != "" {
+	if status, end, duration := outcome(c); status != "" {
 		v.Start.Status, v.Start.CallEnd, v.Start.DurationSeconds = status, &end, &duration
 		v.changed = true
 	}
@@ -388,17 +382,17 @@ func (v CallView) JSON() ([]byte, error) {
 }
 
 // Usage reports a scope's use of the current period.
-func (s *Service) Usage(ctx context.Context, sc Scope) (UsageView, error) {
+func (s *Service) Usage(ctx context.Context, sc Scope) (callapi.UsageView, error) {
 	now := s.now().UTC()
 	u, err := s.store.Usage(ctx, sc, Period(now))
 	if err != nil {
-		return UsageView{}, fmt.Errorf("read usage: %w", err)
+		return callapi.UsageView{}, fmt.Errorf("read usage: %w", err)
 	}
 	start, end := periodBounds(now)
 	plan := s.Plan(sc)
-	v := UsageView{
-		Tenant: sc.Tenant, Mode: sc.Mode, Period: PeriodView{callapi.Timestamp(start), callapi.Timestamp(end)},
-		Requests: u.Requests, Calls: CallsView{u.Billable, u.NonBillable},
+	v := callapi.UsageView{
+		Tenant: sc.Tenant, Mode: string(sc.Mode), Period: callapi.PeriodView{Start: callapi.Timestamp(start), End: callapi.Timestamp(end)},
+		Requests: u.Requests, Calls: callapi.CallsView{Billable: u.Billable, NonBillable: u.NonBillable},
 	}
 	if plan.MonthlyQuota > 0 {
 		left := max(plan.MonthlyQuota-u.Requests, 0)
@@ -412,9 +406,6 @@ func (s *Service) Usage(ctx context.Context, sc Scope) (UsageView, error) {
 
 // Ready reports whether the store answers.
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
-
-// IsUnavailable reports whether err means the store could not be reached.
-func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
 
 // Now is the service's clock, for callers that must agree with it.
 func (s *Service) Now() time.Time { return s.now().UTC() }

@@ -193,7 +193,7 @@ func (o *Outbox) drain(ctx context.Context, apply func(context.Context, Entry) e
 			o.opts.Logger.Error().Err(err).Str("tenant", e.Tenant).Str("call_sid", e.Completion.CallID).
 				Dur("age", o.opts.Now().Sub(e.Completion.At)).Msg("outbox: completion dropped after retrying for its maximum age")
 			o.remove(e)
-		case callcontext.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, callcontext.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded):
 			o.opts.Logger.Debug().Err(err).Int("waiting", o.Len()).Msg("outbox: store still unavailable")
 			return
 		default:

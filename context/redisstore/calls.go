@@ -16,23 +16,24 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // callBase is the part of a call record that no script reads or changes,
 // stored as JSON in the record's "base" field. The call's id is in the
 // record's key, so it is left out ("id" of records stored before).
 type callBase struct {
-	ID          string                   `json:"id,omitempty"`
-	ANI         string                   `json:"ani,omitempty"`
-	DNIS        string                   `json:"dnis,omitempty"`
-	ExternalIDs []callcontext.ExternalID `json:"external_ids,omitempty"`
-	Attestation identity.Attestation     `json:"att,omitempty"`
-	LineType    identity.LineType        `json:"lt,omitempty"`
-	Matched     string                   `json:"m,omitempty"`
-	Contestable bool                     `json:"mc,omitempty"`
+	ID          string               `json:"id,omitempty"`
+	ANI         string               `json:"ani,omitempty"`
+	DNIS        string               `json:"dnis,omitempty"`
+	ExternalIDs []storage.ExternalID `json:"external_ids,omitempty"`
+	Attestation identity.Attestation `json:"att,omitempty"`
+	LineType    identity.LineType    `json:"lt,omitempty"`
+	Matched     string               `json:"m,omitempty"`
+	Contestable bool                 `json:"mc,omitempty"`
 }
 
-func baseOf(c callcontext.CallRecord) string {
+func baseOf(c storage.CallRecord) string {
 	b, _ := json.Marshal(callBase{"", c.ANI, c.DNIS, c.ExternalIDs, c.Attestation, c.LineType, c.Matched, c.Contestable})
 	if string(b) == "{}" {
 		return ""
@@ -60,7 +61,7 @@ func answerField(confirmed, denied bool) string {
 // agent's instruction for when its stream ends); "ds" (the dial status);
 // "exp". Flags are "1" or
 // "", times are ts encoded, and "" is the zero value.
-func callHash(c callcontext.CallRecord) map[string]string {
+func callHash(c storage.CallRecord) map[string]string {
 	return map[string]string{
 		"base": baseOf(c), "ref": c.CustomerRef, "rec": string(c.Recommendation), "cf": answerField(c.Confirmed, c.Denied),
 		"st": ts(c.Started), "sp": c.StartPrint, "sr": packResponse(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
@@ -105,8 +106,8 @@ func pairs(h map[string]string, names []string) []any {
 
 // decodeCall rebuilds the call record of call id from its fields; no
 // fields is the zero record.
-func decodeCall(id string, m map[string]string) (callcontext.CallRecord, error) {
-	var c callcontext.CallRecord
+func decodeCall(id string, m map[string]string) (storage.CallRecord, error) {
+	var c storage.CallRecord
 	if len(m) == 0 {
 		return c, nil
 	}
@@ -182,7 +183,7 @@ type merge struct {
 	ttl     int64
 	mode    string // "start", "merge" or "confirm"
 	ref     string // the customer whose call set gets the call, if the record names it
-	tally   callcontext.Tally
+	tally   storage.Tally
 	always  []any // field, value pairs
 	fresh   []any // the pairs a new record starts with
 }
@@ -192,30 +193,30 @@ func (m merge) run(n names) run {
 	if m.ref != "" {
 		keys = append(keys, n.refCalls(m.ref))
 	}
-	args := append([]any{m.counter, m.ttl, m.mode, m.ref, len(m.always) / 2, m.tally.Field, callcontext.TallyRetention.Milliseconds()}, m.always...)
+	args := append([]any{m.counter, m.ttl, m.mode, m.ref, len(m.always) / 2, m.tally.Field, storage.TallyRetention.Milliseconds()}, m.always...)
 	return run{mergeScript, keys, append(args, m.fresh...)}
 }
 
 // opField is the prefix of an op's fields in a call hash.
-func opField(op callcontext.Op) string {
-	if op == callcontext.OpStart {
+func opField(op storage.Op) string {
+	if op == storage.OpStart {
 		return "s"
 	}
 	return "e"
 }
 
 // claimOutcomes maps the claim script's codes.
-var claimOutcomes = map[int64]callcontext.Outcome{
-	0: callcontext.Claimed, 1: callcontext.Replay, 2: callcontext.Conflict,
-	3: callcontext.KeyReused, 4: callcontext.InFlight, 5: callcontext.OverQuota,
+var claimOutcomes = map[int64]storage.Outcome{
+	0: storage.Claimed, 1: storage.Replay, 2: storage.Conflict,
+	3: storage.KeyReused, 4: storage.InFlight, 5: storage.OverQuota,
 }
 
 // claimArgs are the claim's arguments (A in callPrelude's claim).
-func claimArgs(c callcontext.Claim) []any {
+func claimArgs(c storage.Claim) []any {
 	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
 	op := opField(c.Op)
-	fresh := map[string]string{"base": baseOf(callcontext.CallRecord{}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": c.Fingerprint}
-	if c.Op == callcontext.OpStart && c.Quota == 0 {
+	fresh := map[string]string{"base": baseOf(storage.CallRecord{}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": c.Fingerprint}
+	if c.Op == storage.OpStart && c.Quota == 0 {
 		fresh["sq"] = "1" // counted when saved
 	}
 	return []any{
@@ -228,8 +229,8 @@ func claimArgs(c callcontext.Claim) []any {
 // start's claim on a single node also reads its customers (startScript);
 // on a Cluster the index reads ride in the claim's wave and the customers
 // are read in a second.
-func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
-	if c.Query != nil && c.Op == callcontext.OpStart && !s.cluster {
+func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
+	if c.Query != nil && c.Op == storage.OpStart && !s.cluster {
 		return s.claimStart(ctx, sc, c)
 	}
 	n := s.names(sc)
@@ -245,10 +246,10 @@ func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.C
 		}
 	})
 	if err != nil {
-		return callcontext.ClaimResult{}, err
+		return storage.ClaimResult{}, err
 	}
 	res, payload, err := claimed(cmds[0])
-	if err == nil && res.Outcome == callcontext.Claimed {
+	if err == nil && res.Outcome == storage.Claimed {
 		if res.Call, err = callOf(c.CallID, payload); err == nil && reads != nil {
 			res.Found, err = r.resolve(ctx, *c.Query, reads)
 		}
@@ -258,13 +259,13 @@ func (s *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.C
 
 // claimed reads a claim's outcome; on Claimed the rest of the reply, on
 // Replay the response.
-func claimed(cmd *redis.Cmd) (callcontext.ClaimResult, []any, error) {
+func claimed(cmd *redis.Cmd) (storage.ClaimResult, []any, error) {
 	v, _ := cmd.Val().([]any)
 	code, payload, err := reply(cmd)
 	if err != nil {
-		return callcontext.ClaimResult{}, nil, err
+		return storage.ClaimResult{}, nil, err
 	}
-	res := callcontext.ClaimResult{Outcome: claimOutcomes[code]}
+	res := storage.ClaimResult{Outcome: claimOutcomes[code]}
 	if code == 1 {
 		body, _ := payload.(string)
 		if res.Response, err = unpackResponse(body); err != nil {
@@ -275,20 +276,20 @@ func claimed(cmd *redis.Cmd) (callcontext.ClaimResult, []any, error) {
 }
 
 // callOf decodes the record a claim returned as it stood.
-func callOf(id string, payload []any) (callcontext.CallRecord, error) {
+func callOf(id string, payload []any) (storage.CallRecord, error) {
 	raw := ""
 	if len(payload) > 0 {
 		raw, _ = payload[0].(string)
 	}
 	m, err := unpackCall(raw)
 	if err != nil {
-		return callcontext.CallRecord{}, err
+		return storage.CallRecord{}, err
 	}
 	return decodeCall(id, m)
 }
 
 // Release implements callcontext.Store in one script in the scope's slot.
-func (s *Store) Release(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) error {
+func (s *Store) Release(ctx context.Context, sc callcontext.Scope, c storage.Claim) error {
 	n := s.names(sc)
 	keys := []string{n.call(c.CallID), n.usage(c.Period)}
 	if c.Key != "" {
@@ -307,7 +308,7 @@ func usageField(billable bool) string {
 }
 
 // ConfirmCall implements callcontext.Store in one script.
-func (s *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID string, c callcontext.Confirmation) error {
+func (s *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID string, c storage.Confirmation) error {
 	m := merge{id: callID, mode: "confirm", ref: c.CustomerRef, tally: c.Tally,
 		always: []any{"cf", answerField(c.Confirmed, c.Denied), "ref", c.CustomerRef, "rec", string(c.Recommendation)}}
 	cmd, err := s.one(ctx, "confirm call", m.run(s.names(sc)))
@@ -321,7 +322,7 @@ func (s *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID st
 }
 
 // NoteCall implements callcontext.Store in one script.
-func (s *Store) NoteCall(ctx context.Context, sc callcontext.Scope, callID string, n callcontext.CallNote) error {
+func (s *Store) NoteCall(ctx context.Context, sc callcontext.Scope, callID string, n storage.CallNote) error {
 	m := merge{id: callID, mode: "confirm"}
 	for _, f := range [][2]string{{"aa", n.AgentAction}, {"ds", n.DialStatus}} {
 		if f[1] != "" {
@@ -339,22 +340,22 @@ func (s *Store) NoteCall(ctx context.Context, sc callcontext.Scope, callID strin
 }
 
 // Call implements callcontext.Store.
-func (s *Store) Call(ctx context.Context, sc callcontext.Scope, id string) (callcontext.CallRecord, error) {
+func (s *Store) Call(ctx context.Context, sc callcontext.Scope, id string) (storage.CallRecord, error) {
 	k := s.names(sc).call(id)
 	raw, err := s.rdb.Get(ctx, k).Result()
 	var m map[string]string
 	switch {
 	case errors.Is(err, redis.Nil):
-		return callcontext.CallRecord{}, callcontext.ErrNotFound
+		return storage.CallRecord{}, callcontext.ErrNotFound
 	case redis.HasErrorPrefix(err, "WRONGTYPE"): // a hash of an earlier version
 		if m, err = s.rdb.HGetAll(ctx, k).Result(); err != nil {
-			return callcontext.CallRecord{}, storeErr("read call", err)
+			return storage.CallRecord{}, storeErr("read call", err)
 		}
 	case err != nil:
-		return callcontext.CallRecord{}, storeErr("read call", err)
+		return storage.CallRecord{}, storeErr("read call", err)
 	default:
 		if m, err = unpackCall(raw); err != nil {
-			return callcontext.CallRecord{}, err
+			return storage.CallRecord{}, err
 		}
 	}
 	return decodeCall(id, m)

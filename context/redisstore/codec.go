@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/storecodec"
 )
 
@@ -20,7 +20,7 @@ import (
 // of such a customer stores it in MessagePack.
 
 // encodeRecord encodes a customer record for its hash's "rec" field.
-func encodeRecord(r callcontext.Record) ([]byte, error) {
+func encodeRecord(r storage.Record) ([]byte, error) {
 	b, err := storecodec.Encode(&r)
 	if err != nil {
 		return nil, fmt.Errorf("encode customer %q: %w", r.Ref, err)
@@ -29,8 +29,8 @@ func encodeRecord(r callcontext.Record) ([]byte, error) {
 }
 
 // decodeRecord decodes a stored customer record, in either encoding.
-func decodeRecord(raw []byte) (callcontext.Record, error) {
-	var r callcontext.Record
+func decodeRecord(raw []byte) (storage.Record, error) {
+	var r storage.Record
 	return r, storecodec.Decode(raw, &r)
 }
 

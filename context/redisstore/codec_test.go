@@ -7,27 +7,26 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // returningCustomer is a customer after a few calls: two ANIs, a CRM id,
 // an open intent and a closed one, ten variables and ten calls.
-func returningCustomer() callcontext.Record {
+func returningCustomer() storage.Record {
 	t := time.Date(2026, 11, 3, 14, 5, 6, 123456789, time.UTC)
-	link := callcontext.Link{LastCall: t, Expires: t.Add(90 * 24 * time.Hour), Calls: 4, Attested: 3, Yes: 1, Seen: t}
-	r := callcontext.Record{
+	link := storage.Link{LastCall: t, Expires: t.Add(90 * 24 * time.Hour), Calls: 4, Attested: 3, Yes: 1, Seen: t}
+	r := storage.Record{
 		Ref: "cust_8f3a2b", Version: 7, Created: t.Add(-30 * 24 * time.Hour), FirstCall: t.Add(-30 * 24 * time.Hour), LastCall: t,
-		ANIs:        map[string]callcontext.Link{"+14155550123": link, "+14155550987": {LastCall: t.Add(-time.Hour), Expires: t.Add(89 * 24 * time.Hour)}},
-		ExternalIDs: map[string]callcontext.Link{"crm_id:CRM-0012345": link},
-		Intents:     []callcontext.Intent{{Name: "refund", Status: "open", Attempts: 2, Opened: t.Add(-48 * time.Hour), LastCall: t}},
-		History:     []callcontext.Intent{{Name: "billing", Status: "resolved", Attempts: 1, Opened: t.Add(-30 * 24 * time.Hour), LastCall: t.Add(-29 * 24 * time.Hour), Closed: t.Add(-29 * 24 * time.Hour)}},
-		Variables:   map[string]callcontext.Variable{},
+		ANIs:        map[string]storage.Link{"+14155550123": link, "+14155550987": {LastCall: t.Add(-time.Hour), Expires: t.Add(89 * 24 * time.Hour)}},
+		ExternalIDs: map[string]storage.Link{"crm_id:CRM-0012345": link},
+		Intents:     []storage.Intent{{Name: "refund", Status: "open", Attempts: 2, Opened: t.Add(-48 * time.Hour), LastCall: t}},
+		History:     []storage.Intent{{Name: "billing", Status: "resolved", Attempts: 1, Opened: t.Add(-30 * 24 * time.Hour), LastCall: t.Add(-29 * 24 * time.Hour), Closed: t.Add(-29 * 24 * time.Hour)}},
+		Variables:   map[string]storage.Variable{},
 		Yes:         1, Expires: t.Add(90 * 24 * time.Hour),
 	}
 	for i := range 10 {
-		r.Variables[fmt.Sprintf("var_%d", i)] = callcontext.Variable{Value: fmt.Sprintf("value number %d", i), Source: "call_abc", Expires: t.Add(30 * 24 * time.Hour)}
-		r.Calls = append(r.Calls, callcontext.CallRef{ID: fmt.Sprintf("CA%032d", i), At: t.Add(-time.Duration(i) * 24 * time.Hour), Ended: true})
+		r.Variables[fmt.Sprintf("var_%d", i)] = storage.Variable{Value: fmt.Sprintf("value number %d", i), Source: "call_abc", Expires: t.Add(30 * 24 * time.Hour)}
+		r.Calls = append(r.Calls, storage.CallRef{ID: fmt.Sprintf("CA%032d", i), At: t.Add(-time.Duration(i) * 24 * time.Hour), Ended: true})
 	}
 	return r
 }
@@ -57,12 +56,12 @@ func TestRecordCodec(t *testing.T) {
 func BenchmarkRecordCodec(b *testing.B) {
 	r := returningCustomer()
 	codecs := map[string]struct {
-		enc func(callcontext.Record) ([]byte, error)
-		dec func([]byte) (callcontext.Record, error)
+		enc func(storage.Record) ([]byte, error)
+		dec func([]byte) (storage.Record, error)
 	}{
-		"json": {func(r callcontext.Record) ([]byte, error) { return json.Marshal(r) },
-			func(raw []byte) (callcontext.Record, error) {
-				var r callcontext.Record
+		"json": {func(r storage.Record) ([]byte, error) { return json.Marshal(r) },
+			func(raw []byte) (storage.Record, error) {
+				var r storage.Record
 				return r, json.Unmarshal(raw, &r)
 			}},
 		"msgpack": {encodeRecord, decodeRecord},

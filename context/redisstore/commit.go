@@ -15,6 +15,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // maxEraseAttempts bounds how often Erase starts again when the customer
@@ -25,10 +26,10 @@ const maxEraseAttempts = 8
 type committer struct {
 	s       *Store
 	n       names
-	e       callcontext.EndCommit
+	e       storage.EndCommit
 	now     time.Time // the end's time, from which TTLs are measured
 	token   string    // lock token when the end writes several customers
-	deleted map[string]callcontext.Record
+	deleted map[string]storage.Record
 }
 
 // CommitEnd implements callcontext.Store. Index entries go first, with the
@@ -40,9 +41,9 @@ type committer struct {
 // all first, so that either all are written or (ErrVersion) none. An end
 // that writes one customer takes three waves. On a single node one script
 // does it all (commitAll).
-func (s *Store) CommitEnd(ctx context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
-	c := &committer{s: s, n: s.names(sc), e: e, now: commitTime(e), deleted: map[string]callcontext.Record{}}
-	if !s.cluster && !slices.ContainsFunc(e.Writes, func(w callcontext.Write) bool { return w.Delete }) {
+func (s *Store) CommitEnd(ctx context.Context, sc callcontext.Scope, e storage.EndCommit) error {
+	c := &committer{s: s, n: s.names(sc), e: e, now: commitTime(e), deleted: map[string]storage.Record{}}
+	if !s.cluster && !slices.ContainsFunc(e.Writes, func(w storage.Write) bool { return w.Delete }) {
 		return c.commitAll(ctx)
 	}
 	if len(e.Writes) > 1 {
@@ -59,7 +60,7 @@ func (s *Store) CommitEnd(ctx context.Context, sc callcontext.Scope, e callconte
 
 // commitTime is the time of an end or completion, from which its TTLs are
 // measured.
-func commitTime(e callcontext.EndCommit) time.Time {
+func commitTime(e storage.EndCommit) time.Time {
 	if e.Completion && !e.Call.Completed.IsZero() {
 		return e.Call.Completed
 	}
@@ -100,7 +101,7 @@ func (c *committer) prepare(ctx context.Context) error {
 	for _, cmd := range cmds[indexRuns:] {
 		if cmd.Val() != int64(0) {
 			c.unlock(ctx)
-			return fmt.Errorf("commit end: call or customer %w", callcontext.ErrVersion)
+			return fmt.Errorf("commit end: call or customer %w", storage.ErrVersion)
 		}
 	}
 	return nil
@@ -150,7 +151,7 @@ func (c *committer) write(ctx context.Context) error {
 	return nil
 }
 
-func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) error {
+func (c *committer) writeAll(ctx context.Context, writes []storage.Write) error {
 	runs := make([]run, len(writes))
 	for i, w := range writes {
 		rec, err := encodeRecord(w.Record)
@@ -174,7 +175,7 @@ func (c *committer) writeAll(ctx context.Context, writes []callcontext.Write) er
 			return err
 		}
 		if code != 0 {
-			return fmt.Errorf("commit end: customer %q: %w", writes[i].Record.Ref, callcontext.ErrVersion)
+			return fmt.Errorf("commit end: customer %q: %w", writes[i].Record.Ref, storage.ErrVersion)
 		}
 		if raw, _ := old.(string); writes[i].Delete && raw != "" {
 			rec, err := decodeRecord([]byte(raw))
@@ -244,7 +245,7 @@ func (c *committer) commitAll(ctx context.Context) error {
 		return err
 	}
 	if code, _, err := reply(cmd); err != nil || code != 0 {
-		return cmp.Or(err, fmt.Errorf("commit end: customer %w", callcontext.ErrVersion))
+		return cmp.Or(err, fmt.Errorf("commit end: customer %w", storage.ErrVersion))
 	}
 	return nil
 }
@@ -270,7 +271,7 @@ func (c *committer) finish(ctx context.Context) error {
 }
 
 // unindex removes a customer's index entries.
-func unindex(ctx context.Context, p redis.Pipeliner, n names, ref string, rec callcontext.Record) {
+func unindex(ctx context.Context, p redis.Pipeliner, n names, ref string, rec storage.Record) {
 	for ani := range rec.ANIs {
 		p.HDel(ctx, n.ani(ani), linkField(ref))
 	}
@@ -291,7 +292,7 @@ func (s *Store) Erase(ctx context.Context, sc callcontext.Scope, ref string) err
 			return err
 		}
 	}
-	return fmt.Errorf("erase %q: %w", ref, callcontext.ErrVersion)
+	return fmt.Errorf("erase %q: %w", ref, storage.ErrVersion)
 }
 
 func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error) {

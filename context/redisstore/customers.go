@@ -14,6 +14,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // maxLineCustomers bounds how many customers of one ANI a start reads, as
@@ -28,48 +29,48 @@ type resolver struct {
 	s    *Store
 	n    names
 	now  time.Time
-	recs map[string]*callcontext.Record // ref → record; nil when absent
+	recs map[string]*storage.Record // ref → record; nil when absent
 }
 
 // Resolve implements callcontext.Store. It reads the index entries and the
 // customer_ref's record in one wave and the customers they point at in a
 // second; an entry counts only if the customer's own record holds the live
 // link, and the link reported is the record's.
-func (s *Store) Resolve(ctx context.Context, sc callcontext.Scope, q callcontext.Query, now time.Time) (callcontext.Found, error) {
+func (s *Store) Resolve(ctx context.Context, sc callcontext.Scope, q storage.Query, now time.Time) (storage.Found, error) {
 	r := s.resolver(sc, now)
 	if q.ANI == "" && len(q.ExternalIDs) == 0 && q.CustomerRef == "" {
 		return r.found(ctx, q, aniIndex{}, nil)
 	}
 	var reads *indexReads
 	if _, err := s.wave(ctx, "resolve", nil, func(p redis.Pipeliner) { reads = r.queue(ctx, p, q) }); err != nil {
-		return callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}, err
+		return storage.Found{Customers: map[string]storage.Record{}, Owners: map[string]string{}}, err
 	}
 	return r.resolve(ctx, q, reads)
 }
 
 func (s *Store) resolver(sc callcontext.Scope, now time.Time) *resolver {
-	return &resolver{s: s, n: s.names(sc), now: now, recs: map[string]*callcontext.Record{}}
+	return &resolver{s: s, n: s.names(sc), now: now, recs: map[string]*storage.Record{}}
 }
 
 // resolve finishes a resolution whose index reads have come back.
-func (r *resolver) resolve(ctx context.Context, q callcontext.Query, reads *indexReads) (callcontext.Found, error) {
+func (r *resolver) resolve(ctx context.Context, q storage.Query, reads *indexReads) (storage.Found, error) {
 	ani, owners, err := r.index(q, reads)
 	if err != nil {
-		return callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}, err
+		return storage.Found{Customers: map[string]storage.Record{}, Owners: map[string]string{}}, err
 	}
 	return r.found(ctx, q, ani, owners)
 }
 
 // found reads the customers the index entries point at and reports them.
-func (r *resolver) found(ctx context.Context, q callcontext.Query, ani aniIndex, owners map[string][]string) (callcontext.Found, error) {
-	f := callcontext.Found{Customers: map[string]callcontext.Record{}, Owners: map[string]string{}}
+func (r *resolver) found(ctx context.Context, q storage.Query, ani aniIndex, owners map[string][]string) (storage.Found, error) {
+	f := storage.Found{Customers: map[string]storage.Record{}, Owners: map[string]string{}}
 	ownerRefs := slices.Concat(slices.Collect(maps.Values(owners))...)
 	links, err := r.lineLinks(ctx, q.ANI, ani, ownerRefs)
 	if err != nil {
 		return f, err
 	}
 	if q.ANI != "" {
-		f.ANI = callcontext.ANIEntry{LineType: ani.lineType(r.now), Links: links}
+		f.ANI = storage.ANIEntry{LineType: ani.lineType(r.now), Links: links}
 	}
 	for id, refs := range owners {
 		if ref := r.owner(id, refs); ref != "" {
@@ -93,7 +94,7 @@ type indexReads struct {
 
 // queue adds the reads of the ANI's entry, each external id's owner
 // candidates and the customer_ref's record to a pipeline.
-func (r *resolver) queue(ctx context.Context, p redis.Pipeliner, q callcontext.Query) *indexReads {
+func (r *resolver) queue(ctx context.Context, p redis.Pipeliner, q storage.Query) *indexReads {
 	reads := &indexReads{owners: map[string]*redis.MapStringStringCmd{}}
 	if q.ANI != "" {
 		reads.ani = p.HGetAll(ctx, r.n.ani(q.ANI))
@@ -108,7 +109,7 @@ func (r *resolver) queue(ctx context.Context, p redis.Pipeliner, q callcontext.Q
 }
 
 // index interprets the first-wave reads.
-func (r *resolver) index(q callcontext.Query, reads *indexReads) (aniIndex, map[string][]string, error) {
+func (r *resolver) index(q storage.Query, reads *indexReads) (aniIndex, map[string][]string, error) {
 	if reads.ref != nil {
 		if err := r.keep(q.CustomerRef, reads.ref); err != nil {
 			return aniIndex{}, nil, err
@@ -158,9 +159,9 @@ func after(exp string, now time.Time) bool {
 // most maxLineCustomers with the latest calls. It reads the candidates
 // most recent first, batch by batch, with extra (the owner candidates) in
 // the first batch.
-func (r *resolver) lineLinks(ctx context.Context, ani string, idx aniIndex, extra []string) (map[string]callcontext.Link, error) {
+func (r *resolver) lineLinks(ctx context.Context, ani string, idx aniIndex, extra []string) (map[string]storage.Link, error) {
 	cands := idx.candidates(r.now)
-	links := map[string]callcontext.Link{}
+	links := map[string]storage.Link{}
 	for first := true; first || (len(cands) > 0 && len(links) < maxLineCustomers); first = false {
 		batch := cands[:min(len(cands), maxLineCustomers-len(links))]
 		cands = cands[len(batch):]
@@ -182,7 +183,7 @@ func (r *resolver) lineLinks(ctx context.Context, ani string, idx aniIndex, extr
 // failed half-way).
 func (r *resolver) owner(id string, refs []string) string {
 	best := ""
-	var bestLink callcontext.Link
+	var bestLink storage.Link
 	slices.Sort(refs)
 	for _, ref := range refs {
 		rec := r.recs[ref]
@@ -251,12 +252,12 @@ func (r *resolver) keepRaw(ref, raw string, ok bool) error {
 }
 
 // Customers implements callcontext.Store in one wave.
-func (s *Store) Customers(ctx context.Context, sc callcontext.Scope, refs []string) (map[string]callcontext.Record, error) {
-	r := &resolver{s: s, n: s.names(sc), recs: map[string]*callcontext.Record{}}
+func (s *Store) Customers(ctx context.Context, sc callcontext.Scope, refs []string) (map[string]storage.Record, error) {
+	r := &resolver{s: s, n: s.names(sc), recs: map[string]*storage.Record{}}
 	if err := r.fetch(ctx, refs); err != nil {
 		return nil, err
 	}
-	out := map[string]callcontext.Record{}
+	out := map[string]storage.Record{}
 	for ref, rec := range r.recs {
 		if rec != nil {
 			out[ref] = *rec
@@ -269,11 +270,11 @@ func (s *Store) Customers(ctx context.Context, sc callcontext.Scope, refs []stri
 type aniIndex struct {
 	lt    identity.LineType
 	ltExp time.Time
-	links map[string]callcontext.Link
+	links map[string]storage.Link
 }
 
 func decodeANI(m map[string]string) (aniIndex, error) {
-	e := aniIndex{lt: identity.LineType(m["lt"]), links: map[string]callcontext.Link{}}
+	e := aniIndex{lt: identity.LineType(m["lt"]), links: map[string]storage.Link{}}
 	var err error
 	if e.ltExp, err = parseTS(m["ltx"]); err != nil {
 		return e, err
@@ -283,7 +284,7 @@ func decodeANI(m map[string]string) (aniIndex, error) {
 		if !ok {
 			continue
 		}
-		var l callcontext.Link
+		var l storage.Link
 		if err := json.Unmarshal([]byte(v), &l); err != nil {
 			return e, fmt.Errorf("decode link of %q: %w", ref, err)
 		}

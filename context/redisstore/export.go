@@ -12,6 +12,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // exportBatch is how many keys one read of an export fetches.
@@ -21,7 +22,7 @@ const exportBatch = 1000
 // then lineType with every remembered line type live at now. It lists the
 // scope's keys with SCAN on every master (so writes made meanwhile may or
 // may not be in it) and reads them in pipelines of exportBatch.
-func (s *Store) Export(ctx context.Context, sc callcontext.Scope, now time.Time, customer func(callcontext.Record) error, lineType func(callcontext.RememberedLineType) error) error {
+func (s *Store) Export(ctx context.Context, sc callcontext.Scope, now time.Time, customer func(storage.Record) error, lineType func(storage.RememberedLineType) error) error {
 	n := s.names(sc)
 	custKeys, err := s.scanKeys(ctx, globEscape("{"+n.space+":c:")+"*")
 	if err != nil {
@@ -87,7 +88,7 @@ func (s *Store) Export(ctx context.Context, sc callcontext.Scope, now time.Time,
 			if err != nil {
 				return fmt.Errorf("export line types: key %q: %w", batch[i], err)
 			}
-			if err := lineType(callcontext.RememberedLineType{ANI: ani, LineType: identity.LineType(lt), Expires: exp}); err != nil {
+			if err := lineType(storage.RememberedLineType{ANI: ani, LineType: identity.LineType(lt), Expires: exp}); err != nil {
 				return err
 			}
 		}
@@ -97,7 +98,7 @@ func (s *Store) Export(ctx context.Context, sc callcontext.Scope, now time.Time,
 
 // RememberLineTypes stores remembered line types, as a start would, in
 // waves of exportBatch.
-func (s *Store) RememberLineTypes(ctx context.Context, sc callcontext.Scope, lts []callcontext.RememberedLineType) error {
+func (s *Store) RememberLineTypes(ctx context.Context, sc callcontext.Scope, lts []storage.RememberedLineType) error {
 	n := s.names(sc)
 	now := time.Now()
 	for len(lts) > 0 {

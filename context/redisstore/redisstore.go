@@ -85,6 +85,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 var _ callcontext.Store = (*Store)(nil)
@@ -249,10 +250,10 @@ func (n names) ani(ani string) string      { return "{" + n.space + ":a:" + esc(
 func (n names) owner(id string) string     { return "{" + n.space + ":o:" + esc(id) + "}" }
 func (n names) call(id string) string      { return n.tag + ":call:" + esc(id) }
 func (n names) usage(period string) string { return n.tag + ":usage:" + esc(period) }
-func (n names) tallies(t time.Time) string { return n.tag + ":tally:" + callcontext.TallyHour(t) }
+func (n names) tallies(t time.Time) string { return n.tag + ":tally:" + storage.TallyHour(t) }
 func (n names) stream(id string) string    { return n.tag + ":stream:" + esc(id) }
 func (n names) refCalls(ref string) string { return n.tag + ":rc:" + esc(ref) }
-func (n names) idem(op callcontext.Op, key string) string {
+func (n names) idem(op storage.Op, key string) string {
 	return n.tag + ":idem:" + string(op) + ":" + esc(key)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/keys"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 	"github.com/stickycalls/stickycalls/context/redistest"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/storetest"
 )
 
@@ -82,15 +83,15 @@ func TestWaves(t *testing.T) {
 
 func testWaves(t *testing.T, s *redisstore.Store) {
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
-	link := callcontext.Link{LastCall: t0, Expires: t0.Add(90 * 24 * time.Hour)}
-	rec := callcontext.Record{Ref: "cust_1", Version: 1, Created: t0, LastCall: t0, Expires: link.Expires,
-		ANIs: map[string]callcontext.Link{"+14155550101": link}}
-	claim := callcontext.Claim{Op: callcontext.OpStart, CallID: "call_1", Fingerprint: "p", Now: t0, Lease: time.Minute,
+	link := storage.Link{LastCall: t0, Expires: t0.Add(90 * 24 * time.Hour)}
+	rec := storage.Record{Ref: "cust_1", Version: 1, Created: t0, LastCall: t0, Expires: link.Expires,
+		ANIs: map[string]storage.Link{"+14155550101": link}}
+	claim := storage.Claim{Op: storage.OpStart, CallID: "call_1", Fingerprint: "p", Now: t0, Lease: time.Minute,
 		Replay: time.Hour, KeyTTL: time.Hour, Retention: time.Hour, Quota: 10, Period: "2026-02"}
-	end := callcontext.EndCommit{
-		Call:     callcontext.CallRecord{ID: "call_1", Ended: t0, EndResponse: []byte("{}"), Expires: t0.Add(time.Hour)},
-		Writes:   []callcontext.Write{{Record: rec}},
-		ANILinks: []callcontext.ANILink{{ANI: "+14155550101", Ref: "cust_1", Link: link}},
+	end := storage.EndCommit{
+		Call:     storage.CallRecord{ID: "call_1", Ended: t0, EndResponse: []byte("{}"), Expires: t0.Add(time.Hour)},
+		Writes:   []storage.Write{{Record: rec}},
+		ANILinks: []storage.ANILink{{ANI: "+14155550101", Ref: "cust_1", Link: link}},
 		Period:   "2026-02",
 	}
 	steps := []struct {
@@ -100,16 +101,16 @@ func testWaves(t *testing.T, s *redisstore.Store) {
 	}{
 		{"Claim", 1, func(ctx context.Context) error { _, err := s.Claim(ctx, sc, claim); return err }},
 		{"Resolve (new caller)", 1, func(ctx context.Context) error {
-			_, err := s.Resolve(ctx, sc, callcontext.Query{ANI: "+14155550101"}, t0)
+			_, err := s.Resolve(ctx, sc, storage.Query{ANI: "+14155550101"}, t0)
 			return err
 		}},
 		{"SaveStart", 1, func(ctx context.Context) error {
-			return s.SaveStart(ctx, sc, callcontext.StartCommit{Call: callcontext.CallRecord{ID: "call_1", Started: t0, ANI: "+14155550101"},
+			return s.SaveStart(ctx, sc, storage.StartCommit{Call: storage.CallRecord{ID: "call_1", Started: t0, ANI: "+14155550101"},
 				LineType: identity.Mobile, LinkTTL: time.Hour, Period: "2026-02"})
 		}},
 		{"CommitEnd", 3, func(ctx context.Context) error { return s.CommitEnd(ctx, sc, end) }},
 		{"Resolve (returning caller)", 2, func(ctx context.Context) error {
-			_, err := s.Resolve(ctx, sc, callcontext.Query{ANI: "+14155550101"}, t0)
+			_, err := s.Resolve(ctx, sc, storage.Query{ANI: "+14155550101"}, t0)
 			return err
 		}},
 	}
@@ -205,18 +206,18 @@ func TestUnavailable(t *testing.T) {
 func callEveryMethod(s *redisstore.Store) map[string]error {
 	ctx := context.Background()
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
-	c := callcontext.Claim{Op: callcontext.OpStart, CallID: "call_1", Fingerprint: "p", Now: t0, Lease: time.Minute, Period: "2026-02"}
-	call := callcontext.CallRecord{ID: "call_1", Started: t0, Ended: t0, Expires: t0.Add(time.Hour)}
+	c := storage.Claim{Op: storage.OpStart, CallID: "call_1", Fingerprint: "p", Now: t0, Lease: time.Minute, Period: "2026-02"}
+	call := storage.CallRecord{ID: "call_1", Started: t0, Ended: t0, Expires: t0.Add(time.Hour)}
 	errs := map[string]error{}
 	errs["Ping"] = s.Ping(ctx)
-	_, errs["Resolve"] = s.Resolve(ctx, sc, callcontext.Query{ANI: "+14155550101", CustomerRef: "cust_1"}, t0)
+	_, errs["Resolve"] = s.Resolve(ctx, sc, storage.Query{ANI: "+14155550101", CustomerRef: "cust_1"}, t0)
 	_, errs["Customers"] = s.Customers(ctx, sc, []string{"cust_1"})
 	_, errs["Claim"] = s.Claim(ctx, sc, c)
 	errs["Release"] = s.Release(ctx, sc, c)
-	errs["SaveStart"] = s.SaveStart(ctx, sc, callcontext.StartCommit{Call: call, Period: "2026-02"})
-	errs["CommitEnd"] = s.CommitEnd(ctx, sc, callcontext.EndCommit{Call: call, Period: "2026-02",
-		Writes: []callcontext.Write{{Record: callcontext.Record{Ref: "cust_1", Version: 1}}}})
-	errs["ConfirmCall"] = s.ConfirmCall(ctx, sc, "call_1", callcontext.Confirmation{Confirmed: true})
+	errs["SaveStart"] = s.SaveStart(ctx, sc, storage.StartCommit{Call: call, Period: "2026-02"})
+	errs["CommitEnd"] = s.CommitEnd(ctx, sc, storage.EndCommit{Call: call, Period: "2026-02",
+		Writes: []storage.Write{{Record: storage.Record{Ref: "cust_1", Version: 1}}}})
+	errs["ConfirmCall"] = s.ConfirmCall(ctx, sc, "call_1", storage.Confirmation{Confirmed: true})
 	_, errs["Call"] = s.Call(ctx, sc, "call_1")
 	errs["Erase"] = s.Erase(ctx, sc, "cust_1")
 	_, errs["Usage"] = s.Usage(ctx, sc, "2026-02")
@@ -302,7 +303,7 @@ func TestEarlierLayouts(t *testing.T) {
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
 	at := func(t time.Time) string { return fmt.Sprintf("%020d", t.UnixNano()) }
 	space := "{" + prefix + "t:acme:test"
-	rec := callcontext.Record{Ref: "cust_1", Version: 3, Created: t0, FirstCall: t0, LastCall: t0, Expires: t0.Add(90 * 24 * time.Hour)}
+	rec := storage.Record{Ref: "cust_1", Version: 3, Created: t0, FirstCall: t0, LastCall: t0, Expires: t0.Add(90 * 24 * time.Hour)}
 	raw, _ := json.Marshal(rec)
 	if err := rdb.HSet(ctx, space+":c:cust_1}", "rec", raw, "v", 3).Err(); err != nil {
 		t.Fatal(err)
@@ -319,14 +320,14 @@ func TestEarlierLayouts(t *testing.T) {
 	if err != nil || call.ID != "old" || call.CustomerRef != "cust_1" || string(call.StartResponse) != `{"replayed":true}` || !call.Started.Equal(t0) {
 		t.Errorf("Call(old, a hash) = %+v, %v; want its start", call, err)
 	}
-	c := callcontext.Claim{Op: callcontext.OpStart, CallID: "old", Fingerprint: "print", Now: t0.Add(time.Minute),
+	c := storage.Claim{Op: storage.OpStart, CallID: "old", Fingerprint: "print", Now: t0.Add(time.Minute),
 		Lease: time.Minute, Replay: 24 * time.Hour, KeyTTL: 24 * time.Hour, Retention: 7 * 24 * time.Hour, Period: callcontext.Period(t0)}
 	res, err := s.Claim(ctx, sc, c)
-	if err != nil || res.Outcome != callcontext.Replay || string(res.Response) != `{"replayed":true}` {
+	if err != nil || res.Outcome != storage.Replay || string(res.Response) != `{"replayed":true}` {
 		t.Errorf("Claim(start of old, a hash) = %v %q, %v; want a replay", res.Outcome, res.Response, err)
 	}
-	c.Op = callcontext.OpEnd
-	if res, err = s.Claim(ctx, sc, c); err != nil || res.Outcome != callcontext.Claimed || res.Call.CustomerRef != "cust_1" {
+	c.Op = storage.OpEnd
+	if res, err = s.Claim(ctx, sc, c); err != nil || res.Outcome != storage.Claimed || res.Call.CustomerRef != "cust_1" {
 		t.Fatalf("Claim(end of old, a hash) = %v %+v, %v; want claimed with the start's record", res.Outcome, res.Call, err)
 	}
 	if typ := rdb.Type(ctx, space+"}:call:old").Val(); typ != "string" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // seedBatch is how many customers one seeding pipeline writes.
@@ -21,7 +22,7 @@ const seedBatch = 1000
 // the store's own scripts, so Seed takes len(recs)/seedBatch waves, rounded
 // up. A record that is already stored, expired as of now or without a ref
 // or version is an error; the batches before it stay written.
-func (s *Store) Seed(ctx context.Context, sc callcontext.Scope, recs []callcontext.Record, now time.Time) error {
+func (s *Store) Seed(ctx context.Context, sc callcontext.Scope, recs []storage.Record, now time.Time) error {
 	n := s.names(sc)
 	for len(recs) > 0 {
 		batch := recs[:min(len(recs), seedBatch)]
@@ -33,7 +34,7 @@ func (s *Store) Seed(ctx context.Context, sc callcontext.Scope, recs []callconte
 	return nil
 }
 
-func (s *Store) seed(ctx context.Context, n names, recs []callcontext.Record, now time.Time) error {
+func (s *Store) seed(ctx context.Context, n names, recs []storage.Record, now time.Time) error {
 	var index, customers []run
 	for _, r := range recs {
 		if r.Ref == "" || r.Version < 1 || !r.Expires.After(now) {
@@ -44,7 +45,7 @@ func (s *Store) seed(ctx context.Context, n names, recs []callcontext.Record, no
 			return err
 		}
 		for ani, l := range r.ANIs {
-			link, _ := json.Marshal(callcontext.Link{LastCall: l.LastCall, Expires: l.Expires}) // the index keeps the times
+			link, _ := json.Marshal(storage.Link{LastCall: l.LastCall, Expires: l.Expires}) // the index keeps the times
 			index = append(index, run{setFieldScript, []string{n.ani(ani)}, []any{ttl(l.Expires, now), linkField(r.Ref), string(link)}})
 		}
 		for id, l := range r.ExternalIDs {

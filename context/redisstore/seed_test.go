@@ -9,6 +9,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/redisstore"
 	"github.com/stickycalls/stickycalls/context/redistest"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/storetest"
 )
 
@@ -22,11 +23,11 @@ func TestSeedBatches(t *testing.T) {
 	s := open(t, redisstore.Options{Addrs: []string{redistest.Single(t)}})
 	ctx := context.Background()
 	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
-	link := callcontext.Link{LastCall: t0, Expires: t0.Add(24 * time.Hour)}
-	recs := make([]callcontext.Record, 2500)
+	link := storage.Link{LastCall: t0, Expires: t0.Add(24 * time.Hour)}
+	recs := make([]storage.Record, 2500)
 	for i := range recs {
-		recs[i] = callcontext.Record{Ref: fmt.Sprintf("cust_%d", i), Version: 1, Created: t0, FirstCall: t0, LastCall: t0,
-			ANIs: map[string]callcontext.Link{fmt.Sprintf("+1415555%04d", i): link}, Expires: link.Expires}
+		recs[i] = storage.Record{Ref: fmt.Sprintf("cust_%d", i), Version: 1, Created: t0, FirstCall: t0, LastCall: t0,
+			ANIs: map[string]storage.Link{fmt.Sprintf("+1415555%04d", i): link}, Expires: link.Expires}
 	}
 	ctx, waves := redisstore.WithWaveCounter(ctx)
 	if err := s.Seed(ctx, sc, recs, t0); err != nil {
@@ -36,7 +37,7 @@ func TestSeedBatches(t *testing.T) {
 		t.Errorf("Seed() of 2500 customers took %d waves, want 3", waves.N())
 	}
 	for _, i := range []int{0, len(recs) - 1} {
-		f, err := s.Resolve(ctx, sc, callcontext.Query{ANI: fmt.Sprintf("+1415555%04d", i)}, t0)
+		f, err := s.Resolve(ctx, sc, storage.Query{ANI: fmt.Sprintf("+1415555%04d", i)}, t0)
 		if ref := fmt.Sprintf("cust_%d", i); err != nil || f.Customers[ref].Ref != ref {
 			t.Errorf("Resolve(ANI of customer %d) = %v, %v; want %s", i, f.Customers, err, ref)
 		}

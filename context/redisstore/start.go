@@ -9,6 +9,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // maxStartCustomers bounds the customers a start's script reads; a start
@@ -17,7 +18,7 @@ const maxStartCustomers = 16
 
 // claimStart claims a start and reads what its query finds in one script
 // (single node and Sentinel).
-func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
 	n, q := s.names(sc), *c.Query
 	keys := []string{n.call(c.CallID), n.usage(c.Period), "", "", ""}
 	if c.Key != "" {
@@ -35,10 +36,10 @@ func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c callcont
 	args := append(claimArgs(c), "{"+n.space+":c:", "}", c.CallID, ts(c.Now.Add(c.Retention)), maxStartCustomers, q.CustomerRef)
 	cmd, err := s.one(ctx, "claim start", run{startScript, keys, args})
 	if err != nil {
-		return callcontext.ClaimResult{}, err
+		return storage.ClaimResult{}, err
 	}
 	res, payload, err := claimed(cmd)
-	if err != nil || res.Outcome != callcontext.Claimed {
+	if err != nil || res.Outcome != storage.Claimed {
 		return res, err
 	}
 	if len(payload) < 4 {
@@ -52,7 +53,7 @@ func (s *Store) claimStart(ctx context.Context, sc callcontext.Scope, c callcont
 
 // startFound reports what the start script read: the ANI's fields, the
 // owner hashes and the customers, as Resolve would.
-func (s *Store) startFound(ctx context.Context, sc callcontext.Scope, c callcontext.Claim, read []any) (callcontext.Found, error) {
+func (s *Store) startFound(ctx context.Context, sc callcontext.Scope, c storage.Claim, read []any) (storage.Found, error) {
 	q, r := *c.Query, s.resolver(sc, c.Now)
 	d := indexData{owners: map[string]map[string]string{}}
 	if q.ANI != "" {
@@ -69,12 +70,12 @@ func (s *Store) startFound(ctx context.Context, sc callcontext.Scope, c callcont
 		ref, _ := recs[i].(string)
 		raw, ok := recs[i+1].(string)
 		if err := r.keepRaw(cmp.Or(ref, q.CustomerRef), raw, ok); err != nil {
-			return callcontext.Found{}, err
+			return storage.Found{}, err
 		}
 	}
 	ani, ownerRefs, err := r.interpret(d)
 	if err != nil {
-		return callcontext.Found{}, err
+		return storage.Found{}, err
 	}
 	return r.found(ctx, q, ani, ownerRefs)
 }
@@ -88,7 +89,7 @@ const lineTypeSlack = 7 * 24 * time.Hour
 // (filed for Erase) in one script on a single node; on a Cluster the line
 // type and the filing run in their own slots beside it. The line type is
 // a cache, so it may be written while the call record is not.
-func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcontext.StartCommit) error {
+func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st storage.StartCommit) error {
 	n, c := s.names(sc), st.Call
 	h := callHash(c)
 	h["sl"], h["slp"] = "", ""
@@ -102,7 +103,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 	}
 	refs := revealedRefs(c)
 	keys := []string{n.call(c.ID), n.tallies(at)}
-	args := []any{packCall(h, startFields), ttl(c.Expires, c.Started), code, st.Tally.Field, callcontext.TallyRetention.Milliseconds(),
+	args := []any{packCall(h, startFields), ttl(c.Expires, c.Started), code, st.Tally.Field, storage.TallyRetention.Milliseconds(),
 		c.ID, ts(c.Expires), revealedField(refs), "", "", "", 0}
 	var lt []any
 	if c.ANI != "" && st.LineType != "" && st.LineType != identity.Unknown {
@@ -133,7 +134,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st callcont
 
 // revealedRefs are the customers a start's call is filed under: the one
 // it names and those it revealed.
-func revealedRefs(c callcontext.CallRecord) []string {
+func revealedRefs(c storage.CallRecord) []string {
 	refs := slices.Clone(c.Revealed)
 	if c.CustomerRef != "" && !slices.Contains(refs, c.CustomerRef) {
 		refs = append(refs, c.CustomerRef)

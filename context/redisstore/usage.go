@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // A start counts itself in its hour's tally hash, in one HINCRBY: the
@@ -55,13 +56,13 @@ func (s *Store) readHours(ctx context.Context, n names, hs []time.Time, more fun
 
 // Tallies implements callcontext.Store: the hours' hashes, read in one
 // pipeline (one wave).
-func (s *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time.Time) ([]callcontext.HourTally, error) {
+func (s *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time.Time) ([]storage.HourTally, error) {
 	hs := hours(from, to)
 	got, err := s.readHours(ctx, s.names(sc), hs, nil)
 	if err != nil {
 		return nil, storeErr("read tallies", err)
 	}
-	var out []callcontext.HourTally
+	var out []storage.HourTally
 	for i, m := range got {
 		counts := map[string]int64{}
 		for f, v := range m {
@@ -73,7 +74,7 @@ func (s *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time
 			counts[field] += n
 		}
 		if len(counts) > 0 {
-			out = append(out, callcontext.HourTally{Hour: hs[i], Counts: counts})
+			out = append(out, storage.HourTally{Hour: hs[i], Counts: counts})
 		}
 	}
 	return out, nil
@@ -81,7 +82,7 @@ func (s *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time
 
 // Usage implements callcontext.Store in one wave: the period's counters
 // and its hours' usage codes.
-func (s *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) (callcontext.UsageCount, error) {
+func (s *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) (storage.UsageCount, error) {
 	n := s.names(sc)
 	var hs []time.Time
 	if from, err := time.Parse("2006-01", period); err == nil {
@@ -92,13 +93,13 @@ func (s *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) 
 		counters = p.HMGet(ctx, n.usage(period), "requests", "billable", "non_billable")
 	})
 	if err != nil {
-		return callcontext.UsageCount{}, storeErr("read usage", err)
+		return storage.UsageCount{}, storeErr("read usage", err)
 	}
 	var u [3]int64
 	for i, x := range counters.Val() {
 		if str, ok := x.(string); ok {
 			if u[i], err = strconv.ParseInt(str, 10, 64); err != nil {
-				return callcontext.UsageCount{}, fmt.Errorf("decode usage: %w", err)
+				return storage.UsageCount{}, fmt.Errorf("decode usage: %w", err)
 			}
 		}
 	}
@@ -120,5 +121,5 @@ func (s *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) 
 			}
 		}
 	}
-	return callcontext.UsageCount{Requests: u[0], Billable: u[1], NonBillable: u[2]}, nil
+	return storage.UsageCount{Requests: u[0], Billable: u[1], NonBillable: u[2]}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/keys"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/lookup"
 )
 
@@ -80,49 +81,49 @@ func (m *Store) Serialize(sc callcontext.Scope, key string) func() {
 }
 
 // Resolve implements callcontext.Store.
-func (m *Store) Resolve(ctx context.Context, sc callcontext.Scope, q callcontext.Query, now time.Time) (f callcontext.Found, err error) {
+func (m *Store) Resolve(ctx context.Context, sc callcontext.Scope, q storage.Query, now time.Time) (f storage.Found, err error) {
 	defer m.measure("resolve", time.Now(), &err)
 	return m.inner.Resolve(ctx, sc, q, now)
 }
 
 // Customers implements callcontext.Store.
-func (m *Store) Customers(ctx context.Context, sc callcontext.Scope, refs []string) (m2 map[string]callcontext.Record, err error) {
+func (m *Store) Customers(ctx context.Context, sc callcontext.Scope, refs []string) (m2 map[string]storage.Record, err error) {
 	defer m.measure("customers", time.Now(), &err)
 	return m.inner.Customers(ctx, sc, refs)
 }
 
 // Claim implements callcontext.Store.
-func (m *Store) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (r callcontext.ClaimResult, err error) {
+func (m *Store) Claim(ctx context.Context, sc callcontext.Scope, c storage.Claim) (r storage.ClaimResult, err error) {
 	defer m.measure("claim", time.Now(), &err)
 	return m.inner.Claim(ctx, sc, c)
 }
 
 // Release implements callcontext.Store.
-func (m *Store) Release(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (err error) {
+func (m *Store) Release(ctx context.Context, sc callcontext.Scope, c storage.Claim) (err error) {
 	defer m.measure("release", time.Now(), &err)
 	return m.inner.Release(ctx, sc, c)
 }
 
 // SaveStart implements callcontext.Store.
-func (m *Store) SaveStart(ctx context.Context, sc callcontext.Scope, c callcontext.StartCommit) (err error) {
+func (m *Store) SaveStart(ctx context.Context, sc callcontext.Scope, c storage.StartCommit) (err error) {
 	defer m.measure("save_start", time.Now(), &err)
 	return m.inner.SaveStart(ctx, sc, c)
 }
 
 // CommitEnd implements callcontext.Store.
-func (m *Store) CommitEnd(ctx context.Context, sc callcontext.Scope, e callcontext.EndCommit) (err error) {
+func (m *Store) CommitEnd(ctx context.Context, sc callcontext.Scope, e storage.EndCommit) (err error) {
 	defer m.measure("commit_end", time.Now(), &err)
 	return m.inner.CommitEnd(ctx, sc, e)
 }
 
 // ConfirmCall implements callcontext.Store.
-func (m *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID string, c callcontext.Confirmation) (err error) {
+func (m *Store) ConfirmCall(ctx context.Context, sc callcontext.Scope, callID string, c storage.Confirmation) (err error) {
 	defer m.measure("confirm_call", time.Now(), &err)
 	return m.inner.ConfirmCall(ctx, sc, callID, c)
 }
 
 // NoteCall implements callcontext.Store.
-func (m *Store) NoteCall(ctx context.Context, sc callcontext.Scope, callID string, n callcontext.CallNote) (err error) {
+func (m *Store) NoteCall(ctx context.Context, sc callcontext.Scope, callID string, n storage.CallNote) (err error) {
 	defer m.measure("note_call", time.Now(), &err)
 	return m.inner.NoteCall(ctx, sc, callID, n)
 }
@@ -140,7 +141,7 @@ func (m *Store) ReleaseStream(ctx context.Context, sc callcontext.Scope, callID,
 }
 
 // Call implements callcontext.Store.
-func (m *Store) Call(ctx context.Context, sc callcontext.Scope, callID string) (c callcontext.CallRecord, err error) {
+func (m *Store) Call(ctx context.Context, sc callcontext.Scope, callID string) (c storage.CallRecord, err error) {
 	defer m.measure("call", time.Now(), &err)
 	return m.inner.Call(ctx, sc, callID)
 }
@@ -152,7 +153,7 @@ func (m *Store) Erase(ctx context.Context, sc callcontext.Scope, ref string) (er
 }
 
 // Usage implements callcontext.Store.
-func (m *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) (u callcontext.UsageCount, err error) {
+func (m *Store) Usage(ctx context.Context, sc callcontext.Scope, period string) (u storage.UsageCount, err error) {
 	defer m.measure("usage", time.Now(), &err)
 	return m.inner.Usage(ctx, sc, period)
 }
@@ -206,7 +207,7 @@ func (m *Store) Ping(ctx context.Context) (err error) {
 }
 
 // Tallies implements callcontext.Store.
-func (m *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time.Time) (h []callcontext.HourTally, err error) {
+func (m *Store) Tallies(ctx context.Context, sc callcontext.Scope, from, to time.Time) (h []storage.HourTally, err error) {
 	defer m.measure("tallies", time.Now(), &err)
 	return m.inner.Tallies(ctx, sc, from, to)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 func concurrencyTests() []storeTest {
@@ -106,7 +107,7 @@ func testConcurrentIdenticalStarts(t *testing.T, s Store) {
 	})
 	oneEffect(t, "Start(call_c) ×50", results)
 	u, err := h.svc.Usage(ctx, acmeTest)
-	if err != nil || u.Requests != 1 || u.Calls != (callcontext.CallsView{Billable: 1}) {
+	if err != nil || u.Requests != 1 || u.Calls != (callapi.CallsView{Billable: 1}) {
 		t.Errorf("Usage() after 50 identical starts = requests %d, calls %+v, %v; want 1, {1 0}", u.Requests, u.Calls, err)
 	}
 }
@@ -144,7 +145,7 @@ func testConcurrentDifferentEnds(t *testing.T, s Store) {
 		t.Errorf("Customer(cust_many).OpenIntents after %d ends = %+v, want x with attempt_count %d", n, v.OpenIntents, n)
 	}
 	u, err := h.svc.Usage(ctx, acmeTest)
-	if err != nil || u.Requests != n || u.Calls != (callcontext.CallsView{Billable: 1, NonBillable: n - 1}) {
+	if err != nil || u.Requests != n || u.Calls != (callapi.CallsView{Billable: 1, NonBillable: n - 1}) {
 		t.Errorf("Usage() after %d standalone ends = requests %d, calls %+v, %v; want %d, {1 %d}", n, u.Requests, u.Calls, err, n, n-1)
 	}
 }
@@ -161,7 +162,7 @@ type overtaking struct {
 	err        error
 }
 
-func (o *overtaking) CommitEnd(ctx context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
+func (o *overtaking) CommitEnd(ctx context.Context, sc callcontext.Scope, e storage.EndCommit) error {
 	if e.Call.ID == o.call && e.Completion == o.completion {
 		o.once.Do(func() { o.err = o.other() })
 	}
@@ -199,7 +200,7 @@ func testOvertaken(t *testing.T, s Store, completionFirst bool) {
 	if o.err != nil {
 		t.Fatalf("the overtaking half: error %v", o.err)
 	}
-	found, err := s.Resolve(ctx, acmeTest, callcontext.Query{ANI: overtakenANI}, h.clock.Now())
+	found, err := s.Resolve(ctx, acmeTest, storage.Query{ANI: overtakenANI}, h.clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/tally"
 )
 
 // historyTests check that what the history rules of docs/SCORING.md learn
@@ -326,10 +327,10 @@ func testObserverEvents(t *testing.T, s Store) {
 		t.Errorf("started = %+v, want a billable ignore, then a non-billable reuse with its confidence", o.started)
 	}
 	want := []callcontext.EndEvent{
-		{Created: true, Billable: true, Intent: callcontext.IntentOpened},
-		{Intent: callcontext.IntentFollowedUp},
-		{Counted: true, Intent: callcontext.IntentResolved},
-		{Counted: true, Intent: callcontext.IntentAbandoned},
+		{Created: true, Billable: true, Intent: tally.IntentOpened},
+		{Intent: tally.IntentFollowedUp},
+		{Counted: true, Intent: tally.IntentResolved},
+		{Counted: true, Intent: tally.IntentAbandoned},
 		{Counted: true},
 	}
 	if diff := cmp.Diff(want, o.ended); diff != "" {

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // testClaimQuery checks that the reads a claim carries answer exactly what
@@ -20,15 +21,15 @@ func testClaimQuery(t *testing.T, s Store) {
 	h.end(`{"call_id":"q2","customer_ref":"cust_q2"}`) // a shared line
 	h.at(time.Hour)
 	now := t0.Add(time.Hour)
-	q := callcontext.Query{ANI: "+14155550101", ExternalIDs: []callcontext.ExternalID{{Key: "crm_id", Value: "c1"}}, CustomerRef: "cust_q2"}
+	q := storage.Query{ANI: "+14155550101", ExternalIDs: []storage.ExternalID{{Key: "crm_id", Value: "c1"}}, CustomerRef: "cust_q2"}
 	want, err := s.Resolve(context.Background(), acmeTest, q, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := claimOf(callcontext.OpStart, "q3", "", printA, now)
+	c := claimOf(storage.OpStart, "q3", "", printA, now)
 	c.Query = &q
 	res, err := s.Claim(context.Background(), acmeTest, c)
-	if err != nil || res.Outcome != callcontext.Claimed {
+	if err != nil || res.Outcome != storage.Claimed {
 		t.Fatalf("%s = %s, %v; want Claimed", describe(c), outcomeName(res.Outcome), err)
 	}
 	if diff := cmp.Diff(want, res.Found); diff != "" {
@@ -38,7 +39,7 @@ func testClaimQuery(t *testing.T, s Store) {
 		t.Errorf("Claim's Found = %d customers, owners %v; want both customers and crm_id:c1 → cust_q1", len(res.Found.Customers), res.Found.Owners)
 	}
 	res, err = s.Claim(context.Background(), acmeTest, c)
-	if err != nil || res.Outcome != callcontext.InFlight || len(res.Found.Customers) != 0 {
+	if err != nil || res.Outcome != storage.InFlight || len(res.Found.Customers) != 0 {
 		t.Errorf("twin %s = %s with %d customers, %v; want InFlight with none", describe(c), outcomeName(res.Outcome), len(res.Found.Customers), err)
 	}
 }

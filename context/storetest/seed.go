@@ -11,12 +11,13 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // Seeder is a store with a bulk loader for benchmarks.
 type Seeder interface {
 	callcontext.Store
-	Seed(ctx context.Context, sc callcontext.Scope, recs []callcontext.Record, now time.Time) error
+	Seed(ctx context.Context, sc callcontext.Scope, recs []storage.Record, now time.Time) error
 }
 
 // RunSeed checks a store's bulk loader: a seeded customer is found by a start exactly as the same customer made
@@ -39,12 +40,12 @@ func RunSeed(t *testing.T, s Seeder) {
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("Customers(cust_1) = %v, %v; want one record", recs, err)
 	}
-	if err := s.Seed(ctx, seeded, []callcontext.Record{recs["cust_1"]}, now); err != nil {
+	if err := s.Seed(ctx, seeded, []storage.Record{recs["cust_1"]}, now); err != nil {
 		t.Fatalf("Seed() error %v", err)
 	}
 
 	now = now.Add(time.Hour)
-	q := callcontext.Query{ANI: "+14155550123", ExternalIDs: []callcontext.ExternalID{{Key: "crm_id", Value: "crm_1"}}}
+	q := storage.Query{ANI: "+14155550123", ExternalIDs: []storage.ExternalID{{Key: "crm_id", Value: "crm_1"}}}
 	want, err := s.Resolve(ctx, made, q, now)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func RunSeed(t *testing.T, s Seeder) {
 	if !strings.Contains(gotStart, `"customer_ref":"cust_1"`) || !strings.Contains(gotStart, `"recommendation":"reuse"`) || !strings.Contains(gotStart, `"attempt_count":1`) {
 		t.Errorf("start of the seeded customer = %s, want cust_1 reused with its open intent", gotStart)
 	}
-	if err := s.Seed(ctx, seeded, []callcontext.Record{recs["cust_1"]}, now); err == nil {
+	if err := s.Seed(ctx, seeded, []storage.Record{recs["cust_1"]}, now); err == nil {
 		t.Error("seeding a stored customer again: nil error, want one")
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
+	"github.com/stickycalls/stickycalls/context/tally"
 )
 
 func serviceTests() []storeTest {
@@ -112,7 +114,7 @@ func testGuideFlow(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatalf("Usage() error %v", err)
 	}
-	if u.Requests != 4 || u.Calls != (callcontext.CallsView{Billable: 2, NonBillable: 1}) || u.Quota != nil || u.Remaining != nil {
+	if u.Requests != 4 || u.Calls != (callapi.CallsView{Billable: 2, NonBillable: 1}) || u.Quota != nil || u.Remaining != nil {
 		t.Errorf("Usage() = requests %d, calls %+v, quota %v, remaining %v; want 4, {2 1}, null, null", u.Requests, u.Calls, u.Quota, u.Remaining)
 	}
 }
@@ -508,7 +510,7 @@ func testServiceScopes(t *testing.T, s Store) {
 			t.Errorf("Erase(%v, cust_s) = %v, want ErrNotFound", sc, err)
 		}
 		u, err := h.svc.Usage(context.Background(), sc)
-		if err != nil || u.Requests != 1 || u.Tenant != sc.Tenant || u.Mode != sc.Mode {
+		if err != nil || u.Requests != 1 || u.Tenant != sc.Tenant || u.Mode != string(sc.Mode) {
 			t.Errorf("Usage(%v) = %+v, %v; want 1 request of its own", sc, u, err)
 		}
 	}
@@ -866,7 +868,7 @@ func testTallies(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []callcontext.HourTally{
+	want := []storage.HourTally{
 		{Hour: hour(0), Counts: map[string]int64{"s/ignore/1/0": 1, "e/1/0/1/opened": 1}},
 		{Hour: hour(2 * time.Hour), Counts: map[string]int64{
 			"s/reuse/0/5": 1, "e/0/1/0/resolved": 1, "s/ignore/1/0": 1, "e/1/0/1/-": 1, "s/confirm/0/4": 1, "a/no": 1}},
@@ -886,7 +888,7 @@ func testTallies(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	if sum.StartsTotal() != 4 || sum.Starts[identity.Reuse] != 1 || sum.Calls() != 5 || sum.Billable != 2 || sum.NonBillable != 3 ||
-		sum.Ends != 3 || sum.Created != 2 || sum.Intents[callcontext.IntentResolved] != 1 || sum.Answers[callcontext.AnswerNo] != 1 ||
+		sum.Ends != 3 || sum.Created != 2 || sum.Intents[tally.IntentResolved] != 1 || sum.Answers[string(callcontext.AnswerNo)] != 1 ||
 		sum.CallsByHour[23] != 4 || sum.CallsByHour[21] != 1 || sum.CallsByDay[29] != 5 {
 		t.Errorf("Summary = %+v; want 4 starts (1 reuse), 5 calls (2 billable), 3 ends (2 created), 1 resolved, 1 no, by hour 1 then 4", sum)
 	}
@@ -900,7 +902,7 @@ type halfCommit struct {
 	fail bool
 }
 
-func (h *halfCommit) CommitEnd(ctx context.Context, sc callcontext.Scope, e callcontext.EndCommit) error {
+func (h *halfCommit) CommitEnd(ctx context.Context, sc callcontext.Scope, e storage.EndCommit) error {
 	if !e.Completion || !h.fail {
 		return h.Store.CommitEnd(ctx, sc, e)
 	}
@@ -931,7 +933,7 @@ func testCompletionRetried(t *testing.T, s Store) {
 		c := callcontext.Completion{CallID: id, Status: callcontext.StatusCompleted, Duration: 60, At: t0.Add(time.Duration(i)*time.Hour + time.Minute)}
 		err := h.svc.Complete(ctx, acmeTest, c)
 		if i == 1 {
-			if !callcontext.IsUnavailable(err) {
+			if !errors.Is(err, callcontext.ErrUnavailable) {
 				t.Fatalf("the half-failed completion = %v, want unavailable", err)
 			}
 			err = h.svc.Complete(ctx, acmeTest, c) // the retry (Twilio's, or the outbox's)

@@ -14,6 +14,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/keys"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 const (
@@ -22,34 +23,34 @@ const (
 )
 
 var (
-	crm42 = callcontext.ExternalID{Key: "crm_id", Value: "42"}
-	crm7  = callcontext.ExternalID{Key: "crm_id", Value: "7"}
+	crm42 = storage.ExternalID{Key: "crm_id", Value: "42"}
+	crm7  = storage.ExternalID{Key: "crm_id", Value: "7"}
 )
 
 // equateEmpty treats nil and empty maps and slices alike: a store may
 // return either for "none".
 var equateEmpty = cmpopts.EquateEmpty()
 
-func linkAt(now time.Time) callcontext.Link {
-	return callcontext.Link{LastCall: now, Expires: now.Add(90 * day)}
+func linkAt(now time.Time) storage.Link {
+	return storage.Link{LastCall: now, Expires: now.Add(90 * day)}
 }
 
 // record is a customer linked at now to ani (if any) and ids, with one
 // variable, as an end would write it.
-func record(ref string, version int64, now time.Time, ani string, ids ...callcontext.ExternalID) callcontext.Record {
+func record(ref string, version int64, now time.Time, ani string, ids ...storage.ExternalID) storage.Record {
 	l := linkAt(now)
-	r := callcontext.Record{
+	r := storage.Record{
 		Ref: ref, Version: version, Created: now, FirstCall: now, LastCall: now,
-		Variables: map[string]callcontext.Variable{"name": {Value: "Name of " + ref, Source: "call_x", Expires: now.Add(30 * day)}},
-		Calls:     []callcontext.CallRef{{ID: "call_x", At: now}},
+		Variables: map[string]storage.Variable{"name": {Value: "Name of " + ref, Source: "call_x", Expires: now.Add(30 * day)}},
+		Calls:     []storage.CallRef{{ID: "call_x", At: now}},
 		Expires:   l.Expires,
 	}
 	if ani != "" {
-		r.ANIs = map[string]callcontext.Link{ani: l}
+		r.ANIs = map[string]storage.Link{ani: l}
 	}
 	for _, id := range ids {
 		if r.ExternalIDs == nil {
-			r.ExternalIDs = map[string]callcontext.Link{}
+			r.ExternalIDs = map[string]storage.Link{}
 		}
 		r.ExternalIDs[id.String()] = l
 	}
@@ -57,33 +58,33 @@ func record(ref string, version int64, now time.Time, ani string, ids ...callcon
 }
 
 // commitOf is the end of callID that writes r with its links.
-func commitOf(callID string, now time.Time, prev int64, r callcontext.Record) callcontext.EndCommit {
-	e := callcontext.EndCommit{
-		Call: callcontext.CallRecord{
+func commitOf(callID string, now time.Time, prev int64, r storage.Record) storage.EndCommit {
+	e := storage.EndCommit{
+		Call: storage.CallRecord{
 			ID: callID, CustomerRef: r.Ref, Ended: now, EndPrint: printA,
 			EndResponse: []byte(`{"call_id":"` + callID + `"}`), Expires: now.Add(7 * day),
 		},
-		Writes: []callcontext.Write{{Record: r, Prev: prev}},
+		Writes: []storage.Write{{Record: r, Prev: prev}},
 		Period: callcontext.Period(now),
 	}
 	for ani, l := range r.ANIs {
-		e.ANILinks = append(e.ANILinks, callcontext.ANILink{ANI: ani, Ref: r.Ref, Link: l})
+		e.ANILinks = append(e.ANILinks, storage.ANILink{ANI: ani, Ref: r.Ref, Link: l})
 	}
 	for id, l := range r.ExternalIDs {
 		key, value, _ := strings.Cut(id, ":")
-		e.Owners = append(e.Owners, callcontext.Owner{ID: callcontext.ExternalID{Key: key, Value: value}, Ref: r.Ref, Expires: l.Expires})
+		e.Owners = append(e.Owners, storage.Owner{ID: storage.ExternalID{Key: key, Value: value}, Ref: r.Ref, Expires: l.Expires})
 	}
 	return e
 }
 
-func mustCommit(t *testing.T, s Store, sc callcontext.Scope, e callcontext.EndCommit) {
+func mustCommit(t *testing.T, s Store, sc callcontext.Scope, e storage.EndCommit) {
 	t.Helper()
 	if err := s.CommitEnd(context.Background(), sc, e); err != nil {
 		t.Fatalf("CommitEnd(%s) = %v, want nil", e.Call.ID, err)
 	}
 }
 
-func mustResolve(t *testing.T, s Store, sc callcontext.Scope, q callcontext.Query, now time.Time) callcontext.Found {
+func mustResolve(t *testing.T, s Store, sc callcontext.Scope, q storage.Query, now time.Time) storage.Found {
 	t.Helper()
 	f, err := s.Resolve(context.Background(), sc, q, now)
 	if err != nil {
@@ -92,7 +93,7 @@ func mustResolve(t *testing.T, s Store, sc callcontext.Scope, q callcontext.Quer
 	return f
 }
 
-func mustUsage(t *testing.T, s Store, sc callcontext.Scope, period string) callcontext.UsageCount {
+func mustUsage(t *testing.T, s Store, sc callcontext.Scope, period string) storage.UsageCount {
 	t.Helper()
 	u, err := s.Usage(context.Background(), sc, period)
 	if err != nil {
@@ -133,7 +134,7 @@ func storeTests() []storeTest {
 
 func testConfirmCall(t *testing.T, s Store) {
 	ctx := context.Background()
-	c := callcontext.Confirmation{Confirmed: true, CustomerRef: "cust_1", Recommendation: identity.Reuse}
+	c := storage.Confirmation{Confirmed: true, CustomerRef: "cust_1", Recommendation: identity.Reuse}
 	if err := s.ConfirmCall(ctx, acmeTest, "call_1", c); !errors.Is(err, callcontext.ErrNotFound) {
 		t.Errorf("ConfirmCall(call_1) before any start = %v, want ErrNotFound", err)
 	}
@@ -151,13 +152,13 @@ func testConfirmCall(t *testing.T, s Store) {
 	if diff := cmp.Diff(want, mustCall(t, s, acmeTest, "call_1"), equateEmpty); diff != "" {
 		t.Errorf("Call(call_1) after ConfirmCall: diff (-want +got):\n%s", diff)
 	}
-	mustClaim(t, s, acmeTest, claimOf(callcontext.OpStart, "call_1", "", printA, t0.Add(time.Second)), callcontext.Replay)
+	mustClaim(t, s, acmeTest, claimOf(storage.OpStart, "call_1", "", printA, t0.Add(time.Second)), storage.Replay)
 }
 
 func testCompletion(t *testing.T, s Store) {
 	call := startCall("call_1", "cust_1", t0)
 	mustSaveStart(t, s, acmeTest, call, identity.Mobile, false)
-	completion := func(at time.Time) callcontext.EndCommit {
+	completion := func(at time.Time) storage.EndCommit {
 		c := call
 		c.Completed, c.CompletionStatus, c.CompletedRef, c.CompletionCreated = at, "completed", "cust_1", true
 		c.CompletedDuration = 342
@@ -174,15 +175,15 @@ func testCompletion(t *testing.T, s Store) {
 	if diff := cmp.Diff(want, mustCall(t, s, acmeTest, "call_1"), equateEmpty); diff != "" {
 		t.Errorf("Call(call_1) after a completion: diff (-want +got):\n%s", diff)
 	}
-	end := claimOf(callcontext.OpEnd, "call_1", "", printA, t0.Add(5*time.Minute))
-	mustClaim(t, s, acmeTest, end, callcontext.Claimed)
+	end := claimOf(storage.OpEnd, "call_1", "", printA, t0.Add(5*time.Minute))
+	mustClaim(t, s, acmeTest, end, storage.Claimed)
 	e := commitOf("call_1", end.Now, 1, record("cust_1", 2, end.Now, ani1))
 	e.Call = want
 	e.Call.Ended, e.Call.EndPrint, e.Call.EndResponse = end.Now, printA, response(end)
 	mustCommit(t, s, acmeTest, e)
 	// A second completion (Twilio retries) read before the end leaves the
 	// end alone: it is refused, the end having committed since its read.
-	if err := s.CommitEnd(context.Background(), acmeTest, callcontext.EndCommit{Call: completion(done).Call, Completion: true, Period: callcontext.Period(done)}); !errors.Is(err, callcontext.ErrVersion) {
+	if err := s.CommitEnd(context.Background(), acmeTest, storage.EndCommit{Call: completion(done).Call, Completion: true, Period: callcontext.Period(done)}); !errors.Is(err, storage.ErrVersion) {
 		t.Errorf("CommitEnd(a completion read before the end) = %v, want ErrVersion", err)
 	}
 	got := mustCall(t, s, acmeTest, "call_1")
@@ -190,8 +191,8 @@ func testCompletion(t *testing.T, s Store) {
 		t.Errorf("Call(call_1) after completion, end, completion = ended %v, end response %s, completed %v; want %v, %s, %v",
 			got.Ended, got.EndResponse, got.Completed, end.Now, response(end), done)
 	}
-	mustClaim(t, s, acmeTest, at(end, end.Now.Add(time.Minute)), callcontext.Replay)
-	mustClaim(t, s, acmeTest, claimOf(callcontext.OpStart, "call_1", "", printA, end.Now), callcontext.Replay)
+	mustClaim(t, s, acmeTest, at(end, end.Now.Add(time.Minute)), storage.Replay)
+	mustClaim(t, s, acmeTest, claimOf(storage.OpStart, "call_1", "", printA, end.Now), storage.Replay)
 }
 
 func testLookupCache(t *testing.T, s Store) {
@@ -217,25 +218,25 @@ func testLookupCache(t *testing.T, s Store) {
 	check("a cached unknown (no such number)", ani1, t0.Add(30*day+time.Hour), identity.Unknown, true)
 }
 
-func startCall(id, ref string, now time.Time) callcontext.CallRecord {
-	return callcontext.CallRecord{
+func startCall(id, ref string, now time.Time) storage.CallRecord {
+	return storage.CallRecord{
 		ID: id, Started: now, StartPrint: printA, StartResponse: []byte(`{"call_id":"` + id + `","customer_ref":"` + ref + `"}`),
 		CustomerRef: ref, Recommendation: identity.Reuse, ANI: ani1, DNIS: "+18005550100",
-		ExternalIDs: []callcontext.ExternalID{crm42}, Expires: now.Add(7 * day),
+		ExternalIDs: []storage.ExternalID{crm42}, Expires: now.Add(7 * day),
 	}
 }
 
-func mustSaveStart(t *testing.T, s Store, sc callcontext.Scope, call callcontext.CallRecord, lt identity.LineType, billable bool) {
+func mustSaveStart(t *testing.T, s Store, sc callcontext.Scope, call storage.CallRecord, lt identity.LineType, billable bool) {
 	t.Helper()
-	c := claimOf(callcontext.OpStart, call.ID, "", call.StartPrint, call.Started)
-	mustClaim(t, s, sc, c, callcontext.Claimed)
-	st := callcontext.StartCommit{Call: call, LineType: lt, LinkTTL: 90 * day, Period: callcontext.Period(call.Started), Billable: billable}
+	c := claimOf(storage.OpStart, call.ID, "", call.StartPrint, call.Started)
+	mustClaim(t, s, sc, c, storage.Claimed)
+	st := storage.StartCommit{Call: call, LineType: lt, LinkTTL: 90 * day, Period: callcontext.Period(call.Started), Billable: billable}
 	if err := s.SaveStart(context.Background(), sc, st); err != nil {
 		t.Fatalf("SaveStart(%s) = %v, want nil", call.ID, err)
 	}
 }
 
-func mustCall(t *testing.T, s Store, sc callcontext.Scope, id string) callcontext.CallRecord {
+func mustCall(t *testing.T, s Store, sc callcontext.Scope, id string) storage.CallRecord {
 	t.Helper()
 	got, err := s.Call(context.Background(), sc, id)
 	if err != nil {
@@ -252,7 +253,7 @@ func testSaveStartCall(t *testing.T, s Store) {
 		t.Errorf("Call(call_1) after SaveStart: diff (-want +got):\n%s", diff)
 	}
 	// The start lease is cleared: a twin now replays instead of waiting.
-	mustClaim(t, s, acmeTest, claimOf(callcontext.OpStart, "call_1", "", printA, t0.Add(time.Second)), callcontext.Replay)
+	mustClaim(t, s, acmeTest, claimOf(storage.OpStart, "call_1", "", printA, t0.Add(time.Second)), storage.Replay)
 }
 
 func testCallNotFound(t *testing.T, s Store) {
@@ -271,7 +272,7 @@ func testCommitEndCall(t *testing.T, s Store) {
 	call := startCall("call_1", "cust_1", t0)
 	mustSaveStart(t, s, acmeTest, call, identity.Mobile, false)
 	now := t0.Add(3 * time.Minute)
-	mustClaim(t, s, acmeTest, claimOf(callcontext.OpEnd, "call_1", "", printB, now), callcontext.Claimed)
+	mustClaim(t, s, acmeTest, claimOf(storage.OpEnd, "call_1", "", printB, now), storage.Claimed)
 	want := call
 	want.Ended, want.EndPrint, want.EndResponse = now, printB, []byte(`{"ended":true}`)
 	e := commitOf("call_1", now, 0, record("cust_1", 1, now, ani1, crm42))
@@ -281,8 +282,8 @@ func testCommitEndCall(t *testing.T, s Store) {
 	if diff := cmp.Diff(want, got, equateEmpty); diff != "" {
 		t.Errorf("Call(call_1) after CommitEnd: diff (-want +got):\n%s", diff)
 	}
-	mustClaim(t, s, acmeTest, claimOf(callcontext.OpEnd, "call_1", "", printB, now.Add(time.Second)), callcontext.Replay)
-	mustClaim(t, s, acmeTest, claimOf(callcontext.OpStart, "call_1", "", printA, now.Add(time.Second)), callcontext.Replay)
+	mustClaim(t, s, acmeTest, claimOf(storage.OpEnd, "call_1", "", printB, now.Add(time.Second)), storage.Replay)
+	mustClaim(t, s, acmeTest, claimOf(storage.OpStart, "call_1", "", printA, now.Add(time.Second)), storage.Replay)
 }
 
 func testCommitEndResolve(t *testing.T, s Store) {
@@ -294,29 +295,29 @@ func testCommitEndResolve(t *testing.T, s Store) {
 
 	tests := []struct {
 		name string
-		q    callcontext.Query
-		want callcontext.Found
+		q    storage.Query
+		want storage.Found
 	}{
-		{"by ANI", callcontext.Query{ANI: ani1}, callcontext.Found{
-			Customers: map[string]callcontext.Record{"cust_1": r1, "cust_2": r2},
-			ANI:       callcontext.ANIEntry{Links: map[string]callcontext.Link{"cust_1": linkAt(t0), "cust_2": linkAt(t0.Add(time.Hour))}},
+		{"by ANI", storage.Query{ANI: ani1}, storage.Found{
+			Customers: map[string]storage.Record{"cust_1": r1, "cust_2": r2},
+			ANI:       storage.ANIEntry{Links: map[string]storage.Link{"cust_1": linkAt(t0), "cust_2": linkAt(t0.Add(time.Hour))}},
 		}},
-		{"by external id", callcontext.Query{ExternalIDs: []callcontext.ExternalID{crm42}}, callcontext.Found{
-			Customers: map[string]callcontext.Record{"cust_1": r1},
+		{"by external id", storage.Query{ExternalIDs: []storage.ExternalID{crm42}}, storage.Found{
+			Customers: map[string]storage.Record{"cust_1": r1},
 			Owners:    map[string]string{"crm_id:42": "cust_1"},
 		}},
-		{"by two external ids", callcontext.Query{ExternalIDs: []callcontext.ExternalID{crm42, crm7}}, callcontext.Found{
-			Customers: map[string]callcontext.Record{"cust_1": r1, "cust_2": r2},
+		{"by two external ids", storage.Query{ExternalIDs: []storage.ExternalID{crm42, crm7}}, storage.Found{
+			Customers: map[string]storage.Record{"cust_1": r1, "cust_2": r2},
 			Owners:    map[string]string{"crm_id:42": "cust_1", "crm_id:7": "cust_2"},
 		}},
-		{"by customer_ref", callcontext.Query{CustomerRef: "cust_2"}, callcontext.Found{
-			Customers: map[string]callcontext.Record{"cust_2": r2},
+		{"by customer_ref", storage.Query{CustomerRef: "cust_2"}, storage.Found{
+			Customers: map[string]storage.Record{"cust_2": r2},
 		}},
-		{"by an unknown customer_ref", callcontext.Query{CustomerRef: "cust_9"}, callcontext.Found{}},
-		{"by an unknown ANI", callcontext.Query{ANI: ani2}, callcontext.Found{}},
-		{"by all hints", callcontext.Query{ANI: ani1, ExternalIDs: []callcontext.ExternalID{crm7}, CustomerRef: "cust_1"}, callcontext.Found{
-			Customers: map[string]callcontext.Record{"cust_1": r1, "cust_2": r2},
-			ANI:       callcontext.ANIEntry{Links: map[string]callcontext.Link{"cust_1": linkAt(t0), "cust_2": linkAt(t0.Add(time.Hour))}},
+		{"by an unknown customer_ref", storage.Query{CustomerRef: "cust_9"}, storage.Found{}},
+		{"by an unknown ANI", storage.Query{ANI: ani2}, storage.Found{}},
+		{"by all hints", storage.Query{ANI: ani1, ExternalIDs: []storage.ExternalID{crm7}, CustomerRef: "cust_1"}, storage.Found{
+			Customers: map[string]storage.Record{"cust_1": r1, "cust_2": r2},
+			ANI:       storage.ANIEntry{Links: map[string]storage.Link{"cust_1": linkAt(t0), "cust_2": linkAt(t0.Add(time.Hour))}},
 			Owners:    map[string]string{"crm_id:7": "cust_2"},
 		}},
 	}
@@ -330,7 +331,7 @@ func testCommitEndResolve(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatalf("Customers() error %v", err)
 	}
-	if diff := cmp.Diff(map[string]callcontext.Record{"cust_1": r1, "cust_2": r2}, got, equateEmpty); diff != "" {
+	if diff := cmp.Diff(map[string]storage.Record{"cust_1": r1, "cust_2": r2}, got, equateEmpty); diff != "" {
 		t.Errorf("Customers(cust_2, cust_9, cust_1): diff (-want +got):\n%s", diff)
 	}
 }
@@ -346,24 +347,24 @@ func testCommitEndVersion(t *testing.T, s Store) {
 	other := record("cust_2", 1, now, ani2)
 	stale := []struct {
 		name   string
-		writes []callcontext.Write
+		writes []storage.Write
 	}{
-		{"create over an existing customer", []callcontext.Write{{Record: v2, Prev: 0}}},
-		{"update from a version never written", []callcontext.Write{{Record: v2, Prev: 5}}},
-		{"update a missing customer", []callcontext.Write{{Record: other, Prev: 1}}},
-		{"delete from a stale version", []callcontext.Write{{Record: v2, Prev: 2, Delete: true}}},
-		{"a good write then a stale one", []callcontext.Write{{Record: other, Prev: 0}, {Record: v2, Prev: 0}}},
+		{"create over an existing customer", []storage.Write{{Record: v2, Prev: 0}}},
+		{"update from a version never written", []storage.Write{{Record: v2, Prev: 5}}},
+		{"update a missing customer", []storage.Write{{Record: other, Prev: 1}}},
+		{"delete from a stale version", []storage.Write{{Record: v2, Prev: 2, Delete: true}}},
+		{"a good write then a stale one", []storage.Write{{Record: other, Prev: 0}, {Record: v2, Prev: 0}}},
 	}
 	for _, tc := range stale {
 		e := commitOf("call_2", now, 0, v2)
 		e.Writes = tc.writes
-		e.ANILinks = append(e.ANILinks, callcontext.ANILink{ANI: ani2, Ref: "cust_2", Link: linkAt(now)})
+		e.ANILinks = append(e.ANILinks, storage.ANILink{ANI: ani2, Ref: "cust_2", Link: linkAt(now)})
 		e.Counted, e.Billable = true, true
-		if err := s.CommitEnd(ctx, acmeTest, e); !errors.Is(err, callcontext.ErrVersion) {
+		if err := s.CommitEnd(ctx, acmeTest, e); !errors.Is(err, storage.ErrVersion) {
 			t.Fatalf("CommitEnd(%s) = %v, want ErrVersion", tc.name, err)
 		}
-		f := mustResolve(t, s, acmeTest, callcontext.Query{ANI: ani2, ExternalIDs: []callcontext.ExternalID{crm7}, CustomerRef: "cust_1"}, now)
-		if diff := cmp.Diff(callcontext.Found{Customers: map[string]callcontext.Record{"cust_1": v1}}, f, equateEmpty); diff != "" {
+		f := mustResolve(t, s, acmeTest, storage.Query{ANI: ani2, ExternalIDs: []storage.ExternalID{crm7}, CustomerRef: "cust_1"}, now)
+		if diff := cmp.Diff(storage.Found{Customers: map[string]storage.Record{"cust_1": v1}}, f, equateEmpty); diff != "" {
 			t.Errorf("after CommitEnd(%s) failed: Resolve diff (-want +got):\n%s", tc.name, diff)
 		}
 		switch got, err := s.Call(ctx, acmeTest, "call_2"); {
@@ -378,7 +379,7 @@ func testCommitEndVersion(t *testing.T, s Store) {
 	}
 	e := commitOf("call_2", now, 1, v2)
 	mustCommit(t, s, acmeTest, e)
-	got := mustResolve(t, s, acmeTest, callcontext.Query{CustomerRef: "cust_1"}, now)
+	got := mustResolve(t, s, acmeTest, storage.Query{CustomerRef: "cust_1"}, now)
 	if diff := cmp.Diff(v2, got.Customers["cust_1"], equateEmpty); diff != "" {
 		t.Errorf("after CommitEnd(Prev 1): customer diff (-want +got):\n%s", diff)
 	}
@@ -388,11 +389,11 @@ func testCommitEndDelete(t *testing.T, s Store) {
 	v1 := record("cust_1", 1, t0, ani1, crm42)
 	mustCommit(t, s, acmeTest, commitOf("call_1", t0, 0, v1))
 	now := t0.Add(time.Hour)
-	gone := callcontext.Record{Ref: "cust_1", Version: 2}
+	gone := storage.Record{Ref: "cust_1", Version: 2}
 	e := commitOf("call_2", now, 1, gone)
 	e.Writes[0].Delete = true
 	mustCommit(t, s, acmeTest, e)
-	f := mustResolve(t, s, acmeTest, callcontext.Query{ANI: ani1, ExternalIDs: []callcontext.ExternalID{crm42}, CustomerRef: "cust_1"}, now)
+	f := mustResolve(t, s, acmeTest, storage.Query{ANI: ani1, ExternalIDs: []storage.ExternalID{crm42}, CustomerRef: "cust_1"}, now)
 	if len(f.Customers) != 0 {
 		t.Errorf("Resolve(cust_1) after a delete: Customers = %v, want none", f.Customers)
 	}
@@ -402,7 +403,7 @@ func testCommitEndDelete(t *testing.T, s Store) {
 
 func testResolveExpiredOwner(t *testing.T, s Store) {
 	mustCommit(t, s, acmeTest, commitOf("call_1", t0, 0, record("cust_1", 1, t0, ani1, crm42)))
-	q := callcontext.Query{ExternalIDs: []callcontext.ExternalID{crm42}}
+	q := storage.Query{ExternalIDs: []storage.ExternalID{crm42}}
 	if f := mustResolve(t, s, acmeTest, q, t0.Add(90*day-time.Second)); f.Owners["crm_id:42"] != "cust_1" {
 		t.Errorf("Resolve(crm_id:42) a second before expiry: Owners = %v, want crm_id:42 → cust_1", f.Owners)
 	}
@@ -426,18 +427,18 @@ func testLineType(t *testing.T, s Store) {
 		now := t0.Add(st.at)
 		call := startCall(st.call, "cust_1", now)
 		mustSaveStart(t, s, acmeTest, call, st.lt, true)
-		f := mustResolve(t, s, acmeTest, callcontext.Query{ANI: ani1}, now.Add(time.Minute))
+		f := mustResolve(t, s, acmeTest, storage.Query{ANI: ani1}, now.Add(time.Minute))
 		if f.ANI.LineType != st.want {
 			t.Errorf("after SaveStart(%s, line type %q): Resolve(%s).ANI.LineType = %q, want %q", st.call, st.lt, ani1, f.ANI.LineType, st.want)
 		}
 	}
 	for _, sc := range []callcontext.Scope{acmeProd, zetaTest} {
-		if f := mustResolve(t, s, sc, callcontext.Query{ANI: ani1}, t0.Add(3*time.Hour)); f.ANI.LineType != "" && f.ANI.LineType != identity.Unknown {
+		if f := mustResolve(t, s, sc, storage.Query{ANI: ani1}, t0.Add(3*time.Hour)); f.ANI.LineType != "" && f.ANI.LineType != identity.Unknown {
 			t.Errorf("Resolve(%v, %s).ANI.LineType = %q, want none (another scope)", sc, ani1, f.ANI.LineType)
 		}
 	}
 	// Remembered for LinkTTL after the start that set it.
-	f := mustResolve(t, s, acmeTest, callcontext.Query{ANI: ani1}, t0.Add(2*time.Hour+90*day))
+	f := mustResolve(t, s, acmeTest, storage.Query{ANI: ani1}, t0.Add(2*time.Hour+90*day))
 	if f.ANI.LineType != "" && f.ANI.LineType != identity.Unknown {
 		t.Errorf("Resolve(%s) 90 days after the last start: ANI.LineType = %q, want forgotten", ani1, f.ANI.LineType)
 	}
@@ -449,7 +450,7 @@ func testScopes(t *testing.T, s Store) {
 	mustSaveStart(t, s, acmeTest, startCall("call_1", "cust_1", t0), identity.Mobile, true)
 	mustCommit(t, s, acmeTest, commitOf("call_1", t0, 0, r))
 	now := t0.Add(time.Minute)
-	q := callcontext.Query{ANI: ani1, ExternalIDs: []callcontext.ExternalID{crm42}, CustomerRef: "cust_1"}
+	q := storage.Query{ANI: ani1, ExternalIDs: []storage.ExternalID{crm42}, CustomerRef: "cust_1"}
 
 	for _, sc := range []callcontext.Scope{acmeProd, zetaTest} {
 		f := mustResolve(t, s, sc, q, now)
@@ -462,13 +463,13 @@ func testScopes(t *testing.T, s Store) {
 		if _, err := s.Call(ctx, sc, "call_1"); !errors.Is(err, callcontext.ErrNotFound) {
 			t.Errorf("Call(%v, call_1) error %v, want ErrNotFound", sc, err)
 		}
-		if u := mustUsage(t, s, sc, callcontext.Period(t0)); u != (callcontext.UsageCount{}) {
+		if u := mustUsage(t, s, sc, callcontext.Period(t0)); u != (storage.UsageCount{}) {
 			t.Errorf("Usage(%v) = %+v, want zero", sc, u)
 		}
 		if err := s.Erase(ctx, sc, "cust_1"); !errors.Is(err, callcontext.ErrNotFound) {
 			t.Errorf("Erase(%v, cust_1) = %v, want ErrNotFound", sc, err)
 		}
-		mustClaim(t, s, sc, claimOf(callcontext.OpStart, "call_1", "", printA, now), callcontext.Claimed)
+		mustClaim(t, s, sc, claimOf(storage.OpStart, "call_1", "", printA, now), storage.Claimed)
 	}
 	f := mustResolve(t, s, acmeTest, q, now)
 	if diff := cmp.Diff(r, f.Customers["cust_1"], equateEmpty); diff != "" {
@@ -482,14 +483,14 @@ func testScopes(t *testing.T, s Store) {
 func testErase(t *testing.T, s Store) {
 	ctx := context.Background()
 	// call_1: started and ended on cust_1 with an idempotency key.
-	c1 := claimOf(callcontext.OpStart, "call_1", "idem-1", printA, t0)
-	mustClaim(t, s, acmeTest, c1, callcontext.Claimed)
+	c1 := claimOf(storage.OpStart, "call_1", "idem-1", printA, t0)
+	mustClaim(t, s, acmeTest, c1, storage.Claimed)
 	call := startCall("call_1", "cust_1", t0)
-	if err := s.SaveStart(ctx, acmeTest, callcontext.StartCommit{Call: call, LinkTTL: 90 * day, Period: c1.Period}); err != nil {
+	if err := s.SaveStart(ctx, acmeTest, storage.StartCommit{Call: call, LinkTTL: 90 * day, Period: c1.Period}); err != nil {
 		t.Fatalf("SaveStart(call_1) = %v", err)
 	}
 	r1 := record("cust_1", 1, t0.Add(time.Minute), ani1, crm42)
-	r1.Calls = []callcontext.CallRef{{ID: "call_1", At: t0.Add(time.Minute)}, {ID: "call_3", At: t0.Add(time.Minute)}}
+	r1.Calls = []storage.CallRef{{ID: "call_1", At: t0.Add(time.Minute)}, {ID: "call_3", At: t0.Add(time.Minute)}}
 	e := commitOf("call_1", t0.Add(time.Minute), 0, r1)
 	e.Call = call
 	e.Call.Ended, e.Call.EndPrint, e.Call.EndResponse = t0.Add(time.Minute), printA, []byte(`{"customer_ref":"cust_1"}`)
@@ -503,14 +504,14 @@ func testErase(t *testing.T, s Store) {
 	mustSaveStart(t, s, acmeTest, startCall("call_4", "cust_1", t0.Add(2*time.Minute)), identity.Mobile, false)
 	// cust_2 shares the line and must survive.
 	r2 := record("cust_2", 1, t0.Add(time.Hour), ani1)
-	r2.Calls = []callcontext.CallRef{{ID: "call_2", At: t0.Add(time.Hour)}}
+	r2.Calls = []storage.CallRef{{ID: "call_2", At: t0.Add(time.Hour)}}
 	mustCommit(t, s, acmeTest, commitOf("call_2", t0.Add(time.Hour), 0, r2))
 
 	if err := s.Erase(ctx, acmeTest, "cust_1"); err != nil {
 		t.Fatalf("Erase(cust_1) = %v, want nil", err)
 	}
 	now := t0.Add(2 * time.Hour)
-	f := mustResolve(t, s, acmeTest, callcontext.Query{ANI: ani1, ExternalIDs: []callcontext.ExternalID{crm42}, CustomerRef: "cust_1"}, now)
+	f := mustResolve(t, s, acmeTest, storage.Query{ANI: ani1, ExternalIDs: []storage.ExternalID{crm42}, CustomerRef: "cust_1"}, now)
 	if _, ok := f.Customers["cust_1"]; ok {
 		t.Errorf("Resolve after Erase(cust_1): Customers holds cust_1")
 	}
@@ -536,22 +537,22 @@ func testErase(t *testing.T, s Store) {
 		t.Errorf("Erase(cust_never) = %v, want ErrNotFound", err)
 	}
 	// The replay records are gone: the same key and body start afresh.
-	mustClaim(t, s, acmeTest, at(c1, now), callcontext.Claimed)
+	mustClaim(t, s, acmeTest, at(c1, now), storage.Claimed)
 }
 
 func testUsage(t *testing.T, s Store) {
 	ctx := context.Background()
 	save := func(id string, billable bool) {
-		c := claimOf(callcontext.OpStart, id, "", printA, t0)
-		mustClaim(t, s, acmeTest, c, callcontext.Claimed)
-		st := callcontext.StartCommit{Call: startCall(id, "cust_"+id, t0), LinkTTL: 90 * day, Period: c.Period, Billable: billable}
+		c := claimOf(storage.OpStart, id, "", printA, t0)
+		mustClaim(t, s, acmeTest, c, storage.Claimed)
+		st := storage.StartCommit{Call: startCall(id, "cust_"+id, t0), LinkTTL: 90 * day, Period: c.Period, Billable: billable}
 		if err := s.SaveStart(ctx, acmeTest, st); err != nil {
 			t.Fatalf("SaveStart(%s) = %v", id, err)
 		}
 	}
 	end := func(id string, counted, billable bool) {
-		c := claimOf(callcontext.OpEnd, id, "", printA, t0.Add(time.Minute))
-		mustClaim(t, s, acmeTest, c, callcontext.Claimed)
+		c := claimOf(storage.OpEnd, id, "", printA, t0.Add(time.Minute))
+		mustClaim(t, s, acmeTest, c, storage.Claimed)
 		e := commitOf(id, c.Now, 0, record("cust_"+id, 1, c.Now, ""))
 		e.Counted, e.Billable = counted, billable
 		mustCommit(t, s, acmeTest, e)
@@ -561,12 +562,12 @@ func testUsage(t *testing.T, s Store) {
 	end("call_1", false, false) // had a start: not a second call
 	end("call_3", true, true)   // standalone end that created its customer
 	end("call_4", true, false)
-	want := callcontext.UsageCount{Requests: 5, Billable: 2, NonBillable: 2}
+	want := storage.UsageCount{Requests: 5, Billable: 2, NonBillable: 2}
 	if got := mustUsage(t, s, acmeTest, callcontext.Period(t0)); got != want {
 		t.Errorf("Usage(%s) = %+v, want %+v", callcontext.Period(t0), got, want)
 	}
 	next := callcontext.Period(t0.AddDate(0, 1, 0))
-	if got := mustUsage(t, s, acmeTest, next); got != (callcontext.UsageCount{}) {
+	if got := mustUsage(t, s, acmeTest, next); got != (storage.UsageCount{}) {
 		t.Errorf("Usage(%s) = %+v, want zero", next, got)
 	}
 }
@@ -654,15 +655,15 @@ func testStreamLease(t *testing.T, s Store) {
 // next webhook; a note sets only its non-empty fields.
 func testNoteCall(t *testing.T, s Store) {
 	ctx := context.Background()
-	if err := s.NoteCall(ctx, acmeTest, "call_1", callcontext.CallNote{AgentAction: "hangup"}); !errors.Is(err, callcontext.ErrNotFound) {
+	if err := s.NoteCall(ctx, acmeTest, "call_1", storage.CallNote{AgentAction: "hangup"}); !errors.Is(err, callcontext.ErrNotFound) {
 		t.Errorf("NoteCall(call_1) before any start = %v, want ErrNotFound", err)
 	}
 	call := startCall("call_1", "cust_1", t0)
 	mustSaveStart(t, s, acmeTest, call, identity.Mobile, false)
-	if err := s.NoteCall(ctx, acmeProd, "call_1", callcontext.CallNote{AgentAction: "hangup"}); !errors.Is(err, callcontext.ErrNotFound) {
+	if err := s.NoteCall(ctx, acmeProd, "call_1", storage.CallNote{AgentAction: "hangup"}); !errors.Is(err, callcontext.ErrNotFound) {
 		t.Errorf("NoteCall(acme prod, call_1) = %v, want ErrNotFound (another scope)", err)
 	}
-	for _, n := range []callcontext.CallNote{{AgentAction: "hangup"}, {AgentAction: "transfer:+14155550100"}, {DialStatus: "no-answer"}, {}} {
+	for _, n := range []storage.CallNote{{AgentAction: "hangup"}, {AgentAction: "transfer:+14155550100"}, {DialStatus: "no-answer"}, {}} {
 		if err := s.NoteCall(ctx, acmeTest, "call_1", n); err != nil {
 			t.Fatalf("NoteCall(%+v) = %v", n, err)
 		}

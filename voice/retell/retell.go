@@ -255,7 +255,7 @@ func HandleEvents(logger zerolog.Logger, calls *callcontext.Service, cfg Config)
 		switch {
 		case err == nil, errors.Is(err, callcontext.ErrNotFound):
 			writeJSON(w, http.StatusOK, struct{}{})
-		case cfg.Outbox != nil && (callcontext.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, callcontext.ErrInFlight)) && keep() == nil:
+		case cfg.Outbox != nil && (errors.Is(err, callcontext.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, callcontext.ErrInFlight)) && keep() == nil:
 			logger.Warn().Err(err).Str("event", ev.Event).Msg("retell: kept in the outbox until the store is back")
 			writeJSON(w, http.StatusOK, struct{}{})
 		default:

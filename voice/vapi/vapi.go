@@ -204,7 +204,7 @@ func report(w http.ResponseWriter, ctx context.Context, logger zerolog.Logger, c
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, struct{}{})
-	case callcontext.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, callcontext.ErrInFlight):
+	case errors.Is(err, callcontext.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, callcontext.ErrInFlight):
 		if cfg.Outbox != nil && cfg.Outbox.PutEnd(sc.Tenant, parsed) == nil {
 			logger.Warn().Err(err).Msg("vapi: end kept in the outbox until the store is back")
 			writeJSON(w, http.StatusOK, struct{}{})

@@ -19,6 +19,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/boltstore"
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/greetings"
 	"github.com/stickycalls/stickycalls/voice/agentctx"
 	"github.com/stickycalls/stickycalls/voice/vapi"
@@ -43,13 +44,13 @@ type hangable struct {
 	hang bool
 }
 
-func (h *hangable) Claim(ctx context.Context, sc callcontext.Scope, c callcontext.Claim) (callcontext.ClaimResult, error) {
+func (h *hangable) Claim(ctx context.Context, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
 	h.mu.Lock()
 	hang := h.hang
 	h.mu.Unlock()
 	if hang {
 		<-ctx.Done()
-		return callcontext.ClaimResult{}, callcontext.ErrUnavailable
+		return storage.ClaimResult{}, callcontext.ErrUnavailable
 	}
 	return h.Store.Claim(ctx, sc, c)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/keys"
+	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/voice"
 )
 
@@ -46,21 +47,21 @@ func seedVariables(i int) map[string]string {
 }
 
 // SeedRecord is customer i as the end of its call at ended wrote it.
-func SeedRecord(i int, ended time.Time) callcontext.Record {
-	link := callcontext.Link{LastCall: ended, Expires: ended.Add(seedLinkTTL)}
+func SeedRecord(i int, ended time.Time) storage.Record {
+	link := storage.Link{LastCall: ended, Expires: ended.Add(seedLinkTTL)}
 	aniLink := link
 	aniLink.Calls, aniLink.Seen = 1, ended // the seeded call, which came with no attestation
-	vars := map[string]callcontext.Variable{}
+	vars := map[string]storage.Variable{}
 	for k, v := range seedVariables(i) {
-		vars[k] = callcontext.Variable{Value: v, Source: seedCallID(i), Expires: ended.Add(seedVariableTTL)}
+		vars[k] = storage.Variable{Value: v, Source: seedCallID(i), Expires: ended.Add(seedVariableTTL)}
 	}
-	return callcontext.Record{
+	return storage.Record{
 		Ref: CustomerRef(i), Version: 1, Created: ended, FirstCall: ended, LastCall: ended,
-		ANIs:        map[string]callcontext.Link{CustomerANI(i): aniLink},
-		ExternalIDs: map[string]callcontext.Link{"crm_id:" + CustomerCRM(i): link},
-		Intents:     []callcontext.Intent{{Name: seedIntent, Status: "open", Attempts: 1, Opened: ended, LastCall: ended}},
+		ANIs:        map[string]storage.Link{CustomerANI(i): aniLink},
+		ExternalIDs: map[string]storage.Link{"crm_id:" + CustomerCRM(i): link},
+		Intents:     []storage.Intent{{Name: seedIntent, Status: "open", Attempts: 1, Opened: ended, LastCall: ended}},
 		Variables:   vars,
-		Calls:       []callcontext.CallRef{{ID: seedCallID(i), At: ended, Ended: true, Created: true}},
+		Calls:       []storage.CallRef{{ID: seedCallID(i), At: ended, Ended: true, Created: true}},
 		Expires:     ended.Add(seedLinkTTL),
 	}
 }
@@ -70,7 +71,7 @@ type seedStore interface {
 	callcontext.Store
 	keys.Store
 	CacheLineType(ctx context.Context, e164 string, lt identity.LineType, expires time.Time) error
-	Seed(ctx context.Context, sc callcontext.Scope, recs []callcontext.Record, now time.Time) error
+	Seed(ctx context.Context, sc callcontext.Scope, recs []storage.Record, now time.Time) error
 	Close() error
 }
 
@@ -85,7 +86,7 @@ func seedCustomers(ctx context.Context, s seedStore, sc callcontext.Scope, from,
 		go func() {
 			defer wg.Done()
 			for first := range chunks {
-				recs := make([]callcontext.Record, 0, seedChunk)
+				recs := make([]storage.Record, 0, seedChunk)
 				for i := first; i < min(first+seedChunk, to); i++ {
 					recs = append(recs, SeedRecord(i, now.Add(-seedAge)))
 				}

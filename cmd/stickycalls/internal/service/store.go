@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -60,7 +61,7 @@ func waitForStore(ctx context.Context, logger zerolog.Logger, cfg config.Config)
 	pause := 100 * time.Millisecond
 	for {
 		be, err := OpenStore(ctx, cfg, time.Second)
-		if err == nil || !callcontext.IsUnavailable(err) || time.Now().Add(pause).After(deadline) {
+		if err == nil || !errors.Is(err, callcontext.ErrUnavailable) || time.Now().Add(pause).After(deadline) {
 			return be, err
 		}
 		logger.Warn().Err(err).Dur("retry_in", pause).Msg("the store does not answer yet; trying again")
