@@ -5,8 +5,8 @@ import (
 	"compress/flate"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/storecodec"
@@ -56,13 +56,45 @@ const responseDict = `{"call_id":"","customer_ref":"","call_start":"T00:00:00.00
 // minCompressed is the shortest response worth compressing.
 const minCompressed = 256
 
+// Compressors are kept on free lists rather than in a sync.Pool: a
+// flate.Writer takes about 800 KB and half a millisecond to make, and a
+// sync.Pool drops what it holds at every other garbage collection, which
+// a busy server runs many times a second, so most starts paid for a new
+// one (BenchmarkPackResponse).
 var (
-	deflaters = sync.Pool{New: func() any {
+	deflaters = newFreeList(func() *flate.Writer {
 		w, _ := flate.NewWriterDict(nil, flate.DefaultCompression, []byte(responseDict)) // a valid level never fails
 		return w
-	}}
-	inflaters = sync.Pool{New: func() any { return flate.NewReaderDict(nil, []byte(responseDict)) }}
+	})
+	inflaters = newFreeList(func() io.ReadCloser { return flate.NewReaderDict(nil, []byte(responseDict)) })
 )
+
+// freeList keeps up to a few values per CPU for reuse, through garbage
+// collections.
+type freeList[T any] struct {
+	free chan T
+	fresh func() T
+}
+
+func newFreeList[T any](fresh func() T) *freeList[T] {
+	return &freeList[T]{free: make(chan T, 4*runtime.GOMAXPROCS(0)), fresh: fresh}
+}
+
+func (l *freeList[T]) get() T {
+	select {
+	case v := <-l.free:
+		return v
+	default:
+		return l.fresh()
+	}
+}
+
+func (l *freeList[T]) put(v T) {
+	select {
+	case l.free <- v:
+	default:
+	}
+}
 
 // packResponse is how a response is stored.
 func packResponse(body []byte) string {
@@ -71,8 +103,8 @@ func packResponse(body []byte) string {
 	}
 	var buf bytes.Buffer
 	buf.WriteByte(responseDict1)
-	w := deflaters.Get().(*flate.Writer)
-	defer deflaters.Put(w)
+	w := deflaters.get()
+	defer deflaters.put(w)
 	w.Reset(&buf)
 	w.Write(body) // writes to a bytes.Buffer do not fail
 	w.Close()
@@ -87,8 +119,8 @@ func unpackResponse(stored string) ([]byte, error) {
 	if stored[0] != responseDict1 {
 		return []byte(stored), nil
 	}
-	r := inflaters.Get().(io.ReadCloser)
-	defer inflaters.Put(r)
+	r := inflaters.get()
+	defer inflaters.put(r)
 	if err := r.(flate.Resetter).Reset(strings.NewReader(stored[1:]), []byte(responseDict)); err != nil {
 		return nil, fmt.Errorf("inflate response: %w", err)
 	}

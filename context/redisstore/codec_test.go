@@ -3,6 +3,7 @@ package redisstore
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -104,5 +105,18 @@ func TestResponseCodec(t *testing.T) {
 		if len(body) >= minCompressed && len(stored) >= len(body)/2 {
 			t.Errorf("packResponse(%d bytes) = %d bytes, want compressed", len(body), len(stored))
 		}
+	}
+}
+
+// BenchmarkPackResponse packs a returning caller's start answer as a busy
+// server does: with garbage collections in between, which emptied the
+// sync.Pool the compressors were kept in before.
+func BenchmarkPackResponse(b *testing.B) {
+	body, _ := json.Marshal(returningCustomer())
+	for b.Loop() {
+		packResponse(body)
+		b.StopTimer()
+		runtime.GC()
+		b.StartTimer()
 	}
 }
