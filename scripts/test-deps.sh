@@ -30,8 +30,8 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "installing ${all[*]} for the tests" >&2
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-[ ${#missing[@]} -eq 0 ] || $sudo apt-get install -y -qq "${missing[@]}"
+$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+[ ${#missing[@]} -eq 0 ] || $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}"
 [ -n "$prometheus" ] || exit 0
 
 # The prometheus package would start a Prometheus server on :9090 (and its
@@ -45,7 +45,7 @@ if [ ! -e "$policy" ]; then
 	printf '#!/bin/sh\n# scripts/test-deps.sh: no service starts while prometheus installs\nexit 101\n' | $sudo tee "$policy" >/dev/null
 	$sudo chmod 755 "$policy"
 fi
-$sudo apt-get install -y -qq --no-install-recommends prometheus
+$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus
 if command -v systemctl >/dev/null 2>&1; then
 	$sudo systemctl disable prometheus.service >/dev/null 2>&1 || true
 	if [ -d /run/systemd/system ]; then
