@@ -210,6 +210,19 @@ func checkCustomer(r storage.Record) string {
 			return fmt.Sprintf("customer.anis: %q is not an E.164 number", ani)
 		}
 	}
+	// What §4 lets an end save, an import may not exceed: a file edited by
+	// hand must not bring in what the API refuses.
+	if n := len(r.Variables); n > callapi.MaxVariables {
+		return fmt.Sprintf("customer.variables: at most %d; this customer has %d", callapi.MaxVariables, n)
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Variables)) {
+		if p := callapi.VariableProblem(k, r.Variables[k].Value); p != "" {
+			return fmt.Sprintf("customer.variables.%s: %s", k, p)
+		}
+	}
+	if n := len(r.Intents); n > callapi.MaxOpenIntents {
+		return fmt.Sprintf("customer.intents: at most %d open; this customer has %d", callapi.MaxOpenIntents, n)
+	}
 	return ""
 }
 

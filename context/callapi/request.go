@@ -66,6 +66,7 @@ func Fingerprint(req any) string {
 // Limits of the contract.
 const (
 	MaxVariables      = 100 // a customer keeps at most this many variables
+	MaxOpenIntents    = 20  // … and this many open intents
 	maxVariableKey    = 128
 	maxVariableLen    = 1024
 	maxExternalIDs    = 20
@@ -503,11 +504,10 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 			v.Add(problem, "variables", k)
 			continue
 		}
-		if val != nil && utf8.RuneCountInString(*val) > maxVariableLen {
-			v.Add(fmt.Sprintf("value must be at most %d characters", maxVariableLen), "variables", k)
+		if problem, r := checkVariable(k, val); problem != "" {
+			v.Add(problem, "variables", k)
 			continue
-		}
-		if r := sensitive(k, val); r.why != "" {
+		} else if r.why != "" {
 			v.refuse(r, "variables", k)
 			continue
 		}
@@ -525,6 +525,29 @@ func parseVariables(raw json.RawMessage, v *ValidationError) map[string]*string 
 		v.Add(fmt.Sprintf("at most %d variables; this body sets %d", MaxVariables, set), "variables")
 	}
 	return vars
+}
+
+// checkVariable tells what is wrong with a variable's name and value (nil:
+// a deletion): a problem of form, or a refusal of sensitive data.
+func checkVariable(key string, val *string) (string, refusal) {
+	switch {
+	case !varKeyPattern.MatchString(key):
+		return "name must be 1-128 characters of A-Z a-z 0-9 _ . -", refusal{}
+	case val != nil && utf8.RuneCountInString(*val) > maxVariableLen:
+		return fmt.Sprintf("value must be at most %d characters", maxVariableLen), refusal{}
+	}
+	return "", sensitive(key, val)
+}
+
+// VariableProblem tells why a stored variable is one that no end could
+// have saved (see §4: its name, its length, sensitive data), or "". An
+// import checks what it is given with it.
+func VariableProblem(key, value string) string {
+	problem, r := checkVariable(key, &value)
+	if problem == "" {
+		problem = r.why
+	}
+	return problem
 }
 
 // notValue is the problem of a variable that is no value.

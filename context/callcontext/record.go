@@ -13,11 +13,9 @@ import (
 	"github.com/stickycalls/stickycalls/context/identity"
 )
 
-// What a customer record keeps at most.
-const (
-	maxOpenIntents = 20 // open intents
-	maxHistory     = 50 // closed intents kept
-)
+// What a customer record keeps at most (and callapi.MaxOpenIntents open
+// intents).
+const maxHistory = 50 // closed intents kept
 
 // prune drops what has expired from r as of now: links, variables, open
 // intents without a call for too long (closed as abandoned), old history
@@ -86,7 +84,7 @@ func applyIntent(r *storage.Record, name, status string, now time.Time) string {
 		return tally.IntentFollowedUp
 	case status == "open":
 		r.Intents = append(r.Intents, storage.Intent{Name: name, Status: "open", Attempts: 1, Opened: now, LastCall: now})
-		if len(r.Intents) > maxOpenIntents {
+		if len(r.Intents) > callapi.MaxOpenIntents {
 			closeIntent(r, r.Intents[0], "abandoned", now)
 			r.Intents = r.Intents[1:]
 		}

@@ -107,6 +107,11 @@ func testBackupBadFile(t *testing.T, s Store) {
 		`not json`,
 		`{"customer":{"ref":"cust_2","version":1,"expires":"2026-03-07T10:30:00Z"},"line_type":{"ani":"+14155550100","line_type":"mobile"}}`,
 		`{"line_type":{"ani":"+14155550100","line_type":"fax","expires":"2026-03-07T10:30:00Z"}}`,
+		// What §4 refuses an end is refused an import too.
+		`{"customer":{"ref":"cust_3","version":1,"expires":"2026-03-07T10:30:00Z","variables":{"note":{"value":"card 4111 1111 1111 1111","source":"c","expires":"2026-03-07T10:30:00Z"}}}}`,
+		`{"customer":{"ref":"cust_4","version":1,"expires":"2026-03-07T10:30:00Z","variables":{"bad key!":{"value":"x","source":"c","expires":"2026-03-07T10:30:00Z"}}}}`,
+		`{"customer":{"ref":"cust_5","version":1,"expires":"2026-03-07T10:30:00Z","variables":` + manyVariables(101) + `}}`,
+		`{"customer":{"ref":"cust_6","version":1,"expires":"2026-03-07T10:30:00Z","variables":` + manyVariables(100) + `}}`,
 	}, "\n")
 	_, err := backup.Read(strings.NewReader(file))
 	var bad *backup.BadFile
@@ -117,10 +122,19 @@ func testBackupBadFile(t *testing.T, s Store) {
 	for _, l := range bad.Lines {
 		lines = append(lines, l.Line)
 	}
-	if diff := cmp.Diff([]int{3, 4, 5, 6, 7, 8}, lines); diff != "" {
+	if diff := cmp.Diff([]int{3, 4, 5, 6, 7, 8, 9, 10, 11}, lines); diff != "" {
 		t.Errorf("bad lines: diff (-want +got):\n%s\n%v", diff, err)
 	}
 	if _, err := backup.Read(strings.NewReader(`{"customer":{"ref":"cust_1","version":1,"expires":"2026-03-07T10:30:00Z"}}`)); err == nil {
 		t.Error("a file without its header was read")
 	}
+}
+
+// manyVariables is a customer's variables, n of them, as an export writes them.
+func manyVariables(n int) string {
+	vars := make([]string, n)
+	for i := range vars {
+		vars[i] = fmt.Sprintf(`"v%d":{"value":"x","source":"c","expires":"2026-03-07T10:30:00Z"}`, i)
+	}
+	return "{" + strings.Join(vars, ",") + "}"
 }
