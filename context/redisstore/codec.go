@@ -72,7 +72,7 @@ var (
 // freeList keeps up to a few values per CPU for reuse, through garbage
 // collections.
 type freeList[T any] struct {
-	free chan T
+	free  chan T
 	fresh func() T
 }
 
