@@ -29,6 +29,7 @@ type committer struct {
 	e       storage.EndCommit
 	now     time.Time // the end's time, from which TTLs are measured
 	token   string    // lock token when the end writes several customers
+	mark    [2]string // the field and value of the end's mark on the call (see guardScript)
 	deleted map[string]storage.Record
 }
 
@@ -86,7 +87,9 @@ func (c *committer) prepare(ctx context.Context) error {
 	}
 	indexRuns := len(runs)
 	other, mark := c.guard()
-	runs = append(runs, run{guardScript, []string{c.n.call(c.e.Call.ID)}, []any{other[0], other[1], mark[0], mark[1], ts(time.Now()), ts(time.Now().Add(c.s.lockTTL))}})
+	now := time.Now()
+	c.mark = [2]string{mark[1], ts(now.Add(c.s.lockTTL))}
+	runs = append(runs, run{guardScript, []string{c.n.call(c.e.Call.ID)}, []any{other[0], other[1], mark[0], mark[1], ts(now), c.mark[1]}})
 	if c.token != "" {
 		for _, w := range c.e.Writes {
 			ref := w.Record.Ref
@@ -117,19 +120,19 @@ func (c *committer) guard() (other [2]string, marks [2]string) {
 	return [2]string{"co", ts(c.e.Call.Completed)}, [2]string{"cm", "em"}
 }
 
-// unlock removes the end's locks, if it took any. It runs even when the
-// context is done, so that a failed end does not hold its customers.
+// unlock removes the end's locks, if it took any, and its mark on the
+// call. It runs even when the context is done, so that a failed end does
+// not hold its customers, nor the other half of the call's ending.
 func (c *committer) unlock(ctx context.Context) {
-	if c.token == "" {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	var runs []run
-	for _, w := range c.e.Writes {
-		runs = append(runs, run{unlockScript, []string{c.n.lock(w.Record.Ref)}, []any{c.token}})
+	runs := []run{{unguardScript, []string{c.n.call(c.e.Call.ID)}, []any{c.mark[0], c.mark[1]}}}
+	if c.token != "" {
+		for _, w := range c.e.Writes {
+			runs = append(runs, run{unlockScript, []string{c.n.lock(w.Record.Ref)}, []any{c.token}})
+		}
 	}
-	c.s.wave(ctx, "commit end: unlock", runs, nil) // the locks expire by themselves if this fails
+	c.s.wave(ctx, "commit end: unlock", runs, nil) // the locks and the mark expire by themselves if this fails
 }
 
 // write writes the other customers in one wave, then the target.

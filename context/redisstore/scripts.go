@@ -395,8 +395,9 @@ return 1
 // guardScript is the Cluster path's check that the other half of a call's
 // ending has not committed since the commit read the call (commitScript's
 // g), and its mark that this half is committing, which the other half's
-// guard respects until it expires (a commit that failed after it leaves
-// it to expire; the merge of the call record clears it). KEYS: call.
+// guard respects until it expires (a commit that fails after it removes
+// it, see unguardScript, or leaves it to expire when even that fails; the
+// merge of the call record clears it). KEYS: call.
 // ARGV: the other half's field and the value read, its mark's field, this
 // half's mark's field, now, the mark's expiry. Returns 0 to go on, 1 when
 // the other half committed or is committing.
@@ -407,6 +408,17 @@ if (r[ARGV[1]] or '') ~= ARGV[2] then return 1 end
 if blank(r[ARGV[1]]) and after(r[ARGV[3]], ARGV[5]) then return 1 end
 r[ARGV[4]] = ARGV[6]
 saveCall(KEYS[1], r)
+return 0
+`)
+
+// unguardScript removes a commit's mark from its call if it is still the
+// commit's. KEYS: call. ARGV: the mark's field, its value.
+var unguardScript = redis.NewScript(callPrelude + `
+local r = loadCall(KEYS[1])
+if r and r[ARGV[1]] == ARGV[2] then
+  r[ARGV[1]] = nil
+  saveCall(KEYS[1], r)
+end
 return 0
 `)
 
@@ -520,6 +532,6 @@ return 0
 
 var allScripts = []*redis.Script{
 	claimScript, startScript, saveStartScript, commitScript, fileCallScript, lineTypeScript, releaseScript, mergeScript, eraseCallsScript,
-	guardScript, lockScript, unlockScript, writeScript, setFieldScript, ownerOnlyScript,
+	guardScript, unguardScript, lockScript, unlockScript, writeScript, setFieldScript, ownerOnlyScript,
 	putKeyScript, keyByHashScript, allKeysScript, keyTimeScript, leaseScript, unleaseScript,
 }

@@ -123,6 +123,7 @@ func storeTests() []storeTest {
 		{"keys", testKeys},
 		{"ConfirmCall records the answer on the call", testConfirmCall},
 		{"a completion merges beside the start and end", testCompletion},
+		{"an end refused for a changed customer does not hold up the completion", testRefusedEndThenCompletion},
 		{"the Lookup cache answers until it expires", testLookupCache},
 		{"a claim with a query reads what Resolve reads", testClaimQuery},
 		{"Erase removes the calls whose answers showed the customer", testEraseRevealed},
@@ -193,6 +194,29 @@ func testCompletion(t *testing.T, s Store) {
 	}
 	mustClaim(t, s, acmeTest, at(end, end.Now.Add(time.Minute)), storage.Replay)
 	mustClaim(t, s, acmeTest, claimOf(storage.OpStart, "call_1", "", printA, end.Now), storage.Replay)
+}
+
+func testRefusedEndThenCompletion(t *testing.T, s Store) {
+	ctx := context.Background()
+	call := startCall("call_1", "cust_1", t0)
+	mustSaveStart(t, s, acmeTest, call, identity.Mobile, false)
+	end := claimOf(storage.OpEnd, "call_1", "", printA, t0.Add(time.Minute))
+	mustClaim(t, s, acmeTest, end, storage.Claimed)
+	e := commitOf("call_1", end.Now, 4, record("cust_1", 5, end.Now, ani1)) // cust_1 is not at version 4
+	ended := call
+	ended.Ended, ended.EndPrint, ended.EndResponse = end.Now, printA, response(end)
+	e.Call = ended
+	if err := s.CommitEnd(ctx, acmeTest, e); !errors.Is(err, storage.ErrVersion) {
+		t.Fatalf("CommitEnd(a customer at another version) = %v, want ErrVersion", err)
+	}
+	done := call
+	done.Completed, done.CompletionStatus, done.CompletedDuration = end.Now, "completed", 60
+	if err := s.CommitEnd(ctx, acmeTest, storage.EndCommit{Call: done, Completion: true, Period: callcontext.Period(end.Now)}); err != nil {
+		t.Errorf("CommitEnd(the completion, after the refused end) = %v, want nil", err)
+	}
+	if got := mustCall(t, s, acmeTest, "call_1"); !got.Completed.Equal(end.Now) || !got.Ended.IsZero() {
+		t.Errorf("Call(call_1) = completed %v, ended %v; want completed %v, not ended", got.Completed, got.Ended, end.Now)
+	}
 }
 
 func testLookupCache(t *testing.T, s Store) {
