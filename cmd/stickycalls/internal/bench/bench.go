@@ -42,13 +42,13 @@ type benchPlan struct {
 	repeats     int           // open-loop phases of the returning start at each size; the median p99 counts
 	seedWorkers int           // concurrent seeding batches (Redis)
 	profile     bool          // take CPU profiles of the service at the largest size on Redis
-	stores      []string      // "redis", "bbolt"
+	stores      []string      // "redis" (one node), "cluster" (3 masters), "bbolt"
 }
 
 func fullPlan() benchPlan {
 	return benchPlan{customers: []int{10_000, 1_000_000}, phase: 5 * time.Second, warmup: 2 * time.Second, grace: 10 * time.Second,
 		conns: 32, inflight: 2048, voiceRate: 500, voiceSet: 2000, probes: 20, repeats: 3, seedWorkers: 4, profile: true,
-		stores: []string{"redis", "bbolt"}}
+		stores: []string{"redis", "cluster", "bbolt"}}
 }
 
 func quickPlan() benchPlan {
@@ -135,8 +135,10 @@ func parseSizes(s string) ([]int, error) {
 // runner is one bench run.
 type runner struct {
 	p         benchPlan
+	sp        *childproc.Spawner
 	launch    launcher
-	redis     *redisServer
+	redis     *redisServer // the single node: the floors and the "redis" store
+	cluster   redisNodes   // the "cluster" store's masters, while it is measured
 	gen       *generator
 	dir       string // temporary files
 	log       io.Writer
@@ -157,12 +159,12 @@ func runBench(ctx context.Context, p benchPlan, sp *childproc.Spawner, launch la
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	rd, err := startRedis(ctx, sp, dir)
+	rd, err := startRedis(ctx, sp, dir, false)
 	if err != nil {
 		return nil, err
 	}
 	defer rd.stop()
-	r := &runner{p: p, launch: launch, redis: rd, gen: newGenerator(), dir: dir, log: log,
+	r := &runner{p: p, sp: sp, launch: launch, redis: rd, gen: newGenerator(), dir: dir, log: log,
 		twilio: twilioAccount{sid: "AC" + randomHex(16), token: randomHex(16)}, config: filepath.Join(dir, "config.yaml"),
 		res: &results{plan: p, began: time.Now(), machine: machineInfo(rd.version)}, rates: map[string]float64{}}
 	numbers := fmt.Sprintf("numbers:\n  %q:\n    next:\n      dial: \"+14155550100\"\n", benchDNIS)
@@ -245,6 +247,14 @@ func (r *runner) floorAt(ctx context.Context, waves int, rate float64) {
 // runStore seeds a store size by size and measures the service on it at
 // each size.
 func (r *runner) runStore(ctx context.Context, store string) error {
+	if store == "cluster" {
+		c, err := startCluster(ctx, r.sp, r.dir, clusterMasters)
+		if err != nil {
+			return err
+		}
+		r.cluster = c
+		defer func() { c.stop(); r.cluster = nil }()
+	}
 	st, err := r.openSeedStore(ctx, store)
 	if err != nil {
 		return err
@@ -263,8 +273,8 @@ func (r *runner) runStore(ctx context.Context, store string) error {
 		}
 		sr.seedTime, w.customers = time.Since(began), size
 		r.logf("%s: seeded %d customers in %s", store, sr.seeded, sr.seedTime.Round(time.Millisecond))
-		if store == "redis" {
-			if sr.waves, err = r.probeWaves(ctx, w); err != nil {
+		if store != "bbolt" {
+			if sr.waves, err = r.probeWaves(ctx, store, w); err != nil {
 				return err
 			}
 		}
@@ -274,7 +284,7 @@ func (r *runner) runStore(ctx context.Context, store string) error {
 		if err := r.measureServer(ctx, &sr, w, i == len(r.p.customers)-1); err != nil {
 			return err
 		}
-		if store == "redis" {
+		if store != "bbolt" {
 			// After the service has stopped, so that it does not compete.
 			for _, row := range sr.rows {
 				r.floorAt(ctx, floorWaves(sr.waves[row.name]), row.open.rate)
@@ -316,7 +326,7 @@ func (r *runner) openSeedStore(ctx context.Context, store string) (seedStore, er
 	if store == "bbolt" {
 		return boltstore.Open(r.boltPath(), 10*time.Second)
 	}
-	opts, err := redisstore.ParseURL("redis://"+r.redis.addr+"/0", "")
+	opts, err := redisstore.ParseURL(r.nodes(store).url(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +342,7 @@ func (r *runner) openSeedStore(ctx context.Context, store string) (seedStore, er
 // file's size (0 before the file exists).
 func (r *runner) storeBytes(ctx context.Context, store string) int64 {
 	if store != "bbolt" {
-		return r.redis.usedMemory(ctx)
+		return r.nodes(store).usedMemory(ctx)
 	}
 	fi, err := os.Stat(r.boltPath())
 	if err != nil {
@@ -355,7 +365,19 @@ func (r *runner) serverEnv(store, addr string) map[string]string {
 	if store == "bbolt" {
 		env["STICKYCALLS_DATA"] = r.boltPath()
 	} else {
-		env["STICKYCALLS_REDIS_URL"] = "redis://" + r.redis.addr + "/0"
+		env["STICKYCALLS_REDIS_URL"] = r.nodes(store).url()
 	}
 	return env
+}
+
+// clusterMasters is the size of the "cluster" store's Redis Cluster.
+const clusterMasters = 3
+
+// nodes is the Redis of store: the Cluster's masters for "cluster", else
+// the single node (which the floors use too).
+func (r *runner) nodes(store string) redisNodes {
+	if store == "cluster" {
+		return r.cluster
+	}
+	return redisNodes{r.redis}
 }

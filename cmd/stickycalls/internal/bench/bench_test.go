@@ -24,7 +24,7 @@ import (
 // returning callers are reused and the voice greeting names the caller).
 func TestBench(t *testing.T) {
 	p := benchPlan{customers: []int{200, 300}, phase: 150 * time.Millisecond, warmup: 50 * time.Millisecond, grace: 500 * time.Millisecond,
-		conns: 4, inflight: 64, voiceRate: 50, voiceSet: 50, probes: 2, repeats: 2, seedWorkers: 2, stores: []string{"redis", "bbolt"}}
+		conns: 4, inflight: 64, voiceRate: 50, voiceSet: 50, probes: 2, repeats: 2, seedWorkers: 2, stores: []string{"redis", "cluster", "bbolt"}}
 	sp := childproc.NewSpawner()
 	defer sp.Close()
 	var log bytes.Buffer
@@ -35,8 +35,8 @@ func TestBench(t *testing.T) {
 	if testing.Verbose() {
 		t.Log(log.String())
 	}
-	if got := len(res.runs); got != 4 {
-		t.Fatalf("runs = %d, want 4 (2 stores × 2 sizes)", got)
+	if got := len(res.runs); got != 6 {
+		t.Fatalf("runs = %d, want 6 (3 stores × 2 sizes)", got)
 	}
 	if got := len(res.floors); got != maxFloorWaves {
 		t.Fatalf("floors = %d, want %d (1 to %d waves)", got, maxFloorWaves, maxFloorWaves)
@@ -49,11 +49,11 @@ func TestBench(t *testing.T) {
 	}
 	// Every Redis workload's p99 has the floor with its waves at its rate
 	// to be compared with.
-	for _, sr := range res.redisRuns() {
+	for _, sr := range res.redisBackedRuns() {
 		for _, w := range sr.rows {
 			f, _ := res.floorFor(sr, w.name, true)
 			if fp, ok := f.atRate(w.open.rate); !ok || fp.p.ok == 0 {
-				t.Errorf("redis %d, %s: the %d-wave floor was not measured at %.0f req/s", sr.customers, w.name, f.waves, w.open.rate)
+				t.Errorf("%s %d, %s: the %d-wave floor was not measured at %.0f req/s", sr.store, sr.customers, w.name, f.waves, w.open.rate)
 			}
 		}
 	}
@@ -67,8 +67,8 @@ func TestBench(t *testing.T) {
 					w.closed.ok, w.closed.failed, w.open.ok, w.open.failed)
 			}
 		}
-		if sr.store == "redis" && sr.waves[returningName] < 2 {
-			t.Errorf("redis %d: %v waves for a returning start, want at least 2", sr.customers, sr.waves[returningName])
+		if sr.store != "bbolt" && sr.waves[returningName] < 2 {
+			t.Errorf("%s %d: %v waves for a returning start, want at least 2", sr.store, sr.customers, sr.waves[returningName])
 		}
 	}
 	md := res.markdown("stickycalls bench --test")

@@ -100,18 +100,19 @@ type storeRun struct {
 }
 
 // measure runs f and charges the CPU time, Redis commands and growth of
-// the store (the server's, "redis" or "bbolt") spent meanwhile to the
+// the store (the server's: "redis", "cluster" or "bbolt") spent meanwhile to the
 // requests it answered.
 func (r *runner) measure(ctx context.Context, pid int, store string, f func() phase) (phase, cost) {
 	self := os.Getpid()
 	size0 := r.storeBytes(ctx, store)
-	cpu0, rcpu0, bcpu0, all0 := cpuTime(pid), cpuTime(r.redis.pid), cpuTime(self), busyTime()
-	cmds0, _ := r.redis.commandStats(ctx)
+	rd := r.nodes(store)
+	cpu0, rcpu0, bcpu0, all0 := cpuTime(pid), rd.cpu(), cpuTime(self), busyTime()
+	cmds0, _ := rd.commandStats(ctx)
 	began := time.Now()
 	p := f()
 	elapsed := time.Since(began)
-	cpu1, rcpu1, bcpu1, all1 := cpuTime(pid), cpuTime(r.redis.pid), cpuTime(self), busyTime()
-	cmds1, _ := r.redis.commandStats(ctx)
+	cpu1, rcpu1, bcpu1, all1 := cpuTime(pid), rd.cpu(), cpuTime(self), busyTime()
+	cmds1, _ := rd.commandStats(ctx)
 	size1 := r.storeBytes(ctx, store)
 	u := cost{byCommand: map[string]float64{}}
 	u.rss, _ = memory(pid)
@@ -373,8 +374,8 @@ func selectFrames(listing string, n int) string {
 // redisstore's wave counter, through the domain service of a service.App,
 // wired as serve wires it (a /v1 request authenticates its key first; the voice webhook asks
 // Lookup, whose answer is cached, then starts the call).
-func (r *runner) probeWaves(ctx context.Context, w *workloads) (map[string]float64, error) {
-	env := r.serverEnv("redis", "127.0.0.1:1")
+func (r *runner) probeWaves(ctx context.Context, store string, w *workloads) (map[string]float64, error) {
+	env := r.serverEnv(store, "127.0.0.1:1")
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		return nil, err

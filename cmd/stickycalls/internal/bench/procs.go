@@ -164,15 +164,16 @@ type redisServer struct {
 	stop    func()
 }
 
-// startRedis starts redis-server on a free port with nothing kept on disk.
-func startRedis(ctx context.Context, sp *childproc.Spawner, dir string) (*redisServer, error) {
+// startRedis starts redis-server on a free port with nothing kept on disk;
+// a cluster node when cluster is set.
+func startRedis(ctx context.Context, sp *childproc.Spawner, dir string, cluster bool) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, errors.New("bench: redis-server is not on PATH; install it with: apt-get install -y redis-server")
 	}
 	var errs []error
 	for range 3 {
-		r, err := tryRedis(ctx, sp, bin, dir)
+		r, err := tryRedis(ctx, sp, bin, dir, cluster)
 		if err == nil {
 			return r, nil
 		}
@@ -181,14 +182,22 @@ func startRedis(ctx context.Context, sp *childproc.Spawner, dir string) (*redisS
 	return nil, errors.Join(errs...)
 }
 
-func tryRedis(ctx context.Context, sp *childproc.Spawner, bin, dir string) (*redisServer, error) {
+func tryRedis(ctx context.Context, sp *childproc.Spawner, bin, dir string, cluster bool) (*redisServer, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis-"+port+".log"))
+	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis-"+port+".log")}
+	if cluster {
+		if n, _ := strconv.Atoi(port); n+10000 > 65535 { // the cluster bus listens on port+10000
+			return nil, fmt.Errorf("bench: port %s leaves no room for its cluster bus port", port)
+		}
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes-"+port+".conf"),
+			"--cluster-node-timeout", "5000")
+	}
+	cmd := exec.Command(bin, args...)
 	if err := sp.Start(cmd); err != nil {
 		return nil, fmt.Errorf("bench: start redis-server: %w", err)
 	}
@@ -220,6 +229,104 @@ func tryRedis(ctx context.Context, sp *childproc.Spawner, bin, dir string) (*red
 	info, _ := r.rdb.Info(ctx, "server").Result()
 	r.version = infoField(info, "redis_version")
 	return r, nil
+}
+
+// redisNodes is a Redis the service runs on: the bench's single node, or
+// the masters of the Cluster the "cluster" store runs on. What is measured
+// of it is the sum over its nodes.
+type redisNodes []*redisServer
+
+// url is the service's STICKYCALLS_REDIS_URL for the nodes: several URLs
+// make a Cluster.
+func (ns redisNodes) url() string {
+	urls := make([]string, len(ns))
+	for i, n := range ns {
+		urls[i] = "redis://" + n.addr + "/0"
+	}
+	return strings.Join(urls, ",")
+}
+
+func (ns redisNodes) cpu() time.Duration {
+	var t time.Duration
+	for _, n := range ns {
+		t += cpuTime(n.pid)
+	}
+	return t
+}
+
+func (ns redisNodes) commandStats(ctx context.Context) (map[string]int64, error) {
+	sum := map[string]int64{}
+	for _, n := range ns {
+		stats, err := n.commandStats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for name, calls := range stats {
+			sum[name] += calls
+		}
+	}
+	return sum, nil
+}
+
+func (ns redisNodes) usedMemory(ctx context.Context) int64 {
+	var b int64
+	for _, n := range ns {
+		b += n.usedMemory(ctx)
+	}
+	return b
+}
+
+func (ns redisNodes) stop() {
+	for _, n := range ns {
+		n.stop()
+	}
+}
+
+// clusterSlots is how many hash slots a Redis Cluster has.
+const clusterSlots = 16384
+
+// startCluster starts a Cluster of masters masters (no replicas), each
+// with an equal share of the slots, and waits until every node says the
+// cluster is ok.
+func startCluster(ctx context.Context, sp *childproc.Spawner, dir string, masters int) (redisNodes, error) {
+	var ns redisNodes
+	fail := func(err error) (redisNodes, error) {
+		ns.stop()
+		return nil, fmt.Errorf("bench: start a Redis Cluster: %w", err)
+	}
+	for range masters {
+		n, err := startRedis(ctx, sp, dir, true)
+		if err != nil {
+			return fail(err)
+		}
+		ns = append(ns, n)
+	}
+	for i, n := range ns {
+		from, to := i*clusterSlots/masters, (i+1)*clusterSlots/masters-1
+		if err := n.rdb.ClusterAddSlotsRange(ctx, from, to).Err(); err != nil {
+			return fail(err)
+		}
+		if i > 0 {
+			host, port, _ := net.SplitHostPort(n.addr)
+			if err := ns[0].rdb.ClusterMeet(ctx, host, port).Err(); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, n := range ns {
+		for {
+			info, err := n.rdb.ClusterInfo(ctx).Result()
+			if err == nil && infoField(info, "cluster_state") == "ok" && infoField(info, "cluster_known_nodes") == strconv.Itoa(masters) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fail(fmt.Errorf("%s is not ok after 30 s: %v %s", n.addr, err, info))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return ns, nil
 }
 
 // commandStats returns the calls of each command since the server

@@ -112,6 +112,12 @@ func (r *results) markdown(command string) string {
 		"run with the median p99 is shown. Each floor's open loop runs at half its own maximum and, after the service on Redis, at "+
 		"the rate of each Redis workload with its waves, so that p99s compare at one rate.\n\n",
 		p.phase, p.warmup, p.conns, p.inflight, p.grace, p.voiceRate, max(p.repeats, 1))
+	if slices.Contains(p.stores, "cluster") {
+		fmt.Fprintf(&b, "Store \"cluster\": a Redis Cluster of %d masters without replicas, started for its runs on the same machine "+
+			"(its redis-server CPU is the sum over the masters, as are its commands and used_memory); the floors ran on the single "+
+			"node, so the Cluster's ratios say what spreading the keys over slots costs, not what a cluster of machines would do.\n\n",
+			clusterMasters)
+	}
 	r.writeTargets(&b)
 	r.writeLatency(&b)
 	r.writeResources(&b)
@@ -121,10 +127,18 @@ func (r *results) markdown(command string) string {
 	return b.String()
 }
 
-func (r *results) redisRuns() []storeRun {
+// redisRuns are the runs on the single Redis node.
+func (r *results) redisRuns() []storeRun { return r.runsWhere(func(store string) bool { return store == "redis" }) }
+
+// redisBackedRuns are the runs on Redis, one node or Cluster.
+func (r *results) redisBackedRuns() []storeRun {
+	return r.runsWhere(func(store string) bool { return store != "bbolt" })
+}
+
+func (r *results) runsWhere(keep func(store string) bool) []storeRun {
 	var out []storeRun
 	for _, sr := range r.runs {
-		if sr.store == "redis" {
+		if keep(sr.store) {
 			out = append(out, sr)
 		}
 	}
@@ -189,7 +203,7 @@ func (r *results) writeLatency(b *strings.Builder) {
 	for _, sr := range r.runs {
 		for _, w := range sr.rows {
 			var same *floorRun
-			if f, ok := r.floorFor(sr, w.name, true); ok && sr.store == "redis" {
+			if f, ok := r.floorFor(sr, w.name, true); ok && sr.store != "bbolt" {
 				same = &f
 			}
 			line(w.name, sr.store, size(sr.customers), w.closed, same, ratePhase{w.open, w.openLoad})
@@ -211,7 +225,7 @@ func (r *results) writeResources(b *strings.Builder) {
 	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	line := func(name, store, customers string, u cost, waves string) {
 		cmds, redisCPU := "–", "–"
-		if store == "redis" {
+		if store != "bbolt" {
 			cmds, redisCPU = fmt.Sprintf("%.1f (%.1f)", u.cmds, u.evalsha), us(u.redisCPU)
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f |\n", name, store, customers, us(u.cpu), redisCPU, us(u.benchCPU),
@@ -245,10 +259,14 @@ func (r *results) writeResources(b *strings.Builder) {
 // whose open loop ran at rate.
 func (r *results) workloadsAt(waves int, rate float64) []string {
 	var names []string
-	for _, sr := range r.redisRuns() {
+	for _, sr := range r.redisBackedRuns() {
 		for _, w := range sr.rows {
-			if floorWaves(sr.waves[w.name]) == waves && w.open.rate == rate && !slices.Contains(names, w.name) {
-				names = append(names, w.name)
+			name := w.name
+			if sr.store != "redis" {
+				name += " on " + sr.store
+			}
+			if floorWaves(sr.waves[w.name]) == waves && w.open.rate == rate && !slices.Contains(names, name) {
+				names = append(names, name)
 			}
 		}
 	}

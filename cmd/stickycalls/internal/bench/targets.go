@@ -26,24 +26,44 @@ type targetRow struct {
 	floor  string // the floor the row's ratios use
 	figs   []string
 	oks    []bool // one per judged figure; none means not measured
+	// reported: the issue asks for the figures, not for the target to be
+	// met (the Cluster's rows); the verdict is shown in brackets.
+	reported bool
 }
 
-func (t targetRow) result() string { return verdict(t.oks...) }
+func (t targetRow) result() string {
+	if t.reported && len(t.oks) > 0 {
+		return "reported (" + strings.Trim(verdict(t.oks...), "*") + ")"
+	}
+	return verdict(t.oks...)
+}
 
 // targets judges the results against issue 16's targets.
 func (r *results) targets() []targetRow {
 	sameWave := fmt.Sprintf("the workload's own: as many ordered EVALSHAs as its waves per request (measured, rounded up, at most %d)", maxFloorWaves)
 	oneWave := "one wave (one EVALSHA)"
-	return []targetRow{
-		r.shareTarget("redis", returningName, "Redis (one node): `/v1/calls/start`, returning caller", sameWave, sameWaveShare, true),
-		r.shareTarget("redis", newName, "Redis (one node): `/v1/calls/start`, new caller", sameWave, sameWaveShare, true),
-		r.shareTarget("redis", endName, "Redis (one node): `/v1/calls/end`", sameWave, sameWaveShare, true),
-		r.shareTarget("redis", returningName, "Redis (one node): `/v1/calls/start`, returning caller", oneWave, startOneWaveShare, false),
-		r.shareTarget("redis", endName, "Redis (one node): `/v1/calls/end`", oneWave, endOneWaveShare, false),
-		r.p99Target(sameWave),
-		r.shareTarget("bbolt", returningName, "bbolt: `/v1/calls/start`, returning caller", oneWave+" on Redis", boltStartShare, false),
-		r.voiceTarget(),
+	redis := func(store, title string) []targetRow {
+		return []targetRow{
+			r.shareTarget(store, returningName, title+": `/v1/calls/start`, returning caller", sameWave, sameWaveShare, true),
+			r.shareTarget(store, newName, title+": `/v1/calls/start`, new caller", sameWave, sameWaveShare, true),
+			r.shareTarget(store, endName, title+": `/v1/calls/end`", sameWave, sameWaveShare, true),
+			r.shareTarget(store, returningName, title+": `/v1/calls/start`, returning caller", oneWave, startOneWaveShare, false),
+			r.shareTarget(store, endName, title+": `/v1/calls/end`", oneWave, endOneWaveShare, false),
+			r.p99Target(store, title, sameWave),
+		}
 	}
+	rows := append(redis("redis", "Redis (one node)"),
+		r.shareTarget("bbolt", returningName, "bbolt: `/v1/calls/start`, returning caller", oneWave+" on Redis", boltStartShare, false),
+		r.voiceTarget())
+	if len(r.runsWhere(func(store string) bool { return store == "cluster" })) > 0 {
+		// The same table on the Cluster, reported: its floors are the
+		// single node's.
+		for _, t := range redis("cluster", fmt.Sprintf("Redis Cluster (%d masters)", clusterMasters)) {
+			t.reported, t.floor = true, t.floor+", on the single node"
+			rows = append(rows, t)
+		}
+	}
+	return rows
 }
 
 // floorWith is the floor making waves round trips, if it was measured.
@@ -87,13 +107,13 @@ func (r *results) shareTarget(store, name, title, floor string, want float64, sa
 // p99 of the floor with its waves at the same rate". The rate is fixed at
 // the first size, so that sizes compare at one rate; it is lower when
 // half the one-wave floor's maximum is.
-func (r *results) p99Target(floor string) targetRow {
-	t := targetRow{target: fmt.Sprintf("Redis (one node): `/v1/calls/start`, returning caller: p99 at half its own max rate ≤ %d× the floor's p99 at that rate", p99FloorTimes),
+func (r *results) p99Target(store, title, floor string) targetRow {
+	t := targetRow{target: fmt.Sprintf("%s: `/v1/calls/start`, returning caller: p99 at half its own max rate ≤ %d× the floor's p99 at that rate", title, p99FloorTimes),
 		floor: floor}
 	for _, sr := range r.runs {
 		w, ok := sr.row(returningName)
 		f, fok := r.floorFor(sr, returningName, true)
-		if sr.store != "redis" || !ok || !fok {
+		if sr.store != store || !ok || !fok {
 			continue
 		}
 		p99, rate := w.open.quantile(0.99), w.open.rate
@@ -134,7 +154,8 @@ func (r *results) writeTargets(b *strings.Builder) {
 	b.WriteString("### Targets\n\n")
 	r.writeFloors(b)
 	b.WriteString("Targets of issue 16. The floor column says which floor a row's ratios use; every floor ran on the same Redis in " +
-		"this run.\n\n")
+		"this run (the single node). The Cluster's rows are reported, as the issue asks, with the verdict they would get in " +
+		"brackets.\n\n")
 	b.WriteString("| target | floor | figures (by customers stored) | result |\n|---|---|---|---|\n")
 	for _, t := range r.targets() {
 		figs := strings.Join(t.figs, "; ")
