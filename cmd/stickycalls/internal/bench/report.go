@@ -128,7 +128,9 @@ func (r *results) markdown(command string) string {
 }
 
 // redisRuns are the runs on the single Redis node.
-func (r *results) redisRuns() []storeRun { return r.runsWhere(func(store string) bool { return store == "redis" }) }
+func (r *results) redisRuns() []storeRun {
+	return r.runsWhere(func(store string) bool { return store == "redis" })
+}
 
 // redisBackedRuns are the runs on Redis, one node or Cluster.
 func (r *results) redisBackedRuns() []storeRun {
