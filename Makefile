@@ -11,8 +11,10 @@ test: test-deps vet
 test-deps:
 	@scripts/test-deps.sh
 
+# go vet, and gofmt: a file gofmt would change fails the run, naming it.
 vet:
 	go vet ./...
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt -w these files: $$unformatted" >&2; exit 1; fi
 
 # docs/dashboard.png, from the browser test's scripted calls (needs chromium).
 screenshot:
