@@ -18,6 +18,7 @@ const (
 	p99FloorTimes     = 2    // start p99 at half its maximum, against the same-wave floor's at that rate
 	voiceP99          = 10 * time.Millisecond
 	voiceCustomers    = 1_000_000 // bbolt's voice target is judged with this many customers stored, or more
+	startBytes        = 900       // what a returning start may leave in Redis (used_memory growth per start)
 )
 
 // targetRow is one line of the targets table.
@@ -50,6 +51,7 @@ func (r *results) targets() []targetRow {
 			r.shareTarget(store, returningName, title+": `/v1/calls/start`, returning caller", oneWave, startOneWaveShare, false),
 			r.shareTarget(store, endName, title+": `/v1/calls/end`", oneWave, endOneWaveShare, false),
 			r.p99Target(store, title, sameWave),
+			r.memoryTarget(store, title),
 		}
 	}
 	rows := append(redis("redis", "Redis (one node)"),
@@ -127,6 +129,22 @@ func (r *results) p99Target(store, title, floor string) targetRow {
 		t.figs = append(t.figs, fmt.Sprintf("%s: p99 %s at %s/s (max %s/s) vs %s (%d waves) = %s%s", size(sr.customers), ms(p99), num(rate),
 			num(w.closed.throughput()), ms(floorP99), f.waves, times(p99, floorP99), lostNote(w.open)))
 		t.oks = append(t.oks, p99 != lost && floorP99 != lost && p99 <= p99FloorTimes*floorP99)
+	}
+	return t
+}
+
+// memoryTarget is "a returning start leaves at most startBytes in Redis",
+// read as used_memory's growth per start over its closed-loop phase.
+func (r *results) memoryTarget(store, title string) targetRow {
+	t := targetRow{target: fmt.Sprintf("%s: `/v1/calls/start`, returning caller leaves ≤ %d B in Redis (used_memory growth per start, closed loop)", title, startBytes),
+		floor: "none"}
+	for _, sr := range r.runs {
+		w, ok := sr.row(returningName)
+		if sr.store != store || !ok || w.closed.ok == 0 {
+			continue
+		}
+		t.figs = append(t.figs, fmt.Sprintf("%s: %.0f B", size(sr.customers), w.use.grew))
+		t.oks = append(t.oks, w.use.grew <= startBytes)
 	}
 	return t
 }

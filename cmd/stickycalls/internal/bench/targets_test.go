@@ -102,9 +102,9 @@ func targetResults() *results {
 	redis := storeRun{store: "redis", customers: 10_000,
 		waves: map[string]float64{returningName: 3, newName: 2, endName: 4.0, voiceName: 4},
 		rows: []workloadRun{
-			{name: returningName, closed: closedAt(5_000), open: openAt(2_000, 3900*time.Microsecond)}, // 104 % of 3 waves, 50 % of 1
-			{name: newName, closed: closedAt(4_700), open: openAt(2_350, time.Millisecond)},            // 78 % of 2 waves
-			{name: endName, closed: closedAt(3_900), open: openAt(1_950, time.Millisecond)},            // 81 % of 3 waves (4 capped), 39 % of 1
+			{name: returningName, closed: closedAt(5_000), open: openAt(2_000, 3900*time.Microsecond), use: cost{grew: 874}}, // 104 % of 3 waves, 50 % of 1
+			{name: newName, closed: closedAt(4_700), open: openAt(2_350, time.Millisecond)},                                  // 78 % of 2 waves
+			{name: endName, closed: closedAt(3_900), open: openAt(1_950, time.Millisecond)},                                  // 81 % of 3 waves (4 capped), 39 % of 1
 		}}
 	bolt := func(customers int, start float64, voice time.Duration) storeRun {
 		return storeRun{store: "bbolt", customers: customers, rows: []workloadRun{
@@ -130,6 +130,7 @@ func TestTargets(t *testing.T) {
 		"met: 10k: 5,000 req/s = 50 % of 10,000",
 		"**missed**: 10k: 3,900 req/s = 39 % of 10,000",
 		"met: 10k: p99 3.90 ms at 2,000/s (max 5,000/s) vs 2.00 ms (3 waves) = 1.95×",
+		"met: 10k: 874 B",
 		"**missed**: 10k: 2,600 req/s = 26 % of 10,000; 1M: 2,400 req/s = 24 % of 10,000",
 		"met: 10k: p99 30.0 ms at 500/s; 1M: p99 9.00 ms at 500/s", // judged at 1M only
 	}
@@ -148,8 +149,30 @@ func TestTargetsUnmeasured(t *testing.T) {
 	if got := rows[5].result(); got != "**missed**" {
 		t.Errorf("p99 target with no floor at the start's rate: %s (%s), want **missed**", got, strings.Join(rows[5].figs, "; "))
 	}
-	if got := rows[7].result(); got != "not measured" {
+	if got := rows[8].result(); got != "not measured" {
 		t.Errorf("voice target with no 1M run: %s, want not measured", got)
+	}
+}
+
+// A run on the Cluster adds the single node's rows for it, reported with
+// the verdict in brackets, never judged; a start leaving more than 900 B
+// misses the memory target.
+func TestClusterTargetsReported(t *testing.T) {
+	r := targetResults()
+	cluster := r.runs[0]
+	cluster.store = "cluster"
+	cluster.rows = append([]workloadRun(nil), cluster.rows...)
+	cluster.rows[0].use.grew = 1_100
+	r.runs = append(r.runs, cluster)
+	rows := r.targets()
+	if len(rows) != 16 {
+		t.Fatalf("%d target rows, want 16 (7 for each Redis, 2 for bbolt)", len(rows))
+	}
+	want := []string{"reported (met)", "reported (missed)", "reported (met)", "reported (met)", "reported (missed)", "reported (met)", "reported (missed)"}
+	for i, row := range rows[9:] {
+		if !strings.HasPrefix(row.target, "Redis Cluster (3 masters): ") || row.result() != want[i] {
+			t.Errorf("row %d: %s: %s, want a Cluster row %s", 9+i, row.target, row.result(), want[i])
+		}
 	}
 }
 
