@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -33,7 +32,7 @@ var ErrLocked = errors.New("the data file is locked by another process (is a sti
 type Store struct {
 	db *bolt.DB
 
-	turns [256]sync.Mutex // see Serialize
+	turns [256]chan struct{} // see Serialize: each holds a token while its turn is taken
 
 	batch batcher // see update
 }
@@ -44,15 +43,20 @@ var _ callcontext.Serializer = (*Store)(nil)
 // letting the writes about one customer run one at a time costs little
 // and keeps their version checks from failing. The turns are a fixed set
 // of locks picked by a hash of scope and key: two customers may share one
-// now and then, which only makes one wait.
-func (s *Store) Serialize(sc callcontext.Scope, key string) (release func()) {
+// now and then, which only makes one wait. A wait ends with ctx: a write
+// whose request has given up does not queue behind a slow one.
+func (s *Store) Serialize(ctx context.Context, sc callcontext.Scope, key string) (release func(), err error) {
 	h := fnv.New32a()
 	h.Write(scopeName(sc))
 	h.Write([]byte{0})
 	h.Write([]byte(key))
-	m := &s.turns[h.Sum32()%uint32(len(s.turns))]
-	m.Lock()
-	return m.Unlock
+	turn := s.turns[h.Sum32()%uint32(len(s.turns))]
+	select {
+	case turn <- struct{}{}:
+		return func() { <-turn }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for the turn of %q: %w", key, ctx.Err())
+	}
 }
 
 var (
@@ -105,7 +109,11 @@ func Open(path string, lockWait time.Duration, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	for i := range s.turns {
+		s.turns[i] = make(chan struct{}, 1)
+	}
+	return s, nil
 }
 
 // Close closes the file.

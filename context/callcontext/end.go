@@ -27,8 +27,9 @@ import (
 // other customers may still meet a version conflict, which is retried.
 type Serializer interface {
 	// Serialize waits for the turn of key (what the write is about: its
-	// customer, else its call) in scope sc, and returns its release.
-	Serialize(sc Scope, key string) (release func())
+	// customer, else its call) in scope sc, and returns its release; it
+	// fails when ctx ends first.
+	Serialize(ctx context.Context, sc Scope, key string) (release func(), err error)
 }
 
 // retryBound bounds the retries of a write that has no deadline of its own.
@@ -46,7 +47,7 @@ func (s *Service) retryVersion(ctx context.Context, sc Scope, key string, attemp
 		defer cancel()
 	}
 	for try := 0; ; try++ {
-		err := s.serialized(sc, key, attempt)
+		err := s.serialized(ctx, sc, key, attempt)
 		if !errors.Is(err, storage.ErrVersion) {
 			return err
 		}
@@ -60,9 +61,13 @@ func (s *Service) retryVersion(ctx context.Context, sc Scope, key string, attemp
 }
 
 // serialized runs attempt in key's turn when the store has turns.
-func (s *Service) serialized(sc Scope, key string, attempt func() error) error {
+func (s *Service) serialized(ctx context.Context, sc Scope, key string, attempt func() error) error {
 	if ser, ok := s.store.(Serializer); ok {
-		defer ser.Serialize(sc, key)()
+		release, err := ser.Serialize(ctx, sc, key)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	return attempt()
 }

@@ -73,11 +73,11 @@ func (m *Store) measure(op string, began time.Time, err *error) {
 
 // Serialize implements callcontext.Serializer: the inner store's turns, or
 // none when it has none.
-func (m *Store) Serialize(sc callcontext.Scope, key string) func() {
+func (m *Store) Serialize(ctx context.Context, sc callcontext.Scope, key string) (func(), error) {
 	if s, ok := m.inner.(callcontext.Serializer); ok {
-		return s.Serialize(sc, key)
+		return s.Serialize(ctx, sc, key)
 	}
-	return func() {}
+	return func() {}, nil
 }
 
 // Resolve implements callcontext.Store.

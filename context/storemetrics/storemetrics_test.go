@@ -41,13 +41,28 @@ func TestMeasures(t *testing.T) {
 	if n, err := testutil.GatherAndCount(reg, "stickycalls_store_operation_duration_seconds"); err != nil || n != 2 {
 		t.Errorf("duration series = %d, %v; want call and ping", n, err)
 	}
-	release := s.Serialize(sc, "cust_1") // the embedded store's turn: a second one for the customer waits for it
+	ctx := context.Background()
+	release, err := s.Serialize(ctx, sc, "cust_1") // the embedded store's turn: a second one for the customer waits for it
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := make(chan struct{})
-	go func() { s.Serialize(sc, "cust_1")(); close(got) }()
+	go func() {
+		if second, err := s.Serialize(ctx, sc, "cust_1"); err == nil {
+			second()
+		}
+		close(got)
+	}()
 	select {
 	case <-got:
 		t.Fatal("a second turn of the customer ran while the first was held")
 	case <-time.After(50 * time.Millisecond):
+	}
+	// A wait whose context ends gives up, and leaves the turn as it was.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := s.Serialize(short, sc, "cust_1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Serialize(a context that ends while the turn is held) = %v, want DeadlineExceeded", err)
 	}
 	release()
 	<-got

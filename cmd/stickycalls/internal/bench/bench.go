@@ -64,7 +64,7 @@ func quickPlan() benchPlan {
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "a run of about 40 seconds: 10k customers, 1-second phases")
+	quick := fs.Bool("quick", false, "a run of about 45 seconds: 10k customers, 1-second phases")
 	customers := fs.String("customers", "", "store sizes to measure, comma-separated (default 10000,1000000; 10000 with --quick)")
 	out := fs.String("out", "", "Markdown file to write the report into, between its bench markers")
 	role := fs.String("role", "", "internal: run as the bench's floor or server child")
