@@ -61,7 +61,10 @@ func (r *results) targets() []targetRow {
 		// The same table on the Cluster, reported: its floors are the
 		// single node's.
 		for _, t := range redis("cluster", fmt.Sprintf("Redis Cluster (%d masters)", clusterMasters)) {
-			t.reported, t.floor = true, t.floor+", on the single node"
+			t.reported = true
+			if t.floor != "none" {
+				t.floor += ", on the single node"
+			}
 			rows = append(rows, t)
 		}
 	}
@@ -143,7 +146,7 @@ func (r *results) memoryTarget(store, title string) targetRow {
 		if sr.store != store || !ok || w.closed.ok == 0 {
 			continue
 		}
-		t.figs = append(t.figs, fmt.Sprintf("%s: %.0f B", size(sr.customers), w.use.grew))
+		t.figs = append(t.figs, fmt.Sprintf("%s: %s B", size(sr.customers), num(w.use.grew)))
 		t.oks = append(t.oks, w.use.grew <= startBytes)
 	}
 	return t
