@@ -281,8 +281,14 @@ func (r *runner) runStore(ctx context.Context, store string) error {
 		if store == "bbolt" {
 			st.Close() // the service's process takes the file's lock
 		}
+		if store != "bbolt" {
+			r.nodes(store).slowEvents(ctx) // seeding's pipelines are slow on purpose
+		}
 		if err := r.measureServer(ctx, &sr, w, i == len(r.p.customers)-1); err != nil {
 			return err
+		}
+		if store != "bbolt" {
+			sr.slow = r.nodes(store).slowEvents(ctx)
 		}
 		if store != "bbolt" {
 			// After the service has stopped, so that it does not compete.

@@ -73,7 +73,7 @@ func TestBench(t *testing.T) {
 	}
 	md := res.markdown("stickycalls bench --test")
 	for _, want := range []string{"### Targets", "### Throughput and latency", "### Latency by customers stored", returningName, voiceName,
-		floorName(3), "store growth/req"} {
+		floorName(3), "store growth/req", "### Redis's own slow moments"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -97,6 +97,7 @@ type storeRun struct {
 	rows      []workloadRun
 	peakRSS   int64              // of the service, over every phase
 	waves     map[string]float64 // Redis waves per request of each workload
+	slow      string             // what took Redis itself 5 ms or more during the service's phases (redisNodes.slowEvents)
 }
 
 // measure runs f and charges the CPU time, Redis commands and growth of

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,7 +191,9 @@ func tryRedis(ctx context.Context, sp *childproc.Spawner, bin, dir string, clust
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis-"+port+".log")}
+		"--dir", dir, "--daemonize", "no", "--logfile", filepath.Join(dir, "redis-"+port+".log"),
+		// Redis's own record of what took it 5 ms or more (see slowEvents).
+		"--latency-monitor-threshold", "5", "--slowlog-log-slower-than", "5000", "--slowlog-max-len", "1024"}
 	if cluster {
 		if n, _ := strconv.Atoi(port); n+10000 > 65535 { // the cluster bus listens on port+10000
 			return nil, fmt.Errorf("bench: port %s leaves no room for its cluster bus port", port)
@@ -280,6 +284,48 @@ func (ns redisNodes) stop() {
 	for _, n := range ns {
 		n.stop()
 	}
+}
+
+// slowEvents says what took Redis itself 5 ms or more since the last call
+// (the latency monitor's events and the slow log's commands, over every
+// node), and resets both: "none" when nothing did.
+func (ns redisNodes) slowEvents(ctx context.Context) string {
+	events := map[string]time.Duration{} // name → worst
+	counts := map[string]int{}
+	for _, n := range ns {
+		latest, _ := n.rdb.Do(ctx, "LATENCY", "LATEST").Slice()
+		for _, e := range latest {
+			f, ok := e.([]any)
+			if len(f) < 4 || !ok {
+				continue
+			}
+			name, _ := f[0].(string)
+			worst, _ := f[3].(int64)
+			events["latency monitor: "+name] = max(events["latency monitor: "+name], time.Duration(worst)*time.Millisecond)
+		}
+		logs, _ := n.rdb.SlowLogGet(ctx, 1024).Result()
+		for _, l := range logs {
+			name := "slow command"
+			if len(l.Args) > 0 {
+				name += ": " + strings.ToUpper(l.Args[0])
+			}
+			events[name] = max(events[name], l.Duration)
+			counts[name]++
+		}
+		n.rdb.Do(ctx, "LATENCY", "RESET")
+		n.rdb.SlowLogReset(ctx)
+	}
+	if len(events) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(events)) {
+		if n := counts[name]; n > 0 { // the slow log counts; the latency monitor keeps each event's worst only
+			name = fmt.Sprintf("%s ×%d", name, n)
+		}
+		parts = append(parts, fmt.Sprintf("%s (worst %s)", name, events[strings.Split(name, " ×")[0]].Round(100*time.Microsecond)))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // clusterSlots is how many hash slots a Redis Cluster has.

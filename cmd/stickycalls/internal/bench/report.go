@@ -122,6 +122,7 @@ func (r *results) markdown(command string) string {
 	r.writeLatency(&b)
 	r.writeResources(&b)
 	r.writeScale(&b)
+	r.writeSlow(&b)
 	r.writeSeeding(&b)
 	r.writeProfiles(&b)
 	return b.String()
@@ -325,6 +326,22 @@ func (r *results) writeScale(b *strings.Builder) {
 				ms(w.open.quantile(0.5)), ms(w.open.quantile(0.99)), times(w.open.quantile(0.5), base.open.quantile(0.5)),
 				times(w.open.quantile(0.99), base.open.quantile(0.99)), w.openLoad)
 		}
+	}
+	b.WriteString("\n")
+}
+
+// writeSlow lists what took Redis itself 5 ms or more while the service
+// ran on it: a tail with nothing here was not Redis's own work.
+func (r *results) writeSlow(b *strings.Builder) {
+	runs := r.redisBackedRuns()
+	if len(runs) == 0 {
+		return
+	}
+	b.WriteString("### Redis's own slow moments\n\nWhat took redis-server itself 5 ms or more during the service's phases on it (its " +
+		"latency monitor's events, `LATENCY LATEST`, and its slow log's commands, `SLOWLOG GET`, over every node; seeding " +
+		"excluded): a latency tail with nothing here was not Redis's own work.\n\n")
+	for _, sr := range runs {
+		fmt.Fprintf(b, "- %s, %s customers: %s\n", sr.store, size(sr.customers), sr.slow)
 	}
 	b.WriteString("\n")
 }
