@@ -320,10 +320,11 @@ func (ns redisNodes) slowEvents(ctx context.Context) string {
 	}
 	var parts []string
 	for _, name := range slices.Sorted(maps.Keys(events)) {
+		label := name
 		if n := counts[name]; n > 0 { // the slow log counts; the latency monitor keeps each event's worst only
-			name = fmt.Sprintf("%s ×%d", name, n)
+			label = fmt.Sprintf("%s ×%d", name, n)
 		}
-		parts = append(parts, fmt.Sprintf("%s (worst %s)", name, events[strings.Split(name, " ×")[0]].Round(100*time.Microsecond)))
+		parts = append(parts, fmt.Sprintf("%s (worst %s)", label, events[name].Round(100*time.Microsecond)))
 	}
 	return strings.Join(parts, "; ")
 }
