@@ -86,6 +86,8 @@ type cost struct {
 	// others is the CPU load, in cores, of every other process on the
 	// machine meanwhile: what disturbed the measurement.
 	others float64
+	// redisFaults is redis-server's page faults per request.
+	redisFaults float64
 }
 
 // storeRun is the service measured on one store at one size.
@@ -109,11 +111,13 @@ func (r *runner) measure(ctx context.Context, pid int, store string, f func() ph
 	rd := r.nodes(store)
 	cpu0, rcpu0, bcpu0, all0 := cpuTime(pid), rd.cpu(), cpuTime(self), busyTime()
 	cmds0, _ := rd.commandStats(ctx)
+	faults0 := rd.pageFaults()
 	began := time.Now()
 	p := f()
 	elapsed := time.Since(began)
 	cpu1, rcpu1, bcpu1, all1 := cpuTime(pid), rd.cpu(), cpuTime(self), busyTime()
 	cmds1, _ := rd.commandStats(ctx)
+	faults1 := rd.pageFaults()
 	size1 := r.storeBytes(ctx, store)
 	u := cost{byCommand: map[string]float64{}}
 	u.rss, _ = memory(pid)
@@ -128,6 +132,7 @@ func (r *runner) measure(ctx context.Context, pid int, store string, f func() ph
 	}
 	u.cpu, u.redisCPU, u.benchCPU = (cpu1-cpu0)/time.Duration(n), (rcpu1-rcpu0)/time.Duration(n), (bcpu1-bcpu0)/time.Duration(n)
 	u.grew = float64(size1-size0) / float64(n)
+	u.redisFaults = float64(faults1-faults0) / float64(n)
 	for name, calls := range cmds1 {
 		if d := calls - cmds0[name]; name != "info" && d > 0 {
 			u.byCommand[name] = float64(d) / float64(n)
