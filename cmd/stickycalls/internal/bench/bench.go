@@ -210,7 +210,7 @@ func (r *runner) runFloors(ctx context.Context) error {
 	r.gen.closedLoop(ctx, r.floorLoad.floorTarget(1), r.p.conns, r.p.warmup)
 	for waves := 1; waves <= maxFloorWaves; waves++ {
 		t := r.floorLoad.floorTarget(waves)
-		run := floorRun{waves: waves, at: map[float64]ratePhase{}}
+		run := floorRun{waves: waves, at: map[floorKey]ratePhase{}}
 		run.closed, run.use = r.measure(ctx, c.pid, "redis", func() phase { return r.gen.closedLoop(ctx, t, r.p.conns, r.p.phase) })
 		if run.closed.ok == 0 {
 			return fmt.Errorf("bench: the floor server answered no request with %d waves", waves)
@@ -231,17 +231,18 @@ func (r *runner) runFloors(ctx context.Context) error {
 }
 
 // floorAt measures the floor with waves round trips in the open loop at
-// rate, unless it has been: a workload's p99 is compared with the p99 of
-// the floor with its waves at its own rate.
-func (r *runner) floorAt(ctx context.Context, waves int, rate float64) {
+// k's rate after k's run, unless it has been: a workload's p99 is compared
+// with the p99 of the floor with its waves at its own rate, on the Redis
+// as its run left it.
+func (r *runner) floorAt(ctx context.Context, waves int, k floorKey) {
 	f := &r.res.floors[waves-1]
-	if _, ok := f.atRate(rate); ok {
+	if _, ok := f.at[k]; ok {
 		return
 	}
 	t := r.floorLoad.floorTarget(waves)
-	p, u := r.measure(ctx, r.floor.pid, "redis", func() phase { return r.gen.openLoop(ctx, t, rate, r.p.phase, r.p.grace, r.p.inflight) })
-	f.at[rate] = ratePhase{p, u.others}
-	r.logf("%s: p99 %s at %.0f req/s", t.name, ms(p.quantile(0.99)), rate)
+	p, u := r.measure(ctx, r.floor.pid, "redis", func() phase { return r.gen.openLoop(ctx, t, k.rate, r.p.phase, r.p.grace, r.p.inflight) })
+	f.at[k] = ratePhase{p, u.others}
+	r.logf("%s: p99 %s at %.0f req/s after %s, %s customers", t.name, ms(p.quantile(0.99)), k.rate, k.store, size(k.customers))
 }
 
 // runStore seeds a store size by size and measures the service on it at
@@ -293,7 +294,7 @@ func (r *runner) runStore(ctx context.Context, store string) error {
 		if store != "bbolt" {
 			// After the service has stopped, so that it does not compete.
 			for _, row := range sr.rows {
-				r.floorAt(ctx, floorWaves(sr.waves[row.name]), row.open.rate)
+				r.floorAt(ctx, floorWaves(sr.waves[row.name]), floorKey{store, size, row.open.rate})
 			}
 		}
 		r.res.runs = append(r.res.runs, sr)

@@ -52,7 +52,7 @@ func TestBench(t *testing.T) {
 	for _, sr := range res.redisBackedRuns() {
 		for _, w := range sr.rows {
 			f, _ := res.floorFor(sr, w.name, true)
-			if fp, ok := f.atRate(w.open.rate); !ok || fp.p.ok == 0 {
+			if fp, ok := f.atRate(sr, w.open.rate); !ok || fp.p.ok == 0 {
 				t.Errorf("%s %d, %s: the %d-wave floor was not measured at %.0f req/s", sr.store, sr.customers, w.name, f.waves, w.open.rate)
 			}
 		}

@@ -42,11 +42,21 @@ type workloadRun struct {
 
 // floorRun is the floor making waves ordered round trips per request: its
 // closed loop, its open loop at half its maximum, and its open loops at
-// the rates of the service's workloads with as many waves.
+// the rates of the service's workloads with as many waves, each run right
+// after the service's run on a store and size, on the Redis as that run
+// left it: a floor on a Redis holding 1M customers is not the floor on an
+// empty one.
 type floorRun struct {
 	waves int
 	workloadRun
-	at map[float64]ratePhase
+	at map[floorKey]ratePhase
+}
+
+// floorKey names an open loop of a floor: after which run, at what rate.
+type floorKey struct {
+	store     string
+	customers int
+	rate      float64
 }
 
 // ratePhase is an open-loop phase and the other load during it.
@@ -55,12 +65,10 @@ type ratePhase struct {
 	load float64
 }
 
-// atRate is the floor's open-loop phase at rate, if it ran one.
-func (f floorRun) atRate(rate float64) (ratePhase, bool) {
-	if f.open.rate == rate {
-		return ratePhase{f.open, f.openLoad}, true
-	}
-	p, ok := f.at[rate]
+// atRate is the floor's open-loop phase at rate after the run of sr, if
+// it ran one.
+func (f floorRun) atRate(sr storeRun, rate float64) (ratePhase, bool) {
+	p, ok := f.at[floorKey{sr.store, sr.customers, rate}]
 	return p, ok
 }
 

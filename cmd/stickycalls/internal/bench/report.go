@@ -110,8 +110,9 @@ func (r *results) markdown(command string) string {
 		"moment it was due, so queueing is counted (no coordinated omission); at most %d outstanding, and a request unanswered "+
 		"%s after the phase counts as lost. Open-loop rate: half the one-wave floor's maximum, or half the workload's own maximum on "+
 		"that store at the first size if lower; voice at %.0f/s. The returning start's open loop runs %d times at each size and the "+
-		"run with the median p99 is shown. Each floor's open loop runs at half its own maximum and, after the service on Redis, at "+
-		"the rate of each Redis workload with its waves, so that p99s compare at one rate.\n\n",
+		"run with the median p99 is shown. Each floor's open loop runs at half its own maximum and, after each run of the service on "+
+		"Redis, at the rate of each of its workloads with its waves, on the Redis as that run left it, so that p99s compare at one "+
+		"rate and one size.\n\n",
 		p.phase, p.warmup, p.conns, p.inflight, p.grace, p.voiceRate, max(p.repeats, 1))
 	if slices.Contains(p.stores, "cluster") {
 		fmt.Fprintf(&b, "Store \"cluster\": a Redis Cluster of %d masters without replicas, started for its runs on the same machine "+
@@ -180,7 +181,7 @@ func (r *results) writeLatency(b *strings.Builder) {
 		"on this machine); it disturbs the latencies it comes with.\n\n")
 	b.WriteString("| workload | store | customers | max req/s (closed) | × 1 wave | × same waves | open-loop rate | p50 | p90 | p99 | max | p99 × floor's | failed / lost | other load |\n")
 	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	line := func(name, store, customers string, closed phase, same *floorRun, open ratePhase) {
+	line := func(name, store, customers string, closed phase, same *floorRun, sr storeRun, open ratePhase) {
 		max, oneShare, sameShare, p99Ratio := "–", "–", "–", "–"
 		if closed.elapsed > 0 {
 			max, oneShare = num(closed.throughput()), pct(ratio(closed.throughput(), one.closed.throughput()))
@@ -189,7 +190,7 @@ func (r *results) writeLatency(b *strings.Builder) {
 			}
 		}
 		if same != nil {
-			if fp, ok := same.atRate(open.p.rate); ok {
+			if fp, ok := same.atRate(sr, open.p.rate); ok {
 				p99Ratio = times(open.p.quantile(0.99), fp.p.quantile(0.99))
 			}
 		}
@@ -198,10 +199,13 @@ func (r *results) writeLatency(b *strings.Builder) {
 			p99Ratio, closed.failed+open.p.failed, open.p.lost, open.load)
 	}
 	for _, f := range r.floors {
-		line(floorName(f.waves), "redis", "–", f.closed, nil, ratePhase{f.open, f.openLoad})
-		for _, rate := range slices.Sorted(maps.Keys(f.at)) {
-			line(fmt.Sprintf("%s at the rate of %s", floorName(f.waves), strings.Join(r.workloadsAt(f.waves, rate), ", ")), "redis", "–",
-				phase{}, nil, f.at[rate])
+		line(floorName(f.waves), "redis", "–", f.closed, nil, storeRun{}, ratePhase{f.open, f.openLoad})
+		keys := slices.SortedFunc(maps.Keys(f.at), func(a, b floorKey) int {
+			return cmp.Or(cmp.Compare(r.storeOrder(a.store), r.storeOrder(b.store)), cmp.Compare(a.customers, b.customers), cmp.Compare(a.rate, b.rate))
+		})
+		for _, k := range keys {
+			line(fmt.Sprintf("%s at the rate of %s, after %s", floorName(f.waves), strings.Join(r.workloadsAt(f.waves, k), ", "), k.store), "redis",
+				size(k.customers), phase{}, nil, storeRun{}, f.at[k])
 		}
 	}
 	for _, sr := range r.runs {
@@ -210,7 +214,7 @@ func (r *results) writeLatency(b *strings.Builder) {
 			if f, ok := r.floorFor(sr, w.name, true); ok && sr.store != "bbolt" {
 				same = &f
 			}
-			line(w.name, sr.store, size(sr.customers), w.closed, same, ratePhase{w.open, w.openLoad})
+			line(w.name, sr.store, size(sr.customers), w.closed, same, sr, ratePhase{w.open, w.openLoad})
 		}
 	}
 	b.WriteString("\n")
@@ -259,23 +263,25 @@ func (r *results) writeResources(b *strings.Builder) {
 	b.WriteString("\n")
 }
 
-// workloadsAt names the Redis workloads read against the floor with waves
-// whose open loop ran at rate.
-func (r *results) workloadsAt(waves int, rate float64) []string {
+// workloadsAt names the workloads of k's run read against the floor with
+// waves whose open loop ran at k's rate.
+func (r *results) workloadsAt(waves int, k floorKey) []string {
 	var names []string
-	for _, sr := range r.redisBackedRuns() {
+	for _, sr := range r.runs {
+		if sr.store != k.store || sr.customers != k.customers {
+			continue
+		}
 		for _, w := range sr.rows {
-			name := w.name
-			if sr.store != "redis" {
-				name += " on " + sr.store
-			}
-			if floorWaves(sr.waves[w.name]) == waves && w.open.rate == rate && !slices.Contains(names, name) {
-				names = append(names, name)
+			if floorWaves(sr.waves[w.name]) == waves && w.open.rate == k.rate && !slices.Contains(names, w.name) {
+				names = append(names, w.name)
 			}
 		}
 	}
 	return names
 }
+
+// storeOrder is a store's place in the plan's order, for sorting.
+func (r *results) storeOrder(store string) int { return slices.Index(r.plan.stores, store) }
 
 // growth formats a store's growth per request: "used_memory +312 B".
 func growth(store string, bytes float64) string {

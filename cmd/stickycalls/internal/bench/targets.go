@@ -122,7 +122,7 @@ func (r *results) p99Target(store, title, floor string) targetRow {
 			continue
 		}
 		p99, rate := w.open.quantile(0.99), w.open.rate
-		fp, measured := f.atRate(rate)
+		fp, measured := f.atRate(sr, rate)
 		if !measured {
 			t.figs, t.oks = append(t.figs, fmt.Sprintf("%s: p99 %s at %s/s; the %d-wave floor was not measured at that rate", size(sr.customers),
 				ms(p99), num(rate), f.waves)), append(t.oks, false)

@@ -95,10 +95,10 @@ func openAt(rate float64, p99 time.Duration) phase {
 func targetResults() *results {
 	floor := func(waves int, max float64) floorRun {
 		return floorRun{waves: waves, workloadRun: workloadRun{closed: closedAt(max), open: openAt(max/2, time.Millisecond)},
-			at: map[float64]ratePhase{}}
+			at: map[floorKey]ratePhase{}}
 	}
 	r := &results{floors: []floorRun{floor(1, 10_000), floor(2, 6_000), floor(3, 4_800)}}
-	r.floors[2].at[2_000] = ratePhase{p: openAt(2_000, 2*time.Millisecond)}
+	r.floors[2].at[floorKey{"redis", 10_000, 2_000}] = ratePhase{p: openAt(2_000, 2*time.Millisecond)}
 	redis := storeRun{store: "redis", customers: 10_000,
 		waves: map[string]float64{returningName: 3, newName: 2, endName: 4.0, voiceName: 4},
 		rows: []workloadRun{
@@ -143,7 +143,7 @@ func TestTargets(t *testing.T) {
 // run at 1M customers, is not met.
 func TestTargetsUnmeasured(t *testing.T) {
 	r := targetResults()
-	delete(r.floors[2].at, 2_000)
+	delete(r.floors[2].at, floorKey{"redis", 10_000, 2_000})
 	r.runs = r.runs[:2]
 	rows := r.targets()
 	if got := rows[5].result(); got != "**missed**" {
@@ -164,6 +164,7 @@ func TestClusterTargetsReported(t *testing.T) {
 	cluster.rows = append([]workloadRun(nil), cluster.rows...)
 	cluster.rows[0].use.grew = 1_100
 	r.runs = append(r.runs, cluster)
+	r.floors[2].at[floorKey{"cluster", 10_000, 2_000}] = ratePhase{p: openAt(2_000, 2*time.Millisecond)}
 	rows := r.targets()
 	if len(rows) != 16 {
 		t.Fatalf("%d target rows, want 16 (7 for each Redis, 2 for bbolt)", len(rows))
