@@ -302,9 +302,10 @@ return mergeCall(KEYS, ARGV)
 
 // mergePrelude holds mergeScript's work, which commitScript does too.
 const mergePrelude = callPrelude + `
-local function mergeCall(K, A)
+local function mergeCall(K, A, loaded)
   local call = K[1]
-  local r = loadCall(call)
+  local r
+  if loaded == nil then r = loadCall(call) else r = loaded or nil end
   local mode = A[3]
   if not r and mode == 'confirm' then return 0 end
   local absent = not r
@@ -341,7 +342,7 @@ end
 // it writes nothing and returns {1}}. Returns {0} when done.
 var commitScript = redis.NewScript(mergePrelude + `
 local P = cmsgpack.unpack(ARGV[1])
-local g = loadCall(P.m[1][1])
+local g = loadCall(P.m[1][1]) -- the call, read once: nothing below writes it before the merge
 if g and (g[P.g[1]] or '') ~= P.g[2] then return {1} end
 for _, w in ipairs(P.w or {}) do
   if redis.call('EXISTS', w[2]) == 1 then return {1} end
@@ -356,7 +357,7 @@ for _, w in ipairs(P.w or {}) do
   redis.call('PEXPIRE', w[1], w[6])
   prune(w[1], P.n)
 end
-mergeCall(P.m[1], P.m[2])
+mergeCall(P.m[1], P.m[2], g or false)
 for _, o in ipairs(P.o or {}) do
   for _, f in ipairs(redis.call('HKEYS', o[1])) do
     if f ~= o[2] then redis.call('HDEL', o[1], f) end
