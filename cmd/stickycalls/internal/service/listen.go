@@ -10,13 +10,17 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// limitListener accepts at most max connections at a time. A connection
+// limitListener serves at most max connections at a time. A connection
 // stops counting when it closes or when a handler takes it over (a media
 // stream's WebSocket, which keeps its own deadlines and is bounded by the
-// calls it carries). At the limit the connection idle the longest (a
-// client's kept-alive one) is closed to make room, so idle clients cannot
-// hold a webhook back; with none idle, new connections wait in the
-// kernel's backlog. Either way a warning is logged, at most once every 10 s.
+// calls it carries). When a new connection comes at the limit, the
+// connection idle the longest (a client's kept-alive one) is closed to make
+// room, so idle clients cannot hold a webhook back; with none idle, the new
+// connection waits until one closes or turns idle, and the ones after it
+// wait in the kernel's backlog. Either way a warning is logged, at most
+// once every 10 s. Nothing is closed before a new connection has come: a
+// kept-alive client at the limit keeps its connection until someone
+// needs the room.
 type limitListener struct {
 	net.Listener
 	slots  chan struct{}
@@ -31,20 +35,29 @@ func newLimitListener(ln net.Listener, max int, logger zerolog.Logger) *limitLis
 	return &limitListener{Listener: ln, slots: make(chan struct{}, max), logger: logger, idle: map[*limitedConn]time.Time{}}
 }
 
+// recheckIdle is how often a connection waiting for room looks again for
+// one that has turned idle.
+const recheckIdle = 50 * time.Millisecond
+
 func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		l.warn()
-		l.closeIdlest()
-		l.slots <- struct{}{}
-	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.slots
 		return nil, err
 	}
-	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+	for {
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+		default:
+		}
+		l.warn()
+		l.closeIdlest()
+		select {
+		case l.slots <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+		case <-time.After(recheckIdle):
+		}
+	}
 }
 
 func (l *limitListener) warn() {
