@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callapi"
-
 	"github.com/stickycalls/stickycalls/context/identity"
 )
 

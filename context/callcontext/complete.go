@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/tally"
-
-	"github.com/stickycalls/stickycalls/context/identity"
 )
 
 // Answer is a caller's answer to the confirm question.

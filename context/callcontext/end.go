@@ -13,10 +13,9 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/tally"
-
-	"github.com/stickycalls/stickycalls/context/identity"
 )
 
 // Serializer is a store whose writes about one customer can be run one at

@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/tally"
-
-	"github.com/stickycalls/stickycalls/context/identity"
 )
 
 // What a customer record keeps at most (and callapi.MaxOpenIntents open

@@ -7,9 +7,8 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callapi"
-	"github.com/stickycalls/stickycalls/context/storage"
-
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // resolution is the customer a call's hints resolve to, with the signals

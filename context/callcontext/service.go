@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callapi"
+	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/tally"
-
-	"github.com/stickycalls/stickycalls/context/identity"
 )
 
 // Service starts and ends calls. It is safe for concurrent use.

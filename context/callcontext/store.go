@@ -5,9 +5,8 @@ import (
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/callapi"
-	"github.com/stickycalls/stickycalls/context/storage"
-
 	"github.com/stickycalls/stickycalls/context/identity"
+	"github.com/stickycalls/stickycalls/context/storage"
 )
 
 // Store keeps customers, calls, keys and usage. Each method is one atomic
