@@ -152,7 +152,7 @@ type inboundAnswer struct {
 // start, within the deadline, or generic values when anything fails.
 // call_inbound carries no call id: the id is made from the tenant, the
 // numbers and the two-minute span the call came in, so a retried webhook
-// replays the first start rather than making a second.
+// replays the first start rather than making a second (callIDFor).
 func HandleInbound(logger zerolog.Logger, calls *callcontext.Service, cfg Config) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var in inbound
@@ -174,11 +174,12 @@ func HandleInbound(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 		if !valid {
 			ani, withheld = "", true
 		}
-		callID := callIDOf(num.Tenant, in.CallInbound.FromNumber, dnis, cfg.now())
+		sc := callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}
+		callID := callIDFor(ctx, calls, sc, in.CallInbound.FromNumber, dnis, cfg.now())
 		a.CallInbound.Metadata = map[string]string{"stickycalls_call_id": callID}
 		req := callapi.StartRequest{CallID: callID, Hints: callapi.Hints{ANI: ani, Withheld: withheld, DNIS: dnis},
 			Attestation: identity.AttestNone, Channel: "phone"}
-		res, err := agentctx.Start(ctx, calls, callcontext.Scope{Tenant: num.Tenant, Mode: callcontext.Prod}, req)
+		res, err := agentctx.Start(ctx, calls, sc, req)
 		if err != nil {
 			logger.Warn().Err(err).Msg("retell: generic values")
 			a.CallInbound.DynamicVariables["stickycalls_call_id"] = callID // the end still finds the call
@@ -190,9 +191,32 @@ func HandleInbound(logger zerolog.Logger, calls *callcontext.Service, cfg Config
 	})
 }
 
-// callIDOf is the call_id of a call_inbound.
+// Retell waits 10 s for the inbound webhook's answer and retries it up to
+// 3 times, so a retry comes within retryWindow of the first request.
+const (
+	idSpan      = 2 * time.Minute
+	retryWindow = time.Minute
+)
+
+// callIDFor is the call_id of a call_inbound that came at now: its
+// span's (callIDOf), or early in a span the previous span's, when that
+// call started within retryWindow: the first request came before the
+// span's edge and this is its retry. A failed read keeps the span's id.
+func callIDFor(ctx context.Context, calls *callcontext.Service, sc callcontext.Scope, from, to string, now time.Time) string {
+	id := callIDOf(sc.Tenant, from, to, now)
+	if now.Sub(now.Truncate(idSpan)) >= retryWindow {
+		return id
+	}
+	prev := callIDOf(sc.Tenant, from, to, now.Add(-retryWindow))
+	if v, err := calls.Call(ctx, sc, prev); err == nil && v.Started && now.Sub(v.Record.Started) < retryWindow {
+		return prev
+	}
+	return id
+}
+
+// callIDOf is the call_id of a call_inbound in now's span.
 func callIDOf(tenant, from, to string, now time.Time) string {
-	span := now.UTC().Truncate(2 * time.Minute).Unix()
+	span := now.UTC().Truncate(idSpan).Unix()
 	sum := sha256.Sum256([]byte(tenant + "\x00" + from + "\x00" + to + "\x00" + strconv.FormatInt(span, 10)))
 	return "retell_" + hex.EncodeToString(sum[:12])
 }

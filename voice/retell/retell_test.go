@@ -45,8 +45,9 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { bolt.Close() })
 	g, _ := greetings.New(nil, nil)
-	e := &env{t: t, mux: http.NewServeMux(), now: time.Now()}
-	e.calls = callcontext.NewService(bolt, callcontext.NoLookup{}, g, time.Now, nil, callcontext.Durations{})
+	// Two seconds before a two-minute span ends: a retry crosses its edge.
+	e := &env{t: t, mux: http.NewServeMux(), now: time.Now().Truncate(2 * time.Minute).Add(-2 * time.Second)}
+	e.calls = callcontext.NewService(bolt, callcontext.NoLookup{}, g, func() time.Time { return e.now }, nil, callcontext.Durations{})
 	cfg := retell.Config{
 		Numbers: map[string]retell.Number{number: {Tenant: "default", AgentID: agent,
 			Mapping: agentctx.Mapping{Intent: "intent", IntentStatus: "intent_status", Variables: map[string]string{"name": "caller_name"}}}},
@@ -100,7 +101,7 @@ func TestRetellCall(t *testing.T) {
 	if code != 200 || agentID != agent || callID == "" || vars["stickycalls_recommendation"] != "ignore" || vars["stickycalls_call_id"] != callID {
 		t.Fatalf("call_inbound = %d %v, want the override, the call's id in metadata and a new caller's values", code, ans)
 	}
-	e.now = e.now.Add(3 * time.Second) // Retell's retry, signed anew
+	e.now = e.now.Add(3 * time.Second) // Retell's retry, signed anew, in the next span
 	if _, again := e.post("/inbound", "call_inbound.json", e.now, key); again["call_inbound"].(map[string]any)["metadata"].(map[string]any)["stickycalls_call_id"] != callID {
 		t.Errorf("a retried call_inbound = %v, want the same call", again)
 	}
