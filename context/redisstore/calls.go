@@ -1,7 +1,10 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,10 +22,25 @@ import (
 	"github.com/stickycalls/stickycalls/context/storage"
 )
 
-// callBase is the part of a call record that no script reads or changes,
-// stored as JSON in the record's "base" field. The call's id is in the
-// record's key, so it is left out ("id" of records stored before).
+// callBase is the part of a call record that no script changes, stored
+// in the record's "base" field as a MessagePack array, about half the size
+// of the JSON map earlier versions stored (jsonBase, still read). The
+// scripts read one element: the matched customer, the sixth (matchedOf in
+// callPrelude).
 type callBase struct {
+	_msgpack    struct{} `msgpack:",as_array"`
+	ANI         string
+	DNIS        string
+	IDs         []string // the external ids: key, value, key, value…
+	Attestation identity.Attestation
+	LineType    identity.LineType
+	Matched     string
+	Contestable bool
+}
+
+// jsonBase is "base" as earlier versions stored it. The call's id is in
+// the record's key; the oldest records have it here too.
+type jsonBase struct {
 	ID          string               `json:"id,omitempty"`
 	ANI         string               `json:"ani,omitempty"`
 	DNIS        string               `json:"dnis,omitempty"`
@@ -34,11 +52,61 @@ type callBase struct {
 }
 
 func baseOf(c storage.CallRecord) string {
-	b, _ := json.Marshal(callBase{"", c.ANI, c.DNIS, c.ExternalIDs, c.Attestation, c.LineType, c.Matched, c.Contestable})
-	if string(b) == "{}" {
+	b := callBase{ANI: c.ANI, DNIS: c.DNIS, Attestation: c.Attestation, LineType: c.LineType, Matched: c.Matched, Contestable: c.Contestable}
+	for _, id := range c.ExternalIDs {
+		b.IDs = append(b.IDs, id.Key, id.Value)
+	}
+	if b.ANI == "" && b.DNIS == "" && b.IDs == nil && b.Attestation == "" && b.LineType == "" && b.Matched == "" && !b.Contestable {
 		return ""
 	}
-	return string(b)
+	out, _ := msgpack.Marshal(&b) // strings and a bool always encode
+	return string(out)
+}
+
+// decodeBase reads a "base" field of call id, in either encoding, into c.
+func decodeBase(id, raw string, c *storage.CallRecord) error {
+	c.ID = id
+	switch {
+	case raw == "":
+		return nil
+	case raw[0] == '{':
+		b := jsonBase{ID: id}
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			return err
+		}
+		c.ID, c.ANI, c.DNIS, c.ExternalIDs = b.ID, b.ANI, b.DNIS, b.ExternalIDs
+		c.Attestation, c.LineType, c.Matched, c.Contestable = b.Attestation, b.LineType, b.Matched, b.Contestable
+		return nil
+	}
+	var b callBase
+	if err := msgpack.Unmarshal([]byte(raw), &b); err != nil {
+		return err
+	}
+	if len(b.IDs)%2 != 0 {
+		return errors.New("odd external id list")
+	}
+	for i := 0; i < len(b.IDs); i += 2 {
+		c.ExternalIDs = append(c.ExternalIDs, storage.ExternalID{Key: b.IDs[i], Value: b.IDs[i+1]})
+	}
+	c.ANI, c.DNIS, c.Attestation, c.LineType, c.Matched, c.Contestable = b.ANI, b.DNIS, b.Attestation, b.LineType, b.Matched, b.Contestable
+	return nil
+}
+
+// packPrint is how a request's fingerprint is kept: callapi.Fingerprint
+// gives SHA-256 in hex, and a call record (and an Idempotency-Key's
+// record) keeps its first 16 bytes, raw: 16 bytes instead of 64, and 128
+// bits still tell two requests apart. A print that is not such a hash is
+// kept as it is. Prints stored before are the whole hash in hex; the
+// scripts compare either (samePrint).
+func packPrint(p string) string {
+	if len(p) != 2*sha256.Size {
+		return p
+	}
+	var b [16]byte
+	if _, err := hex.Decode(b[:], []byte(p[:32])); err != nil {
+		return p
+	}
+	return string(b[:])
 }
 
 // answerField encodes the caller's answer to the confirm question: "1"
@@ -63,13 +131,33 @@ func answerField(confirmed, denied bool) string {
 // "", times are ts encoded, and "" is the zero value.
 func callHash(c storage.CallRecord) map[string]string {
 	return map[string]string{
-		"base": baseOf(c), "ref": c.CustomerRef, "rec": string(c.Recommendation), "cf": answerField(c.Confirmed, c.Denied),
-		"st": ts(c.Started), "sp": c.StartPrint, "sr": packResponse(c.StartResponse), "sl": ts(c.StartLease), "slp": c.StartLeasePrint,
-		"en": ts(c.Ended), "ep": c.EndPrint, "er": packResponse(c.EndResponse), "el": ts(c.EndLease), "elp": c.EndLeasePrint,
+		"base": baseOf(c), "ref": refField(c), "rec": string(c.Recommendation), "cf": answerField(c.Confirmed, c.Denied),
+		"st": ts(c.Started), "sp": packPrint(c.StartPrint), "sr": packResponse(c.StartResponse), "sl": ts(c.StartLease), "slp": packPrint(c.StartLeasePrint),
+		"en": ts(c.Ended), "ep": packPrint(c.EndPrint), "er": packResponse(c.EndResponse), "el": ts(c.EndLease), "elp": packPrint(c.EndLeasePrint),
 		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated), "cd": strconv.FormatInt(c.CompletedDuration, 10),
-		"exp": ts(c.Expires), "rv": revealedField(c.Revealed), "aa": c.AgentAction,
+		"exp": ts(c.Expires), "rv": revealedField(shown(c)), "aa": c.AgentAction,
 		"ds": c.DialStatus,
 	}
+}
+
+// refField is the call's customer as "ref" keeps it: left out while it is
+// the customer the start matched, which "base" holds (a caller who says
+// no to the confirm question gets another).
+func refField(c storage.CallRecord) string {
+	if c.CustomerRef == c.Matched {
+		return ""
+	}
+	return c.CustomerRef
+}
+
+// shown are the customers a start revealed besides the one it matched,
+// which it always reveals: "rv" lists them (Erase's script also reads
+// the matched customer from "base"); records stored before list both.
+func shown(c storage.CallRecord) []string {
+	if c.Matched == "" {
+		return c.Revealed
+	}
+	return slices.DeleteFunc(slices.Clone(c.Revealed), func(ref string) bool { return ref == c.Matched })
 }
 
 // revealedField lists refs as "|a|b|", so a script can look for "|ref|".
@@ -111,15 +199,10 @@ func decodeCall(id string, m map[string]string) (storage.CallRecord, error) {
 	if len(m) == 0 {
 		return c, nil
 	}
-	b := callBase{ID: id}
-	if raw := m["base"]; raw != "" {
-		if err := json.Unmarshal([]byte(raw), &b); err != nil {
-			return c, fmt.Errorf("decode call record: %w", err)
-		}
+	if err := decodeBase(id, m["base"], &c); err != nil {
+		return c, fmt.Errorf("decode call record: base: %w", err)
 	}
-	c.ID, c.ANI, c.DNIS, c.ExternalIDs = b.ID, b.ANI, b.DNIS, b.ExternalIDs
-	c.Attestation, c.LineType, c.Matched, c.Contestable = b.Attestation, b.LineType, b.Matched, b.Contestable
-	c.CustomerRef, c.Recommendation, c.AgentAction, c.DialStatus = m["ref"], identity.Recommendation(m["rec"]), m["aa"], m["ds"]
+	c.CustomerRef, c.Recommendation, c.AgentAction, c.DialStatus = cmp.Or(m["ref"], c.Matched), identity.Recommendation(m["rec"]), m["aa"], m["ds"]
 	c.Confirmed, c.Denied = m["cf"] == "1", m["cf"] == "0"
 	c.StartPrint, c.StartLeasePrint, c.EndPrint, c.EndLeasePrint = m["sp"], m["slp"], m["ep"], m["elp"]
 	var err error
@@ -135,8 +218,15 @@ func decodeCall(id string, m map[string]string) (storage.CallRecord, error) {
 			return c, fmt.Errorf("decode call record: duration: %w", err)
 		}
 	}
+	if c.Matched != "" {
+		c.Revealed = []string{c.Matched}
+	}
 	if rv := strings.Trim(m["rv"], "|"); rv != "" {
-		c.Revealed = strings.Split(rv, "|")
+		for _, ref := range strings.Split(rv, "|") {
+			if ref != c.Matched {
+				c.Revealed = append(c.Revealed, ref)
+			}
+		}
 	}
 	times := map[string]*time.Time{"st": &c.Started, "sl": &c.StartLease, "en": &c.Ended, "el": &c.EndLease, "co": &c.Completed, "exp": &c.Expires}
 	for f, dst := range times {
@@ -215,12 +305,12 @@ var claimOutcomes = map[int64]storage.Outcome{
 func claimArgs(c storage.Claim) []any {
 	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
 	op := opField(c.Op)
-	fresh := map[string]string{"base": baseOf(storage.CallRecord{}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": c.Fingerprint}
+	fresh := map[string]string{"base": baseOf(storage.CallRecord{}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": packPrint(c.Fingerprint)}
 	if c.Op == storage.OpStart && c.Quota == 0 {
 		fresh["sq"] = "1" // counted when saved
 	}
 	return []any{
-		ts(c.Now), op, c.Fingerprint, ts(c.Now.Add(c.Lease)), ts(c.Now.Add(-c.Replay)), c.Quota,
+		ts(c.Now), op, packPrint(c.Fingerprint), ts(c.Now.Add(c.Lease)), ts(c.Now.Add(-c.Replay)), c.Quota,
 		packCall(fresh, slices.Collect(maps.Keys(fresh))), ts(expires), ttl(expires, c.Now), ts(keyExpires), ttl(keyExpires, c.Now),
 	}
 }
@@ -295,7 +385,7 @@ func (s *Store) Release(ctx context.Context, sc callcontext.Scope, c storage.Cla
 	if c.Key != "" {
 		keys = append(keys, n.idem(c.Op, c.Key))
 	}
-	_, err := s.one(ctx, "release", run{releaseScript, keys, []any{ts(c.Now), opField(c.Op), c.Fingerprint}})
+	_, err := s.one(ctx, "release", run{releaseScript, keys, []any{ts(c.Now), opField(c.Op), packPrint(c.Fingerprint)}})
 	return err
 }
 

@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -96,6 +98,18 @@ func BenchmarkRecordCodec(b *testing.B) {
 
 func TestResponseCodec(t *testing.T) {
 	long, _ := json.Marshal(returningCustomer())
+	// Earlier versions compressed with the first dictionary.
+	var old bytes.Buffer
+	old.WriteByte(1)
+	w, _ := flate.NewWriterDict(&old, flate.DefaultCompression, responseDicts[1])
+	w.Write(long)
+	w.Close()
+	if got, err := unpackResponse(old.String()); err != nil || string(got) != string(long) {
+		t.Errorf("unpackResponse(compressed with dictionary 1) = %d bytes, %v; want them back", len(got), err)
+	}
+	if _, err := unpackResponse("\x07" + old.String()[1:]); err == nil {
+		t.Error("unpackResponse(compressed with dictionary 7) succeeded; there is none")
+	}
 	for _, body := range [][]byte{nil, []byte(`{"short":true}`), long} {
 		stored := packResponse(body)
 		got, err := unpackResponse(stored)
@@ -105,6 +119,27 @@ func TestResponseCodec(t *testing.T) {
 		if len(body) >= minCompressed && len(stored) >= len(body)/2 {
 			t.Errorf("packResponse(%d bytes) = %d bytes, want compressed", len(body), len(stored))
 		}
+	}
+}
+
+// TestCallBase checks that a call record's base reads back, and reads as
+// earlier versions stored it, in JSON.
+func TestCallBase(t *testing.T) {
+	want := storage.CallRecord{ID: "CA1", ANI: "+14155550100", DNIS: "+18005550100", Attestation: "A", LineType: "mobile",
+		ExternalIDs: []storage.ExternalID{{Key: "crm_id", Value: "C1"}, {Key: "zendesk", Value: "Z9"}}, Matched: "cust_1", Contestable: true}
+	raw := baseOf(want)
+	var got storage.CallRecord
+	if err := decodeBase("CA1", raw, &got); err != nil || !cmp.Equal(got, want) {
+		t.Errorf("decodeBase(baseOf(c)) = %v, %v", cmp.Diff(want, got), err)
+	}
+	legacy := `{"id":"CA1","ani":"+14155550100","dnis":"+18005550100","external_ids":[{"key":"crm_id","value":"C1"},{"key":"zendesk","value":"Z9"}],"att":"A","lt":"mobile","m":"cust_1","mc":true}`
+	got = storage.CallRecord{}
+	if err := decodeBase("CA1", legacy, &got); err != nil || !cmp.Equal(got, want) {
+		t.Errorf("decodeBase(JSON) = %v, %v", cmp.Diff(want, got), err)
+	}
+	t.Logf("base: %d bytes, %d in JSON", len(raw), len(legacy))
+	if baseOf(storage.CallRecord{ID: "CA1"}) != "" {
+		t.Error("baseOf(a record with only an id) is not empty")
 	}
 }
 

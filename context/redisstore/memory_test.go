@@ -19,7 +19,8 @@ import (
 // TestStartMemory measures what a returning caller's start leaves in
 // Redis (its call record, kept 7 days, which holds the answer replays
 // return for 24 h; the call filed under its customer): used_memory's
-// growth over many starts, on a server of its own.
+// growth over many starts, on a server of its own, for the bench's
+// customers.
 func TestStartMemory(t *testing.T) {
 	const callers, maxBytes = 1000, 900
 	addr := redistest.Durable(t, "no").Addr()
@@ -51,10 +52,15 @@ func TestStartMemory(t *testing.T) {
 	hints := func(i int) string {
 		return fmt.Sprintf(`"identity_hints":{"ani":"+1415555%04d","external_ids":{"crm_id":"crm_%d"}},"telco":{"line_type":"mobile"}`, i, i)
 	}
-	saved := `"intent":"refund","intent_status":"open","variables":{"name":"Ada","plan":"gold","city":"Lyon","order":"A-1042","tier":"2"}`
+	// The bench's customers: an open intent and ten variables.
+	saved := func(i int) string {
+		return fmt.Sprintf(`"intent":"refund_request","intent_status":"open","variables":{"name":"Customer %d","tier":"gold",`+
+			`"language":"en-US","city":"San Francisco","last_order":"A-%d","balance":"%d.00","agent":"agent_%d","channel":"phone",`+
+			`"product":"fiber-500","note":"prefers callbacks in the morning"}`, i, i, i%1000, i%50)
+	}
 	for i := range callers {
 		do(fmt.Sprintf(`{"call_id":"CA%032d",%s}`, i, hints(i)), true)
-		do(fmt.Sprintf(`{"call_id":"CA%032d","customer_ref":"cust_%d",%s}`, i, i, saved), false)
+		do(fmt.Sprintf(`{"call_id":"CA%032d","customer_ref":"cust_%024x",%s}`, i, i, saved(i)), false)
 	}
 	now = now.Add(time.Hour)
 	do(fmt.Sprintf(`{"call_id":"CB%032d",%s}`, 0, hints(0)), true) // the hour's tallies exist before the measure

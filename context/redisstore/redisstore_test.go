@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/stickycalls/stickycalls/context/callcontext"
 	"github.com/stickycalls/stickycalls/context/identity"
@@ -288,7 +290,9 @@ func TestStoreSentinel(t *testing.T) {
 }
 
 // TestEarlierLayouts reads what earlier versions stored: a call record as
-// a hash of fields and a customer record as JSON.
+// a hash of fields, or as a string with its base in JSON, the request's
+// whole hash as its print and the matched customer in "rv"; a customer
+// record as JSON.
 func TestEarlierLayouts(t *testing.T) {
 	addr := redistest.Single(t)
 	prefix := redistest.Prefix(t)
@@ -332,5 +336,39 @@ func TestEarlierLayouts(t *testing.T) {
 	}
 	if typ := rdb.Type(ctx, space+"}:call:old").Val(); typ != "string" {
 		t.Errorf("the claimed call record is a %s, want rewritten as a string", typ)
+	}
+
+	print := strings.Repeat("5e", 32)
+	expires := t0.Add(7 * 24 * time.Hour)
+	packed, _ := msgpack.Marshal(map[string]string{
+		"base": `{"ani":"+14155550100","external_ids":[{"key":"crm_id","value":"C1"}],"lt":"mobile","m":"cust_1","mc":true}`,
+		"ref":  "cust_2", "rec": "ignore", "st": at(t0), "sp": print, "sr": `{"replayed":2}`, "exp": at(expires), "rv": "|cust_1|cust_3|",
+	})
+	if err := rdb.Set(ctx, space+"}:call:old2", packed, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, space+":c:cust_1}", "c:old2", at(expires)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := storage.CallRecord{ID: "old2", ANI: "+14155550100", ExternalIDs: []storage.ExternalID{{Key: "crm_id", Value: "C1"}},
+		LineType: identity.Mobile, Matched: "cust_1", Contestable: true, CustomerRef: "cust_2", Recommendation: identity.Ignore,
+		Started: t0, StartPrint: print, StartResponse: []byte(`{"replayed":2}`), Expires: expires, Revealed: []string{"cust_1", "cust_3"}}
+	if call, err := s.Call(ctx, sc, "old2"); err != nil || !cmp.Equal(call, want) {
+		t.Errorf("Call(old2, base in JSON) = %v, %v", cmp.Diff(want, call), err)
+	}
+	c = storage.Claim{Op: storage.OpStart, CallID: "old2", Fingerprint: print, Now: t0.Add(time.Minute),
+		Lease: time.Minute, Replay: 24 * time.Hour, KeyTTL: 24 * time.Hour, Retention: 7 * 24 * time.Hour, Period: callcontext.Period(t0)}
+	if res, err := s.Claim(ctx, sc, c); err != nil || res.Outcome != storage.Replay || string(res.Response) != `{"replayed":2}` {
+		t.Errorf("Claim(start of old2, same request) = %v %q, %v; want a replay", res.Outcome, res.Response, err)
+	}
+	c.Fingerprint = strings.Repeat("5f", 32)
+	if res, err := s.Claim(ctx, sc, c); err != nil || res.Outcome != storage.Conflict {
+		t.Errorf("Claim(start of old2, another request) = %v, %v; want a conflict", res.Outcome, err)
+	}
+	if err := s.Erase(ctx, sc, "cust_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Call(ctx, sc, "old2"); !errors.Is(err, callcontext.ErrNotFound) {
+		t.Errorf("Call(old2) after erasing the customer it matched: %v, want ErrNotFound", err)
 	}
 }

@@ -54,6 +54,23 @@ local function saveCall(k, t, ms)
   return redis.call('SET', k, cmsgpack.pack(t), 'KEEPTTL')
 end
 local function live(r, now) return r and after(r.exp, now) end
+-- samePrint compares a stored print with a request's (packPrint: 16 raw
+-- bytes of its hash); prints stored before are the whole hash in hex.
+local function samePrint(stored, p)
+  if stored == p then return true end
+  if #stored ~= 64 or #p ~= 16 then return false end
+  return string.sub(stored, 1, 32) == (string.gsub(p, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+-- matchedOf is the customer a call's start matched, from its "base" (see
+-- callBase); a base stored as JSON, before, left it in "rv" too.
+local function matchedOf(r)
+  local b = r.base
+  if blank(b) or string.sub(b, 1, 1) == '{' then return nil end
+  return cmsgpack.unpack(b)[6]
+end
+-- customerOf is a call's customer: "ref", left out while it is the
+-- matched one (refField).
+local function customerOf(r) return r.ref or matchedOf(r) end
 local function state(r, op)
   return {done = not blank(r[op..'r']), resp = r[op..'r'], print = r[op..'p'] or '', lease = r[op..'l'] or '', leasePrint = r[op..'lp'] or '', started = r.st or ''}
 end
@@ -70,7 +87,7 @@ local function claim(call, usage, idem, A, extra)
   if idem then
     local k = redis.call('HMGET', idem, 'print', 'ck', 'exp')
     if k[1] and after(k[3], now) then
-      if k[1] ~= print then return {3} end
+      if not samePrint(k[1], print) then return {3} end
       local r = loadCall(k[2])
       if live(r, now) then
         local s = state(r, op)
@@ -97,10 +114,10 @@ local function claim(call, usage, idem, A, extra)
   local isLive = live(r, now)
   local s = idle
   if isLive then s = state(r, op) end
-  if s.done and s.print == print and (op == 'e' or after(s.started, A[5])) then return {1, s.resp} end
+  if s.done and samePrint(s.print, print) and (op == 'e' or after(s.started, A[5])) then return {1, s.resp} end
   if s.done then return {2} end
   if after(s.lease, now) then
-    if s.leasePrint == print then return {4} end
+    if samePrint(s.leasePrint, print) then return {4} end
     return {2}
   end
   if quota > 0 and tonumber(redis.call('HGET', usage, 'requests') or '0') >= quota then return {5} end
@@ -202,7 +219,7 @@ local call, usage, now, op = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local r = loadCall(call)
 if not live(r, now) then return 0 end
 local s = state(r, op)
-if s.done or s.leasePrint ~= ARGV[3] then return 0 end
+if s.done or not samePrint(s.leasePrint, ARGV[3]) then return 0 end
 local counted = r[op..'q'] ~= '1'
 r[op..'l'], r[op..'lp'], r[op..'q'] = nil, nil, nil
 if blank(r.st) and blank(r.en) and blank(r.sl) and blank(r.el) then redis.call('DEL', call) else saveCall(call, r) end
@@ -319,7 +336,7 @@ local function mergeCall(K, A, loaded)
   if absent then put(first, #A) end
   put(8, first - 1)
   if absent and mode == 'merge' then saveCall(call, r, A[2]) else saveCall(call, r) end
-  if K[4] and r.ref == A[4] then
+  if K[4] and customerOf(r) == A[4] then
     redis.call('SADD', K[4], call)
     extend(K[4], redis.call('PTTL', call))
   end
@@ -377,7 +394,7 @@ local gone, listed = {}, 2 + tonumber(ARGV[2])
 for i = 3, listed do gone[ARGV[i]] = true end
 local function names(ck)
   local r = loadCall(ck)
-  return r and (r.ref == ARGV[1] or string.find(r.rv or '', '|' .. ARGV[1] .. '|', 1, true))
+  return r and (customerOf(r) == ARGV[1] or matchedOf(r) == ARGV[1] or string.find(r.rv or '', '|' .. ARGV[1] .. '|', 1, true))
 end
 for i = listed + 1, #ARGV do if names(ARGV[i]) then gone[ARGV[i]] = true end end
 for _, ck in ipairs(redis.call('SMEMBERS', KEYS[1])) do

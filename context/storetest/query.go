@@ -67,6 +67,31 @@ func testEraseRevealed(t *testing.T, s Store) {
 	}
 }
 
+// testEraseMatched checks that erasing a customer erases a call whose
+// answer matched it, though the caller then said it was someone else: a
+// store may keep the matched customer apart from the other customers a
+// call revealed.
+func testEraseMatched(t *testing.T, s Store) {
+	h := newHarness(t, s, nil)
+	const line = `"identity_hints":{"ani":"+14155550505"}` // no telco: unknown line, confirm
+	h.start(`{"call_id":"m1",` + line + `}`)
+	h.end(`{"call_id":"m1","customer_ref":"cust_ma","variables":{"name":"Ma"}}`)
+	h.at(time.Minute)
+	if res, _ := h.start(`{"call_id":"m2",` + line + `}`); res.CustomerRef != "cust_ma" || res.Match == nil {
+		t.Fatalf("second call from cust_ma's line: customer %q, match %v; want cust_ma's data", res.CustomerRef, res.Match)
+	}
+	h.answer("m2", callcontext.AnswerNo)
+	if call, err := s.Call(context.Background(), acmeTest, "m2"); err != nil || call.CustomerRef == "cust_ma" {
+		t.Fatalf("Call(m2) after the caller said no = %q, %v; want another customer", call.CustomerRef, err)
+	}
+	if err := h.svc.Erase(context.Background(), acmeTest, "cust_ma"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Call(context.Background(), acmeTest, "m2"); err != callcontext.ErrNotFound {
+		t.Errorf("Call(m2) after erasing the customer its answer matched: err %v, want ErrNotFound", err)
+	}
+}
+
 // testEraseKeepsOthers checks that erasing a customer keeps a call whose
 // hints pointed at it but whose answer showed another customer only: a
 // store may note the call under every customer the hints led to, and must

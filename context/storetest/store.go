@@ -127,6 +127,7 @@ func storeTests() []storeTest {
 		{"the Lookup cache answers until it expires", testLookupCache},
 		{"a claim with a query reads what Resolve reads", testClaimQuery},
 		{"Erase removes the calls whose answers showed the customer", testEraseRevealed},
+		{"Erase removes the calls that matched the customer, though the caller said no", testEraseMatched},
 		{"Erase keeps the calls whose answers did not show the customer", testEraseKeepsOthers},
 		{"a call has one live media stream", testStreamLease},
 		{"NoteCall keeps the agent's instruction and the dial status on the call", testNoteCall},
