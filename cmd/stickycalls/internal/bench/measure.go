@@ -89,8 +89,9 @@ type cost struct {
 	byCommand               map[string]float64
 	rss                     int64 // the server's RSS at the phase's end
 	// grew is what the store grew by, in bytes per request: Redis's
-	// used_memory, or the size of bbolt's file.
-	grew float64
+	// used_memory, its key tables charged by the key (grownBy), or the
+	// size of bbolt's file; grewRaw is used_memory's own growth.
+	grew, grewRaw float64
 	// others is the CPU load, in cores, of every other process on the
 	// machine meanwhile: what disturbed the measurement.
 	others float64
@@ -139,7 +140,7 @@ func (r *runner) measure(ctx context.Context, pid int, store string, f func() ph
 		return p, u
 	}
 	u.cpu, u.redisCPU, u.benchCPU = (cpu1-cpu0)/time.Duration(n), (rcpu1-rcpu0)/time.Duration(n), (bcpu1-bcpu0)/time.Duration(n)
-	u.grew = float64(size1-size0) / float64(n)
+	u.grew, u.grewRaw = grownBy(size0, size1)/float64(n), float64(size1.bytes-size0.bytes)/float64(n)
 	u.redisFaults = float64(faults1-faults0) / float64(n)
 	for name, calls := range cmds1 {
 		if d := calls - cmds0[name]; name != "info" && d > 0 {

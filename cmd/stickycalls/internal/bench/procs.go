@@ -280,12 +280,13 @@ func (ns redisNodes) commandStats(ctx context.Context) (map[string]int64, error)
 	return sum, nil
 }
 
-func (ns redisNodes) usedMemory(ctx context.Context) int64 {
-	var b int64
+func (ns redisNodes) usedMemory(ctx context.Context) storeSize {
+	var sum storeSize
 	for _, n := range ns {
-		b += n.usedMemory(ctx)
+		s := n.usedMemory(ctx)
+		sum.bytes, sum.tables, sum.keys = sum.bytes+s.bytes, sum.tables+s.tables, sum.keys+s.keys
 	}
-	return b
+	return sum
 }
 
 func (ns redisNodes) stop() {
@@ -404,15 +405,52 @@ func (r *redisServer) commandStats(ctx context.Context) (map[string]int64, error
 	return out, nil
 }
 
-// usedMemory is Redis's used_memory, from INFO memory; 0 if it does not
-// answer.
-func (r *redisServer) usedMemory(ctx context.Context) int64 {
+// usedMemory is Redis's used_memory (INFO memory) with its key tables'
+// part and its keys (MEMORY STATS); zero if it does not answer.
+func (r *redisServer) usedMemory(ctx context.Context) storeSize {
 	info, err := r.rdb.Info(ctx, "memory").Result()
 	if err != nil {
-		return 0
+		return storeSize{}
 	}
-	n, _ := strconv.ParseInt(strings.TrimSpace(infoField(info, "used_memory")), 10, 64)
-	return n
+	var s storeSize
+	s.bytes, _ = strconv.ParseInt(strings.TrimSpace(infoField(info, "used_memory")), 10, 64)
+	stats, err := r.rdb.Do(ctx, "MEMORY", "STATS").Result()
+	if err != nil {
+		return s
+	}
+	for name, v := range pairsOf(stats) {
+		switch {
+		case name == "keys.count":
+			s.keys, _ = v.(int64)
+		case strings.HasPrefix(name, "db."):
+			for f, n := range pairsOf(v) {
+				if n, ok := n.(int64); ok && strings.HasPrefix(f, "overhead.hashtable.") {
+					s.tables += n
+				}
+			}
+		}
+	}
+	return s
+}
+
+// pairsOf is a reply's name, value pairs: a map (RESP3) or a flat list.
+func pairsOf(reply any) map[string]any {
+	out := map[string]any{}
+	switch v := reply.(type) {
+	case map[any]any:
+		for k, val := range v {
+			if name, ok := k.(string); ok {
+				out[name] = val
+			}
+		}
+	case []any:
+		for i := 0; i+1 < len(v); i += 2 {
+			if name, ok := v[i].(string); ok {
+				out[name] = v[i+1]
+			}
+		}
+	}
+	return out
 }
 
 func infoField(info, name string) string {

@@ -227,8 +227,11 @@ func (r *results) writeResources(b *strings.Builder) {
 		"a pipeline counting once) from redisstore's go-redis hook, counted on requests made through the service as `serve` " +
 		"wires it (a `/v1` request's key check included); store growth: Redis's `used_memory` (INFO memory) or the bbolt " +
 		"file's size, after the phase less before it, divided by the requests answered (bbolt grows its file in steps, so a " +
-		"phase may see none or a whole step; Redis's figure includes its allocator's slack); RSS of the server at the end of " +
-		"the phase; other load as above, during the closed-loop phase.\n\n")
+		"phase may see none or a whole step; Redis's figure includes its allocator's slack, and charges its key tables by " +
+		"the key, at their cost per key after the phase (MEMORY STATS' `overhead.hashtable.*` over `keys.count`): a table " +
+		"doubles at once when its keys pass a power of two, and a phase that crossed one was charged the whole doubling, " +
+		"about 200 B per start at 10k customers; `used_memory`'s own growth is in brackets); RSS of the server at the end " +
+		"of the phase; other load as above, during the closed-loop phase.\n\n")
 	b.WriteString("| workload | store | customers | server CPU/req | redis-server CPU/req | load generator CPU/req | Redis commands/req | waves/req | store growth/req | server RSS | other load |\n")
 	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	line := func(name, store, customers string, u cost, waves string) {
@@ -237,7 +240,7 @@ func (r *results) writeResources(b *strings.Builder) {
 			cmds, redisCPU = fmt.Sprintf("%.1f (%.1f)", u.cmds, u.evalsha), us(u.redisCPU)
 		}
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f |\n", name, store, customers, us(u.cpu), redisCPU, us(u.benchCPU),
-			cmds, waves, growth(store, u.grew), mib(u.rss), u.others)
+			cmds, waves, growth(store, u), mib(u.rss), u.others)
 	}
 	for _, f := range r.floors {
 		line(floorName(f.waves), "redis", "–", f.use, fmt.Sprint(f.waves))
@@ -283,16 +286,20 @@ func (r *results) workloadsAt(waves int, k floorKey) []string {
 // storeOrder is a store's place in the plan's order, for sorting.
 func (r *results) storeOrder(store string) int { return slices.Index(r.plan.stores, store) }
 
-// growth formats a store's growth per request: "used_memory +312 B".
-func growth(store string, bytes float64) string {
-	what := "used_memory"
+// growth formats a store's growth per request: "file +312 B", or
+// "used_memory +312 B (+498 B)" with used_memory's own growth.
+func growth(store string, u cost) string {
 	if store == "bbolt" {
-		what = "file"
+		return "file " + signedBytes(u.grew)
 	}
-	if math.Abs(bytes) >= 1<<10 {
-		return fmt.Sprintf("%s %+.1f KiB", what, bytes/(1<<10))
+	return fmt.Sprintf("used_memory %s (%s)", signedBytes(u.grew), signedBytes(u.grewRaw))
+}
+
+func signedBytes(n float64) string {
+	if math.Abs(n) >= 1<<10 {
+		return fmt.Sprintf("%+.1f KiB", n/(1<<10))
 	}
-	return fmt.Sprintf("%s %+.0f B", what, bytes)
+	return fmt.Sprintf("%+.0f B", n)
 }
 
 // pct formats a share: "56 %".

@@ -102,7 +102,7 @@ func targetResults() *results {
 	redis := storeRun{store: "redis", customers: 10_000,
 		waves: map[string]float64{returningName: 3, newName: 2, endName: 4.0, voiceName: 4},
 		rows: []workloadRun{
-			{name: returningName, closed: closedAt(5_000), open: openAt(2_000, 3900*time.Microsecond), use: cost{grew: 874}}, // 104 % of 3 waves, 50 % of 1
+			{name: returningName, closed: closedAt(5_000), open: openAt(2_000, 3900*time.Microsecond), use: cost{grew: 874, grewRaw: 1_080}}, // 104 % of 3 waves, 50 % of 1
 			{name: newName, closed: closedAt(4_700), open: openAt(2_350, time.Millisecond)},                                  // 78 % of 2 waves
 			{name: endName, closed: closedAt(3_900), open: openAt(1_950, time.Millisecond)},                                  // 81 % of 3 waves (4 capped), 39 % of 1
 		}}
@@ -130,7 +130,7 @@ func TestTargets(t *testing.T) {
 		"met: 10k: 5,000 req/s = 50 % of 10,000",
 		"**missed**: 10k: 3,900 req/s = 39 % of 10,000",
 		"met: 10k: p99 3.90 ms at 2,000/s (max 5,000/s) vs 2.00 ms (3 waves) = 1.95×",
-		"met: 10k: 874 B",
+		"met: 10k: 874 B (1,080 B)",
 		"**missed**: 10k: 2,600 req/s = 26 % of 10,000; 1M: 2,400 req/s = 24 % of 10,000",
 		"met: 10k: p99 30.0 ms at 500/s; 1M: p99 9.00 ms at 500/s", // judged at 1M only
 	}
@@ -193,18 +193,32 @@ func TestFloorRefusesWaves(t *testing.T) {
 
 func TestGrowth(t *testing.T) {
 	tests := []struct {
-		store string
-		bytes float64
-		want  string
+		store     string
+		grew, raw float64
+		want      string
 	}{
-		{"redis", 312.4, "used_memory +312 B"},
-		{"redis", -40, "used_memory -40 B"},
-		{"redis", 3379, "used_memory +3.3 KiB"},
-		{"bbolt", 0, "file +0 B"},
+		{"redis", 312.4, 498, "used_memory +312 B (+498 B)"},
+		{"redis", -40, -40, "used_memory -40 B (-40 B)"},
+		{"redis", 3379, 3379, "used_memory +3.3 KiB (+3.3 KiB)"},
+		{"bbolt", 0, 0, "file +0 B"},
 	}
 	for _, tc := range tests {
-		if got := growth(tc.store, tc.bytes); got != tc.want {
-			t.Errorf("growth(%q, %v) = %q, want %q", tc.store, tc.bytes, got, tc.want)
+		if got := growth(tc.store, cost{grew: tc.grew, grewRaw: tc.raw}); got != tc.want {
+			t.Errorf("growth(%q, %v, %v) = %q, want %q", tc.store, tc.grew, tc.raw, got, tc.want)
 		}
+	}
+}
+
+// TestGrownBy checks that a key table's doubling is charged by the key:
+// 1,000 keys added and a table grown from 8 to 16 KiB of slots cost what
+// the keys cost and their share of the table, not the whole doubling.
+func TestGrownBy(t *testing.T) {
+	before := storeSize{bytes: 1_000_000, tables: 8 << 10, keys: 1_000}
+	after := storeSize{bytes: 1_000_000 + 500_000 + 8<<10, tables: 16 << 10, keys: 2_000}
+	if got, want := grownBy(before, after), 500_000.0+8<<10; got != want {
+		t.Errorf("grownBy = %v, want %v (the rest grew 500,000; the tables cost 8.2 B per key)", got, want)
+	}
+	if got := grownBy(storeSize{bytes: 10}, storeSize{bytes: 25}); got != 15 {
+		t.Errorf("grownBy of a file = %v, want 15", got)
 	}
 }
