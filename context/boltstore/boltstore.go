@@ -35,6 +35,8 @@ type Store struct {
 	turns [256]chan struct{} // see Serialize: each holds a token while its turn is taken
 
 	batch batcher // see update
+
+	flights *flights // claims in flight
 }
 
 var _ callcontext.Serializer = (*Store)(nil)
@@ -109,7 +111,7 @@ func Open(path string, lockWait time.Duration, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, flights: newFlights()}
 	for i := range s.turns {
 		s.turns[i] = make(chan struct{}, 1)
 	}

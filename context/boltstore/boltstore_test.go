@@ -211,3 +211,62 @@ func TestRunSweepsUntilCancelled(t *testing.T) {
 		t.Fatal("Run() did not return after its context was cancelled")
 	}
 }
+
+// TestClaimsInMemory checks that a claim writes nothing (a request costs
+// one fsync, its commit's), that its commit writes what the claim used to
+// (the request counted, its Idempotency-Key), and that a claim in flight
+// does not outlive the process: reopened, the file takes the retry.
+func TestClaimsInMemory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	claim := func(s *Store, id, key string) storage.Outcome {
+		t.Helper()
+		res, err := s.Claim(ctx, sc, storage.Claim{Op: storage.OpStart, CallID: id, Key: key, Fingerprint: "p", Now: now,
+			Lease: time.Minute, Replay: time.Hour, KeyTTL: time.Hour, Retention: 24 * time.Hour, Period: callcontext.Period(now)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Outcome
+	}
+	writes := func() int64 { st := s.db.Stats(); return st.TxStats.GetWrite() }
+	claim(s, "c0", "") // c0's save makes the scope's buckets
+	if err := s.SaveStart(ctx, sc, storage.StartCommit{Call: storage.CallRecord{ID: "c0", Started: now, StartPrint: "p", StartResponse: []byte(`{}`), Expires: now.Add(24 * time.Hour)}, Period: callcontext.Period(now)}); err != nil {
+		t.Fatal(err)
+	}
+	before := writes()
+	if got := claim(s, "c1", "k1"); got != storage.Claimed {
+		t.Fatalf("claim of c1 = %v, want Claimed", got)
+	}
+	if w := writes() - before; w != 0 {
+		t.Errorf("a claim wrote %d pages, want none", w)
+	}
+	if err := s.SaveStart(ctx, sc, storage.StartCommit{Call: storage.CallRecord{ID: "c1", Started: now, StartPrint: "p", StartResponse: []byte(`{"c":1}`), Expires: now.Add(24 * time.Hour)}, Period: callcontext.Period(now)}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := s.Usage(ctx, sc, callcontext.Period(now)); err != nil || u.Requests != 2 {
+		t.Errorf("usage after two claimed starts = %+v, %v; want 2 requests", u, err)
+	}
+	if got := claim(s, "c9", "k1"); got != storage.Replay {
+		t.Errorf("claim with c1's key after its commit = %v, want Replay", got)
+	}
+	if got := claim(s, "c2", ""); got != storage.Claimed {
+		t.Fatalf("claim of c2 = %v, want Claimed", got)
+	}
+	if got := claim(s, "c2", ""); got != storage.InFlight {
+		t.Errorf("twin of c2 = %v, want InFlight", got)
+	}
+	s.Close()
+	if s, err = Open(path, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := claim(s, "c2", ""); got != storage.Claimed {
+		t.Errorf("retry of c2 after a restart = %v, want Claimed (its first request died with the process)", got)
+	}
+}

@@ -36,44 +36,65 @@ func stateOf(c storage.CallRecord, op storage.Op) opState {
 	return opState{len(c.EndResponse) > 0, c.EndPrint, c.EndResponse, c.EndLease, c.EndLeasePrint}
 }
 
-func setLease(c *storage.CallRecord, op storage.Op, until time.Time, print string) {
-	if op == storage.OpStart {
-		c.StartLease, c.StartLeasePrint = until, print
-		return
-	}
-	c.EndLease, c.EndLeasePrint = until, print
-}
-
-// Claim implements callcontext.Store.
+// Claim implements callcontext.Store in a read transaction: the claim
+// it grants is kept in memory (see flights).
 func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
-	var res storage.ClaimResult
-	err := s.update(func(tx *bolt.Tx) error {
-		b, err := writeScope(tx, sc)
-		if err != nil {
-			return err
-		}
-		res, err = claim(b, c)
-		if err != nil || res.Outcome != storage.Claimed || c.Query == nil {
-			return err
-		}
-		res.Found, err = resolve(b, *c.Query, c.Now)
-		return err
-	})
+	s.flights.mu.Lock()
+	tx, err := s.db.Begin(false) // after the lock: see flights
+	if err != nil {
+		s.flights.mu.Unlock()
+		return storage.ClaimResult{}, err
+	}
+	defer tx.Rollback()
+	b, stored := readScope(tx, sc)
+	res, err := s.claim(b, stored, sc, c)
+	s.flights.mu.Unlock()
+	if err != nil || res.Outcome != storage.Claimed || c.Query == nil {
+		return res, err
+	}
+	if !stored {
+		res.Found = storage.Found{Customers: map[string]storage.Record{}, Owners: map[string]string{}}
+		return res, nil
+	}
+	res.Found, err = resolve(b, *c.Query, c.Now)
 	return res, err
 }
 
-func claim(b scope, c storage.Claim) (storage.ClaimResult, error) {
+// claim decides c from the scope as read (stored is false when the scope
+// has nothing yet) and the claims in flight, and adds the claim it grants
+// to them. Called with the flights' lock held.
+func (s *Store) claim(b scope, stored bool, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
+	f := s.flights
+	k := flightOf(sc, c.CallID, c.Op)
 	if c.Key != "" {
-		res, decided, err := claimByKey(b, c)
-		if decided || err != nil {
-			return res, err
+		if fl, ok := f.byKey(k.scope, idemKey(c.Op, c.Key), c.Now); ok {
+			if fl.print != c.Fingerprint {
+				return storage.ClaimResult{Outcome: storage.KeyReused}, nil
+			}
+			return storage.ClaimResult{Outcome: storage.InFlight}, nil
+		}
+		if stored {
+			res, decided, err := claimByKey(b, c)
+			if decided || err != nil {
+				return res, err
+			}
 		}
 	}
-	call, _, err := liveCall(b, c.CallID, c.Now)
-	if err != nil {
-		return storage.ClaimResult{}, err
+	var call storage.CallRecord
+	var u storage.UsageCount
+	if stored {
+		var err error
+		if call, _, err = liveCall(b, c.CallID, c.Now); err != nil {
+			return storage.ClaimResult{}, err
+		}
+		if u, err = usage(b, c.Period); err != nil {
+			return storage.ClaimResult{}, err
+		}
 	}
 	st := stateOf(call, c.Op)
+	if fl, ok := f.live(k, c.Now); ok {
+		st.lease, st.leasePrint = fl.until, fl.print
+	}
 	switch {
 	case st.done && st.print == c.Fingerprint && (c.Op == storage.OpEnd || call.Started.Add(c.Replay).After(c.Now)):
 		return storage.ClaimResult{Outcome: storage.Replay, Response: st.response}, nil
@@ -84,32 +105,11 @@ func claim(b scope, c storage.Claim) (storage.ClaimResult, error) {
 	case st.lease.After(c.Now):
 		return storage.ClaimResult{Outcome: storage.Conflict}, nil
 	}
-	u, err := usage(b, c.Period)
-	if err != nil {
-		return storage.ClaimResult{}, err
-	}
-	if c.Quota > 0 && u.Requests >= c.Quota {
+	if c.Quota > 0 && u.Requests+f.pending[k.scope+"\x00"+c.Period] >= c.Quota {
 		return storage.ClaimResult{Outcome: storage.OverQuota}, nil
 	}
-	u.Requests++
-	if err := put(b.usage, c.Period, u); err != nil {
-		return storage.ClaimResult{}, err
-	}
-	before := call
-	if call.ID == "" {
-		call = storage.CallRecord{ID: c.CallID, Expires: c.Now.Add(c.Retention)}
-	}
-	setLease(&call, c.Op, c.Now.Add(c.Lease), c.Fingerprint)
-	if err := put(b.calls, c.CallID, call); err != nil {
-		return storage.ClaimResult{}, err
-	}
-	if c.Key != "" {
-		rec := idemRecord{Print: c.Fingerprint, CallID: c.CallID, Expires: c.Now.Add(c.KeyTTL)}
-		if err := put(b.idem, idemKey(c.Op, c.Key), rec); err != nil {
-			return storage.ClaimResult{}, err
-		}
-	}
-	return storage.ClaimResult{Outcome: storage.Claimed, Call: before}, nil
+	f.add(k, c)
+	return storage.ClaimResult{Outcome: storage.Claimed, Call: call}, nil
 }
 
 // claimByKey applies the Idempotency-Key rules; decided is false when the
@@ -151,52 +151,33 @@ func usage(b scope, period string) (storage.UsageCount, error) {
 	return u, err
 }
 
-// Release implements callcontext.Store.
+// Release implements callcontext.Store: it forgets the claim, if it is
+// still in flight with this request. (A lease stored by an earlier
+// version is left to expire.)
 func (s *Store) Release(_ context.Context, sc callcontext.Scope, c storage.Claim) error {
-	return s.update(func(tx *bolt.Tx) error {
+	k := flightOf(sc, c.CallID, c.Op)
+	s.flights.mu.Lock()
+	defer s.flights.mu.Unlock()
+	if fl, ok := s.flights.calls[k]; ok && fl.print == c.Fingerprint {
+		s.flights.drop(k)
+	}
+	return nil
+}
+
+// SaveStart implements callcontext.Store; it finishes the start's claim
+// (commitFlight).
+func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st storage.StartCommit) error {
+	k := flightOf(sc, st.Call.ID, storage.OpStart)
+	fl, claimed := s.flights.taken(k)
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
 		}
-		call, ok, err := liveCall(b, c.CallID, c.Now)
-		if err != nil || !ok {
-			return err
-		}
-		if st := stateOf(call, c.Op); st.done || st.leasePrint != c.Fingerprint {
-			return nil // not ours to release
-		}
-		setLease(&call, c.Op, time.Time{}, "")
-		if err := releaseCall(b, call); err != nil {
-			return err
-		}
-		if c.Key != "" {
-			if err := b.idem.Delete([]byte(idemKey(c.Op, c.Key))); err != nil {
+		if claimed {
+			if err := commitFlight(b, fl, st.Call.ID); err != nil {
 				return err
 			}
-		}
-		u, err := usage(b, c.Period)
-		if err != nil {
-			return err
-		}
-		u.Requests = max(u.Requests-1, 0)
-		return put(b.usage, c.Period, u)
-	})
-}
-
-// releaseCall stores call, or deletes it when nothing but the lease made it.
-func releaseCall(b scope, call storage.CallRecord) error {
-	if call.Started.IsZero() && call.Ended.IsZero() && call.StartLease.IsZero() && call.EndLease.IsZero() {
-		return b.calls.Delete([]byte(call.ID))
-	}
-	return put(b.calls, call.ID, call)
-}
-
-// SaveStart implements callcontext.Store.
-func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st storage.StartCommit) error {
-	return s.update(func(tx *bolt.Tx) error {
-		b, err := writeScope(tx, sc)
-		if err != nil {
-			return err
 		}
 		var call storage.CallRecord
 		if _, err := get(b.calls, st.Call.ID, &call); err != nil {
@@ -214,6 +195,10 @@ func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st storage.St
 		}
 		return count(b, st.Period, st.Billable)
 	})
+	if err == nil && claimed {
+		s.flights.done(k, fl.id)
+	}
+	return err
 }
 
 // mergeStart copies the start's fields, leaving any end and completion

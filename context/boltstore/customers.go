@@ -137,7 +137,13 @@ func (s *Store) Customers(_ context.Context, sc callcontext.Scope, refs []string
 
 // CommitEnd implements callcontext.Store.
 func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e storage.EndCommit) error {
-	return s.update(func(tx *bolt.Tx) error {
+	k := flightOf(sc, e.Call.ID, storage.OpEnd)
+	var fl flight
+	claimed := false
+	if !e.Completion {
+		fl, claimed = s.flights.taken(k)
+	}
+	err := s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
@@ -168,11 +174,20 @@ func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e storage.End
 		if err := tally(b, e.Tally); err != nil {
 			return err
 		}
+		if claimed {
+			if err := commitFlight(b, fl, e.Call.ID); err != nil {
+				return err
+			}
+		}
 		if !e.Counted {
 			return nil
 		}
 		return count(b, e.Period, e.Billable)
 	})
+	if err == nil && claimed {
+		s.flights.done(k, fl.id)
+	}
+	return err
 }
 
 // overtaken reports whether the other half of a call's ending committed
