@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,51 @@ func TestResponseCodec(t *testing.T) {
 			t.Errorf("packResponse(%d bytes) = %d bytes, want compressed", len(body), len(stored))
 		}
 	}
+}
+
+// TestResponseMatch checks that a start's answer comes back byte for byte
+// whether or not its match object could be left out: the object as the
+// service writes it is rebuilt, any other is kept.
+func TestResponseMatch(t *testing.T) {
+	const head = `{"call_id":"CA1","customer_ref":"cust_1","call_start":"2026-03-01T09:00:00.000Z",` +
+		`"identity":{"confidence":0.9,"level":"very_high","recommendation":"reuse","sources":["ani:mobile"],"candidates":[]},` +
+		`"open_intents":[{"intent":"refund","status":"open","attempt_count":2,"opened_at":"2026-02-01T09:00:00.000Z","last_call_at":"2026-02-01T09:00:00.000Z"}],` +
+		`"variables":{"city":{"value":"Lyon \u003c3 \"left bank\"","source":"CA0","ttl_seconds":86400},"name":{"value":"Ada","source":"CA0","ttl_seconds":86400}},` +
+		`"greeting":{"tier":"reuse","text":"Welcome back, Ada!"},"billable":false`
+	const tail = `,"confidence":0.9}`
+	rebuilt := `,"match":{"customer_ref":"cust_1","open_intents":[{"intent":"refund","status":"open","attempt_count":2,"opened_at":"2026-02-01T09:00:00.000Z","last_call_at":"2026-02-01T09:00:00.000Z"}],` +
+		`"variables":{"city":"Lyon \u003c3 \"left bank\"","name":"Ada"}}`
+	for _, tc := range []struct {
+		name, body string
+		leftOut    bool
+	}{
+		{"the service's match", head + rebuilt + tail, true},
+		{"a match with other values", head + strings.Replace(rebuilt, `"Ada"`, `"Bea"`, 1) + tail, false},
+		{"no match", head + tail, false},
+		{"an end's answer", `{"call_id":"CA1","customer_ref":"cust_1","call_start":"2026-03-01T09:00:00.000Z","call_end":"2026-03-01T09:05:00.000Z","duration_seconds":300,"intents_updated":1,"variables_updated":2,"billable":true}`, false},
+	} {
+		stored := packResponse([]byte(tc.body))
+		if got := stored[0]&matchLeftOut != 0; got != tc.leftOut {
+			t.Errorf("%s: match left out %v, want %v", tc.name, got, tc.leftOut)
+		}
+		if got, err := unpackResponse(stored); err != nil || string(got) != tc.body {
+			t.Errorf("%s: unpackResponse(packResponse(body)) = %s, %v; want the body", tc.name, got, err)
+		}
+	}
+}
+
+// FuzzResponse checks that any answer comes back byte for byte, whatever
+// rebuildMatch makes of it.
+func FuzzResponse(f *testing.F) {
+	f.Add(`{"customer_ref":"c","open_intents":[],"variables":{"a":{"value":"x\\\"}"}},"match":{"customer_ref":"c","open_intents":[],"variables":{"a":"x\\\"}"}},"confidence":1}`)
+	f.Add(`{"customer_ref":"c","open_intents":[{"intent":"a"}],"variables":{},"match":{"customer_ref":"c","open_intents":[{"intent":"a"}],"variables":{}},"confidence":0.4}`)
+	f.Add(`{"customer_ref":"c","variables":{"a":{"value":[1,{"}":"]"}]}},"match":{},"confidence":`)
+	f.Fuzz(func(t *testing.T, body string) {
+		padded := body + strings.Repeat(" ", max(0, minCompressed-len(body)))
+		if got, err := unpackResponse(packResponse([]byte(padded))); err != nil || string(got) != padded {
+			t.Errorf("unpackResponse(packResponse(%q)) = %q, %v", padded, got, err)
+		}
+	})
 }
 
 // TestCallBase checks that a call record's base reads back, and reads as
