@@ -23,10 +23,11 @@ import (
 )
 
 // callBase is the part of a call record that no script changes, stored
-// in the record's "base" field as a MessagePack array, about half the size
-// of the JSON map earlier versions stored (jsonBase, still read). The
-// scripts read one element: the matched customer, the sixth (matchedOf in
-// callPrelude).
+// in the record's "b" field as a MessagePack array, about half the size
+// of the JSON map earlier versions stored in "base" (jsonBase, still
+// read). The scripts read one element: the matched customer, the sixth
+// (matchedOf in callPrelude). The recommendation is the start's; a
+// confirmation's answer sets "rec", which then stands.
 type callBase struct {
 	_msgpack    struct{} `msgpack:",as_array"`
 	ANI         string
@@ -36,6 +37,7 @@ type callBase struct {
 	LineType    identity.LineType
 	Matched     string
 	Contestable bool
+	Rec         identity.Recommendation
 }
 
 // jsonBase is "base" as earlier versions stored it. The call's id is in
@@ -52,18 +54,19 @@ type jsonBase struct {
 }
 
 func baseOf(c storage.CallRecord) string {
-	b := callBase{ANI: c.ANI, DNIS: c.DNIS, Attestation: c.Attestation, LineType: c.LineType, Matched: c.Matched, Contestable: c.Contestable}
+	b := callBase{ANI: c.ANI, DNIS: c.DNIS, Attestation: c.Attestation, LineType: c.LineType, Matched: c.Matched, Contestable: c.Contestable, Rec: c.Recommendation}
 	for _, id := range c.ExternalIDs {
 		b.IDs = append(b.IDs, id.Key, id.Value)
 	}
-	if b.ANI == "" && b.DNIS == "" && b.IDs == nil && b.Attestation == "" && b.LineType == "" && b.Matched == "" && !b.Contestable {
+	if b.ANI == "" && b.DNIS == "" && b.IDs == nil && b.Attestation == "" && b.LineType == "" && b.Matched == "" && !b.Contestable && b.Rec == "" {
 		return ""
 	}
 	out, _ := msgpack.Marshal(&b) // strings and a bool always encode
 	return string(out)
 }
 
-// decodeBase reads a "base" field of call id, in either encoding, into c.
+// decodeBase reads the base of call id ("b", or "base" of earlier
+// versions, in either encoding) into c.
 func decodeBase(id, raw string, c *storage.CallRecord) error {
 	c.ID = id
 	switch {
@@ -89,21 +92,23 @@ func decodeBase(id, raw string, c *storage.CallRecord) error {
 		c.ExternalIDs = append(c.ExternalIDs, storage.ExternalID{Key: b.IDs[i], Value: b.IDs[i+1]})
 	}
 	c.ANI, c.DNIS, c.Attestation, c.LineType, c.Matched, c.Contestable = b.ANI, b.DNIS, b.Attestation, b.LineType, b.Matched, b.Contestable
+	c.Recommendation = b.Rec
 	return nil
 }
 
 // packPrint is how a request's fingerprint is kept: callapi.Fingerprint
 // gives SHA-256 in hex, and a call record (and an Idempotency-Key's
-// record) keeps its first 16 bytes, raw: 16 bytes instead of 64, and 128
-// bits still tell two requests apart. A print that is not such a hash is
+// record) keeps its first 12 bytes, raw: 12 bytes instead of 64. Prints
+// are only compared between requests for one call or one key, for which
+// 96 bits are plenty. A print that is not such a hash is
 // kept as it is. Prints stored before are the whole hash in hex; the
 // scripts compare either (samePrint).
 func packPrint(p string) string {
 	if len(p) != 2*sha256.Size {
 		return p
 	}
-	var b [16]byte
-	if _, err := hex.Decode(b[:], []byte(p[:32])); err != nil {
+	var b [12]byte
+	if _, err := hex.Decode(b[:], []byte(p[:24])); err != nil {
 		return p
 	}
 	return string(b[:])
@@ -131,7 +136,7 @@ func answerField(confirmed, denied bool) string {
 // "", times are ts encoded, and "" is the zero value.
 func callHash(c storage.CallRecord) map[string]string {
 	return map[string]string{
-		"base": baseOf(c), "ref": refField(c), "rec": string(c.Recommendation), "cf": answerField(c.Confirmed, c.Denied),
+		"b": baseOf(c), "ref": refField(c), "cf": answerField(c.Confirmed, c.Denied),
 		"st": ts(c.Started), "sp": packPrint(c.StartPrint), "sr": packResponse(c.StartResponse), "sl": ts(c.StartLease), "slp": packPrint(c.StartLeasePrint),
 		"en": ts(c.Ended), "ep": packPrint(c.EndPrint), "er": packResponse(c.EndResponse), "el": ts(c.EndLease), "elp": packPrint(c.EndLeasePrint),
 		"co": ts(c.Completed), "cs": c.CompletionStatus, "cr": c.CompletedRef, "cc": flag(c.CompletionCreated), "cd": strconv.FormatInt(c.CompletedDuration, 10),
@@ -170,8 +175,8 @@ func revealedField(refs []string) string {
 
 // Field groups of a call hash.
 var (
-	allFields   = []string{"base", "ref", "rec", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "cd", "exp", "rv", "aa", "ds"}
-	startFields = []string{"base", "ref", "rec", "st", "sp", "sr", "sl", "slp", "exp", "rv"}
+	allFields   = []string{"b", "ref", "cf", "st", "sp", "sr", "sl", "slp", "en", "ep", "er", "el", "elp", "co", "cs", "cr", "cc", "cd", "exp", "rv", "aa", "ds"}
+	startFields = []string{"b", "ref", "st", "sp", "sr", "sl", "slp", "exp", "rv"}
 	endFields   = []string{"en", "ep", "er", "el", "elp"}
 	doneFields  = []string{"co", "cs", "cr", "cc", "cd"}
 )
@@ -199,10 +204,11 @@ func decodeCall(id string, m map[string]string) (storage.CallRecord, error) {
 	if len(m) == 0 {
 		return c, nil
 	}
-	if err := decodeBase(id, m["base"], &c); err != nil {
+	if err := decodeBase(id, cmp.Or(m["b"], m["base"]), &c); err != nil {
 		return c, fmt.Errorf("decode call record: base: %w", err)
 	}
-	c.CustomerRef, c.Recommendation, c.AgentAction, c.DialStatus = cmp.Or(m["ref"], c.Matched), identity.Recommendation(m["rec"]), m["aa"], m["ds"]
+	c.CustomerRef, c.AgentAction, c.DialStatus = cmp.Or(m["ref"], c.Matched), m["aa"], m["ds"]
+	c.Recommendation = cmp.Or(identity.Recommendation(m["rec"]), c.Recommendation)
 	c.Confirmed, c.Denied = m["cf"] == "1", m["cf"] == "0"
 	c.StartPrint, c.StartLeasePrint, c.EndPrint, c.EndLeasePrint = m["sp"], m["slp"], m["ep"], m["elp"]
 	var err error
@@ -305,7 +311,7 @@ var claimOutcomes = map[int64]storage.Outcome{
 func claimArgs(c storage.Claim) []any {
 	expires, keyExpires := c.Now.Add(c.Retention), c.Now.Add(c.KeyTTL)
 	op := opField(c.Op)
-	fresh := map[string]string{"base": baseOf(storage.CallRecord{}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": packPrint(c.Fingerprint)}
+	fresh := map[string]string{"b": baseOf(storage.CallRecord{}), "exp": ts(expires), op + "l": ts(c.Now.Add(c.Lease)), op + "lp": packPrint(c.Fingerprint)}
 	if c.Op == storage.OpStart && c.Quota == 0 {
 		fresh["sq"] = "1" // counted when saved
 	}

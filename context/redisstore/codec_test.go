@@ -172,16 +172,18 @@ func FuzzResponse(f *testing.F) {
 // earlier versions stored it, in JSON.
 func TestCallBase(t *testing.T) {
 	want := storage.CallRecord{ID: "CA1", ANI: "+14155550100", DNIS: "+18005550100", Attestation: "A", LineType: "mobile",
-		ExternalIDs: []storage.ExternalID{{Key: "crm_id", Value: "C1"}, {Key: "zendesk", Value: "Z9"}}, Matched: "cust_1", Contestable: true}
+		ExternalIDs: []storage.ExternalID{{Key: "crm_id", Value: "C1"}, {Key: "zendesk", Value: "Z9"}}, Matched: "cust_1", Contestable: true, Recommendation: "confirm"}
 	raw := baseOf(want)
 	var got storage.CallRecord
 	if err := decodeBase("CA1", raw, &got); err != nil || !cmp.Equal(got, want) {
 		t.Errorf("decodeBase(baseOf(c)) = %v, %v", cmp.Diff(want, got), err)
 	}
 	legacy := `{"id":"CA1","ani":"+14155550100","dnis":"+18005550100","external_ids":[{"key":"crm_id","value":"C1"},{"key":"zendesk","value":"Z9"}],"att":"A","lt":"mobile","m":"cust_1","mc":true}`
+	legacyWant := want
+	legacyWant.Recommendation = "" // earlier versions kept it beside the base
 	got = storage.CallRecord{}
-	if err := decodeBase("CA1", legacy, &got); err != nil || !cmp.Equal(got, want) {
-		t.Errorf("decodeBase(JSON) = %v, %v", cmp.Diff(want, got), err)
+	if err := decodeBase("CA1", legacy, &got); err != nil || !cmp.Equal(got, legacyWant) {
+		t.Errorf("decodeBase(JSON) = %v, %v", cmp.Diff(legacyWant, got), err)
 	}
 	t.Logf("base: %d bytes, %d in JSON", len(raw), len(legacy))
 	if baseOf(storage.CallRecord{ID: "CA1"}) != "" {

@@ -192,9 +192,13 @@ func (c *committer) writeAll(ctx context.Context, writes []storage.Write) error 
 }
 
 // merge is the change of the call record: the end's (or completion's)
-// fields, and the call counted.
+// fields, and the call counted. A record gone by the time it merges
+// (erased, or expired) is written anew with the call's and the end's
+// fields but not the start's: its answer is not brought back, nor
+// compressed again on every end for that rare case.
 func (c *committer) merge() run {
 	call := c.e.Call
+	call.Started, call.StartPrint, call.StartResponse = time.Time{}, "", nil
 	h := callHash(call)
 	m := merge{id: call.ID, period: c.e.Period, ttl: ttl(call.Expires, c.now), mode: "merge", ref: call.CustomerRef, tally: c.e.Tally, fresh: pairs(h, allFields)}
 	if c.e.Counted {

@@ -54,17 +54,18 @@ local function saveCall(k, t, ms)
   return redis.call('SET', k, cmsgpack.pack(t), 'KEEPTTL')
 end
 local function live(r, now) return r and after(r.exp, now) end
--- samePrint compares a stored print with a request's (packPrint: 16 raw
+-- samePrint compares a stored print with a request's (packPrint: 12 raw
 -- bytes of its hash); prints stored before are the whole hash in hex.
 local function samePrint(stored, p)
   if stored == p then return true end
-  if #stored ~= 64 or #p ~= 16 then return false end
-  return string.sub(stored, 1, 32) == (string.gsub(p, '.', function(c) return string.format('%02x', string.byte(c)) end))
+  if #stored ~= 64 or #p ~= 12 then return false end
+  return string.sub(stored, 1, 24) == (string.gsub(p, '.', function(c) return string.format('%02x', string.byte(c)) end))
 end
--- matchedOf is the customer a call's start matched, from its "base" (see
--- callBase); a base stored as JSON, before, left it in "rv" too.
+-- matchedOf is the customer a call's start matched, from its base ("b",
+-- see callBase); a base stored as JSON ("base"), before, left it in "rv"
+-- too.
 local function matchedOf(r)
-  local b = r.base
+  local b = r.b
   if blank(b) or string.sub(b, 1, 1) == '{' then return nil end
   return cmsgpack.unpack(b)[6]
 end
@@ -257,7 +258,7 @@ end
 var saveStartScript = redis.NewScript(callPrelude + lineTypePrelude + `
 local call, A = KEYS[1], ARGV
 local old = unpackCall(redis.pcall('SET', call, A[1], 'XX', 'PX', A[2], 'GET'), call)
-local own = {base = true, exp = true, sl = true, slp = true, sq = true, fl = true, lk = true}
+local own = {b = true, exp = true, sl = true, slp = true, sq = true, fl = true, lk = true}
 local merge = not old
 for f in pairs(old or {}) do if not own[f] then merge = true end end
 if merge then
