@@ -261,6 +261,21 @@ func TestClaimsInMemory(t *testing.T) {
 	if got := claim(s, "c2", ""); got != storage.InFlight {
 		t.Errorf("twin of c2 = %v, want InFlight", got)
 	}
+	quota := func(at time.Time) storage.Outcome {
+		t.Helper()
+		res, err := s.Claim(ctx, sc, storage.Claim{Op: storage.OpStart, CallID: "c3", Fingerprint: "p", Now: at, Quota: 3,
+			Lease: time.Minute, Replay: time.Hour, KeyTTL: time.Hour, Retention: 24 * time.Hour, Period: callcontext.Period(now)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Outcome
+	}
+	if got := quota(now); got != storage.OverQuota {
+		t.Errorf("claim with a quota of 3, 2 requests counted and c2 in flight = %v, want OverQuota", got)
+	}
+	if got := quota(now.Add(2 * time.Minute)); got != storage.Claimed {
+		t.Errorf("the same once c2's lease ran out = %v, want Claimed (a dead request holds no quota)", got)
+	}
 	s.Close()
 	if s, err = Open(path, time.Second); err != nil {
 		t.Fatal(err)

@@ -105,6 +105,9 @@ func (s *Store) claim(b scope, stored bool, sc callcontext.Scope, c storage.Clai
 	case st.lease.After(c.Now):
 		return storage.ClaimResult{Outcome: storage.Conflict}, nil
 	}
+	if c.Quota > 0 {
+		f.dropExpired(c.Now)
+	}
 	if c.Quota > 0 && u.Requests+f.pending[k.scope+"\x00"+c.Period] >= c.Quota {
 		return storage.ClaimResult{Outcome: storage.OverQuota}, nil
 	}

@@ -81,11 +81,18 @@ func (f *flights) add(k flightKey, c storage.Claim) {
 	f.calls[k] = fl
 	f.pending[k.scope+"\x00"+c.Period]++
 	if f.claimed++; f.claimed >= 1024 {
-		f.claimed = 0
-		for k, fl := range f.calls {
-			if !fl.until.After(c.Now) {
-				f.drop(k)
-			}
+		f.dropExpired(c.Now)
+	}
+}
+
+// dropExpired forgets the flights whose lease has run out: requests that
+// died without releasing their claim (a quota then no longer counts
+// them). Called with mu held.
+func (f *flights) dropExpired(now time.Time) {
+	f.claimed = 0
+	for k, fl := range f.calls {
+		if !fl.until.After(now) {
+			f.drop(k)
 		}
 	}
 }
