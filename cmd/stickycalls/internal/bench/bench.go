@@ -366,7 +366,7 @@ func (r *runner) storeBytes(ctx context.Context, store string) storeSize {
 
 // grownBy is what the store grew by from s0 to s1. Redis's key tables
 // double when their keys do, at once: a phase that happens to cross a
-// power of two was charged a whole table's worth (about 200 B per start
+// power of two was charged a whole table's worth (about 80 B per start
 // at 10k customers, which a phase one second later would not have seen).
 // So the tables are charged by the key, at their cost per key at the end,
 // and the rest as it grew.

@@ -230,7 +230,7 @@ func (r *results) writeResources(b *strings.Builder) {
 		"phase may see none or a whole step; Redis's figure includes its allocator's slack, and charges its key tables by " +
 		"the key, at their cost per key after the phase (MEMORY STATS' `overhead.hashtable.*` over `keys.count`): a table " +
 		"doubles at once when its keys pass a power of two, and a phase that crossed one was charged the whole doubling, " +
-		"about 200 B per start at 10k customers; `used_memory`'s own growth is in brackets); RSS of the server at the end " +
+		"about 80 B per start at 10k customers; `used_memory`'s own growth is in brackets); RSS of the server at the end " +
 		"of the phase; other load as above, during the closed-loop phase.\n\n")
 	b.WriteString("| workload | store | customers | server CPU/req | redis-server CPU/req | load generator CPU/req | Redis commands/req | waves/req | store growth/req | server RSS | other load |\n")
 	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
