@@ -213,9 +213,12 @@ func TestRunSweepsUntilCancelled(t *testing.T) {
 }
 
 // TestClaimsInMemory checks that a claim writes nothing (a request costs
-// one fsync, its commit's), that its commit writes what the claim used to
-// (the request counted, its Idempotency-Key), and that a claim in flight
-// does not outlive the process: reopened, the file takes the retry.
+// one fsync, its commit's); that its commit writes what the claim used to
+// (the request counted, its Idempotency-Key), also after its lease ran
+// out and a twin went ahead; that a quota counts the claims in flight,
+// once each, also while a commit is on disk but its flight not yet
+// forgotten; and that a claim in flight does not outlive the process:
+// reopened, the file takes the retry.
 func TestClaimsInMemory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	s, err := Open(path, time.Second)
@@ -270,18 +273,67 @@ func TestClaimsInMemory(t *testing.T) {
 		}
 		return res.Outcome
 	}
+	later := now.Add(2 * time.Minute) // c2's lease has run out
 	if got := quota(now); got != storage.OverQuota {
 		t.Errorf("claim with a quota of 3, 2 requests counted and c2 in flight = %v, want OverQuota", got)
 	}
-	if got := quota(now.Add(2 * time.Minute)); got != storage.Claimed {
-		t.Errorf("the same once c2's lease ran out = %v, want Claimed (a dead request holds no quota)", got)
+	if got := quota(later); got != storage.OverQuota {
+		t.Errorf("the same once c2's lease ran out = %v, want OverQuota (its request may still finish)", got)
+	}
+	// A slow request whose lease ran out is still counted, and its key
+	// kept, when it commits: a twin went ahead meanwhile.
+	slow := storage.Claim{Op: storage.OpStart, CallID: "c2", Key: "k2", Fingerprint: "p", Now: later,
+		Lease: time.Minute, Replay: time.Hour, KeyTTL: time.Hour, Retention: 24 * time.Hour, Period: callcontext.Period(now)}
+	if res, err := s.Claim(ctx, sc, slow); err != nil || res.Outcome != storage.Claimed {
+		t.Fatalf("twin of c2 after its lease = %v, %v; want Claimed", res.Outcome, err)
+	}
+	other := slow
+	other.Fingerprint, other.Now = "q", later.Add(time.Second)
+	if res, err := s.Claim(ctx, sc, other); err != nil || res.Outcome != storage.KeyReused {
+		t.Errorf("key k2 in flight reused with another body = %v, %v; want KeyReused", res.Outcome, err)
+	}
+	for range 2 { // the first request, then its twin
+		if err := s.SaveStart(ctx, sc, storage.StartCommit{Call: storage.CallRecord{ID: "c2", Started: now, StartPrint: "p", StartResponse: []byte(`{"c":2}`), Expires: now.Add(24 * time.Hour)}, Period: callcontext.Period(now)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if u, err := s.Usage(ctx, sc, callcontext.Period(now)); err != nil || u.Requests != 4 {
+		t.Errorf("usage after c2 and its twin committed = %+v, %v; want 4 requests", u, err)
+	}
+	if res, err := s.Claim(ctx, sc, other); err != nil || res.Outcome != storage.KeyReused {
+		t.Errorf("key k2, committed, reused with another body = %v, %v; want KeyReused", res.Outcome, err)
+	}
+	// Between a commit reaching the file and its flight being forgotten,
+	// a claim counts the request once.
+	if got := claim(s, "c7", ""); got != storage.Claimed {
+		t.Fatalf("claim of c7 = %v, want Claimed", got)
+	}
+	k := flightOf(sc, "c7", storage.OpStart)
+	fl := s.flights.finishing(k, "p")
+	if err := s.update(func(tx *bolt.Tx) error {
+		b, err := writeScope(tx, sc)
+		if err != nil {
+			return err
+		}
+		return s.flights.commit(b, tx, fl, "c7")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Claim(ctx, sc, storage.Claim{Op: storage.OpStart, CallID: "c8", Fingerprint: "p", Now: later, Quota: 6,
+		Lease: time.Minute, Replay: time.Hour, KeyTTL: time.Hour, Retention: 24 * time.Hour, Period: callcontext.Period(now)})
+	if err != nil || res.Outcome != storage.Claimed {
+		t.Errorf("claim with a quota of 6 while c7's commit (the 5th request) is on disk and still in flight = %v, %v; want Claimed", res.Outcome, err)
+	}
+	s.flights.committed(k, fl, nil)
+	if got := claim(s, "c6", ""); got != storage.Claimed {
+		t.Fatalf("claim of c6 = %v, want Claimed", got)
 	}
 	s.Close()
 	if s, err = Open(path, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := claim(s, "c2", ""); got != storage.Claimed {
-		t.Errorf("retry of c2 after a restart = %v, want Claimed (its first request died with the process)", got)
+	if got := claim(s, "c6", ""); got != storage.Claimed {
+		t.Errorf("retry of c6 after a restart = %v, want Claimed (its first request died with the process)", got)
 	}
 }

@@ -47,7 +47,7 @@ func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c storage.Claim) 
 	}
 	defer tx.Rollback()
 	b, stored := readScope(tx, sc)
-	res, err := s.claim(b, stored, sc, c)
+	res, err := s.claim(tx, b, stored, sc, c)
 	s.flights.mu.Unlock()
 	if err != nil || res.Outcome != storage.Claimed || c.Query == nil {
 		return res, err
@@ -60,20 +60,24 @@ func (s *Store) Claim(_ context.Context, sc callcontext.Scope, c storage.Claim) 
 	return res, err
 }
 
-// claim decides c from the scope as read (stored is false when the scope
-// has nothing yet) and the claims in flight, and adds the claim it grants
-// to them. Called with the flights' lock held.
-func (s *Store) claim(b scope, stored bool, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
+// claim decides c from the scope as tx read it (stored is false when the
+// scope has nothing yet) and the claims in flight, and adds the claim it
+// grants to them. Called with the flights' lock held.
+func (s *Store) claim(tx *bolt.Tx, b scope, stored bool, sc callcontext.Scope, c storage.Claim) (storage.ClaimResult, error) {
 	f := s.flights
 	k := flightOf(sc, c.CallID, c.Op)
 	if c.Key != "" {
-		if fl, ok := f.byKey(k.scope, idemKey(c.Op, c.Key), c.Now); ok {
+		// A key in flight is used as a stored one is (claimByKey): by
+		// another body, until it expires; by this one, while its lease
+		// holds.
+		if fl, ok := f.byKey(k.scope, idemKey(c.Op, c.Key), c.Now, tx); ok {
 			if fl.print != c.Fingerprint {
 				return storage.ClaimResult{Outcome: storage.KeyReused}, nil
 			}
-			return storage.ClaimResult{Outcome: storage.InFlight}, nil
-		}
-		if stored {
+			if fl.until.After(c.Now) {
+				return storage.ClaimResult{Outcome: storage.InFlight}, nil
+			}
+		} else if stored {
 			res, decided, err := claimByKey(b, c)
 			if decided || err != nil {
 				return res, err
@@ -92,7 +96,7 @@ func (s *Store) claim(b scope, stored bool, sc callcontext.Scope, c storage.Clai
 		}
 	}
 	st := stateOf(call, c.Op)
-	if fl, ok := f.live(k, c.Now); ok {
+	if fl, ok := f.live(k, c.Now, tx); ok {
 		st.lease, st.leasePrint = fl.until, fl.print
 	}
 	switch {
@@ -105,10 +109,7 @@ func (s *Store) claim(b scope, stored bool, sc callcontext.Scope, c storage.Clai
 	case st.lease.After(c.Now):
 		return storage.ClaimResult{Outcome: storage.Conflict}, nil
 	}
-	if c.Quota > 0 {
-		f.dropExpired(c.Now)
-	}
-	if c.Quota > 0 && u.Requests+f.pending[k.scope+"\x00"+c.Period] >= c.Quota {
+	if c.Quota > 0 && u.Requests+f.inPeriod(k.scope, c.Period, tx) >= c.Quota {
 		return storage.ClaimResult{Outcome: storage.OverQuota}, nil
 	}
 	f.add(k, c)
@@ -155,15 +156,10 @@ func usage(b scope, period string) (storage.UsageCount, error) {
 }
 
 // Release implements callcontext.Store: it forgets the claim, if it is
-// still in flight with this request. (A lease stored by an earlier
-// version is left to expire.)
+// still in flight. (A lease stored by an earlier version is left to
+// expire.)
 func (s *Store) Release(_ context.Context, sc callcontext.Scope, c storage.Claim) error {
-	k := flightOf(sc, c.CallID, c.Op)
-	s.flights.mu.Lock()
-	defer s.flights.mu.Unlock()
-	if fl, ok := s.flights.calls[k]; ok && fl.print == c.Fingerprint {
-		s.flights.drop(k)
-	}
+	s.flights.release(sc, c)
 	return nil
 }
 
@@ -171,16 +167,14 @@ func (s *Store) Release(_ context.Context, sc callcontext.Scope, c storage.Claim
 // (commitFlight).
 func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st storage.StartCommit) error {
 	k := flightOf(sc, st.Call.ID, storage.OpStart)
-	fl, claimed := s.flights.taken(k)
+	fl := s.flights.finishing(k, st.Call.StartPrint)
 	err := s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
 		}
-		if claimed {
-			if err := commitFlight(b, fl, st.Call.ID); err != nil {
-				return err
-			}
+		if err := s.flights.commit(b, tx, fl, st.Call.ID); err != nil {
+			return err
 		}
 		var call storage.CallRecord
 		if _, err := get(b.calls, st.Call.ID, &call); err != nil {
@@ -198,9 +192,7 @@ func (s *Store) SaveStart(_ context.Context, sc callcontext.Scope, st storage.St
 		}
 		return count(b, st.Period, st.Billable)
 	})
-	if err == nil && claimed {
-		s.flights.done(k, fl.id)
-	}
+	s.flights.committed(k, fl, err)
 	return err
 }
 

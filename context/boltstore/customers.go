@@ -138,10 +138,9 @@ func (s *Store) Customers(_ context.Context, sc callcontext.Scope, refs []string
 // CommitEnd implements callcontext.Store.
 func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e storage.EndCommit) error {
 	k := flightOf(sc, e.Call.ID, storage.OpEnd)
-	var fl flight
-	claimed := false
+	var fl *flight
 	if !e.Completion {
-		fl, claimed = s.flights.taken(k)
+		fl = s.flights.finishing(k, e.Call.EndPrint)
 	}
 	err := s.update(func(tx *bolt.Tx) error {
 		b, err := writeScope(tx, sc)
@@ -174,19 +173,15 @@ func (s *Store) CommitEnd(_ context.Context, sc callcontext.Scope, e storage.End
 		if err := tally(b, e.Tally); err != nil {
 			return err
 		}
-		if claimed {
-			if err := commitFlight(b, fl, e.Call.ID); err != nil {
-				return err
-			}
+		if err := s.flights.commit(b, tx, fl, e.Call.ID); err != nil {
+			return err
 		}
 		if !e.Counted {
 			return nil
 		}
 		return count(b, e.Period, e.Billable)
 	})
-	if err == nil && claimed {
-		s.flights.done(k, fl.id)
-	}
+	s.flights.committed(k, fl, err)
 	return err
 }
 
