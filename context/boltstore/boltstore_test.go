@@ -337,3 +337,21 @@ func TestClaimsInMemory(t *testing.T) {
 		t.Errorf("retry of c6 after a restart = %v, want Claimed (its first request died with the process)", got)
 	}
 }
+
+// TestForgetDead checks that a dead claim is forgotten while a later
+// claim of the same call, whose request still runs, stays in flight.
+func TestForgetDead(t *testing.T) {
+	f := newFlights()
+	sc := callcontext.Scope{Tenant: "acme", Mode: callcontext.Test}
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	k := flightOf(sc, "c1", storage.OpStart)
+	claim := func(at time.Time) storage.Claim {
+		return storage.Claim{Op: storage.OpStart, CallID: "c1", Fingerprint: "p", Now: at, Lease: time.Minute, Period: callcontext.Period(at)}
+	}
+	f.add(k, claim(now))                  // its request died
+	f.add(k, claim(now.Add(2*deadAfter))) // a twin, still running
+	f.forgetDead(now.Add(2*deadAfter + time.Second))
+	if list := f.calls[k]; len(list) != 1 || !list[0].at.Equal(now.Add(2*deadAfter)) {
+		t.Errorf("flights after forgetting the dead = %v, want the twin alone", list)
+	}
+}

@@ -64,6 +64,9 @@ func flightOf(sc callcontext.Scope, callID string, op storage.Op) flightKey {
 	return flightKey{string(scopeName(sc)), callID, op}
 }
 
+// keyName names an Idempotency-Key (its idemKey) of a scope in keys.
+func keyName(scope, key string) string { return scope + "\x00" + key }
+
 // open reports whether fl is still to be committed as tx sees the file.
 func (fl *flight) open(tx *bolt.Tx) bool {
 	return fl.committing == 0 || fl.committing > uint64(tx.ID())
@@ -83,7 +86,7 @@ func (f *flights) live(k flightKey, now time.Time, tx *bolt.Tx) (*flight, bool) 
 // byKey returns the flight that uses an Idempotency-Key of scope until
 // the key expires, as tx sees the file. Called with mu held.
 func (f *flights) byKey(scope, key string, now time.Time, tx *bolt.Tx) (*flight, bool) {
-	fl, ok := f.keys[scope+"\x00"+key]
+	fl, ok := f.keys[keyName(scope, key)]
 	return fl, ok && fl.keyExpires.After(now) && fl.open(tx)
 }
 
@@ -108,7 +111,7 @@ func (f *flights) add(k flightKey, c storage.Claim) {
 	fl := &flight{at: c.Now, until: c.Now.Add(c.Lease), print: c.Fingerprint, period: c.Period}
 	if c.Key != "" {
 		fl.key, fl.keyExpires = idemKey(c.Op, c.Key), c.Now.Add(c.KeyTTL)
-		f.keys[k.scope+"\x00"+fl.key] = fl
+		f.keys[keyName(k.scope, fl.key)] = fl
 	}
 	f.calls[k] = append(f.calls[k], fl)
 	if f.claimed++; f.claimed >= 1024 {
@@ -125,8 +128,8 @@ func (f *flights) remove(k flightKey, fl *flight) {
 	} else {
 		f.calls[k] = list
 	}
-	if fl.key != "" && f.keys[k.scope+"\x00"+fl.key] == fl {
-		delete(f.keys, k.scope+"\x00"+fl.key)
+	if fl.key != "" && f.keys[keyName(k.scope, fl.key)] == fl {
+		delete(f.keys, keyName(k.scope, fl.key))
 	}
 }
 
@@ -134,7 +137,7 @@ func (f *flights) remove(k flightKey, fl *flight) {
 // lease. Called with mu held.
 func (f *flights) forgetDead(now time.Time) {
 	for k, list := range f.calls {
-		for _, fl := range list {
+		for _, fl := range slices.Clone(list) { // remove changes list in place
 			if fl.until.Add(deadAfter).Before(now) {
 				f.remove(k, fl)
 			}
