@@ -37,6 +37,8 @@ type Store struct {
 	batch batcher // see update
 
 	flights *flights // claims in flight
+
+	sweptPage func() // if set, called after a sweep reads a page, before it deletes (tests)
 }
 
 var _ callcontext.Serializer = (*Store)(nil)

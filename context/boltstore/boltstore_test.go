@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -96,6 +97,66 @@ func keysOf(t *testing.T, s *Store, sub []byte) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// TestSweepInPages checks that a sweep reads and deletes a page at a time,
+// so that a write commits between its pages (a sweep in one write
+// transaction held every request of a large store for seconds), and that
+// it keeps a customer a request refreshed after the sweep read it dead.
+func TestSweepInPages(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	n := 3*sweepPage + 1
+	recs := make([]storage.Record, n)
+	for i := range recs {
+		link := storage.Link{LastCall: t0, Expires: t0.Add(day)}
+		recs[i] = storage.Record{Ref: fmt.Sprintf("cust_%04d", i), Version: 1, Created: t0, FirstCall: t0, LastCall: t0,
+			ANIs:        map[string]storage.Link{fmt.Sprintf("+1415555%04d", i): link},
+			ExternalIDs: map[string]storage.Link{fmt.Sprintf("crm:%d", i): link},
+			Expires:     t0.Add(day)}
+	}
+	if err := s.Seed(ctx, testScope, recs, t0); err != nil {
+		t.Fatalf("Seed() error %v", err)
+	}
+	pages := 0
+	s.sweptPage = func() {
+		pages++
+		err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketKeys).Put([]byte("written"), []byte("during a sweep")) })
+		if err != nil {
+			t.Errorf("a write during the sweep: %v", err)
+		}
+		if pages > 1 {
+			return
+		}
+		err = s.update(func(tx *bolt.Tx) error { // as an end would: the first page read it dead
+			b, _ := readScope(tx, testScope)
+			var r storage.Record
+			if _, err := get(b.customers, "cust_0000", &r); err != nil {
+				return err
+			}
+			r.Expires = t0.Add(90 * day)
+			return put(b.customers, r.Ref, r)
+		})
+		if err != nil {
+			t.Errorf("refresh cust_0000: %v", err)
+		}
+	}
+	if err := s.Sweep(t0.Add(2 * day)); err != nil {
+		t.Fatalf("Sweep() error %v", err)
+	}
+	if got := keysOf(t, s, subCustomers); !slices.Equal(got, []string{"cust_0000"}) {
+		t.Errorf("customers after Sweep = %q, want the refreshed one only", got)
+	}
+	for _, sub := range [][]byte{subANIs, subOwners} {
+		if got := keysOf(t, s, sub); len(got) != 0 {
+			t.Errorf("bucket %s after Sweep = %q, want nothing (every link expired)", sub, got)
+		}
+	}
+	// The customers in pages of sweepPage, and at least one page of each
+	// other bucket swept: streams, calls, idem, owners and ANIs.
+	if want := 4 + 5; pages < want {
+		t.Errorf("the sweep read %d pages, want at least %d", pages, want)
+	}
 }
 
 func TestSweep(t *testing.T) {

@@ -75,11 +75,20 @@ func liveANI(b scope, ani string, now time.Time) (aniEntry, error) {
 	if _, err := get(b.anis, ani, &e); err != nil {
 		return e, err
 	}
-	maps.DeleteFunc(e.Links, func(_ string, l storage.Link) bool { return !l.Expires.After(now) })
-	if !e.LineTypeExpires.After(now) {
-		e.LineType = ""
-	}
+	pruneANI(&e, now)
 	return e, nil
+}
+
+// pruneANI drops an ANI entry's expired links and line type, and reports
+// whether it dropped anything.
+func pruneANI(e *aniEntry, now time.Time) bool {
+	n := len(e.Links)
+	maps.DeleteFunc(e.Links, func(_ string, l storage.Link) bool { return !l.Expires.After(now) })
+	pruned := len(e.Links) < n
+	if e.LineType != "" && !e.LineTypeExpires.After(now) {
+		e.LineType, pruned = "", true
+	}
+	return pruned
 }
 
 // recent keeps the n links with the latest calls.

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -8,128 +9,217 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// A sweep deletes what expired. It must not hold up calls: bbolt has one
+// writer, and a sweep in one write transaction decoded every customer
+// while it held it (about 3 s at 200,000 customers, so every start and end
+// of a store with a million waited some 15 s every sweep interval). So a
+// sweep reads a bucket a page at a time, each page in a read transaction,
+// which holds no writer up, and deletes what the page found dead in a
+// write transaction shared with requests (update), checking each entry
+// again there, as a request may have refreshed it meanwhile. A write
+// waits for at most one page's deletes.
+const sweepPage = 64
+
+// sweeper sweeps one kind of bucket: where it is in a transaction (nil
+// when it does not exist), whether an entry is dead, and how a dead entry
+// is deleted.
+type sweeper struct {
+	bucket func(tx *bolt.Tx) *bolt.Bucket
+	dead   func(k, v []byte) (bool, error)
+	remove func(tx *bolt.Tx, k, v []byte) error
+}
+
 // Sweep deletes everything that expired before now, in every scope.
 func (s *Store) Sweep(now time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		// Leases of streams whose relay died without releasing them.
-		if err := sweepExpired(tx.Bucket(bucketStreams), now, func(v []byte) (time.Time, error) {
-			var l streamLease
-			err := decode(v, &l)
-			return l.Expires, err
-		}); err != nil {
-			return err
-		}
+	streams := func(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketStreams) }
+	if err := s.sweepBucket(sweeper{streams, expiredBy(now, func(l *streamLease) time.Time { return l.Expires }), deleteEntry(streams)}); err != nil {
+		return err
+	}
+	var names [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketScopes).ForEach(func(name, _ []byte) error {
-			return sweepScope(scopeOf(tx.Bucket(bucketScopes).Bucket(name)), now)
+			names = append(names, bytes.Clone(name))
+			return nil
 		})
 	})
-}
-
-func sweepScope(b scope, now time.Time) error {
-	if b.tallies != nil { // hours past retention: their keys sort before the oldest kept
-		oldest := []byte(storage.TallyHour(now.Add(-storage.TallyRetention)))
-		var old [][]byte
-		c := b.tallies.Cursor()
-		for k, _ := c.First(); k != nil && string(k) < string(oldest); k, _ = c.Next() {
-			old = append(old, k)
-		}
-		for _, k := range old {
-			if err := b.tallies.Delete(k); err != nil {
-				return err
-			}
-		}
-	}
-	var dead []string
-	err := b.customers.ForEach(func(k, _ []byte) error {
-		var r storage.Record
-		if _, err := get(b.customers, string(k), &r); err != nil {
-			return err
-		}
-		if !r.Expires.After(now) {
-			dead = append(dead, string(k))
-		}
-		return nil
-	})
 	if err != nil {
 		return err
 	}
-	for _, ref := range dead {
-		var r storage.Record
-		if _, err := get(b.customers, ref, &r); err != nil {
-			return err
-		}
-		if err := deleteCustomer(b, ref, r); err != nil {
-			return err
-		}
-	}
-	if err := sweepExpired(b.calls, now, func(v []byte) (time.Time, error) {
-		var c storage.CallRecord
-		err := decode(v, &c) // before reading c.Expires: operand order is unspecified
-		return c.Expires, err
-	}); err != nil {
-		return err
-	}
-	if err := sweepExpired(b.idem, now, func(v []byte) (time.Time, error) {
-		var r idemRecord
-		err := decode(v, &r) // before reading r.Expires: operand order is unspecified
-		return r.Expires, err
-	}); err != nil {
-		return err
-	}
-	if err := sweepExpired(b.owners, now, func(v []byte) (time.Time, error) {
-		var o owner
-		err := decode(v, &o) // before reading o.Expires: operand order is unspecified
-		return o.Expires, err
-	}); err != nil {
-		return err
-	}
-	return sweepANIs(b, now)
-}
-
-// sweepExpired deletes the entries of b whose expiry is not after now.
-func sweepExpired(b *bolt.Bucket, now time.Time, expires func([]byte) (time.Time, error)) error {
-	var dead [][]byte
-	err := b.ForEach(func(k, v []byte) error {
-		t, err := expires(v)
-		if err != nil {
-			return err
-		}
-		if !t.After(now) {
-			dead = append(dead, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, k := range dead {
-		if err := b.Delete(k); err != nil {
+	for _, name := range names {
+		if err := s.sweepScope(name, now); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func sweepANIs(b scope, now time.Time) error {
-	var keys []string
-	err := b.anis.ForEach(func(k, _ []byte) error {
-		keys = append(keys, string(k))
-		return nil
+func (s *Store) sweepScope(name []byte, now time.Time) error {
+	in := func(tx *bolt.Tx) (scope, bool) {
+		b := tx.Bucket(bucketScopes).Bucket(name)
+		if b == nil {
+			return scope{}, false
+		}
+		return scopeOf(b), true
+	}
+	sub := func(pick func(scope) *bolt.Bucket) func(*bolt.Tx) *bolt.Bucket {
+		return func(tx *bolt.Tx) *bolt.Bucket {
+			if b, ok := in(tx); ok {
+				return pick(b)
+			}
+			return nil
+		}
+	}
+	err := s.update(func(tx *bolt.Tx) error { // hours past retention: a few keys, sorting before the oldest kept
+		b, ok := in(tx)
+		if !ok || b.tallies == nil {
+			return nil
+		}
+		return sweepTallies(b.tallies, now)
 	})
 	if err != nil {
 		return err
 	}
-	for _, ani := range keys {
-		e, err := liveANI(b, ani, now)
+	customers := sub(func(b scope) *bolt.Bucket { return b.customers })
+	calls := sub(func(b scope) *bolt.Bucket { return b.calls })
+	idem := sub(func(b scope) *bolt.Bucket { return b.idem })
+	owners := sub(func(b scope) *bolt.Bucket { return b.owners })
+	anis := sub(func(b scope) *bolt.Bucket { return b.anis })
+	for _, sw := range []sweeper{
+		{customers, expiredBy(now, func(r *storage.Record) time.Time { return r.Expires }), func(tx *bolt.Tx, k, v []byte) error {
+			var r storage.Record
+			if err := decode(v, &r); err != nil {
+				return err
+			}
+			b, _ := in(tx)
+			return deleteCustomer(b, string(k), r)
+		}},
+		{calls, expiredBy(now, func(c *storage.CallRecord) time.Time { return c.Expires }), deleteEntry(calls)},
+		{idem, expiredBy(now, func(r *idemRecord) time.Time { return r.Expires }), deleteEntry(idem)},
+		{owners, expiredBy(now, func(o *owner) time.Time { return o.Expires }), deleteEntry(owners)},
+		{anis, func(_, v []byte) (bool, error) {
+			var e aniEntry
+			if err := decode(v, &e); err != nil {
+				return false, err
+			}
+			return pruneANI(&e, now) || len(e.Links) == 0 && e.LineType == "", nil
+		}, func(tx *bolt.Tx, k, v []byte) error {
+			var e aniEntry
+			if err := decode(v, &e); err != nil {
+				return err
+			}
+			pruneANI(&e, now)
+			b, _ := in(tx)
+			if len(e.Links) == 0 && e.LineType == "" {
+				return b.anis.Delete(k)
+			}
+			return put(b.anis, string(k), e)
+		}},
+	} {
+		if err := s.sweepBucket(sw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepBucket sweeps one bucket, a page at a time (see sweepPage).
+func (s *Store) sweepBucket(sw sweeper) error {
+	var from []byte // the first key of the next page; nil before the first
+	for {
+		var dead [][]byte
+		next := []byte(nil)
+		err := s.db.View(func(tx *bolt.Tx) error {
+			b := sw.bucket(tx)
+			if b == nil {
+				return nil
+			}
+			c := b.Cursor()
+			k, v := c.First()
+			if from != nil {
+				k, v = c.Seek(from)
+			}
+			for n := 0; k != nil; k, v = c.Next() {
+				if n == sweepPage {
+					next = bytes.Clone(k)
+					break
+				}
+				n++
+				ok, err := sw.dead(k, v)
+				if err != nil {
+					return err
+				}
+				if ok {
+					dead = append(dead, bytes.Clone(k))
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		if len(e.Links) == 0 && e.LineType == "" {
-			err = b.anis.Delete([]byte(ani))
-		} else {
-			err = put(b.anis, ani, e)
+		if s.sweptPage != nil {
+			s.sweptPage()
 		}
-		if err != nil {
+		if len(dead) > 0 {
+			err := s.update(func(tx *bolt.Tx) error {
+				b := sw.bucket(tx)
+				if b == nil {
+					return nil
+				}
+				for _, k := range dead {
+					v := b.Get(k)
+					if v == nil {
+						continue
+					}
+					if ok, err := sw.dead(k, v); err != nil || !ok {
+						if err != nil {
+							return err
+						}
+						continue
+					}
+					if err := sw.remove(tx, k, v); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		from = next
+	}
+}
+
+// expiredBy is a sweeper's test of an entry of type T whose expiry is
+// expires: dead when it is not after now.
+func expiredBy[T any](now time.Time, expires func(*T) time.Time) func(k, v []byte) (bool, error) {
+	return func(_, v []byte) (bool, error) {
+		var e T
+		if err := decode(v, &e); err != nil {
+			return false, err
+		}
+		return !expires(&e).After(now), nil
+	}
+}
+
+// deleteEntry deletes a dead entry of the bucket where is.
+func deleteEntry(where func(*bolt.Tx) *bolt.Bucket) func(tx *bolt.Tx, k, _ []byte) error {
+	return func(tx *bolt.Tx, k, _ []byte) error { return where(tx).Delete(k) }
+}
+
+func sweepTallies(b *bolt.Bucket, now time.Time) error {
+	oldest := []byte(storage.TallyHour(now.Add(-storage.TallyRetention)))
+	var old [][]byte
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && bytes.Compare(k, oldest) < 0; k, _ = c.Next() {
+		old = append(old, bytes.Clone(k))
+	}
+	for _, k := range old {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}
