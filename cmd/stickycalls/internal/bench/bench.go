@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "a run of about 45 seconds: 10k customers, 1-second phases")
 	customers := fs.String("customers", "", "store sizes to measure, comma-separated (default 10000,1000000; 10000 with --quick)")
+	stores := fs.String("stores", "", "stores to measure, comma-separated, from redis, cluster and bbolt (default all three)")
 	out := fs.String("out", "", "Markdown file to write the report into, between its bench markers")
 	role := fs.String("role", "", "internal: run as the bench's floor or server child")
 	if err := fs.Parse(args); err != nil {
@@ -91,6 +93,13 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		p.customers = sizes
 	}
+	if *stores != "" {
+		names, err := parseStores(*stores)
+		if err != nil {
+			return err
+		}
+		p.stores = names
+	}
 	sp := childproc.NewSpawner()
 	defer sp.Close()
 	launch, err := processLauncher(sp)
@@ -115,6 +124,21 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// parseStores reads --stores: the stores measured, in the bench's own
+// order whatever the flag's.
+func parseStores(s string) ([]string, error) {
+	all := fullPlan().stores
+	var names []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if !slices.Contains(all, f) {
+			return nil, fmt.Errorf("bench: --stores: %q is not one of %s", f, strings.Join(all, ", "))
+		}
+		names = append(names, f)
+	}
+	return slices.DeleteFunc(slices.Clone(all), func(st string) bool { return !slices.Contains(names, st) }), nil
 }
 
 func parseSizes(s string) ([]int, error) {

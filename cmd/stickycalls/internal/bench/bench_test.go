@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,16 @@ func TestBench(t *testing.T) {
 }
 
 // TestWriteReport keeps what surrounds the markers.
+func TestParseStores(t *testing.T) {
+	got, err := parseStores("bbolt, redis")
+	if err != nil || !slices.Equal(got, []string{"redis", "bbolt"}) {
+		t.Errorf(`parseStores("bbolt, redis") = %q, %v; want [redis bbolt] in the bench's order`, got, err)
+	}
+	if _, err := parseStores("redis,postgres"); err == nil || !strings.Contains(err.Error(), `"postgres"`) {
+		t.Errorf(`parseStores("redis,postgres") error %v, want one naming "postgres"`, err)
+	}
+}
+
 func TestWriteReport(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "PERFORMANCE.md")
 	if err := writeReport(path, "first\n"); err != nil {
