@@ -15,6 +15,7 @@ import (
 
 	"github.com/stickycalls/stickycalls/context/callapi"
 	"github.com/stickycalls/stickycalls/context/callcontext"
+	"github.com/stickycalls/stickycalls/context/identity"
 	"github.com/stickycalls/stickycalls/context/storage"
 	"github.com/stickycalls/stickycalls/context/storetest"
 )
@@ -195,6 +196,11 @@ func TestSweep(t *testing.T) {
 	// call's record (7 days) and key (1 day) have too, but not its customer;
 	// nothing of the third call has.
 	c.t = t0.Add(91 * day)
+	for e164, expires := range map[string]time.Time{"+14155550104": c.t.Add(-time.Second), "+14155550105": c.t.Add(day)} {
+		if err := s.CacheLineType(ctx, e164, identity.Mobile, expires); err != nil {
+			t.Fatalf("CacheLineType(%s) error %v", e164, err)
+		}
+	}
 	if err := s.Sweep(c.t); err != nil {
 		t.Fatalf("Sweep() error %v", err)
 	}
@@ -210,6 +216,13 @@ func TestSweep(t *testing.T) {
 		if diff := cmp.Diff(keys, keysOf(t, s, []byte(sub))); diff != "" {
 			t.Errorf("bucket %s after Sweep: diff (-want +got):\n%s", sub, diff)
 		}
+	}
+	var cached []string
+	s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLookup).ForEach(func(k, _ []byte) error { cached = append(cached, string(k)); return nil })
+	})
+	if !slices.Equal(cached, []string{"+14155550105"}) {
+		t.Errorf("cached line types after Sweep = %q, want the unexpired one only", cached)
 	}
 	after, err := svc.Customer(ctx, testScope, "cust_new")
 	if err != nil {

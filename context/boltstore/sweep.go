@@ -32,8 +32,14 @@ type sweeper struct {
 // Sweep deletes everything that expired before now, in every scope.
 func (s *Store) Sweep(now time.Time) error {
 	streams := func(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketStreams) }
-	if err := s.sweepBucket(sweeper{streams, expiredBy(now, func(l *streamLease) time.Time { return l.Expires }), deleteEntry(streams)}); err != nil {
-		return err
+	lookups := func(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketLookup) }
+	for _, sw := range []sweeper{
+		{streams, expiredBy(now, func(l *streamLease) time.Time { return l.Expires }), deleteEntry(streams)},
+		{lookups, expiredBy(now, func(e *lookupEntry) time.Time { return e.Expires }), deleteEntry(lookups)},
+	} {
+		if err := s.sweepBucket(sw); err != nil {
+			return err
+		}
 	}
 	var names [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
