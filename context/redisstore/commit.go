@@ -302,6 +302,18 @@ func (s *Store) Erase(ctx context.Context, sc callcontext.Scope, ref string) err
 	return fmt.Errorf("erase %q: %w", ref, storage.ErrVersion)
 }
 
+// filedCalls are the ids of the calls filed in a customer's "cs" field
+// (see fileCall in scripts.go): a line "<call id> <expiry>" each.
+func filedCalls(cs string) []string {
+	var ids []string
+	for line := range strings.Lines(cs) {
+		if id, _, ok := strings.Cut(line, " "); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error) {
 	h, err := s.rdb.HGetAll(ctx, n.customer(ref)).Result()
 	if err != nil {
@@ -321,9 +333,12 @@ func (s *Store) eraseOnce(ctx context.Context, n names, ref string) (bool, error
 		args = append(args, n.call(c.ID))
 	}
 	for f := range h {
-		if id, ok := strings.CutPrefix(f, "c:"); ok { // a call filed by its start
+		if id, ok := strings.CutPrefix(f, "c:"); ok { // a call an earlier version's start filed
 			args = append(args, n.call(id))
 		}
+	}
+	for _, id := range filedCalls(h["cs"]) {
+		args = append(args, n.call(id))
 	}
 	_, err = s.wave(ctx, "erase: index and calls", []run{{eraseCallsScript, []string{n.refCalls(ref)}, args}}, func(p redis.Pipeliner) {
 		unindex(ctx, p, n, ref, rec)

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -92,8 +93,8 @@ func usedMemory(t *testing.T, rdb *redis.Client) int64 {
 }
 
 // TestFiledCallsPruned checks that the calls a customer's starts file
-// under it do not pile up: a write of the customer drops those expired,
-// once there are many.
+// under it do not pile up: a start drops those expired once there are
+// many, and files a retried call once.
 func TestFiledCallsPruned(t *testing.T) {
 	for name, opts := range map[string]redisstore.Options{
 		"single":  {Addrs: []string{redistest.Single(t)}},
@@ -136,19 +137,31 @@ func testFiledCallsPruned(t *testing.T, s *redisstore.Store, rdb redis.Universal
 			t.Fatalf("end %s: %v", id, err)
 		}
 	}
-	start("p0")
-	end("p0")
+	id := func(i int) string { return fmt.Sprintf("CA%032x", i) } // as long as Twilio's
+	filed := func() []string {
+		var ids []string
+		for line := range strings.Lines(rdb.HGet(ctx, key, "cs").Val()) {
+			ids = append(ids, strings.Fields(line)[0])
+		}
+		return ids
+	}
+	start(id(0))
+	end(id(0))
 	for i := 1; i <= 50; i++ {
 		now = now.Add(time.Minute)
-		start(fmt.Sprintf("p%d", i))
+		start(id(i))
+		start(id(i)) // a retry files nothing more
 	}
-	if n := rdb.HLen(ctx, key).Val(); n < 50 {
-		t.Fatalf("customer hash after 50 starts: %d fields, want the calls filed", n)
+	if got := filed(); len(got) != 50 || got[0] != id(1) || got[49] != id(50) {
+		t.Fatalf("calls filed after 50 starts = %q, want the 50 calls once each", got)
 	}
 	now = now.Add(8 * 24 * time.Hour) // past the calls' retention
-	start("q")
-	end("q")
-	if n := rdb.HLen(ctx, key).Val(); n > 4 {
-		t.Errorf("customer hash after an end 8 days later: %d fields, want the expired calls dropped", n)
+	start(id(51))
+	end(id(51))
+	if got := filed(); !slices.Equal(got, []string{id(51)}) {
+		t.Errorf("calls filed after a start 8 days later = %q, want the expired ones dropped", got)
+	}
+	if n := rdb.HLen(ctx, key).Val(); n != 3 {
+		t.Errorf("customer hash: %d fields, want 3 (its version, its record and its calls)", n)
 	}
 }

@@ -16,8 +16,26 @@ local function extend(k, ms)
   if redis.call('PTTL', k) < tonumber(ms) then redis.call('PEXPIRE', k, ms) end
 end
 local function blank(v) return not v or v == '' end
--- prune drops from a customer's hash the calls filed under it that have
--- expired (their field's value is the call's expiry), once there are many.
+-- fileCall files call id, expiring at exp, under the customer k whose
+-- filed calls cs (or false) were read with it, for Erase: the field "cs"
+-- holds "<call id> <expiry in whole seconds>\n" for each, and drops those
+-- expired at now once it grows long (a field per call, as earlier
+-- versions filed them, took about twice the memory: see prune).
+local function fileCall(k, cs, id, exp, now)
+  cs = cs or ''
+  if string.find('\n'..cs, '\n'..id..' ', 1, true) then return end
+  if #cs > 2048 then
+    local kept, s = {}, string.sub(now, 1, 11)
+    for e, x in string.gmatch(cs, '([^\n]* (%d+)\n)') do
+      if after(x, s) then kept[#kept + 1] = e end
+    end
+    cs = table.concat(kept)
+  end
+  redis.call('HSET', k, 'cs', cs..id..' '..string.sub(exp, 1, 11)..'\n')
+end
+-- prune drops from a customer's hash the calls earlier versions filed
+-- under it, a field "c:<call id>" each, that have expired (the field's
+-- value is the call's expiry), once there are many.
 local function prune(k, now)
   if redis.call('HLEN', k) <= 40 then return end
   local f = redis.call('HGETALL', k)
@@ -187,20 +205,20 @@ for i = 6, #KEYS do
 end
 local recs, filed = {}, {}
 if KEYS[5] ~= '' then
-  local v = redis.call('HGET', KEYS[5], 'rec')
-  if v then filed[#filed + 1] = {KEYS[5], A[17]} end
+  local v = redis.call('HMGET', KEYS[5], 'rec', 'cs')
+  if v[1] then filed[#filed + 1] = {KEYS[5], A[17], v[2]} end
   recs[#recs + 1] = ''
-  recs[#recs + 1] = v or false
+  recs[#recs + 1] = v[1]
 end
 local most = tonumber(A[16])
 for i, ref in ipairs(refs) do
   if i > most then break end
   local k = A[12]..esc(ref)..A[13]
   if k ~= KEYS[5] then
-    local v = redis.call('HGET', k, 'rec')
-    if v then filed[#filed + 1] = {k, ref} end
+    local v = redis.call('HMGET', k, 'rec', 'cs')
+    if v[1] then filed[#filed + 1] = {k, ref, v[2]} end
     recs[#recs + 1] = ref
-    recs[#recs + 1] = v or false
+    recs[#recs + 1] = v[1]
   end
 end
 local fl = ''
@@ -209,7 +227,7 @@ local extra = {fl = fl..'|'}
 for i = 1, #ani, 2 do if ani[i] == 'ltk' then extra.lk = ani[i + 1] end end
 local res = claim(KEYS[1], KEYS[2], KEYS[3] ~= '' and KEYS[3] or nil, A, extra)
 if res[1] ~= 0 then return res end
-for _, f in ipairs(filed) do redis.call('HSET', f[1], 'c:'..A[14], A[15]) end
+for _, f in ipairs(filed) do fileCall(f[1], f[3], A[14], A[15], A[1]) end
 return {0, res[2], ani, owners, recs}
 `)
 
@@ -254,7 +272,7 @@ end
 // ARGV[9] is set and the keys of the revealed customers. ARGV: record
 // (packed), TTL, billable code ('b' or 'n'), tally field, tally TTL, call
 // id, its expiry, the revealed refs joined as "|a|b|", then the line type
-// or ”, its expiry, ltk and TTL.
+// or ”, its expiry, ltk and TTL, then the start's time.
 var saveStartScript = redis.NewScript(callPrelude + lineTypePrelude + `
 local call, A = KEYS[1], ARGV
 local old = unpackCall(redis.pcall('SET', call, A[1], 'XX', 'PX', A[2], 'GET'), call)
@@ -282,8 +300,9 @@ if A[9] ~= '' then
   i = 4
 end
 for ref in string.gmatch(A[8], '[^|]+') do
-  if file and KEYS[i] and redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('HSET', KEYS[i], 'c:'..A[6], A[7])
+  if file and KEYS[i] then
+    local h = redis.call('HMGET', KEYS[i], 'v', 'cs')
+    if h[1] then fileCall(KEYS[i], h[2], A[6], A[7], A[13]) end
   end
   i = i + 1
 end
@@ -292,9 +311,10 @@ return 1
 
 // fileCallScript files a call under a customer, if it exists (Cluster,
 // where the save's script cannot reach the customer's slot). KEYS: the
-// customer. ARGV: call id, its expiry.
-var fileCallScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'c:'..ARGV[1], ARGV[2]) end
+// customer. ARGV: call id, its expiry, the start's time.
+var fileCallScript = redis.NewScript(prelude + `
+local h = redis.call('HMGET', KEYS[1], 'v', 'cs')
+if h[1] then fileCall(KEYS[1], h[2], ARGV[1], ARGV[2], ARGV[3]) end
 return 1
 `)
 

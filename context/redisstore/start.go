@@ -104,7 +104,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st storage.
 	refs := revealedRefs(c)
 	keys := []string{n.call(c.ID), n.tallies(at)}
 	args := []any{packCall(h, startFields), ttl(c.Expires, c.Started), code, st.Tally.Field, storage.TallyRetention.Milliseconds(),
-		c.ID, ts(c.Expires), revealedField(refs), "", "", "", 0}
+		c.ID, ts(c.Expires), revealedField(refs), "", "", "", 0, ts(c.Started)}
 	var lt []any
 	if c.ANI != "" && st.LineType != "" && st.LineType != identity.Unknown {
 		until := c.Started.Add(st.LinkTTL)
@@ -126,7 +126,7 @@ func (s *Store) SaveStart(ctx context.Context, sc callcontext.Scope, st storage.
 		runs = append(runs, run{lineTypeScript, []string{n.ani(c.ANI)}, lt})
 	}
 	for _, ref := range refs {
-		runs = append(runs, run{fileCallScript, []string{n.customer(ref)}, []any{c.ID, ts(c.Expires)}})
+		runs = append(runs, run{fileCallScript, []string{n.customer(ref)}, []any{c.ID, ts(c.Expires), ts(c.Started)}})
 	}
 	_, err := s.wave(ctx, "save start", runs, nil)
 	return err
