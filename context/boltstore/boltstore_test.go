@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,6 +161,31 @@ func TestSweepInPages(t *testing.T) {
 	if want := 4 + 5; pages < want {
 		t.Errorf("the sweep read %d pages, want at least %d", pages, want)
 	}
+}
+
+// TestMapHeadroom checks that the file is mapped with room to grow to
+// 8 GiB before bbolt maps it anew (see initialMap).
+func TestMapHeadroom(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/self/maps")
+	}
+	s := openStore(t)
+	var addr uintptr
+	s.db.View(func(*bolt.Tx) error { addr = s.db.Info().Data; return nil })
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(maps)) {
+		var lo, hi uintptr
+		if _, err := fmt.Sscanf(line, "%x-%x", &lo, &hi); err == nil && lo == addr {
+			if hi-lo < 8<<30 {
+				t.Errorf("the file is mapped with %d MiB, want at least 8 GiB", (hi-lo)>>20)
+			}
+			return
+		}
+	}
+	t.Fatalf("no mapping at %#x in /proc/self/maps", addr)
 }
 
 func TestSweep(t *testing.T) {
