@@ -47,12 +47,12 @@ func (s *Store) Export(_ context.Context, sc callcontext.Scope, now time.Time, c
 }
 
 // RememberLineTypes stores remembered line types, as a start would, in
-// batches of seedBatch per transaction.
+// batches of seedBatch per transaction, shared with requests as Seed's are.
 func (s *Store) RememberLineTypes(_ context.Context, sc callcontext.Scope, lts []storage.RememberedLineType) error {
 	for len(lts) > 0 {
 		batch := lts[:min(len(lts), seedBatch)]
 		lts = lts[len(batch):]
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			b, err := writeScope(tx, sc)
 			if err != nil {
 				return err
