@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -98,6 +99,10 @@ func Open(path string, lockWait time.Duration, opts ...Option) (*Store, error) {
 		o(bo)
 	}
 	db, err := bolt.Open(path, 0o600, bo)
+	if err != nil && bo.InitialMmapSize > 0 && errors.Is(err, syscall.ENOMEM) {
+		bo.InitialMmapSize = 0 // no room for the headroom: map the file alone, as bbolt does by default
+		db, err = bolt.Open(path, 0o600, bo)
+	}
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 	}
@@ -124,25 +129,36 @@ func Open(path string, lockWait time.Duration, opts ...Option) (*Store, error) {
 }
 
 // initialMap is how much address space the file's map takes at first
-// (bbolt's InitialMmapSize, as etcd sets it): 8 GiB, or twice the file.
-// bbolt maps the file anew each time it outgrows its map, in 1 GiB steps
-// past the first; a remap waits for every read transaction (an export's
-// lasts as long as the export), holds every request meanwhile, and leaves
-// every page to fault in again. A store growing by 4 KiB a start (the
-// bench's, at a million customers) outgrows a step about every eight
-// minutes at 500 calls/s. The map is only
-// address space: pages take memory as they are read, whatever its size.
-// Not on Windows, where bbolt grows the file to its map, nor where
-// addresses are 32 bits.
+// (bbolt's InitialMmapSize, as etcd sets it): see mapSize. bbolt maps the
+// file anew each time it outgrows its map, in 1 GiB steps past the first;
+// a remap waits for every read transaction (an export's lasts as long as
+// the export), holds every request meanwhile, and leaves every page to
+// fault in again. A store growing by 4 KiB a start (the bench's, at a
+// million customers) outgrows a step about every eight minutes at 500
+// calls/s. The map is only address space: pages take memory as they are
+// read, whatever its size. Not on Windows, where bbolt grows the file to
+// its map, nor where addresses are 32 bits.
 func initialMap(path string) int {
 	if runtime.GOOS == "windows" || strconv.IntSize < 64 {
 		return 0
 	}
-	size := int64(8 << 30)
+	var file int64
 	if st, err := os.Stat(path); err == nil {
-		size = max(size, 2*st.Size())
+		file = st.Size()
 	}
-	return int(size)
+	return int(mapSize(file, addressLimit()))
+}
+
+// mapSize is the first map of a file of the given size in a process whose
+// address space is limited to limit bytes (0: no limit): 8 GiB or twice
+// the file, but at most a quarter of the limit, which the process needs
+// for everything else too (bbolt maps at least the file in any case).
+func mapSize(file, limit int64) int64 {
+	size := max(8<<30, 2*file)
+	if limit > 0 {
+		size = min(size, limit/4)
+	}
+	return size
 }
 
 // Close closes the file.
