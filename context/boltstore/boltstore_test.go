@@ -163,6 +163,22 @@ func TestSweepInPages(t *testing.T) {
 	}
 }
 
+// TestMapSize checks the first map's size: 8 GiB, twice a larger file,
+// and at most a quarter of an address-space limit (a host with
+// `ulimit -v` 6 GB could not open a store with an 8 GiB map).
+func TestMapSize(t *testing.T) {
+	for _, c := range []struct{ file, limit, want int64 }{
+		{0, 0, 8 << 30},
+		{6 << 30, 0, 12 << 30},
+		{0, 6_000_000 << 10, 1_536_000_000},
+		{1 << 30, 64 << 40, 8 << 30},
+	} {
+		if got := mapSize(c.file, c.limit); got != c.want {
+			t.Errorf("mapSize(%d, %d) = %d, want %d", c.file, c.limit, got, c.want)
+		}
+	}
+}
+
 // TestMapHeadroom checks that the file is mapped with room to grow to
 // 8 GiB before bbolt maps it anew (see initialMap).
 func TestMapHeadroom(t *testing.T) {
@@ -186,6 +202,40 @@ func TestMapHeadroom(t *testing.T) {
 		}
 	}
 	t.Fatalf("no mapping at %#x in /proc/self/maps", addr)
+}
+
+// TestSweepPastBadEntries checks that an entry the sweep cannot decode is
+// left alone and reported by its bucket, and that the sweep goes on with
+// the other entries, buckets and scopes.
+func TestSweepPastBadEntries(t *testing.T) {
+	s := openStore(t)
+	link := storage.Link{LastCall: t0, Expires: t0.Add(day)}
+	rec := storage.Record{Ref: "cust_1", Version: 1, Created: t0, FirstCall: t0, LastCall: t0,
+		ANIs: map[string]storage.Link{"+14155550101": link}, ExternalIDs: map[string]storage.Link{"crm:1": link}, Expires: t0.Add(day)}
+	if err := s.Seed(context.Background(), testScope, []storage.Record{rec}, t0); err != nil {
+		t.Fatalf("Seed() error %v", err)
+	}
+	// A line type remembered alone, swept by the ANIs' own sweep, after the calls'.
+	lt := storage.RememberedLineType{ANI: "+14155550102", LineType: identity.Mobile, Expires: t0.Add(day)}
+	if err := s.RememberLineTypes(context.Background(), testScope, []storage.RememberedLineType{lt}); err != nil {
+		t.Fatalf("RememberLineTypes() error %v", err)
+	}
+	err := s.update(func(tx *bolt.Tx) error {
+		b, _ := writeScope(tx, testScope)
+		return b.calls.Put([]byte("call_bad"), []byte{0xc1}) // never valid MessagePack
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Sweep(t0.Add(2 * day))
+	if err == nil || !strings.Contains(err.Error(), "sweep calls: 1 entries could not be decoded") || strings.Contains(err.Error(), "call_bad") {
+		t.Errorf("Sweep() error %v, want the calls bucket's bad entry counted, without its key", err)
+	}
+	for sub, want := range map[string][]string{"customers": nil, "owners": nil, "anis": nil, "calls": {"call_bad"}} {
+		if got := keysOf(t, s, []byte(sub)); !slices.Equal(got, want) {
+			t.Errorf("bucket %s after Sweep = %q, want %q", sub, got, want)
+		}
+	}
 }
 
 func TestSweep(t *testing.T) {

@@ -3,6 +3,8 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/stickycalls/stickycalls/context/storage"
@@ -20,26 +22,28 @@ import (
 // waits for at most one page's deletes.
 const sweepPage = 64
 
-// sweeper sweeps one kind of bucket: where it is in a transaction (nil
-// when it does not exist), whether an entry is dead, and how a dead entry
-// is deleted.
+// sweeper sweeps one kind of bucket: its name (for errors), where it is
+// in a transaction (nil when it does not exist), whether an entry is dead,
+// and how a dead entry is deleted.
 type sweeper struct {
+	name   string
 	bucket func(tx *bolt.Tx) *bolt.Bucket
 	dead   func(k, v []byte) (bool, error)
 	remove func(tx *bolt.Tx, k, v []byte) error
 }
 
-// Sweep deletes everything that expired before now, in every scope.
+// Sweep deletes everything that expired before now, in every scope. An
+// entry it cannot decode is left alone and reported, by its bucket only
+// (keys are phone numbers and call ids), and the sweep goes on.
 func (s *Store) Sweep(now time.Time) error {
+	var errs []error
 	streams := func(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketStreams) }
 	lookups := func(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(bucketLookup) }
 	for _, sw := range []sweeper{
-		{streams, expiredBy(now, func(l *streamLease) time.Time { return l.Expires }), deleteEntry(streams)},
-		{lookups, expiredBy(now, func(e *lookupEntry) time.Time { return e.Expires }), deleteEntry(lookups)},
+		{"streams", streams, expiredBy(now, func(l *streamLease) time.Time { return l.Expires }), deleteEntry(streams)},
+		{"lookup", lookups, expiredBy(now, func(e *lookupEntry) time.Time { return e.Expires }), deleteEntry(lookups)},
 	} {
-		if err := s.sweepBucket(sw); err != nil {
-			return err
-		}
+		errs = append(errs, s.sweepBucket(sw))
 	}
 	var names [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -49,14 +53,12 @@ func (s *Store) Sweep(now time.Time) error {
 		})
 	})
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
 	for _, name := range names {
-		if err := s.sweepScope(name, now); err != nil {
-			return err
-		}
+		errs = append(errs, s.sweepScope(name, now))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *Store) sweepScope(name []byte, now time.Time) error {
@@ -75,23 +77,42 @@ func (s *Store) sweepScope(name []byte, now time.Time) error {
 			return nil
 		}
 	}
-	err := s.update(func(tx *bolt.Tx) error { // hours past retention: a few keys, sorting before the oldest kept
+	// Hours past retention: a few keys, sorting before the oldest kept,
+	// deleted in a write only when there are some.
+	oldest := []byte(storage.TallyHour(now.Add(-storage.TallyRetention)))
+	old := func(tx *bolt.Tx) [][]byte {
 		b, ok := in(tx)
 		if !ok || b.tallies == nil {
 			return nil
 		}
-		return sweepTallies(b.tallies, now)
-	})
-	if err != nil {
-		return err
+		var keys [][]byte
+		c := b.tallies.Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k, oldest) < 0; k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return keys
 	}
+	var stale [][]byte
+	err := s.db.View(func(tx *bolt.Tx) error { stale = old(tx); return nil })
+	if err == nil && len(stale) > 0 {
+		err = s.update(func(tx *bolt.Tx) error {
+			for _, k := range old(tx) {
+				b, _ := in(tx)
+				if err := b.tallies.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	errs := []error{err}
 	customers := sub(func(b scope) *bolt.Bucket { return b.customers })
 	calls := sub(func(b scope) *bolt.Bucket { return b.calls })
 	idem := sub(func(b scope) *bolt.Bucket { return b.idem })
 	owners := sub(func(b scope) *bolt.Bucket { return b.owners })
 	anis := sub(func(b scope) *bolt.Bucket { return b.anis })
 	for _, sw := range []sweeper{
-		{customers, expiredBy(now, func(r *storage.Record) time.Time { return r.Expires }), func(tx *bolt.Tx, k, v []byte) error {
+		{"customers", customers, expiredBy(now, func(r *storage.Record) time.Time { return r.Expires }), func(tx *bolt.Tx, k, v []byte) error {
 			var r storage.Record
 			if err := decode(v, &r); err != nil {
 				return err
@@ -99,10 +120,10 @@ func (s *Store) sweepScope(name []byte, now time.Time) error {
 			b, _ := in(tx)
 			return deleteCustomer(b, string(k), r)
 		}},
-		{calls, expiredBy(now, func(c *storage.CallRecord) time.Time { return c.Expires }), deleteEntry(calls)},
-		{idem, expiredBy(now, func(r *idemRecord) time.Time { return r.Expires }), deleteEntry(idem)},
-		{owners, expiredBy(now, func(o *owner) time.Time { return o.Expires }), deleteEntry(owners)},
-		{anis, func(_, v []byte) (bool, error) {
+		{"calls", calls, expiredBy(now, func(c *storage.CallRecord) time.Time { return c.Expires }), deleteEntry(calls)},
+		{"idem", idem, expiredBy(now, func(r *idemRecord) time.Time { return r.Expires }), deleteEntry(idem)},
+		{"owners", owners, expiredBy(now, func(o *owner) time.Time { return o.Expires }), deleteEntry(owners)},
+		{"anis", anis, func(_, v []byte) (bool, error) {
 			var e aniEntry
 			if err := decode(v, &e); err != nil {
 				return false, err
@@ -121,16 +142,15 @@ func (s *Store) sweepScope(name []byte, now time.Time) error {
 			return put(b.anis, string(k), e)
 		}},
 	} {
-		if err := s.sweepBucket(sw); err != nil {
-			return err
-		}
+		errs = append(errs, s.sweepBucket(sw))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // sweepBucket sweeps one bucket, a page at a time (see sweepPage).
 func (s *Store) sweepBucket(sw sweeper) error {
 	var from []byte // the first key of the next page; nil before the first
+	undecodable := 0
 	for {
 		var dead [][]byte
 		next := []byte(nil)
@@ -152,7 +172,8 @@ func (s *Store) sweepBucket(sw sweeper) error {
 				n++
 				ok, err := sw.dead(k, v)
 				if err != nil {
-					return err
+					undecodable++
+					continue
 				}
 				if ok {
 					dead = append(dead, bytes.Clone(k))
@@ -178,9 +199,6 @@ func (s *Store) sweepBucket(sw sweeper) error {
 						continue
 					}
 					if ok, err := sw.dead(k, v); err != nil || !ok {
-						if err != nil {
-							return err
-						}
 						continue
 					}
 					if err := sw.remove(tx, k, v); err != nil {
@@ -194,6 +212,9 @@ func (s *Store) sweepBucket(sw sweeper) error {
 			}
 		}
 		if next == nil {
+			if undecodable > 0 {
+				return fmt.Errorf("sweep %s: %d entries could not be decoded and were left alone", sw.name, undecodable)
+			}
 			return nil
 		}
 		from = next
@@ -215,21 +236,6 @@ func expiredBy[T any](now time.Time, expires func(*T) time.Time) func(k, v []byt
 // deleteEntry deletes a dead entry of the bucket where is.
 func deleteEntry(where func(*bolt.Tx) *bolt.Bucket) func(tx *bolt.Tx, k, _ []byte) error {
 	return func(tx *bolt.Tx, k, _ []byte) error { return where(tx).Delete(k) }
-}
-
-func sweepTallies(b *bolt.Bucket, now time.Time) error {
-	oldest := []byte(storage.TallyHour(now.Add(-storage.TallyRetention)))
-	var old [][]byte
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && bytes.Compare(k, oldest) < 0; k, _ = c.Next() {
-		old = append(old, bytes.Clone(k))
-	}
-	for _, k := range old {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Run sweeps every interval until ctx is done.
