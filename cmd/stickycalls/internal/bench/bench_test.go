@@ -81,7 +81,8 @@ func TestBench(t *testing.T) {
 	}
 }
 
-// TestWriteReport keeps what surrounds the markers.
+// TestParseStores checks --stores: the stores in the bench's order, and
+// an unknown one named.
 func TestParseStores(t *testing.T) {
 	got, err := parseStores("bbolt, redis")
 	if err != nil || !slices.Equal(got, []string{"redis", "bbolt"}) {
@@ -92,6 +93,7 @@ func TestParseStores(t *testing.T) {
 	}
 }
 
+// TestWriteReport keeps what surrounds the markers.
 func TestWriteReport(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "PERFORMANCE.md")
 	if err := writeReport(path, "first\n"); err != nil {
