@@ -345,7 +345,7 @@ func TestRunSweepsUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
-		s.Run(ctx, time.Millisecond, func() time.Time { return t0.Add(8 * day) })
+		s.Run(ctx, time.Millisecond, func() time.Time { return t0.Add(8 * day) }, func(err error) { t.Errorf("sweep failed: %v", err) })
 		close(done)
 	}()
 	deadline := time.After(10 * time.Second)

@@ -238,8 +238,9 @@ func deleteEntry(where func(*bolt.Tx) *bolt.Bucket) func(tx *bolt.Tx, k, _ []byt
 	return func(tx *bolt.Tx, k, _ []byte) error { return where(tx).Delete(k) }
 }
 
-// Run sweeps every interval until ctx is done.
-func (s *Store) Run(ctx context.Context, interval time.Duration, now func() time.Time) {
+// Run sweeps every interval until ctx is done, telling failed what a
+// sweep could not do (it is tried again at the next interval).
+func (s *Store) Run(ctx context.Context, interval time.Duration, now func() time.Time, failed func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -247,7 +248,9 @@ func (s *Store) Run(ctx context.Context, interval time.Duration, now func() time
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = s.Sweep(now()) // a failed sweep is retried at the next tick
+			if err := s.Sweep(now()); err != nil {
+				failed(err)
+			}
 		}
 	}
 }

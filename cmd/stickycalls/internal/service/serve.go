@@ -65,7 +65,7 @@ func Serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	defer be.Close()
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background := make(chan struct{})
-	go func() { defer close(background); be.Run(bgCtx) }()
+	go func() { defer close(background); be.Run(bgCtx, logger) }()
 	defer func() { stopBackground(); <-background }()
 
 	reg := prometheus.NewRegistry()

@@ -29,7 +29,7 @@ type Backend struct {
 	// Collectors are the store's metrics.
 	Collectors []prometheus.Collector
 
-	run   func(ctx context.Context)
+	run   func(ctx context.Context, logger zerolog.Logger)
 	close func() error
 }
 
@@ -47,7 +47,11 @@ func OpenStore(ctx context.Context, cfg config.Config, lockWait time.Duration, o
 	}
 	return Backend{
 		Store: s, Limiter: ratelimit.NewMemory(), Name: "bbolt", close: s.Close,
-		run: func(ctx context.Context) { s.Run(ctx, cfg.SweepInterval, time.Now) },
+		run: func(ctx context.Context, logger zerolog.Logger) {
+			s.Run(ctx, cfg.SweepInterval, time.Now, func(err error) {
+				logger.Error().Err(err).Msg("sweeping expired data failed; the next sweep tries again")
+			})
+		},
 	}, nil
 }
 
@@ -75,8 +79,8 @@ func waitForStore(ctx context.Context, logger zerolog.Logger, cfg config.Config)
 }
 
 // Run does the store's background work (sweeping, heartbeats) until ctx is
-// done.
-func (b Backend) Run(ctx context.Context) { b.run(ctx) }
+// done, logging what fails.
+func (b Backend) Run(ctx context.Context, logger zerolog.Logger) { b.run(ctx, logger) }
 
 // Close closes the store.
 func (b Backend) Close() error { return b.close() }
@@ -125,7 +129,7 @@ func openRedis(ctx context.Context, cfg config.Config) (Backend, error) {
 	}, func() float64 { return float64(l.Instances()) })
 	return Backend{
 		Store: s, Limiter: l, Name: "redis", close: s.Close,
-		run:        func(ctx context.Context) { l.Heartbeat(ctx, 10*time.Second, time.Now) },
+		run:        func(ctx context.Context, _ zerolog.Logger) { l.Heartbeat(ctx, 10*time.Second, time.Now) },
 		Collectors: []prometheus.Collector{fallbacks, instances},
 	}, nil
 }
