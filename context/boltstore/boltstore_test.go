@@ -507,3 +507,26 @@ func TestForgetDead(t *testing.T) {
 		t.Errorf("flights after forgetting the dead = %v, want the twin alone", list)
 	}
 }
+
+// TestInBatches checks that an import's batches cover every item once, in
+// order, the first of minBatch and none past maxBatch.
+func TestInBatches(t *testing.T) {
+	s := openStore(t)
+	const n = 25_000
+	var got [][2]int
+	err := s.inBatches(n, func(tx *bolt.Tx, from, to int) error {
+		got = append(got, [2]int{from, to})
+		return tx.Bucket(bucketKeys).Put([]byte("batch"), []byte{byte(len(got))})
+	})
+	if err != nil {
+		t.Fatalf("inBatches() error %v", err)
+	}
+	if len(got) == 0 || got[0] != [2]int{0, minBatch} || got[len(got)-1][1] != n {
+		t.Fatalf("batches %v, want [0 %d] first and %d the last end", got, minBatch, n)
+	}
+	for i, b := range got {
+		if i > 0 && b[0] != got[i-1][1] || b[1]-b[0] > maxBatch || b[1]-b[0] < minBatch && b[1] != n {
+			t.Errorf("batch %d is %v after %v, want contiguous, %d to %d items", i, b, got[max(i-1, 0)], minBatch, maxBatch)
+		}
+	}
+}

@@ -47,26 +47,18 @@ func (s *Store) Export(_ context.Context, sc callcontext.Scope, now time.Time, c
 }
 
 // RememberLineTypes stores remembered line types, as a start would, in
-// batches of seedBatch per transaction, shared with requests as Seed's are.
+// batches shared with requests, as Seed's are.
 func (s *Store) RememberLineTypes(_ context.Context, sc callcontext.Scope, lts []storage.RememberedLineType) error {
-	for len(lts) > 0 {
-		batch := lts[:min(len(lts), seedBatch)]
-		lts = lts[len(batch):]
-		err := s.update(func(tx *bolt.Tx) error {
-			b, err := writeScope(tx, sc)
-			if err != nil {
-				return err
-			}
-			for _, lt := range batch {
-				if err := updateANI(b, lt.ANI, func(e *aniEntry) { e.LineType, e.LineTypeExpires = lt.LineType, lt.Expires }); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	return s.inBatches(len(lts), func(tx *bolt.Tx, from, to int) error {
+		b, err := writeScope(tx, sc)
 		if err != nil {
 			return err
 		}
-	}
-	return nil
+		for _, lt := range lts[from:to] {
+			if err := updateANI(b, lt.ANI, func(e *aniEntry) { e.LineType, e.LineTypeExpires = lt.LineType, lt.Expires }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
