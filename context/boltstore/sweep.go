@@ -96,8 +96,12 @@ func (s *Store) sweepScope(name []byte, now time.Time) error {
 	err := s.db.View(func(tx *bolt.Tx) error { stale = old(tx); return nil })
 	if err == nil && len(stale) > 0 {
 		err = s.update(func(tx *bolt.Tx) error {
-			for _, k := range old(tx) {
-				b, _ := in(tx)
+			keys := old(tx)
+			if len(keys) == 0 {
+				return nil
+			}
+			b, _ := in(tx)
+			for _, k := range keys {
 				if err := b.tallies.Delete(k); err != nil {
 					return err
 				}
